@@ -1,0 +1,61 @@
+"""The ``odwh`` command. Thin: each command parses options and calls the package."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="odwh: overdraft-risk data platform.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The embedded PostgreSQL warehouse.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (initialising it on first use) and print its URL."""
+    from odwh import warehouse
+
+    url = warehouse.ensure_running()
+    warehouse.migrate(url)
+    typer.echo(url)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    from odwh import warehouse
+
+    stopped = warehouse.embedded().stop()
+    typer.echo("stopped" if stopped else "not running")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the warehouse URL (WAREHOUSE_URL if set, else the embedded server's)."""
+    from odwh import warehouse
+
+    try:
+        typer.echo(warehouse.url())
+    except warehouse.WarehouseError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., help="Landing folder to write business-date folders into."),
+    start: str = typer.Option(..., help="First business date, YYYY-MM-DD."),
+    end: str = typer.Option(..., help="Last business date, YYYY-MM-DD."),
+    accounts: int = typer.Option(200, help="Number of overdraft accounts."),
+    seed: int = typer.Option(42, help="Random seed: the same seed writes the same extracts."),
+) -> None:
+    """Write core-banking extracts that follow the extract contract."""
+    from odwh import simulate as sim
+
+    sim.simulate(out, date.fromisoformat(start), date.fromisoformat(end), accounts=accounts, seed=seed)
+
+
+if __name__ == "__main__":
+    app()

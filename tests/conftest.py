@@ -1,0 +1,50 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one (never a mock, never SQLite).
+
+With ``WAREHOUSE_URL`` set, tests create throw-away databases on that server (the role needs CREATEDB);
+otherwise one embedded server is started for the session under a temporary ``ODWH_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from odwh import warehouse
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a running PostgreSQL server (its maintenance database)."""
+    if external := os.environ.get("WAREHOUSE_URL"):
+        yield external
+        return
+    server = warehouse.EmbeddedServer(tmp_path_factory.mktemp("odwh_home"))
+    server.start()
+    yield server.url("postgres")
+    server.stop()
+
+
+def _with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+@pytest.fixture
+def fresh_db(server_url: str) -> Iterator[str]:
+    """A new, migrated database for one test; dropped afterwards."""
+    name = f"odwh_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = _with_database(server_url, name)
+    warehouse.migrate(url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')

@@ -1,0 +1,48 @@
+"""The embedded warehouse and the schema migration, against a real server."""
+
+from __future__ import annotations
+
+import psycopg
+
+from odwh import contract, warehouse
+
+
+def test_embedded_server_starts_stops_and_survives_restart(tmp_path):
+    server = warehouse.EmbeddedServer(tmp_path / "home")
+    url = server.start()
+    assert url.startswith("postgresql://odwh:") and "@127.0.0.1:" in url
+    assert server.start() == url  # idempotent
+    with psycopg.connect(url) as conn:
+        assert conn.execute("show timezone").fetchone() == ("Asia/Phnom_Penh",)
+    assert server.stop() is True
+    assert not server.is_running()
+    assert server.stop() is False
+    assert server.start() == url  # same data directory, same URL
+    server.stop()
+    assert oct((tmp_path / "home" / "warehouse.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_migrate_creates_raw_tables_from_the_contract_and_is_idempotent(fresh_db):
+    warehouse.migrate(fresh_db)  # second run: nothing changes, nothing fails
+    with psycopg.connect(fresh_db) as conn:
+        for f in contract.FILES:
+            cols = [r[0] for r in conn.execute(
+                "select column_name from information_schema.columns where table_schema = 'raw' and table_name = %s"
+                " order by ordinal_position", (f.table,))]  # fmt: skip
+            expected = [c.name for c in f.columns if not c.pii] + ["_business_date", "_load_id", "_row_number"]
+            assert cols == expected, f.table
+
+
+def test_client_identifiers_are_kept_out_of_raw_and_pii_is_closed_to_public(fresh_db):
+    with psycopg.connect(fresh_db) as conn:
+        raw_cols = {r[0] for r in conn.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw'")}  # fmt: skip
+        assert not raw_cols & {"national_id", "phone"}
+        conn.execute("create role odwh_test_nobody nologin")
+        try:
+            allowed = conn.execute("select has_schema_privilege('odwh_test_nobody', 'pii', 'usage')").fetchone()
+            assert allowed == (False,)
+            allowed = conn.execute("select has_schema_privilege('pii_reader', 'pii', 'usage')").fetchone()
+            assert allowed == (True,)
+        finally:
+            conn.rollback()
