@@ -14,7 +14,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-
 from odwh import warehouse
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import psycopg
-
 from odwh import contract, warehouse
 
 
@@ -29,7 +28,11 @@ def test_migrate_creates_raw_tables_from_the_contract_and_is_idempotent(fresh_db
             cols = [r[0] for r in conn.execute(
                 "select column_name from information_schema.columns where table_schema = 'raw' and table_name = %s"
                 " order by ordinal_position", (f.table,))]  # fmt: skip
-            expected = [c.name for c in f.columns if not c.pii] + ["_business_date", "_load_id", "_row_number"]
+            expected = [c.name for c in f.columns if not c.pii] + [
+                "_business_date",
+                "_load_id",
+                "_row_number",
+            ]
             assert cols == expected, f.table
 
 
@@ -40,7 +43,9 @@ def test_client_identifiers_are_kept_out_of_raw_and_pii_is_closed_to_public(fres
         assert not raw_cols & {"national_id", "phone"}
         conn.execute("create role odwh_test_nobody nologin")
         try:
-            allowed = conn.execute("select has_schema_privilege('odwh_test_nobody', 'pii', 'usage')").fetchone()
+            allowed = conn.execute(
+                "select has_schema_privilege('odwh_test_nobody', 'pii', 'usage')"
+            ).fetchone()
             assert allowed == (False,)
             allowed = conn.execute("select has_schema_privilege('pii_reader', 'pii', 'usage')").fetchone()
             assert allowed == (True,)

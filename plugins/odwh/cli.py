@@ -57,5 +57,25 @@ def simulate(
     sim.simulate(out, date.fromisoformat(start), date.fromisoformat(end), accounts=accounts, seed=seed)
 
 
+@app.command()
+def run(
+    landing: str = typer.Option(..., help="Landing folder or URL (file://, sftp://, s3://) of business-date folders."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Airflow's own log lines."),
+) -> None:
+    """Run the Airflow DAGs in-process over every complete, not yet loaded business date, in date order."""
+    from odwh import runner
+
+    summary = runner.run(landing, verbose=verbose)
+    outcomes = summary.ingest.outcomes
+    loaded = sum(o.status == "loaded" for o in outcomes)
+    typer.echo(
+        f"odwh run: {loaded} of {len(outcomes)} pending date(s) loaded; "
+        + ", ".join(f"{dag} {state}" for dag, state in summary.dag_states.items())
+        + f" ({summary.seconds:.0f} s)"
+    )
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

