@@ -31,6 +31,15 @@ def db_stop() -> None:
     typer.echo("stopped" if stopped else "not running")
 
 
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or update odwh's schemas and tables in the warehouse (idempotent)."""
+    from odwh import warehouse
+
+    warehouse.migrate(warehouse.url())
+    typer.echo("warehouse schema is up to date")
+
+
 @db_app.command("url")
 def db_url() -> None:
     """Print the warehouse URL (WAREHOUSE_URL if set, else the embedded server's)."""
@@ -59,7 +68,9 @@ def simulate(
 
 @app.command()
 def run(
-    landing: str = typer.Option(..., help="Landing folder or URL (file://, sftp://, s3://) of business-date folders."),
+    landing: str = typer.Option(
+        ..., help="Landing folder or URL (file://, sftp://, s3://) of business-date folders."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Airflow's own log lines."),
 ) -> None:
     """Run the Airflow DAGs in-process over every complete, not yet loaded business date, in date order."""
