@@ -1,0 +1,19 @@
+with source as (
+    select * from {{ source('core_banking', 'od_transactions') }}
+),
+
+renamed as (
+    select
+        trim(txn_id) as txn_id,
+        trim(od_account_id) as od_account_id,
+        business_date,
+        trim(txn_type) as txn_type,
+        trim(direction) as direction,
+        amount,
+        trim(channel) as channel,
+        trim(reversed_txn_id) as reversed_txn_id,
+        _load_id
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,181 @@
+"""Running dbt programmatically (``dbtRunner``) against the warehouse, and the dbt sources kept from drifting.
+
+The dbt project lives in ``<project_dir>/dbt_project``; its ``profiles.yml`` reads only ``ODWH_PG_*``
+environment variables, which :func:`dbt_env` derives from a warehouse URL. dbt writes its target and logs
+under ``$ODWH_HOME/dbt`` (ignored by git), never into the checkout.
+
+``python -m odwh.transform`` rewrites ``models/staging/_core_banking__sources.yml`` from ``odwh.contract``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from odwh import contract, warehouse
+
+if TYPE_CHECKING:
+    from dbt.cli.main import dbtRunnerResult
+
+SOURCE_NAME = "core_banking"
+SOURCES_FILE = Path("models/staging/_core_banking__sources.yml")
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+RAW_METADATA_COLUMNS = (
+    (
+        "_business_date",
+        "date",
+        "Business date of the delivery folder the row was loaded from (snapshot as-of date).",
+    ),
+    ("_load_id", "bigint", "meta.loads.load_id of the load that wrote the row."),
+    ("_row_number", "integer", "1-based data line of the row in the delivered CSV file."),
+)
+
+
+class TransformError(RuntimeError):
+    """A dbt invocation failed; ``failed_nodes`` names the nodes that errored or failed."""
+
+    def __init__(self, message: str, failed_nodes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed_nodes = failed_nodes
+
+
+def dbt_project_dir() -> Path:
+    return warehouse.project_dir() / "dbt_project"
+
+
+def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
+    """The environment ``dbt_project/profiles.yml`` reads, for ``warehouse_url`` (default: the warehouse)."""
+    parts = warehouse.url_parts(warehouse_url)
+    env = {f"ODWH_PG_{key.upper()}": value for key, value in parts.items()}
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"  # no network: never try to phone home
+    return env
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_dbt(
+    args: list[str],
+    warehouse_url: str | None = None,
+    *,
+    project: Path | None = None,
+    work_dir: Path | None = None,
+    callbacks: list[Callable[[Any], None]] | None = None,
+) -> dbtRunnerResult:
+    """Invoke ``dbt <args>`` in-process against ``warehouse_url``; raise :class:`TransformError` on failure.
+
+    ``project`` defaults to the checkout's ``dbt_project``; ``work_dir`` (target and logs) to ``$ODWH_HOME/dbt``.
+    ``callbacks`` receive every dbt event (e.g. to collect deprecation warnings).
+    """
+    from dbt.cli.main import dbtRunner
+
+    project = project or dbt_project_dir()
+    work_dir = work_dir or warehouse.odwh_home() / "dbt"
+    paths = ["--project-dir", str(project), "--profiles-dir", str(project),
+             "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs")]  # fmt: skip
+    with _environment(dbt_env(warehouse_url)):
+        result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
+    if not result.success:
+        raise _failure(args, result)
+    return result
+
+
+def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
+    command = " ".join(args[:1]) or "dbt"
+    failed = tuple(
+        (r.node.unique_id, str(r.status), (r.message or "").strip())
+        for r in getattr(result.result, "results", None) or ()
+        if str(r.status) in FAILED_STATUSES
+    )
+    if failed:
+        lines = "\n".join(f"  {node} ({status}): {message}" for node, status, message in failed)
+        return TransformError(
+            f"dbt {command} failed for {len(failed)} node(s):\n{lines}", tuple(n for n, _, _ in failed)
+        )
+    return TransformError(f"dbt {command} failed: {result.exception or 'no result (see the dbt log)'}")
+
+
+def seed_and_build(warehouse_url: str | None = None, select: str | None = None, **kwargs: Any) -> None:
+    """Load the policy seeds, then build (run + test) the selected models (all when ``select`` is None)."""
+    run_dbt(["seed"], warehouse_url, **kwargs)
+    selection = ["--select", select] if select else []
+    run_dbt(["build", "--exclude-resource-type", "seed", *selection], warehouse_url, **kwargs)
+
+
+# --- sources from the contract ------------------------------------------------------------------------------
+
+
+def _key_tests(f: contract.ExtractFile) -> list[dict[str, Any]]:
+    per_date = ["_business_date", *(k for k in f.key if k != "_business_date")]
+    return [{"unique_combination_of_columns": {"arguments": {"combination_of_columns": per_date}}}]
+
+
+def _source_table(f: contract.ExtractFile) -> dict[str, Any]:
+    columns: list[dict[str, Any]] = []
+    for c in f.columns:
+        if c.pii:  # loaded into pii.<table>, never into raw
+            continue
+        column: dict[str, Any] = {"name": c.name, "data_type": c.pg_type}
+        if c.name in f.key:
+            column["data_tests"] = ["not_null"]
+        columns.append(column)
+    for name, pg_type, description in RAW_METADATA_COLUMNS:
+        column = {"name": name, "data_type": pg_type, "description": description}
+        if name == "_business_date":
+            column["data_tests"] = ["not_null"]
+        columns.append(column)
+    kind = "full state per business date" if f.kind == "snapshot" else "that business date's events"
+    return {
+        "name": f.table,
+        "description": f"{f.name} ({f.kind}: {kind}); key ({', '.join(f.key)}) per _business_date.",
+        "config": {"tags": ["raw_keys"]},
+        "data_tests": _key_tests(f),
+        "columns": columns,
+    }
+
+
+def sources_spec() -> dict[str, Any]:
+    """The dbt sources YAML (as data) for every ``raw`` table, generated from ``odwh.contract``."""
+    return {
+        "version": 2,
+        "sources": [
+            {
+                "name": SOURCE_NAME,
+                "description": "Core-banking extracts as loaded into raw (extract contract version "
+                f"{contract.EXTRACT_VERSION}); a re-delivered business date replaces all its rows.",
+                "schema": "raw",
+                "tables": [_source_table(f) for f in contract.FILES],
+            }
+        ],
+    }
+
+
+def render_sources_yaml() -> str:
+    import yaml  # type: ignore[import-untyped]
+
+    header = "# Generated from odwh.contract by `python -m odwh.transform`; do not edit by hand.\n"
+    return header + yaml.safe_dump(sources_spec(), sort_keys=False, width=110, allow_unicode=True)
+
+
+def write_sources_yaml(project: Path | None = None) -> Path:
+    path = (project or dbt_project_dir()) / SOURCES_FILE
+    path.write_text(render_sources_yaml(), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write_sources_yaml())
