@@ -1,0 +1,197 @@
+"""The dbt project and odwh.transform, against a real PostgreSQL (seeds, sources, staging, policy parameters)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from odwh import contract, transform
+
+STAGING = transform.dbt_project_dir() / "models" / "staging"
+NO_SERVER_URL = "postgresql://nobody:secret@127.0.0.1:9/none"  # parse and compile never connect
+
+
+def _columns(url: str, schema: str) -> dict[str, dict[str, str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select table_name, column_name, data_type from information_schema.columns"
+            " where table_schema = %s order by table_name, ordinal_position",
+            (schema,),
+        ).fetchall()
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        tables.setdefault(table, {})[column] = data_type
+    return tables
+
+
+def _staging_columns(f: contract.ExtractFile) -> list[str]:
+    """What a staging model must expose: contract columns (no PII), business_date, _load_id."""
+    columns = [c.name for c in f.columns if not c.pii]
+    return [*columns, *([] if "business_date" in columns else ["business_date"]), "_load_id"]
+
+
+def _copy_project(tmp_path: Path) -> Path:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(transform.dbt_project_dir(), project, ignore=shutil.ignore_patterns("target", "logs"))
+    return project
+
+
+def test_sources_match_contract():
+    committed = yaml.safe_load((transform.dbt_project_dir() / transform.SOURCES_FILE).read_text())
+    assert committed == transform.sources_spec(), "run `python -m odwh.transform` to regenerate the sources"
+    tables = {t["name"]: t for t in committed["sources"][0]["tables"]}
+    assert set(tables) == {f.table for f in contract.FILES}
+    customers = [c["name"] for c in tables["customers"]["columns"]]
+    assert "national_id" not in customers and "phone" not in customers
+
+
+def test_staging_yaml_documents_every_contract_column():
+    documented = {
+        m["name"]: m for m in yaml.safe_load((STAGING / "_staging__models.yml").read_text())["models"]
+    }
+    for f in contract.FILES:
+        model = documented[f"stg_core_banking__{f.table}"]
+        assert [c["name"] for c in model["columns"]] == _staging_columns(f), f.table
+        assert all(c.get("description") for c in model["columns"]), f.table
+        assert (STAGING / f"stg_core_banking__{f.table}.sql").exists()
+
+
+def test_dbt_env_reads_the_warehouse_url():
+    env = transform.dbt_env("postgresql://odwh:p%40ss@db.example:6543/wh")
+    assert {k: env[k] for k in env if k.startswith("ODWH_PG_")} == {
+        "ODWH_PG_HOST": "db.example",
+        "ODWH_PG_PORT": "6543",
+        "ODWH_PG_USER": "odwh",
+        "ODWH_PG_PASSWORD": "p@ss",
+        "ODWH_PG_DBNAME": "wh",
+    }
+
+
+def _deprecations_on_parse(project: Path, work_dir: Path) -> list[str]:
+    events: list[str] = []
+    result = transform.run_dbt(
+        ["parse"],
+        NO_SERVER_URL,
+        project=project,
+        work_dir=work_dir,
+        callbacks=[lambda e: events.append(e.info.name)],
+    )
+    assert result.success and "AdapterRegistered" in events  # the callback really saw the parse
+    return [e for e in events if "Deprecation" in e]
+
+
+def test_parse_has_no_deprecation_warnings(tmp_path):
+    assert _deprecations_on_parse(transform.dbt_project_dir(), tmp_path / "work") == []
+    assert os.environ.get("ODWH_PG_PASSWORD") != "secret"  # run_dbt restores the environment
+
+    # the same check catches a pre-1.11 construct (generic test arguments outside `arguments:`)
+    project = _copy_project(tmp_path)
+    (project / "models" / "intermediate" / "int_old_style.sql").write_text("select 'SHORT' as term_class\n")
+    (project / "models" / "intermediate" / "_old_style.yml").write_text(
+        "version: 2\nmodels:\n  - name: int_old_style\n    columns:\n      - name: term_class\n"
+        "        data_tests:\n          - accepted_values:\n              values: [SHORT, LONG]\n"
+    )
+    assert _deprecations_on_parse(project, tmp_path / "work_old") != []
+
+
+def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
+    transform.seed_and_build(fresh_db, work_dir=tmp_path)
+
+    staging = _columns(fresh_db, "staging")
+    for f in contract.FILES:
+        assert list(staging[f"stg_core_banking__{f.table}"]) == _staging_columns(f), f.table
+    with psycopg.connect(fresh_db) as conn:
+        views = {
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.views where table_schema = 'staging'"
+            )
+        }
+        assert views == {f"stg_core_banking__{f.table}" for f in contract.FILES}
+        parameters = conn.execute(
+            "select count(*), count(distinct parameter_name) from policy.policy_parameters"
+        ).fetchone()
+        assert parameters is not None and parameters[0] == parameters[1] >= 25
+
+    policy = _columns(fresh_db, "policy")
+    assert policy["policy_parameters"]["value"] == "numeric"
+    assert policy["policy_parameters"]["effective_from"] == "date"
+    assert policy["nbc_grading_rules"]["provision_rate"] == "numeric"
+    assert policy["nbc_grading_rules"]["max_dpd"] == "integer"
+    assert not [
+        (t, c) for t, cols in policy.items() for c, typ in cols.items() if typ in ("double precision", "real")
+    ]
+    assert set(_columns(fresh_db, "intermediate")) >= {
+        "int_policy__parameter_versions",
+        "int_policy__nbc_grading_rule_versions",
+    }
+
+
+def test_policy_param_resolves_the_version_in_force_on_a_date(fresh_db, tmp_path):
+    transform.run_dbt(["seed"], fresh_db, work_dir=tmp_path)
+    with psycopg.connect(fresh_db) as conn:  # the board shortens the window from 2027: a new row, no rewrite
+        conn.execute(
+            "insert into policy.policy_parameters (parameter_name, value, unit, effective_from, source)"
+            " values ('stagnation_window_days', 45, 'days', '2027-01-01', 'board minute (test)')"
+        )
+        conn.commit()
+    transform.run_dbt(["run", "--select", "int_policy__parameter_versions"], fresh_db, work_dir=tmp_path)
+
+    def compiled(sql: str) -> str:
+        result = transform.run_dbt(["compile", "--inline", sql], fresh_db, work_dir=tmp_path)
+        return result.result.results[0].node.compiled_code
+
+    query = compiled(
+        "select {{ policy_param('stagnation_window_days', \"date '2026-12-31'\") }} as before_change,"
+        " {{ policy_param('stagnation_window_days', 'd') }} as after_change,"
+        " {{ policy_param_version('stagnation_window_days', 'd') }} as version,"
+        " {{ policy_param_text('day_count_convention', 'd') }} as convention"
+        " from (select date '2027-01-01' as d) as days"
+    )
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute(query).fetchone() == (
+            Decimal("60"),
+            Decimal("45"),
+            "stagnation_window_days@2027-01-01",
+            "30E/360",
+        )
+        assert conn.execute(
+            "select effective_to from intermediate.int_policy__parameter_versions"
+            " where parameter_version = 'stagnation_window_days@2019-01-01'"
+        ).fetchone() == (date(2027, 1, 1),)
+
+    missing = compiled("select {{ policy_param('no_such_parameter', \"date '2026-01-01'\") }}")
+    too_early = compiled("select {{ policy_param('stagnation_window_days', \"date '2018-12-31'\") }}")
+    with psycopg.connect(fresh_db) as conn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="no_such_parameter: 0 versions"):
+            conn.execute(missing)
+        conn.rollback()
+        with pytest.raises(
+            psycopg.errors.InvalidTextRepresentation, match="0 versions in force on 2018-12-31"
+        ):
+            conn.execute(too_early)
+
+
+def test_run_dbt_raises_transform_error_naming_the_failed_node(fresh_db, tmp_path):
+    project = _copy_project(tmp_path)
+    (project / "models" / "intermediate" / "int_broken__division.sql").write_text("select 1 / 0 as boom\n")
+
+    with pytest.raises(transform.TransformError, match="division by zero") as raised:
+        transform.run_dbt(
+            ["run", "--select", "int_broken__division"], fresh_db, project=project, work_dir=tmp_path / "work"
+        )
+    assert raised.value.failed_nodes == ("model.odwh.int_broken__division",)
+    assert "model.odwh.int_broken__division" in str(raised.value)
+
+
+def test_run_dbt_raises_transform_error_when_dbt_cannot_start(tmp_path: Path):
+    project = _copy_project(tmp_path)
+    (project / "models" / "staging" / "_broken.yml").write_text("version: 2\nmodels: [ {name: \n")
+    with pytest.raises(transform.TransformError, match="dbt parse failed"):
+        transform.run_dbt(["parse"], NO_SERVER_URL, project=project, work_dir=tmp_path / "work")
