@@ -109,10 +109,16 @@ def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
     return TransformError(f"dbt {command} failed: {result.exception or 'no result (see the dbt log)'}")
 
 
-def seed_and_build(warehouse_url: str | None = None, select: str | None = None, **kwargs: Any) -> None:
-    """Load the policy seeds, then build (run + test) the selected models (all when ``select`` is None)."""
+def seed_and_build(
+    warehouse_url: str | None = None, select: str | None = None, exclude: str | None = None, **kwargs: Any
+) -> None:
+    """Load the policy seeds, then build (run + test) the selected models (all when ``select`` is None).
+
+    The raw key tests (tag ``raw_keys``) scan every loaded date; a daily run can pass ``exclude="tag:raw_keys"``.
+    ``kwargs`` go to :func:`run_dbt` (``project``, ``work_dir``, ``callbacks``).
+    """
     run_dbt(["seed"], warehouse_url, **kwargs)
-    selection = ["--select", select] if select else []
+    selection = [*(["--select", select] if select else []), *(["--exclude", exclude] if exclude else [])]
     run_dbt(["build", "--exclude-resource-type", "seed", *selection], warehouse_url, **kwargs)
 
 
