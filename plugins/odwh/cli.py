@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from odwh.runner import RunSummary
 
 app = typer.Typer(help="odwh: overdraft-risk data platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The embedded PostgreSQL warehouse.", no_args_is_help=True)
@@ -76,7 +80,35 @@ def run(
     """Run the Airflow DAGs in-process over every complete, not yet loaded business date, in date order."""
     from odwh import runner
 
-    summary = runner.run(landing, verbose=verbose)
+    _report(runner.run(landing, verbose=verbose))
+
+
+@app.command()
+def demo(
+    accounts: int = typer.Option(300, help="Overdraft accounts to simulate."),
+    seed: int = typer.Option(42, help="Random seed."),
+) -> None:
+    """Simulate the last 12 full months, run the DAGs over them and say where everything is."""
+    from odwh import runner, warehouse
+
+    summary = runner.demo(accounts=accounts, seed=seed)
+    _report(summary, exit_on_failure=False)
+    home = warehouse.project_dir()
+    typer.echo(
+        f"""
+Where to look:
+  warehouse      {warehouse.url()}   (psql it; schemas raw, staging, intermediate, marts, meta)
+  load records   table meta.loads (one row per delivery loaded)
+  extracts       {home / "landing"}   (one folder per business date, _manifest.json last)
+  archive        {warehouse.odwh_home() / "archive"}
+  Airflow        {home / ".airflow"}   (metadata DB and task logs)
+  reports        {home / "reports"}"""
+    )
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _report(summary: RunSummary, *, exit_on_failure: bool = True) -> None:
     outcomes = summary.ingest.outcomes
     loaded = sum(o.status == "loaded" for o in outcomes)
     typer.echo(
@@ -84,7 +116,7 @@ def run(
         + ", ".join(f"{dag} {state}" for dag, state in summary.dag_states.items())
         + f" ({summary.seconds:.0f} s)"
     )
-    if not summary.ok:
+    if exit_on_failure and not summary.ok:
         raise typer.Exit(1)
 
 

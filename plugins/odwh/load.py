@@ -150,11 +150,11 @@ def _insert_typed(
     row_number: bool = True,
 ) -> int:
     """Cast the staged text into the typed table; the contract's empty field is null."""
-    targets = [sql.Identifier(c.name) for c in cols] + [
-        sql.Identifier("_business_date"),
-        sql.Identifier("_load_id"),
+    targets: list[sql.Composable] = [sql.Identifier(c.name) for c in cols]
+    targets += [sql.Identifier("_business_date"), sql.Identifier("_load_id")]
+    values: list[sql.Composable] = [
+        sql.SQL("nullif({}, '')::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in cols
     ]
-    values = [sql.SQL("nullif({}, '')::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in cols]
     values += [sql.Literal(d), sql.Literal(load_id)]
     if row_number:
         targets.append(sql.Identifier("_row_number"))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from odwh import pipeline, warehouse
 
@@ -39,7 +41,7 @@ def _prepare_airflow(warehouse_url: str, verbose: bool) -> None:
     db.upgradedb()  # creates the SQLite metadata database on first use; a no-op afterwards
 
 
-def load_dag(dag_id: str):  # type: ignore[no-untyped-def]
+def load_dag(dag_id: str) -> Any:
     """A DAG from the project's DAGs folder (``dag.test`` needs one the DagBag serialised)."""
     from airflow.models.dagbag import DagBag
 
@@ -75,7 +77,28 @@ def run(landing: str, *, verbose: bool = False) -> RunSummary:
     return summary
 
 
-def _ingest_report_of(dag_run) -> pipeline.IngestReport:  # type: ignore[no-untyped-def]
+def _ingest_report_of(dag_run: Any) -> pipeline.IngestReport:
     ti = dag_run.get_task_instance("check_and_load")
     data = ti.xcom_pull(task_ids="check_and_load") if ti is not None else None
     return pipeline.IngestReport.from_json(data) if data else pipeline.IngestReport()
+
+
+def last_full_months(today: date, months: int = 12) -> tuple[date, date]:
+    """First and last day of the ``months`` full calendar months before ``today``'s month."""
+    end = today.replace(day=1) - timedelta(days=1)
+    start_month = (end.year * 12 + end.month - 1) - (months - 1)
+    return date(start_month // 12, start_month % 12 + 1, 1), end
+
+
+def demo(*, accounts: int, seed: int = 42, months: int = 12) -> RunSummary:
+    """``make demo``: simulate the last full months into ``landing/`` and run the DAGs over them."""
+    from odwh import simulate
+
+    landing = warehouse.project_dir() / "landing"
+    start, end = last_full_months(date.today(), months)
+    print(
+        f"odwh demo: simulating {accounts} overdraft accounts from {start} to {end} into {landing}",
+        flush=True,
+    )
+    simulate.simulate(landing, start, end, accounts=accounts, seed=seed)
+    return run(str(landing))

@@ -317,8 +317,8 @@ def migrate(warehouse_url: str | None = None) -> None:
             conn.execute(f"create schema if not exists {schema}")
         conn.execute(META_DDL)
         for f in contract.FILES:
-            conn.execute(raw_table_ddl(f))  # type: ignore[arg-type]
+            conn.execute(raw_table_ddl(f))
             if has_pii(f):
-                conn.execute(pii_table_ddl(f))  # type: ignore[arg-type]
+                conn.execute(pii_table_ddl(f))
         conn.execute(ROLES_DDL)
         conn.commit()
