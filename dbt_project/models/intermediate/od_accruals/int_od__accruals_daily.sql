@@ -1,0 +1,117 @@
+-- Daily accruals of every position (rulebook B and C), unrounded (scale 20, never below 10):
+--   interest          = P x monthly_interest_rate / days_per_month x w(d)            every day P > 0
+--   unutilized fee    = max(L - P, 0) x unutilized_fee_rate_annual / days_per_year x w(d)  only while active
+--   excess fee        = max(P - L, 0) x excess_fee_rate_monthly / days_per_month x w(d)
+-- The rates are the account's contractual rates (od_accounts snapshot of the day); the convention and the
+-- divisors (interest_days_per_month = 30, interest_days_per_year = 360) are policy parameters in force on
+-- the day, resolved once per distinct date. 30E/360 weight, with p = interest_days_per_month: days after
+-- the p-th weigh 0 (day 31), the last day of a month shorter than p weighs p + 1 - days_in_month (28 Feb:
+-- 3, 29 Feb: 2), every other day 1. ACT/360: every day 1.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['business_date'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['od_account_id', 'business_date'], 'unique': true},
+        {'columns': ['business_date']},
+        {'columns': ['load_id']},
+    ],
+) }}
+
+{%- set from_date = none -%}
+{%- if is_incremental() -%}
+    {%- set newest_load_sql -%}
+        select coalesce(min(business_date), 'infinity'::date)::text
+        from {{ ref('int_od__positions_daily') }}
+        where load_id > (select coalesce(max(load_id), 0) from {{ this }})
+    {%- endset -%}
+    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
+{%- endif %}
+
+with positions as (
+    select * from {{ ref('int_od__positions_daily') }}
+    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+),
+
+parameters as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name in ('day_count_convention', 'interest_days_per_month', 'interest_days_per_year')
+),
+
+dates as (
+    select distinct business_date from positions
+),
+
+-- one row per date: the parameters in force (a missing parameter fails the query, never yields null)
+day_count as (
+    select
+        d.business_date,
+        coalesce(
+            conv.value_text,
+            ('policy parameter day_count_convention: 0 versions in force on ' || d.business_date)::text::int::text
+        ) as convention,
+        coalesce(
+            per_month.value,
+            ('policy parameter interest_days_per_month: 0 versions in force on ' || d.business_date)::numeric
+        ) as days_per_month,
+        coalesce(
+            per_year.value,
+            ('policy parameter interest_days_per_year: 0 versions in force on ' || d.business_date)::numeric
+        ) as days_per_year,
+        conv.parameter_version,
+        extract(day from d.business_date)::int as day_of_month,
+        extract(day from date_trunc('month', d.business_date) + interval '1 month - 1 day')::int
+            as days_in_month
+    from dates as d
+    left join parameters as conv
+        on conv.parameter_name = 'day_count_convention'
+        and d.business_date >= conv.effective_from and d.business_date < conv.effective_to
+    left join parameters as per_month
+        on per_month.parameter_name = 'interest_days_per_month'
+        and d.business_date >= per_month.effective_from and d.business_date < per_month.effective_to
+    left join parameters as per_year
+        on per_year.parameter_name = 'interest_days_per_year'
+        and d.business_date >= per_year.effective_from and d.business_date < per_year.effective_to
+),
+
+weights as (
+    select
+        business_date,
+        days_per_month,
+        days_per_year,
+        parameter_version,
+        case
+            when convention = 'ACT/360' then 1
+            when convention = '30E/360' then
+                case
+                    when day_of_month > days_per_month then 0
+                    when day_of_month = days_in_month and days_in_month < days_per_month
+                        then days_per_month + 1 - days_in_month
+                    else 1
+                end
+            else ('unknown day_count_convention ' || convention || ' on ' || business_date)::int
+        end::numeric as day_weight
+    from day_count
+)
+
+select
+    p.od_account_id,
+    p.business_date,
+    p.currency,
+    w.day_weight,
+    -- multiply first (exact), cast to scale 20, divide once: the quotient keeps 20 decimals
+    (p.principal_outstanding * p.monthly_interest_rate * w.day_weight)::numeric(38, 20)
+    / w.days_per_month as interest_accrued,
+    case
+        when p.is_active
+            then (p.unutilized_amount * p.unutilized_fee_rate_annual * w.day_weight)::numeric(38, 20)
+            / w.days_per_year
+        else 0
+    end as unutilized_fee_accrued,
+    (p.excess_amount * p.excess_fee_rate_monthly * w.day_weight)::numeric(38, 20)
+    / w.days_per_month as excess_fee_accrued,
+    w.parameter_version,
+    p.load_id
+from positions as p
+inner join weights as w on p.business_date = w.business_date
