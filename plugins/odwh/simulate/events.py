@@ -1,0 +1,209 @@
+"""Daily event files besides OD transactions: agent liquidity, loan applications, PPI waves, complaints."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+
+import numpy as np
+
+from odwh.contract import ACTIVITIES, EXCLUDED_ACTIVITIES
+from odwh.simulate.customers import AGENT, RETAIL, Customers
+from odwh.simulate.loans import L_ACTIVE, LoanBook, LoanSizer, activities_for, products_for
+from odwh.simulate.money import CURRENCY_CODES, KHR, FxWalk, fmt_minor, in_cents
+from odwh.simulate.od import iso, pick_exact
+from odwh.simulate.rates import Rates
+
+ES_THRESHOLD_KHR = 40_000_000  # business loans of KHR 40,000,000 (USD 10,000) or more are screened
+ES_THRESHOLD_USD = 10_000
+ES_RISKS = ("LOW", "MEDIUM", "HIGH")
+COMPLAINT_CHANNELS = ("HOTLINE", "BRANCH", "FACEBOOK", "TELEGRAM", "LETTER")
+COMPLAINT_CATEGORIES = (
+    "INTEREST_AND_FEES", "STAFF_CONDUCT", "SERVICE_QUALITY", "DEBT_COLLECTION", "PRODUCT_INFORMATION",
+    "DATA_PRIVACY", "OVER_INDEBTEDNESS",
+)  # fmt: skip
+PPI_DELIVERY = (6, 15)  # a wave (March-May of an odd year) is delivered in one batch on 15 June
+PPI_WAVES_BACKFILLED = 2  # waves delivered before the run are delivered again on its first day
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def poverty_likelihood(score: int) -> str:
+    """A PPI-style look-up table: the likelihood of living below the national poverty line, by score."""
+    return f"{1 / (1 + math.exp((score - 30) / 6.5)):.4f}"
+
+
+class SocialEvents:
+    def __init__(
+        self, rng: np.random.Generator, customers: Customers, n_od: int, loans: LoanBook, sizer: LoanSizer,
+        first: date, fx: FxWalk, rates: Rates,
+    ) -> None:  # fmt: skip
+        self.customers, self.n_od, self.loans, self.sizer, self.rates, self.first = (
+            customers, n_od, loans, sizer, rates, first,
+        )  # fmt: skip
+        self.agents = np.flatnonzero(customers.ctype == AGENT)
+        low = pick_exact(rng, np.ones(len(self.agents), dtype=bool), rates.agent_low_liquidity_share)
+        self.low_liquidity = self.agents[low]
+        self.liquidity_base = np.where(
+            low, rng.uniform(1000, 2800, len(self.agents)), rng.uniform(3500, 12_000, len(self.agents))
+        )
+        self.counts: Counter[str] = Counter()
+        self._complaints_due: defaultdict[int, list[str]] = defaultdict(list)
+        self._next_application = self._next_complaint = 1
+        self._applications_per_day = self._application_rate(loans, fx)
+
+    def _application_rate(self, loans: LoanBook, fx: FxWalk) -> float:
+        """Enough approved applications to replace what the book repays, so its size stays level."""
+        active = loans.status == L_ACTIVE
+        repaid_usd_daily = (
+            float((loans.instalment[active] * fx.usd_per_minor()[loans.cur[active]]).sum()) / 30.4
+        )
+        return repaid_usd_daily / self.sizer.mean_usd / (1 - self.rates.application_reject_share)
+
+    # ------------------------------------------------------------------------------------------- liquidity
+    def liquidity(self, rng: np.random.Generator, business_date: str) -> tuple[str, int, int]:
+        """One row per agent per day: the agent's e-money and cash float, in USD cents."""
+        cents = np.round(
+            self.liquidity_base * np.clip(1 + rng.normal(0, 0.2, len(self.agents)), 0.2, 2) * 100
+        )
+        values = cents.astype(np.int64).tolist()
+        ids = self.customers.ids
+        body = "".join(
+            f"{ids[c]},{business_date},{v // 100}.{v % 100:02d}\n"
+            for c, v in zip(self.agents.tolist(), values, strict=True)
+        )
+        return body, len(values), int(sum(values))
+
+    # ---------------------------------------------------------------------------------------- applications
+    def _steer(self, od_usd: float, fx: FxWalk) -> float:
+        """Lend more when the OD share is above target, less when below: the share stays near the cap."""
+        loans_usd = self.loans.outstanding_usd(fx)
+        if od_usd <= 0 or loans_usd <= 0:
+            return 1.0
+        share = od_usd / (od_usd + loans_usd)
+        return float(np.clip((share / self.rates.od_share_target) ** 6, 0.1, 6.0))
+
+    def applications(
+        self, d: date, rng: np.random.Generator, fx: FxWalk, od_usd: float
+    ) -> tuple[str, int, int]:
+        """Applications decided today (delivered once, on the decision day); approved ones become loans."""
+        r = self.rates
+        k = int(rng.poisson(self._applications_per_day * self._steer(od_usd, fx)))
+        if k == 0:
+            return "", 0, 0
+        n_customers = self.customers.n
+        od_holder = rng.random(k) < r.od_customer_loan_share
+        cust = np.where(
+            od_holder | (n_customers == self.n_od),
+            rng.integers(0, self.n_od, k),
+            rng.integers(self.n_od, max(n_customers, self.n_od + 1), k),
+        ).astype(np.int64)
+        cust = np.minimum(cust, n_customers - 1)
+        ctype = self.customers.ctype[cust]
+        cur = LoanSizer.currencies(rng, k)
+        usd = self.sizer.usd(rng, k)
+        amount = LoanSizer.to_minor(usd, cur, fx)
+        amount_usd = amount * fx.usd_per_minor()[cur]
+        product = products_for(rng, ctype)
+        activity = activities_for(rng, product)
+        u = rng.random((10, k))
+        excluded = u[0] < r.excluded_activity_share
+        excluded_code = rng.integers(0, len(EXCLUDED_ACTIVITIES), k)
+        approved = u[1] >= r.application_reject_share
+        business = (ctype != RETAIL) | (u[2] < 0.7)
+        required = business & np.where(cur == KHR, amount >= ES_THRESHOLD_KHR, amount_usd >= ES_THRESHOLD_USD)
+        screened = np.where(required, u[3] >= r.es_unscreened_share, u[3] < 0.3)
+        risk = np.searchsorted([0.7, 0.92], u[4], side="right")
+        signed = np.where(risk == 2, u[5] >= r.es_high_risk_unsigned_share, (risk == 1) & (u[5] < 0.5))
+        plan = np.where(risk == 2, u[6] < 0.9, (risk == 1) & (u[6] < 0.6))
+        high_dsr = u[7] < r.high_dsr_share
+        dsr = np.where(
+            high_dsr, rng.uniform(0.75, 1.2, k), np.clip(rng.lognormal(np.log(0.35), 0.3, k), 0.05, 0.7)
+        )
+        cbc = u[8] >= r.cbc_unchecked_share
+        applied = rng.integers(1, 22, k)
+        ids = [f"AP{self._next_application + i:08d}" for i in range(k)]
+        self._next_application += k
+        rows = []
+        for i in range(k):
+            activity_name = EXCLUDED_ACTIVITIES[excluded_code[i]] if excluded[i] else ACTIVITIES[activity[i]]
+            is_screened = bool(screened[i])
+            rows.append(
+                f"{ids[i]},{self.customers.ids[cust[i]]},{(d - timedelta(days=int(applied[i]))).isoformat()},"
+                f"{d.isoformat()},{'APPROVED' if approved[i] else 'REJECTED'},{CURRENCY_CODES[cur[i]]},"
+                f"{fmt_minor(int(amount[i]), int(cur[i]))},{activity_name},{_bool(bool(business[i]))},"
+                f"{_bool(is_screened)},{ES_RISKS[risk[i]] if is_screened else ''},"
+                f"{_bool(bool(signed[i])) if is_screened else ''},{_bool(bool(plan[i])) if is_screened else ''},"
+                f"{dsr[i]:.2f},{_bool(bool(cbc[i]))}\n"
+            )
+        self.counts["applications"] += k
+        self.counts["approved_excluded_activity"] += int((approved & excluded).sum())
+        self.counts["required_not_screened"] += int((required & ~screened).sum())
+        self.counts["approved_high_dsr"] += int((approved & high_dsr).sum())
+        self.counts["approved_without_cbc"] += int((approved & ~cbc).sum())
+        ok = np.flatnonzero(approved)
+        term = rng.choice([12, 18, 24, 36], size=len(ok))
+        self.loans.disburse(d, cust[ok], product[ok], cur[ok], amount[ok], term, activity[ok])
+        return "".join(rows), k, in_cents(amount, cur)
+
+    # ------------------------------------------------------------------------------------------------- PPI
+    def ppi(self, d: date, rng: np.random.Generator) -> tuple[str, int]:
+        """Waves every two years (odd years), each delivered in one batch; earlier waves on the first day."""
+        waves = []
+        if d == self.first:
+            past = [w for w in range(d.year - 8, d.year + 1) if w % 2 and date(w, *PPI_DELIVERY) < d]
+            waves = past[-PPI_WAVES_BACKFILLED:]
+        if d.year % 2 and (d.month, d.day) == PPI_DELIVERY:
+            waves.append(d.year)
+        rows: list[str] = []
+        for wave in waves:
+            rows.extend(self._wave(wave, rng))
+        return "".join(rows), len(rows)
+
+    def _wave(self, wave: int, rng: np.random.Generator) -> list[str]:
+        window_start = date(wave, 3, 1).toordinal()
+        eligible = self.customers.registered < window_start
+        chosen = np.flatnonzero(pick_exact(rng, eligible, self.rates.ppi_sample_share))
+        survey_day = window_start + rng.integers(0, 92, len(chosen))
+        # poverty falls a little with every wave (the SPM report: 13.4% in 2015, 10.8% in 2017)
+        scores = np.clip(np.round(rng.normal(47 + 1.2 * (wave - 2015), 13, len(chosen))), 0, 100).astype(int)
+        return [
+            f"PPI{wave}-{n + 1:07d},{self.customers.ids[c]},{iso(s)},{wave},{score},{poverty_likelihood(score)}\n"
+            for n, (c, s, score) in enumerate(
+                zip(chosen.tolist(), survey_day.tolist(), scores.tolist(), strict=True)
+            )
+        ]
+
+    # ------------------------------------------------------------------------------------------ complaints
+    def complaints(self, d: date, rng: np.random.Generator) -> tuple[str, int]:
+        """Delivered on receipt (resolved_on empty) and again on resolution (same-day: once, resolved)."""
+        o = d.toordinal()
+        k = int(rng.poisson(self.customers.n * self.rates.complaint_daily_per_customer))
+        cust = rng.integers(0, self.customers.n, k)
+        channel = rng.integers(0, len(COMPLAINT_CHANNELS), k)
+        category = rng.integers(0, len(COMPLAINT_CATEGORIES), k)
+        days = np.floor(rng.lognormal(np.log(6), 0.9, k)).astype(int)
+        rows = []
+        for i in range(k):
+            head = (
+                f"CP{self._next_complaint:07d},{self.customers.ids[cust[i]]},{d.isoformat()},"
+                f"{COMPLAINT_CHANNELS[channel[i]]},{COMPLAINT_CATEGORIES[category[i]]},"
+            )
+            self._next_complaint += 1
+            if days[i] == 0:
+                rows.append(head + d.isoformat() + "\n")
+            else:
+                rows.append(head + "\n")
+                self._complaints_due[o + int(days[i])].append(head)
+        rows.extend(head + d.isoformat() + "\n" for head in self._complaints_due.pop(o, []))
+        self.counts["complaints"] += k
+        return "".join(rows), len(rows)
+
+    def truth(self) -> dict[str, object]:
+        return {
+            "agents_low_liquidity": [self.customers.ids[c] for c in self.low_liquidity.tolist()],
+            "event_counts": dict(sorted(self.counts.items())),
+        }
