@@ -54,7 +54,12 @@ def load_delivery(
     """Load every contract file present in ``folder`` for ``manifest.business_date``; commit once.
 
     ``folder`` is the archived (immutable) copy; ``source_folder`` is where it was delivered (for lineage).
+    ``conn`` must be in autocommit mode: the date is committed here, as one transaction of its own.
     """
+    if not conn.autocommit:
+        raise ValueError(
+            "load_delivery needs an autocommit connection: each date is committed as its own transaction"
+        )
     business_date = date.fromisoformat(manifest.business_date)
     try:
         with conn.transaction():

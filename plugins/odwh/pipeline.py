@@ -85,7 +85,7 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
     source = source or landing_url()
     warehouse.migrate(warehouse_url)
     report = IngestReport()
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # each date commits on its own
         pending = pending_deliveries(conn, source)
         last_loaded = max(load.current_loads(conn), default=None)
         blocked_by: str | None = None
@@ -113,11 +113,15 @@ def _ingest_one(
         return _reject(
             conn, delivery, [f"gap: business date {gap} has not been delivered (or is incomplete)"]
         )
-    archived = landing.archive_delivery(delivery.path, archive_root())
-    manifest = landing.read_manifest(archived)
+    try:
+        archived = landing.archive_delivery(delivery, archive_root())
+        manifest = landing.read_manifest(archived)
+    except landing.LandingError as exc:
+        return _reject(conn, delivery, [str(exc)])
     problems = [str(p) for p in landing.verify_manifest(archived)]
     if not problems:
-        result = validate.validate_delivery(archived, known_transactions=_known_transactions(conn))
+        earlier = validate.earlier_txns_from_warehouse(conn, delivery.business_date)
+        result = validate.validate_delivery(archived, earlier_txns=earlier)
         problems = [str(p) for p in result.problems]
     if problems:
         return _reject(conn, delivery, problems)
@@ -130,26 +134,11 @@ def _ingest_one(
     return DateOutcome(day, "loaded", f"{len(loaded.rows)} files{replaced}", loaded.total_rows)
 
 
-def _known_transactions(conn: psycopg.Connection) -> validate.TransactionLookup:
-    """Earlier-date transactions a reversal may name, fetched for just the ids asked about."""
-
-    def lookup(txn_ids: list[str]) -> dict[str, tuple[str, str]]:
-        rows = conn.execute(
-            "select txn_id, od_account_id, direction from raw.od_transactions where txn_id = any(%s)",
-            (txn_ids,),
-        )
-        return {t: (a, d) for t, a, d in rows}
-
-    return lookup
-
-
 def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:
-    conn.rollback()
     conn.execute(
         "insert into meta.rejections (business_date, source_folder, errors) values (%s, %s, %s)",
         (delivery.business_date, str(delivery.path), json.dumps(problems)),
     )
-    conn.commit()
     shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
     return DateOutcome(delivery.business_date.isoformat(), "rejected", "\n    ".join(shown))
 

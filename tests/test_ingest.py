@@ -1,0 +1,170 @@
+"""Ingestion without Airflow: order, idempotency, re-delivery, refusal of bad dates, gaps, privacy."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+import pytest
+from extract_factory import write_delivery, write_manifest
+from odwh import contract, load, pipeline
+
+D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
+
+
+@pytest.fixture
+def archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("ODWH_ARCHIVE_DIR", str(tmp_path / "archive"))
+    return tmp_path / "archive"
+
+
+def _counts(url: str, table: str) -> dict[date, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f"select _business_date, count(*) from raw.{table} group by 1")  # noqa: S608
+        return dict(rows.fetchall())
+
+
+def test_dates_load_in_order_and_raw_matches_the_manifests(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    for day in (D3, D1, D2):
+        write_delivery(landing, day)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.business_date for o in report.outcomes] == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert report.ok
+    with psycopg.connect(fresh_db) as conn:
+        for day in (D1, D2, D3):
+            manifest = json.loads((landing / day.isoformat() / contract.MANIFEST_NAME).read_text())
+            for f in contract.FILES:
+                entry = manifest["files"][f.name]
+                count = conn.execute(
+                    f"select count(*) from raw.{f.table} where _business_date = %s",  # noqa: S608
+                    (day,),
+                ).fetchone()
+                assert count == (entry["rows"],), (day, f.name)
+                if f.control_total:
+                    total = conn.execute(
+                        f"select coalesce(sum({f.control_total}), 0) from raw.{f.table} where _business_date = %s",  # noqa: S608
+                        (day,),
+                    ).fetchone()
+                    assert total == (Decimal(entry["control_total"]),), (day, f.name)
+        loads = conn.execute("select business_date, rows_loaded from meta.loads order by 1").fetchall()
+        assert [d for d, _ in loads] == [D1, D2, D3]
+        files = conn.execute("select count(*) from meta.load_files").fetchone()
+        assert files == (3 * len(contract.FILES),)
+
+
+def test_rerun_loads_nothing_twice(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    write_delivery(landing, D2)
+    pipeline.ingest(fresh_db, str(landing), echo=False)
+    before = _counts(fresh_db, "od_transactions")
+    again = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert again.outcomes == []
+    assert _counts(fresh_db, "od_transactions") == before
+
+
+def test_a_new_delivery_of_a_date_replaces_the_old_one_entirely(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    pipeline.ingest(fresh_db, str(landing), echo=False)
+
+    def one_more_balance(rows):
+        rows["od_balances.csv"] = rows["od_balances.csv"][:1]  # a correction: only one account this time
+
+    write_delivery(landing, D1, mutate=one_more_balance)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded"]
+    assert "replaces" in report.outcomes[0].detail
+    assert _counts(fresh_db, "od_balances") == {D1: 1}
+    with psycopg.connect(fresh_db) as conn:
+        history = conn.execute("select superseded_at is null from meta.loads order by load_id").fetchall()
+        assert history == [(False,), (True,)]  # the old delivery is kept on record, marked superseded
+
+
+def test_an_invalid_date_is_refused_whole_and_later_dates_wait(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    write_delivery(
+        landing, D2, mutate=lambda rows: rows["od_balances.csv"][1].update(principal_outstanding="-5")
+    )
+    write_delivery(landing, D3)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [(o.business_date, o.status) for o in report.outcomes] == [
+        ("2026-10-01", "loaded"),
+        ("2026-10-02", "rejected"),
+        ("2026-10-03", "waiting"),
+    ]
+    assert "2026-10-02/od_balances.csv row 2" in report.outcomes[1].detail
+    assert "principal_outstanding" in report.outcomes[1].detail
+    assert not report.ok
+    with pytest.raises(pipeline.IngestionRefused):
+        pipeline.raise_if_refused(report)
+    assert set(_counts(fresh_db, "od_balances")) == {D1}  # nothing of 2 Oct, and 3 Oct waits
+    with psycopg.connect(fresh_db) as conn:
+        (errors,) = conn.execute("select errors from meta.rejections").fetchone()
+        assert any("row 2" in e for e in errors)
+
+    write_delivery(landing, D2)  # corrected delivery
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded", "loaded"]
+    assert set(_counts(fresh_db, "od_balances")) == {D1, D2, D3}
+
+
+def test_a_missing_business_date_stops_later_dates(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    write_delivery(landing, D3)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded", "rejected"]
+    assert "2026-10-02 has not been delivered" in report.outcomes[1].detail
+
+
+def test_incomplete_folders_are_not_touched(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    write_delivery(landing, D2, manifest=False)  # the core system is still writing it
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.business_date for o in report.outcomes] == ["2026-10-01"]
+
+
+def test_manifest_mismatch_is_refused(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+
+    def tamper(folder):
+        write_manifest(folder, D1)
+        with (folder / "od_transactions.csv").open("a") as fh:  # a row added after the manifest was written
+            fh.write(f"X1,OD01,{D1},DRAWDOWN,DEBIT,1.00,AGENT,\n")
+
+    write_delivery(landing, D1, edit_folder=tamper, manifest=False)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert report.outcomes[0].status == "rejected"
+    assert "od_transactions.csv" in report.outcomes[0].detail
+    assert _counts(fresh_db, "od_transactions") == {}
+
+
+def test_client_identifiers_go_to_the_pii_schema_only(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    pipeline.ingest(fresh_db, str(landing), echo=False)
+    with psycopg.connect(fresh_db) as conn:
+        pii = conn.execute("select customer_id, national_id, phone from pii.customers order by 1").fetchall()
+        assert pii[0] == ("C01", "010203040", "+85512345678")
+        assert pii[1] == ("C02", None, None)  # empty field = null
+        raw_cols = {r[0] for r in conn.execute("select * from raw.customers limit 0").description or []}
+        assert "national_id" not in raw_cols and "phone" not in raw_cols
+
+
+def test_a_load_that_fails_midway_leaves_nothing_behind(fresh_db, tmp_path, archive):
+    folder = write_delivery(tmp_path / "landing", D1, mutate=lambda rows: rows.pop("od_balances.csv"))
+    manifest = pipeline.landing.read_manifest(folder)
+    with (
+        psycopg.connect(fresh_db, autocommit=True) as conn,
+        pytest.raises(load.LoadError, match=r"od_balances\.csv"),
+    ):
+        load.load_delivery(conn, folder, manifest, manifest_sha256="x", source_folder=str(folder))
+    assert _counts(fresh_db, "branches") == {}
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from meta.loads").fetchone() == (0,)
