@@ -42,7 +42,7 @@ from odwh.simulate.customers import render_reference as _render_reference
 from odwh.simulate.events import SocialEvents
 from odwh.simulate.loans import convert_ods, create_loans
 from odwh.simulate.money import FxWalk
-from odwh.simulate.od import create_book
+from odwh.simulate.opening import create_book
 from odwh.simulate.rates import DEFAULT_RATES, Rates
 from odwh.simulate.txns import TxnLog
 from odwh.simulate.writer import DayFolder, StaticFile

@@ -11,9 +11,8 @@ import numpy as np
 from odwh.contract import ACTIVITIES, EXCLUDED_ACTIVITIES
 from odwh.simulate.customers import AGENT, RETAIL, Customers
 from odwh.simulate.loans import L_ACTIVE, LoanBook, LoanSizer, activities_for, products_for
-from odwh.simulate.money import CURRENCY_CODES, KHR, FxWalk, fmt_minor, in_cents
-from odwh.simulate.od import iso, pick_exact
-from odwh.simulate.rates import Rates
+from odwh.simulate.money import CURRENCY_CODES, KHR, FxWalk, fmt_minor, in_cents, iso
+from odwh.simulate.rates import Rates, pick_exact
 
 ES_THRESHOLD_KHR = 40_000_000  # business loans of KHR 40,000,000 (USD 10,000) or more are screened
 ES_THRESHOLD_USD = 10_000
@@ -169,7 +168,7 @@ class SocialEvents:
         chosen = np.flatnonzero(pick_exact(rng, eligible, self.rates.ppi_sample_share))
         survey_day = window_start + rng.integers(0, 92, len(chosen))
         # poverty falls a little with every wave (the SPM report: 13.4% in 2015, 10.8% in 2017)
-        scores = np.clip(np.round(rng.normal(47 + 1.2 * (wave - 2015), 13, len(chosen))), 0, 100).astype(int)
+        scores = np.clip(np.round(rng.normal(42 + 1.0 * (wave - 2015), 13, len(chosen))), 0, 100).astype(int)
         return [
             f"PPI{wave}-{n + 1:07d},{self.customers.ids[c]},{iso(s)},{wave},{score},{poverty_likelihood(score)}\n"
             for n, (c, s, score) in enumerate(

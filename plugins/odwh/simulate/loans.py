@@ -20,8 +20,9 @@ from odwh.simulate.money import (
     add_months,
     fmt_minor,
     in_cents,
-)  # fmt: skip
-from odwh.simulate.od import OdBook, iso
+    iso,
+)
+from odwh.simulate.od import OdBook
 from odwh.simulate.rates import Rates
 
 PRODUCTS = ("SME", "MSME", "GROUP", "AGRI", "OD_CONVERTED")

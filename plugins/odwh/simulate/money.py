@@ -7,6 +7,7 @@ every amount written is an exact decimal string. Rates are integers in parts per
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import date, timedelta
 from typing import Any, TypeAlias
 
@@ -114,3 +115,9 @@ class FxWalk:
     def usd_per_minor(self) -> FloatArray:
         """USD per minor unit of KHR, USD and THB (for sizing only, never for written amounts)."""
         return np.array([1 / self.usd, 0.01, self.thb / 100 / self.usd / 100])
+
+
+@functools.lru_cache(maxsize=8192)
+def iso(ordinal: int) -> str:
+    """An ordinal date as ``YYYY-MM-DD``; 0 (no date) as an empty field."""
+    return date.fromordinal(ordinal).isoformat() if ordinal else ""

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(frozen=True)
 class Rates:
@@ -68,7 +71,21 @@ class Rates:
     high_dsr_share: float = 0.03  # debt service ratio 0.75-1.2
     cbc_unchecked_share: float = 0.01
     ppi_sample_share: float = 0.3  # of customers surveyed per wave (waves in odd years)
-    complaint_daily_per_customer: float = 0.00008
+    complaint_daily_per_customer: float = 0.00012
 
 
 DEFAULT_RATES = Rates()
+
+
+def pick_exact(
+    rng: np.random.Generator, eligible: npt.NDArray[np.bool_], share: float
+) -> npt.NDArray[np.bool_]:
+    """Exactly ``round(share * eligible)`` accounts (at least one of 20 or more eligible)."""
+    idx = np.flatnonzero(eligible)
+    k = round(share * len(idx))
+    if k == 0 and share > 0 and len(idx) >= 20:
+        k = 1
+    mask = np.zeros(len(eligible), dtype=bool)
+    if k:
+        mask[rng.choice(idx, size=k, replace=False)] = True
+    return mask
