@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ def airflow_env(warehouse_url: str, *, verbose: bool = False) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # odwh is an installed package, not a plugin
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "WARNING",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "ERROR",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "ODWH_PROJECT_DIR": str(project),
     }
@@ -35,6 +36,8 @@ def airflow_env(warehouse_url: str, *, verbose: bool = False) -> dict[str, str]:
 
 def _prepare_airflow(warehouse_url: str, verbose: bool) -> None:
     os.environ.update(airflow_env(warehouse_url, verbose=verbose))
+    if not verbose:  # library deprecation chatter would bury the one line per date users read
+        warnings.filterwarnings("ignore")
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     from airflow.utils import db
 
@@ -43,7 +46,7 @@ def _prepare_airflow(warehouse_url: str, verbose: bool) -> None:
 
 def load_dag(dag_id: str) -> Any:
     """A DAG from the project's DAGs folder (``dag.test`` needs one the DagBag serialised)."""
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:

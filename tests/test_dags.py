@@ -1,0 +1,97 @@
+"""The Airflow DAGs: they import cleanly, and `odwh run` drives them end to end over simulated extracts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+import pytest
+from conftest import REPO
+from extract_factory import write_manifest
+from odwh import contract, simulate
+
+
+def _airflow_env(tmp_path, warehouse_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        WAREHOUSE_URL=warehouse_url, ODWH_HOME=str(tmp_path / "home"), AIRFLOW_HOME=str(tmp_path / "airflow")
+    )
+    return env
+
+
+def test_dagbag_has_no_import_errors(tmp_path):
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import json;"
+        f"b = DagBag(dag_folder={str(REPO / 'dags')!r});"
+        "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
+        " 'dags': {d: sorted(t.task_id for t in b.dags[d].tasks) for d in b.dag_ids}}))"
+    )
+    env = {**_airflow_env(tmp_path, "postgresql://unused/odwh"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert result["dags"]["odwh_daily"] == [
+        "announce_loaded_months",
+        "build_daily_models",
+        "check_and_load",
+        "fail_if_refused",
+    ]
+
+
+def _odwh_run(tmp_path, warehouse_url: str, landing) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "odwh"), "run", "--landing", str(landing)],
+        env=_airflow_env(tmp_path, warehouse_url),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+@pytest.mark.slow
+def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
+    landing = tmp_path / "landing"
+    simulate.simulate(landing, date(2026, 1, 1), date(2026, 1, 14), accounts=6, seed=7)
+
+    first = _odwh_run(tmp_path, fresh_db, landing)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "odwh run: 14 of 14 pending date(s) loaded" in first.stdout
+    assert first.stdout.count("  loaded  ") == 14  # one line per date
+
+    with psycopg.connect(fresh_db) as conn:
+        for folder in sorted(landing.iterdir()):
+            manifest = json.loads((folder / contract.MANIFEST_NAME).read_text())
+            for name, entry in manifest["files"].items():
+                f = contract.FILES_BY_NAME[name]
+                total = f"sum({f.control_total})" if f.control_total else "null"
+                count, loaded_total = conn.execute(
+                    f"select count(*), {total} from raw.{f.table} where _business_date = %s",  # noqa: S608
+                    (date.fromisoformat(folder.name),),
+                ).fetchone()
+                assert count == entry["rows"], (folder.name, name)
+                if f.control_total and count:
+                    assert loaded_total == Decimal(entry["control_total"]), (folder.name, name)
+        loads_before = conn.execute("select count(*) from meta.loads").fetchone()
+
+    again = _odwh_run(tmp_path, fresh_db, landing)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "odwh run: 0 of 0 pending date(s) loaded" in again.stdout
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from meta.loads").fetchone() == loads_before
+
+    simulate.simulate(tmp_path / "more", date(2026, 1, 15), date(2026, 1, 15), accounts=6, seed=7)
+    bad = tmp_path / "more" / "2026-01-15"
+    (bad / "od_balances.csv").write_text(
+        (bad / "od_balances.csv").read_text().replace(",2026-01-15,", ",2026-01-16,", 1)
+    )
+    write_manifest(bad, date(2026, 1, 15))  # a well-formed delivery whose content breaks a rule
+    (landing / "2026-01-15").symlink_to(bad, target_is_directory=True)
+    refused = _odwh_run(tmp_path, fresh_db, landing)
+    assert refused.returncode == 1
+    assert "2026-01-15  REFUSED" in refused.stdout
+    assert "2026-01-15/od_balances.csv row 1" in refused.stdout
