@@ -108,6 +108,21 @@ Where to look:
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    accounts: int = typer.Option(2000, help="Overdraft accounts to simulate."),
+    days: int = typer.Option(62, help="Business days to simulate and load."),
+    workdir: Path = typer.Option(Path("bench"), help="Scratch folder for the simulated extracts."),
+) -> None:
+    """Measure each stage (simulate, check + load, dbt build, one incremental day) and print a table."""
+    import os
+
+    from odwh import bench as benchmark
+
+    stages = benchmark.run(accounts=accounts, days=days, workdir=workdir.resolve())
+    typer.echo(benchmark.table(stages, {"accounts": accounts, "days": days, "cores": os.cpu_count()}))
+
+
 def _report(summary: RunSummary, *, exit_on_failure: bool = True) -> None:
     outcomes = summary.ingest.outcomes
     loaded = sum(o.status == "loaded" for o in outcomes)
