@@ -4,6 +4,7 @@
 -- (loan_id, business_date): the grade history is kept, a later snapshot never overwrites an earlier row.
 -- Incremental: whole business dates from the earliest date touched by a load newer than this table's newest
 -- load_id (a re-delivered date recomputes that date); no look-back is needed (a row uses its own date only).
+-- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
