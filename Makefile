@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export ODWH_HOME ?= $(CURDIR)/.odwh
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install demo test lint typecheck unit bench lock docs clean
+.PHONY: install browser demo test lint typecheck unit bench lock docs clean
 
 install: $(STAMP)
 
@@ -19,6 +19,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
+
+# Debian's chromium + chromedriver for the dashboard's browser test. Installed where we may (root with apt, as
+# in CI); elsewhere install them yourself (README): the browser test is skipped, with a reason, without them.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "warning: could not install chromium; the browser test will be skipped"; \
+	else echo "note: chromium/chromedriver not found; the browser test will be skipped"; fi
 
 lock:  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock --no-header --quiet
@@ -38,7 +47,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -m "not slow" -q
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest -q -ra
 
 bench: install
