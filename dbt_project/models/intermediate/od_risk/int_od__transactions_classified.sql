@@ -11,6 +11,7 @@ transactions as (
 base_classes as (
     select
         txn_id,
+        business_date,
         case txn_type
             when 'DRAWDOWN' then 'CUSTOMER_DEBIT'
             when 'CASH_WITHDRAWAL' then 'CUSTOMER_DEBIT'
@@ -31,24 +32,26 @@ reversals as (
     where txn_type = 'REVERSAL'
 ),
 
--- walk reversal chains upwards from the original: only reversal rows take part in the recursion
-reversal_classes (txn_id, flow_class, sign, depth) as (
-    select r.txn_id, o.flow_class, -1, 1
+-- walk reversal chains down from the original: only reversal rows take part in the recursion
+reversal_classes (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
+    select r.txn_id, o.flow_class, -1, 1, o.txn_id, o.business_date
     from reversals as r
     inner join transactions as ot
         on ot.txn_id = r.reversed_txn_id and ot.od_account_id = r.od_account_id
     inner join base_classes as o on o.txn_id = ot.txn_id
     union all
-    select r.txn_id, parent.flow_class, -parent.sign, parent.depth + 1
+    select r.txn_id, parent.flow_class, -parent.sign, parent.depth + 1, parent.original_txn_id,
+        parent.original_business_date
     from reversal_classes as parent
     inner join reversals as r on r.reversed_txn_id = parent.txn_id
     where parent.depth < 10
 ),
 
 classes as (
-    select txn_id, flow_class, 1 as sign from base_classes
+    select txn_id, flow_class, 1 as sign, txn_id as original_txn_id, business_date as original_business_date
+    from base_classes
     union all
-    select txn_id, flow_class, sign from reversal_classes
+    select txn_id, flow_class, sign, original_txn_id, original_business_date from reversal_classes
 )
 
 select
@@ -62,6 +65,8 @@ select
     coalesce(c.sign * t.amount, 0)::numeric as signed_amount,
     t.txn_type = 'REVERSAL' as is_reversal,
     t.reversed_txn_id,
+    c.original_txn_id,
+    c.original_business_date,
     t._load_id as load_id
 from transactions as t
 left join classes as c on c.txn_id = t.txn_id
