@@ -1,7 +1,7 @@
 """odwh_daily: one run drains every complete pending business date of the landing location.
 
 check (manifest + Great Expectations contract suite) -> load (COPY, one transaction per date) -> build the
-daily dbt models -> announce months whose every date is loaded (asset ``MONTH_LOADED``, which schedules
+daily dbt models -> publish the day's agent alert lists and announce months whose every date is loaded (asset ``MONTH_LOADED``, which schedules
 ``odwh_month_end``). A refused date stops ingestion there; the run fails after the valid dates are built.
 Logic lives in the ``odwh`` package; this file only wires tasks, schedule and retries.
 """
@@ -39,6 +39,13 @@ def odwh_daily() -> None:
 
         pipeline.build_daily(pipeline.warehouse_url_from_airflow(), pipeline.IngestReport.from_json(report))
 
+    @task
+    def publish_agent_alerts(report: dict) -> list[str]:
+        from odwh import pipeline
+
+        url = pipeline.warehouse_url_from_airflow()
+        return pipeline.publish_agent_alerts(url, pipeline.IngestReport.from_json(report))
+
     @task(outlets=[MONTH_LOADED])
     def announce_loaded_months(*, outlet_events=None) -> list[str]:
         from odwh import pipeline
@@ -55,6 +62,7 @@ def odwh_daily() -> None:
 
     report = check_and_load()
     built = build_daily_models(report)
+    built >> publish_agent_alerts(report)
     built >> announce_loaded_months()
     built >> fail_if_refused(report)
 

@@ -40,6 +40,13 @@ def test_dagbag_has_no_import_errors(tmp_path):
         "build_daily_models",
         "check_and_load",
         "fail_if_refused",
+        "publish_agent_alerts",
+    ]
+    assert result["dags"]["odwh_month_end"] == [
+        "build_month_end_models",
+        "fail_if_not_published",
+        "gate_and_publish",
+        "months_to_close",
     ]
 
 

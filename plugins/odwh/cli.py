@@ -126,8 +126,10 @@ def bench(
 def _report(summary: RunSummary, *, exit_on_failure: bool = True) -> None:
     outcomes = summary.ingest.outcomes
     loaded = sum(o.status == "loaded" for o in outcomes)
+    published = sum(bool(m["published"]) for m in summary.months)
     typer.echo(
         f"odwh run: {loaded} of {len(outcomes)} pending date(s) loaded; "
+        f"{published} of {len(summary.months)} month(s) published; "
         + ", ".join(f"{dag} {state}" for dag, state in summary.dag_states.items())
         + f" ({summary.seconds:.0f} s)"
     )

@@ -169,7 +169,26 @@ def build_daily(warehouse_url: str, report: IngestReport) -> None:
         return
     from odwh import transform
 
-    transform.seed_and_build(warehouse_url)
+    transform.run_dbt(["seed"], warehouse_url)
+    transform.run_dbt(["build", "--selector", "daily"], warehouse_url)
+
+
+def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
+    """The daily agent alert list per branch, for the latest business date this run loaded.
+
+    Earlier dates of a backfill get none: the list is an operational to-do for today, and history stays
+    queryable in ``marts.fct_agent_alerts``.
+    """
+    if not report.loaded_dates:
+        return []
+    from odwh import publication, publish
+
+    latest = max(report.loaded_dates)
+    out_dir = publication.reports_dir() / "daily" / latest / "agent-alerts"
+    with psycopg.connect(warehouse_url) as conn:
+        files = publish.write_agent_alert_lists(conn, date.fromisoformat(latest), out_dir)
+    print(f"{latest}  agent alert lists: {len(files)} file(s) in {out_dir}", flush=True)
+    return [str(f) for f in files]
 
 
 MONTHS_READY_SQL = """
@@ -195,3 +214,35 @@ def months_ready_to_close(warehouse_url: str) -> list[str]:
     """Month ends whose every date is loaded and which have no publication as recent as their data."""
     with psycopg.connect(warehouse_url) as conn:
         return [d.isoformat() for (d,) in conn.execute(MONTHS_READY_SQL)]
+
+
+def build_month_end(warehouse_url: str, months: list[str]) -> None:
+    """Rebuild the month-end models (selector ``month_end``) when there is a month to close."""
+    if not months:
+        print("no month to close", flush=True)
+        return
+    from odwh import transform
+
+    transform.run_dbt(["build", "--selector", "month_end"], warehouse_url)
+
+
+def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object]]:
+    """Gate and publish each month in order; one line per month."""
+    from odwh import publication
+
+    outcomes = []
+    for month_end in months:
+        outcome = publication.close_month(warehouse_url, date.fromisoformat(month_end))
+        print(outcome.line(), flush=True)
+        outcomes.append(outcome)
+    return publication.outcome_json(outcomes)
+
+
+class MonthNotPublished(RuntimeError):
+    pass
+
+
+def raise_if_unpublished(outcomes: list[dict[str, object]]) -> None:
+    failed = [o for o in outcomes if not o["published"]]
+    if failed:
+        raise MonthNotPublished("; ".join(f"{o['month_end']}: {o['detail']}" for o in failed))

@@ -1,0 +1,59 @@
+"""odwh_month_end: close every month whose last business date is loaded: build the month-end models, run the
+quality gate, and publish the month's reports (review lists, board pack, dashboard, data quality, manifest).
+
+Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset when it has loaded
+dates. A month whose gate fails is not published (the previous publication stays) and the run fails.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+MONTH_LOADED = Asset("odwh://warehouse/month-loaded", group="odwh")
+PUBLISHED = Asset("odwh://reports/month-published", group="odwh")
+
+
+@dag(
+    dag_id="odwh_month_end",
+    schedule=[MONTH_LOADED],
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Phnom_Penh"),
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "months": Param([], type="array", description="Month ends to close; empty means every ready month")
+    },
+    tags=["odwh"],
+)
+def odwh_month_end() -> None:
+    @task
+    def months_to_close(params: dict | None = None) -> list[str]:
+        from odwh import pipeline
+
+        return (params or {}).get("months") or pipeline.months_ready_to_close(
+            pipeline.warehouse_url_from_airflow()
+        )
+
+    @task
+    def build_month_end_models(months: list[str]) -> list[str]:
+        from odwh import pipeline
+
+        pipeline.build_month_end(pipeline.warehouse_url_from_airflow(), months)
+        return months
+
+    @task(outlets=[PUBLISHED])
+    def gate_and_publish(months: list[str]) -> list[dict]:
+        from odwh import pipeline
+
+        return pipeline.close_months(pipeline.warehouse_url_from_airflow(), months)
+
+    @task
+    def fail_if_not_published(outcomes: list[dict]) -> None:
+        from odwh import pipeline
+
+        pipeline.raise_if_unpublished(outcomes)
+
+    fail_if_not_published(gate_and_publish(build_month_end_models(months_to_close())))
+
+
+odwh_month_end()
