@@ -108,6 +108,18 @@ Where to look:
         raise typer.Exit(1)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def dbt(ctx: typer.Context) -> None:
+    """Run dbt against the warehouse with odwh's project and profile, e.g. `odwh dbt build --full-refresh`."""
+    from odwh import transform, warehouse
+
+    try:
+        transform.run_dbt(list(ctx.args), warehouse.ensure_running())
+    except transform.TransformError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def bench(
     accounts: int = typer.Option(2000, help="Overdraft accounts to simulate."),
