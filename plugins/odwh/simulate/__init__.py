@@ -21,8 +21,11 @@ so tests downstream can check the warehouse finds them. Semantics the warehouse 
   rounded excess fee. The ``core_interest_act365`` accounts are charged ACT/365 interest instead.
 - PROCESSING_FEE is posted on ``approved_on`` (new facility, renewal at maturity, limit increase) and paid at
   once by a COUNTER repayment of the same amount; the ``no_processing_fee`` approvals have neither.
-- a conversion to a term loan posts a SYSTEM REPAYMENT of the whole outstanding, sets status CONVERTED and
-  closed_on, and adds an OD_CONVERTED loan with ``source_od_account_id``.
+- at each month end, before that month's charges, interest_receivable still unpaid (charged at an earlier
+  month end) is capitalized (INTEREST_CAPITALIZATION); that is how most excesses after stagnation arise.
+- a conversion to a term loan posts a SYSTEM REPAYMENT of the whole outstanding (not a customer payment),
+  sets status CONVERTED and closed_on, and adds an OD_CONVERTED loan with ``source_od_account_id``. A matured,
+  fully repaid facility closes the day after maturity with a COUNTER REPAYMENT of any receivables left.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from odwh.simulate.money import (
     IntArray,
     add_months,
     day_weight,
+    fmt_many,
     fmt_minor,
     fmt_ppm,
     in_cents,
@@ -478,20 +479,19 @@ class OdBook:
         )
 
     def render_balances(self, business_date: str) -> tuple[str, int, int]:
+        """Rows are cached without their date; only accounts whose balances moved are formatted again."""
         now = np.stack([self.P, self.I, self.F])
         changed = np.flatnonzero((now != self._bal_prev).any(axis=0))
-        cur = self.cur
-        for i in changed.tolist():
-            c = int(cur[i])
-            self._bal_suffix[i] = (
-                f"{fmt_minor(int(self.P[i]), c)},{fmt_minor(int(self.I[i]), c)},{fmt_minor(int(self.F[i]), c)}\n"
-            )
+        cur = self.cur[changed]
+        columns = [fmt_many(values[changed], cur) for values in now]
+        for i, p, interest, fee in zip(changed.tolist(), *columns, strict=True):
+            self._bal_suffix[i] = f"{p},{interest},{fee}\n"
         self._bal_prev = now
-        visible = np.flatnonzero(self.status != PENDING).tolist()
+        mask = self.status != PENDING
+        visible = np.flatnonzero(mask).tolist()
         prefix, suffix, date_part = self._ids_comma, self._bal_suffix, business_date + ","
         body = "".join([prefix[i] + date_part + suffix[i] for i in visible])
-        mask = self.status != PENDING
-        return body, len(visible), in_cents(self.P[mask], cur[mask])
+        return body, len(visible), in_cents(self.P[mask], self.cur[mask])
 
     def render_deposits(self) -> tuple[str, int, int]:
         if self._fd_body is None:
