@@ -169,10 +169,23 @@ def _check_value(spec: contract.ExtractFile, col: contract.Column, value: str, w
             )  # riel or cents
 
 
+STATIC = ("branches.csv", "officers.csv", "customers.csv")  # never change during a run
+
+
+def test_static_files_do_not_change_during_a_run(quarter):
+    out, _ = quarter
+    for name in STATIC:
+        assert len({(f / name).read_bytes() for f in folders(out)}) == 1
+
+
 def test_rows_meet_the_contract_rules(days):
-    for day, files in days:
+    for n_day, (day, files) in enumerate(days):
         for spec in contract.FILES:
             rows = files[spec.name]
+            # event files every day; snapshots (mostly unchanged rows) every 4th day and the last; static once
+            sampled = n_day % 4 == 0 or n_day == len(days) - 1
+            if spec.kind == "snapshot" and (not sampled or (n_day and spec.name in STATIC)):
+                continue
             keys = [tuple(r[k] for k in spec.key) for r in rows]
             assert len(keys) == len(set(keys)), f"{day}/{spec.name}: duplicate key"
             for n, row in enumerate(rows, start=1):
