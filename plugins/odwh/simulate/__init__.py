@@ -24,8 +24,8 @@ so tests downstream can check the warehouse finds them. Semantics the warehouse 
 - at each month end, before that month's charges, interest_receivable still unpaid (charged at an earlier
   month end) is capitalized (INTEREST_CAPITALIZATION); that is how most excesses after stagnation arise.
 - a conversion to a term loan posts a SYSTEM REPAYMENT of the whole outstanding (not a customer payment),
-  sets status CONVERTED and closed_on, and adds an OD_CONVERTED loan with ``source_od_account_id``. A matured,
-  fully repaid facility closes the day after maturity with a COUNTER REPAYMENT of any receivables left.
+  sets status CONVERTED and closed_on, and adds an OD_CONVERTED loan with ``source_od_account_id``. A facility
+  past maturity with nothing drawn closes (CLOSED, closed_on) after a COUNTER REPAYMENT of any receivables.
 """
 
 from __future__ import annotations
