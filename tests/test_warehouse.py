@@ -51,3 +51,31 @@ def test_client_identifiers_are_kept_out_of_raw_and_pii_is_closed_to_public(fres
             assert allowed == (True,)
         finally:
             conn.rollback()
+
+
+def test_odwh_db_commands_manage_the_embedded_server(tmp_path):
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_URL"}
+    env["ODWH_HOME"] = str(tmp_path / "home")
+    odwh = str(REPO / ".venv" / "bin" / "odwh")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([odwh, "db", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("url").returncode == 1  # not initialised yet: says so, exits 1
+    started = run("start")
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().splitlines()[-1]
+    assert run("url").stdout.strip() == url
+    with psycopg.connect(url) as conn:  # started and migrated
+        assert conn.execute(
+            "select count(*) from information_schema.schemata where schema_name = 'raw'"
+        ).fetchone() == (1,)
+    assert run("stop").stdout.strip() == "stopped"
+    assert run("stop").stdout.strip() == "not running"
+    env["WAREHOUSE_URL"] = "postgresql://someone@db.example:5432/odwh"
+    assert run("url").stdout.strip() == env["WAREHOUSE_URL"]  # WAREHOUSE_URL replaces the embedded server
