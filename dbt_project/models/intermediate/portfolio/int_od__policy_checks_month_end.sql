@@ -20,9 +20,8 @@
     'FD_MATURITY_BEFORE_OD', 'TERM_ABOVE_12_MONTHS', 'REFINANCE_PURPOSE', 'CROSS_FINANCE_EXPOSURE',
     'PROCESSING_FEE_NOT_COLLECTED', 'RESTRUCTURED',
 ] %}
--- Incremental: month ends from the earliest business date touched by a load newer than this table's newest
--- load_id (a re-delivered date recomputes every later month end: cash withdrawals count "ever"). A daily run
--- with no new month end renders an empty query.
+-- Incremental by month end (macros/month_end_incremental.sql): a re-delivered date redoes every later month
+-- end (cash withdrawals count "ever"); a day that adds no month end renders an empty query.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
     materialized='incremental',
@@ -36,15 +35,10 @@
     ],
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- branches is a small snapshot delivered with every date: its load ids name the loaded dates -#}
-    {%- set newest_load_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('stg_core_banking__branches') }}
-        where _load_id > (select coalesce(max(load_id), 0) from {{ this }})
-    {%- endset -%}
-    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
+{%- set from_date = month_end_rebuild_from() -%}
+{#- a run with no new month end renders empty inputs instead of scanning the transaction history -#}
+{%- set nothing_to_check = false -%}
+{%- if from_date -%}
     {%- set new_month_ends_sql -%}
         select count(*) from {{ ref('stg_core_banking__branches') }}
         where
@@ -52,8 +46,6 @@
             and business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
     {%- endset -%}
     {%- set nothing_to_check = (run_query(new_month_ends_sql).columns[0].values()[0] == 0) if execute else true -%}
-{%- else -%}
-    {%- set nothing_to_check = false -%}
 {%- endif %}
 
 with accounts as (
@@ -103,7 +95,8 @@ params as (
                 pv.parameter_name in ('{{ parameters.keys() | join("', '") }}')
                 and pv.effective_from <= me.month_end
                 and me.month_end < pv.effective_to
-        ) as parameter_version
+        ) as parameter_version,
+        {{ max_input_load_id('me.month_end') }} as max_input_load_id
     from month_ends as me
 ),
 
@@ -165,7 +158,8 @@ base as (
         p.collateral_max_limit_usd,
         p.max_term_months,
         p.single_loan_exposure_limit_usd,
-        p.parameter_version
+        p.parameter_version,
+        p.max_input_load_id
     from month_end_accounts as a
     inner join params as p on a.month_end = p.month_end
     cross join first_loaded as fl
@@ -318,6 +312,7 @@ checks as (
         currency,
         parameter_version,
         load_id,
+        max_input_load_id,
         -- agent OD (customer type AGENT)
         case
             when not is_agent then null
@@ -493,5 +488,6 @@ select
     checks_not_evaluable,
     detail,
     parameter_version,
-    load_id
+    load_id,
+    max_input_load_id
 from checks_summary
