@@ -48,37 +48,40 @@
     {%- set nothing_to_check = (run_query(new_month_ends_sql).columns[0].values()[0] == 0) if execute else true -%}
 {%- endif %}
 
-with accounts as (
-    select * from {{ ref('stg_core_banking__od_accounts') }}
+with loaded_dates as (
+    select distinct business_date from {{ ref('stg_core_banking__branches') }}
+),
+
+-- a month end is checked when its snapshot is loaded (month end = last calendar day); every other input is
+-- read on these dates only (index on the business date), except the history scans below
+month_ends as (
+    select business_date as month_end
+    from loaded_dates
+    where
+        business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
+        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
 positions as (
     select od_account_id, business_date, first_business_date
     from {{ ref('int_od__positions_daily') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    where business_date in (select month_end from month_ends)
 ),
 
 fx as (
     select * from {{ ref('int_fx__rates_daily') }}
 ),
 
--- a month end is checked when its snapshot is loaded (month end = last calendar day)
 month_end_accounts as (
     select
         *,
         business_date as month_end
-    from accounts
-    where
-        business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
-        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
+    from {{ ref('stg_core_banking__od_accounts') }}
+    where business_date in (select month_end from month_ends)
 ),
 
 first_loaded as (
-    select min(business_date) as first_loaded_date from accounts
-),
-
-month_ends as (
-    select distinct month_end from month_end_accounts
+    select min(business_date) as first_loaded_date from loaded_dates
 ),
 
 -- one parameter set per month end; policy_param() fails the query when a parameter has no version in force
@@ -103,11 +106,19 @@ params as (
 customers as (
     select customer_id, business_date, customer_type, agent_since
     from {{ ref('stg_core_banking__customers') }}
+    where business_date in (select month_end from month_ends)
 ),
 
 deposits as (
     select fd_account_id, business_date, currency, principal, maturity_date, frozen
     from {{ ref('stg_core_banking__fixed_deposits') }}
+    where business_date in (select month_end from month_ends)
+),
+
+loans as (
+    select customer_id, business_date, currency, outstanding_principal, source_od_account_id
+    from {{ ref('stg_core_banking__loans') }}
+    where business_date in (select month_end from month_ends) and status = 'ACTIVE'
 ),
 
 base as (
@@ -271,11 +282,10 @@ other_loans as (
         ) as other_loans_usd,
         bool_or(l.currency <> 'USD' and fx_loan.currency is null) as missing_fx
     from base as b
-    inner join {{ ref('stg_core_banking__loans') }} as l
+    inner join loans as l
         on
             b.customer_id = l.customer_id
             and b.month_end = l.business_date
-            and l.status = 'ACTIVE'
             and l.source_od_account_id is distinct from b.od_account_id
     left join fx as fx_loan on b.month_end = fx_loan.business_date and l.currency = fx_loan.currency
     group by b.od_account_id, b.month_end
