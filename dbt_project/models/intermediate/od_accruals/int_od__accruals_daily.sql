@@ -100,17 +100,22 @@ select
     p.business_date,
     p.currency,
     w.day_weight,
-    -- multiply first (exact), cast to scale 20, divide once: the quotient keeps 20 decimals
-    (p.principal_outstanding * p.monthly_interest_rate * w.day_weight)::numeric(38, 20)
-    / w.days_per_month as interest_accrued,
+    -- multiply first (exact), cast to scale 20, divide once: the quotient keeps 20 decimals; trim_scale only
+    -- drops trailing zeros (1.5, not 1.50000000000000000000), the value is unchanged
+    trim_scale(
+        (p.principal_outstanding * p.monthly_interest_rate * w.day_weight)::numeric(38, 20) / w.days_per_month
+    ) as interest_accrued,
     case
         when p.is_active
-            then (p.unutilized_amount * p.unutilized_fee_rate_annual * w.day_weight)::numeric(38, 20)
-            / w.days_per_year
+            then trim_scale(
+                (p.unutilized_amount * p.unutilized_fee_rate_annual * w.day_weight)::numeric(38, 20)
+                / w.days_per_year
+            )
         else 0
     end as unutilized_fee_accrued,
-    (p.excess_amount * p.excess_fee_rate_monthly * w.day_weight)::numeric(38, 20)
-    / w.days_per_month as excess_fee_accrued,
+    trim_scale(
+        (p.excess_amount * p.excess_fee_rate_monthly * w.day_weight)::numeric(38, 20) / w.days_per_month
+    ) as excess_fee_accrued,
     w.parameter_version,
     p.load_id
 from positions as p

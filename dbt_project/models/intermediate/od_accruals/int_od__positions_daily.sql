@@ -67,8 +67,11 @@ positions as (
         b.principal_outstanding,
         b.interest_receivable,
         b.fees_receivable,
-        greatest(b.principal_outstanding - a.limit_amount, 0) as excess_amount,
-        greatest(a.limit_amount - b.principal_outstanding, 0) as unutilized_amount,
+        -- greatest() ignores nulls: keep them null when the day's account snapshot is missing
+        case when a.limit_amount is not null then greatest(b.principal_outstanding - a.limit_amount, 0) end
+            as excess_amount,
+        case when a.limit_amount is not null then greatest(a.limit_amount - b.principal_outstanding, 0) end
+            as unutilized_amount,
         coalesce(
             a.start_date <= b.business_date
             and b.business_date <= a.maturity_date

@@ -1,0 +1,171 @@
+-- Month-end charges per account and month (rulebook C): the sum of the month's unrounded day values,
+-- rounded half away from zero to the currency's rounding unit in force on the month end, next to what the
+-- core system posted in the month (INTEREST_CHARGE, FEE_CHARGE; a charge cancelled by a reversal counts in
+-- neither month, whichever dates they fall on). A break is a difference above one rounding unit.
+-- A month still in progress has a row too (month_end_loaded = false): its sums are month to date.
+-- Incremental: whole months from the month of the earliest date touched by a newer load, or of a charge a
+-- newer load reverses.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['month_end'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['od_account_id', 'month_end'], 'unique': true},
+        {'columns': ['month_end']},
+    ],
+) }}
+
+{%- set from_month = none -%}
+{%- if is_incremental() -%}
+    {%- set from_month_sql -%}
+        with newest as (select coalesce(max(load_id), 0) as load_id from {{ this }})
+        select coalesce(date_trunc('month', min(business_date))::date, 'infinity'::date)::text
+        from (
+            select business_date from {{ ref('int_od__accruals_daily') }}
+            where load_id > (select load_id from newest)
+            union all
+            select business_date from {{ ref('int_od__transactions_classified') }}
+            where load_id > (select load_id from newest)
+            union all
+            select original.business_date
+            from {{ ref('int_od__transactions_classified') }} as reversal
+            inner join {{ ref('int_od__transactions_classified') }} as original
+                on original.txn_id = reversal.reversed_txn_id
+            where reversal.is_reversal and reversal.load_id > (select load_id from newest)
+        ) as touched
+    {%- endset -%}
+    {%- set from_month = run_query(from_month_sql).columns[0].values()[0] if execute else 'infinity' -%}
+{%- endif %}
+
+with accruals as (
+    select * from {{ ref('int_od__accruals_daily') }}
+    {% if from_month %}where business_date >= '{{ from_month }}'::date{% endif %}
+),
+
+transactions as (
+    select * from {{ ref('int_od__transactions_classified') }}
+),
+
+positions as (
+    select od_account_id, business_date, currency from {{ ref('int_od__positions_daily') }}
+),
+
+parameters as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name like 'rounding\_unit\_%'
+),
+
+loaded as (
+    select max(business_date) as last_loaded_date from positions
+),
+
+accrued as (
+    select
+        od_account_id,
+        (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
+        max(currency) as currency,
+        sum(interest_accrued) as interest_accrued,
+        sum(unutilized_fee_accrued) as unutilized_fee_accrued,
+        sum(excess_fee_accrued) as excess_fee_accrued,
+        string_agg(distinct parameter_version, ',') as day_count_versions,
+        max(load_id) as load_id
+    from accruals
+    group by 1, 2
+),
+
+-- a reversal cancels its original unless it is itself reversed (a reversal of a reversal restores it)
+effective_reversals as (
+    select r.txn_id, r.reversed_txn_id, r.load_id
+    from transactions as r
+    where r.is_reversal
+        and r.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
+        and not exists (select from transactions as rr where rr.is_reversal and rr.reversed_txn_id = r.txn_id)
+),
+
+posted as (
+    select
+        t.od_account_id,
+        (date_trunc('month', t.business_date) + interval '1 month - 1 day')::date as month_end,
+        max(p.currency) as currency,
+        sum(t.amount) filter (where t.flow_class = 'CHARGE_INTEREST') as core_interest_charged,
+        sum(t.amount) filter (where t.flow_class = 'CHARGE_FEE') as core_fees_charged,
+        max(t.load_id) as load_id
+    from transactions as t
+    left join effective_reversals as er on er.reversed_txn_id = t.txn_id
+    left join positions as p on p.od_account_id = t.od_account_id and p.business_date = t.business_date
+    where not t.is_reversal
+        and t.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
+        and er.txn_id is null
+        {% if from_month %}and t.business_date >= '{{ from_month }}'::date{% endif %}
+    group by 1, 2
+),
+
+months as (
+    select
+        coalesce(a.od_account_id, c.od_account_id) as od_account_id,
+        coalesce(a.month_end, c.month_end) as month_end,
+        coalesce(a.currency, c.currency) as currency,
+        coalesce(a.interest_accrued, 0) as interest_accrued,
+        coalesce(a.unutilized_fee_accrued, 0) as unutilized_fee_accrued,
+        coalesce(a.excess_fee_accrued, 0) as excess_fee_accrued,
+        coalesce(c.core_interest_charged, 0) as core_interest_charged,
+        coalesce(c.core_fees_charged, 0) as core_fees_charged,
+        a.day_count_versions,
+        greatest(a.load_id, c.load_id) as load_id
+    from accrued as a
+    full outer join posted as c on a.od_account_id = c.od_account_id and a.month_end = c.month_end
+),
+
+units as (
+    select
+        m.*,
+        coalesce(
+            u.value,
+            ('policy parameter rounding_unit_' || lower(m.currency) || ': 0 versions in force on '
+            || m.month_end)::numeric
+        ) as rounding_unit,
+        u.parameter_version as rounding_version
+    from months as m
+    left join parameters as u
+        on u.parameter_name = 'rounding_unit_' || lower(m.currency)
+        and m.month_end >= u.effective_from and m.month_end < u.effective_to
+),
+
+-- round(x / unit) * unit: PostgreSQL numeric round() is half away from zero. The sum is first rounded to 15
+-- decimals so a sum that is exactly half a unit (e.g. thirds adding up to x.005) is not pushed below it by
+-- the 20-decimal daily quotients.
+due as (
+    select
+        *,
+        round(round(interest_accrued, 15) / rounding_unit) * rounding_unit as interest_due,
+        round(round(unutilized_fee_accrued, 15) / rounding_unit) * rounding_unit as unutilized_fee_due,
+        round(round(excess_fee_accrued, 15) / rounding_unit) * rounding_unit as excess_fee_due
+    from units
+)
+
+select
+    due.od_account_id,
+    due.month_end,
+    due.currency,
+    due.interest_accrued,
+    due.unutilized_fee_accrued,
+    due.excess_fee_accrued,
+    due.interest_due,
+    due.unutilized_fee_due,
+    due.excess_fee_due,
+    due.interest_due + due.unutilized_fee_due + due.excess_fee_due as total_due,
+    due.core_interest_charged,
+    due.core_fees_charged,
+    due.rounding_unit,
+    -- the core posts a month's charges on its last day: a month in progress is never a break
+    due.month_end <= loaded.last_loaded_date
+    and (
+        abs(due.interest_due - due.core_interest_charged) > due.rounding_unit
+        or abs(due.unutilized_fee_due + due.excess_fee_due - due.core_fees_charged) > due.rounding_unit
+    ) as reconciliation_break,
+    due.month_end <= loaded.last_loaded_date as month_end_loaded,
+    concat_ws(',', due.rounding_version, due.day_count_versions) as parameter_version,
+    due.load_id
+from due
+cross join loaded
