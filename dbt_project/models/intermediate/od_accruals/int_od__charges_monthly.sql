@@ -25,14 +25,9 @@
             select business_date from {{ ref('int_od__accruals_daily') }}
             where load_id > (select load_id from newest)
             union all
-            select business_date from {{ ref('int_od__transactions_classified') }}
+            -- a reversal reopens the month of the charge it cancels
+            select original_business_date from {{ ref('int_od__transactions_classified') }}
             where load_id > (select load_id from newest)
-            union all
-            select original.business_date
-            from {{ ref('int_od__transactions_classified') }} as reversal
-            inner join {{ ref('int_od__transactions_classified') }} as original
-                on original.txn_id = reversal.reversed_txn_id
-            where reversal.is_reversal and reversal.load_id > (select load_id from newest)
         ) as touched
     {%- endset -%}
     {%- set from_month = run_query(from_month_sql).columns[0].values()[0] if execute else 'infinity' -%}
@@ -74,30 +69,22 @@ accrued as (
     group by 1, 2
 ),
 
--- a reversal cancels its original unless it is itself reversed (a reversal of a reversal restores it)
-effective_reversals as (
-    select r.txn_id, r.reversed_txn_id, r.load_id
-    from transactions as r
-    where r.is_reversal
-        and r.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
-        and not exists (select from transactions as rr where rr.is_reversal and rr.reversed_txn_id = r.txn_id)
-),
-
+-- net per charge: a reversal chain counts in the month of its original (signed amounts: the original +a, a
+-- reversal -a, a reversal of that +a), so a cancelled charge counts in neither month
 posted as (
     select
         t.od_account_id,
-        (date_trunc('month', t.business_date) + interval '1 month - 1 day')::date as month_end,
+        (date_trunc('month', t.original_business_date) + interval '1 month - 1 day')::date as month_end,
         max(p.currency) as currency,
-        sum(t.amount) filter (where t.flow_class = 'CHARGE_INTEREST') as core_interest_charged,
-        sum(t.amount) filter (where t.flow_class = 'CHARGE_FEE') as core_fees_charged,
+        sum(t.signed_amount) filter (where t.flow_class = 'CHARGE_INTEREST') as core_interest_charged,
+        sum(t.signed_amount) filter (where t.flow_class = 'CHARGE_FEE') as core_fees_charged,
         max(t.load_id) as load_id
     from transactions as t
-    left join effective_reversals as er on er.reversed_txn_id = t.txn_id
-    left join positions as p on p.od_account_id = t.od_account_id and p.business_date = t.business_date
-    where not t.is_reversal
-        and t.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
-        and er.txn_id is null
-        {% if from_month %}and t.business_date >= '{{ from_month }}'::date{% endif %}
+    left join positions as p
+        on p.od_account_id = t.od_account_id and p.business_date = t.original_business_date
+    where t.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
+        and t.original_txn_id is not null
+        {% if from_month %}and t.original_business_date >= '{{ from_month }}'::date{% endif %}
     group by 1, 2
 ),
 
