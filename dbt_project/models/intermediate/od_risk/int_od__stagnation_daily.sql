@@ -1,0 +1,195 @@
+-- Stagnation of every OD position (rulebook E; docs/policy-engine.md E), window N = stagnation_window_days in
+-- force on the day d:
+--   window_evaluable    = the account has an observed balance on d - N (so its history covers the window);
+--   net_inflow_60d      = customer credits - customer debits dated in (d-N, d] (a reversal is a negative flow
+--                         of its original's class on its own date, so a pair inside the window nets to zero);
+--   no_net_inflow_60d   = evaluable and net_inflow_60d <= 0 and P(d-N) > 0;
+--   stagnant_amount_60d = min P over [d-N, d] when evaluable, else null ("not evaluable");
+--   conversion_candidate = active and evaluable and (no_net_inflow_60d or stagnant_amount_60d > 0).
+-- ("_60d" names the published columns; the window is the parameter's value.) RANGE frames over dates (not
+-- rows) are exact when an account misses a day. A frame offset must be a constant, so the model is compiled
+-- with one window per distinct parameter value (read at run time; var stagnation_window_days_values in unit
+-- tests) and each row picks the one in force on its date.
+-- Incremental: whole business dates from the earliest date touched by a newer load, reading N days back.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['business_date'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['od_account_id', 'business_date'], 'unique': true},
+        {'columns': ['business_date']},
+        {'columns': ['load_id']},
+    ],
+) }}
+
+{%- set windows = var('stagnation_window_days_values', none) -%}
+{%- if windows is none -%}
+    {%- set windows_sql -%}
+        select distinct value::int from {{ ref('int_policy__parameter_versions') }}
+        where parameter_name = 'stagnation_window_days' order by 1
+    {%- endset -%}
+    {%- set windows = run_query(windows_sql).columns[0].values() | list if execute else [] -%}
+{%- endif -%}
+{%- set longest = windows | max if windows else 0 -%}
+
+{%- set from_date = none -%}
+{%- set batch_filter = '' -%}
+{%- if is_incremental() -%}
+    {%- set newest_load_sql -%}
+        select coalesce(min(business_date), 'infinity'::date)::text
+        from {{ ref('int_od__positions_daily') }}
+        where load_id > (select coalesce(max(load_id), 0) from {{ this }})
+    {%- endset -%}
+    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
+    {#- read N days back for the windows; nothing at all when no newer load exists -#}
+    {%- set batch_filter = "where false" if from_date == 'infinity'
+        else "where business_date >= '" ~ from_date ~ "'::date - " ~ longest -%}
+{%- endif %}
+
+with positions as (
+    select od_account_id, business_date, principal_outstanding, is_active, load_id
+    from {{ ref('int_od__positions_daily') }}
+    {{ batch_filter }}
+),
+
+-- net customer flow per account and day: credits minus debits, reversals negative on their own date
+day_flows as (
+    select
+        od_account_id,
+        business_date,
+        sum(case flow_class when 'CUSTOMER_CREDIT' then signed_amount else -signed_amount end) as net_flow
+    from {{ ref('int_od__transactions_classified') }}
+    {{ batch_filter }} {{ 'and' if batch_filter else 'where' }} flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')
+    group by 1, 2
+),
+
+-- cumulative net flow over balance days and flow days alike (a flow counts even on a day without a balance)
+flow_history as (
+    select
+        coalesce(p.od_account_id, f.od_account_id) as od_account_id,
+        coalesce(p.business_date, f.business_date) as business_date,
+        p.business_date is not null as is_observed,
+        p.principal_outstanding,
+        p.is_active,
+        p.load_id,
+        sum(coalesce(f.net_flow, 0)) over (
+            partition by coalesce(p.od_account_id, f.od_account_id)
+            order by coalesce(p.business_date, f.business_date)
+            rows unbounded preceding
+        ) as cumulative_flow
+    from positions as p
+    full outer join day_flows as f on f.od_account_id = p.od_account_id and f.business_date = p.business_date
+),
+
+days as (
+    select * from flow_history where is_observed
+),
+
+-- min P over [d-N, d] without a moving min (which PostgreSQL recomputes for every row): cut the calendar into
+-- blocks of N+1 days; the window then spans the end of the block of d-N and the start of the block of d, so
+-- min P = min(suffix min of block(d-N) from d-N, prefix min of block(d) up to d) (van Herk / Gil-Werman).
+blocks as (
+    select
+        *
+        {%- for n in windows %},
+        min(principal_outstanding) over (
+            partition by od_account_id, (business_date - date '2000-01-01') / {{ n + 1 }}
+            order by business_date rows unbounded preceding
+        ) as prefix_min_{{ n }}
+        {%- endfor %}
+    from days
+),
+
+suffixes as (
+    select
+        *
+        {%- for n in windows %},
+        min(principal_outstanding) over (
+            partition by od_account_id, (business_date - date '2000-01-01') / {{ n + 1 }}
+            order by business_date desc rows unbounded preceding
+        ) as suffix_min_{{ n }}
+        {%- endfor %}
+    from blocks
+),
+
+framed as (
+    select
+        *
+        {%- for n in windows %},
+        first_value(business_date) over closed_{{ n }} as start_date_{{ n }},
+        first_value(principal_outstanding) over closed_{{ n }} as start_principal_{{ n }},
+        least(first_value(suffix_min_{{ n }}) over closed_{{ n }}, prefix_min_{{ n }}) as min_principal_{{ n }},
+        -- flows in (d-N, d]: cumulative through d minus cumulative through d-N
+        cumulative_flow - first_value(cumulative_flow) over closed_{{ n }} as net_inflow_{{ n }}
+        {%- endfor %}
+    from suffixes
+    {% if windows -%}
+    window
+    {%- for n in windows %}
+        closed_{{ n }} as (  -- [d-N, d]
+            partition by od_account_id order by business_date
+            range between interval '{{ n }} days' preceding and current row
+        ){{ "," if not loop.last }}
+    {%- endfor %}
+    {%- endif %}
+),
+
+-- each row takes the window in force on its date (a missing parameter fails the query, never yields null)
+picked as (
+    select
+        x.od_account_id,
+        x.business_date,
+        x.is_active,
+        w.window_days,
+        w.parameter_version,
+        x.load_id,
+        {%- for column, sql_type in [('start_date', 'date'), ('start_principal', 'numeric'),
+                                     ('min_principal', 'numeric'), ('net_inflow', 'numeric')] %}
+        case w.window_days
+            {%- for n in windows %}
+            when {{ n }} then x.{{ column }}_{{ n }}
+            {%- endfor %}
+            else ('stagnation window of ' || w.window_days || ' days not compiled: rerun dbt')::{{ sql_type }}
+        end as {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from framed as x
+    left join {{ ref('int_policy__parameter_versions') }} as pv
+        on pv.parameter_name = 'stagnation_window_days'
+        and x.business_date >= pv.effective_from and x.business_date < pv.effective_to
+    cross join lateral (
+        select
+            coalesce(
+                pv.value,
+                ('policy parameter stagnation_window_days: 0 versions in force on ' || x.business_date)::numeric
+            )::int as window_days,
+            pv.parameter_version
+    ) as w
+    {% if from_date -%}
+    where x.business_date >= '{{ from_date }}'::date
+    {%- endif %}
+),
+
+flags as (
+    select
+        *,
+        start_date = business_date - window_days as window_evaluable
+    from picked
+)
+
+select
+    od_account_id,
+    business_date,
+    window_days,
+    window_evaluable,
+    case when window_evaluable then start_principal end as principal_at_window_start,
+    case when window_evaluable then net_inflow end as net_inflow_60d,
+    coalesce(window_evaluable and net_inflow <= 0 and start_principal > 0, false) as no_net_inflow_60d,
+    case when window_evaluable then min_principal end as stagnant_amount_60d,
+    coalesce(
+        is_active and window_evaluable and ((net_inflow <= 0 and start_principal > 0) or min_principal > 0),
+        false
+    ) as conversion_candidate,
+    parameter_version as stagnation_window_version,
+    load_id
+from flags
