@@ -1,0 +1,135 @@
+-- Abnormal agent OD days (rulebook H, daily agent monitoring; docs/policy-engine.md H), one row per
+-- account and abnormal day; a day is abnormal when at least one test holds:
+--   CASH_WITHDRAWAL     a cash withdrawal of the day not reversed the same day (never allowed, OD policy §4);
+--   EXCESS              P > L at the end of the day;
+--   ABNORMAL_DRAWDOWN   a drawdown of the day above agent_abnormal_drawdown_multiple x the account's average
+--                       drawdown over the agent_drawdown_trailing_days days before it ([d - N, d - 1], the
+--                       day itself excluded); no drawdown in that window = no history = not abnormal by it.
+-- Parameters are read on the day. Incremental from the earliest business date touched by a newer load; the
+-- trailing windows read the history in int_monitoring__agent_days, so no lookback is needed. Only abnormal
+-- days are kept, so the pre-hook first deletes every recomputed date (a recomputed date may have none left).
+{%- set agent_days = ref('int_monitoring__agent_days') %}
+{%- set touched_from -%}
+    (select coalesce(min(business_date), 'infinity'::date) from {{ agent_days }}
+     where load_id > (select coalesce(max(load_id), 0) from {{ this }}))
+{%- endset %}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['business_date'],
+    on_schema_change='fail',
+    pre_hook=(
+        "{% if is_incremental() %}delete from {{ this }} where business_date >= ("
+        "select coalesce(min(business_date), 'infinity'::date) from {{ ref('int_monitoring__agent_days') }}"
+        " where load_id > (select coalesce(max(load_id), 0) from {{ this }})){% endif %}"
+    ),
+    indexes=[
+        {'columns': ['od_account_id', 'business_date'], 'unique': true},
+        {'columns': ['customer_id', 'business_date']},
+        {'columns': ['business_date']},
+    ],
+) }}
+
+{%- set from_date = none -%}
+{%- if is_incremental() -%}
+    {%- set newest_load_sql -%}
+        select {{ touched_from }}::text
+    {%- endset -%}
+    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
+{%- endif %}
+
+with candidates as (
+    select *
+    from {{ agent_days }}
+    where
+        (is_excess or cash_withdrawals > 0 or drawdowns > 0)
+        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
+),
+
+parameters as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name in ('agent_abnormal_drawdown_multiple', 'agent_drawdown_trailing_days')
+),
+
+-- one row per date: the parameters in force (a missing parameter fails the query, never yields null)
+day_parameters as (
+    select
+        d.business_date,
+        coalesce(
+            multiple.value,
+            ('policy parameter agent_abnormal_drawdown_multiple: 0 versions on ' || d.business_date)::numeric
+        ) as drawdown_multiple,
+        coalesce(
+            trail.value,
+            ('policy parameter agent_drawdown_trailing_days: 0 versions on ' || d.business_date)::numeric
+        )::integer as trailing_days,
+        concat_ws(',', multiple.parameter_version, trail.parameter_version) as parameter_version
+    from (select distinct business_date from candidates) as d
+    left join parameters as multiple
+        on
+            multiple.parameter_name = 'agent_abnormal_drawdown_multiple'
+            and d.business_date >= multiple.effective_from and d.business_date < multiple.effective_to
+    left join parameters as trail
+        on
+            trail.parameter_name = 'agent_drawdown_trailing_days'
+            and d.business_date >= trail.effective_from and d.business_date < trail.effective_to
+),
+
+tested as (
+    select
+        c.*,
+        p.drawdown_multiple,
+        p.parameter_version,
+        h.trailing_drawdowns,
+        h.trailing_drawdown_total / nullif(h.trailing_drawdowns, 0) as trailing_average_drawdown
+    from candidates as c
+    inner join day_parameters as p on c.business_date = p.business_date
+    -- an index range probe per drawdown day (unique index on od_account_id, business_date)
+    left join lateral (
+        select
+            sum(w.drawdowns) as trailing_drawdowns,
+            sum(w.drawdown_total) as trailing_drawdown_total
+        from {{ agent_days }} as w
+        where
+            w.od_account_id = c.od_account_id
+            and w.business_date >= c.business_date - p.trailing_days
+            and w.business_date < c.business_date
+            and w.drawdowns > 0
+    ) as h on c.drawdowns > 0
+),
+
+flagged as (
+    select
+        *,
+        cash_withdrawals > 0 as is_cash_withdrawal,
+        coalesce(largest_drawdown > drawdown_multiple * trailing_average_drawdown, false)
+            as is_abnormal_drawdown
+    from tested
+)
+
+select
+    od_account_id,
+    business_date,
+    customer_id,
+    branch_code,
+    officer_id,
+    currency,
+    is_cash_withdrawal,
+    is_excess,
+    is_abnormal_drawdown,
+    concat_ws(
+        ',',
+        case when is_cash_withdrawal then 'CASH_WITHDRAWAL' end,
+        case when is_excess then 'EXCESS' end,
+        case when is_abnormal_drawdown then 'ABNORMAL_DRAWDOWN' end
+    ) as reasons,
+    cash_withdrawn,
+    excess_amount,
+    largest_drawdown,
+    coalesce(trailing_drawdowns, 0)::integer as trailing_drawdowns,
+    trailing_average_drawdown,
+    drawdown_multiple * trailing_average_drawdown as drawdown_threshold,
+    parameter_version,
+    load_id
+from flagged
+where is_cash_withdrawal or is_excess or is_abnormal_drawdown

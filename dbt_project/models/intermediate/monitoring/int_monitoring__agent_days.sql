@@ -1,0 +1,107 @@
+-- One row per agent OD position-day (customer_type AGENT in that day's customers snapshot), with the day's
+-- inputs to the abnormal-day tests of rulebook H (docs/policy-engine.md H):
+--   excess: P > L at the end of the day;
+--   cash withdrawals / drawdowns of the day AS KNOWN AT THE END OF THAT DAY: a transaction counts with its
+--   net amount after the reversals posted on its own date (a same-day reversal cancels it, a reversal of the
+--   reversal restores it); a reversal posted on a later date does not rewrite this day (the alert was due on
+--   what was known), and it is no withdrawal or drawdown of its own date either.
+-- Incremental: whole business dates from the earliest date touched by a load newer than this table's newest
+-- load_id (a day depends only on that day's rows, so no lookback is needed).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['business_date'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['od_account_id', 'business_date'], 'unique': true},
+        {'columns': ['business_date']},
+        {'columns': ['load_id']},
+    ],
+) }}
+
+{%- set from_date = none -%}
+{%- if is_incremental() -%}
+    {%- set newest_load_sql -%}
+        select coalesce(min(business_date), 'infinity'::date)::text
+        from {{ ref('int_od__positions_daily') }}
+        where load_id > (select coalesce(max(load_id), 0) from {{ this }})
+    {%- endset -%}
+    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
+{%- endif %}
+
+with positions as (
+    select * from {{ ref('int_od__positions_daily') }}
+    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+),
+
+agents as (
+    select
+        customer_id,
+        business_date
+    from {{ ref('stg_core_banking__customers') }}
+    where
+        customer_type = 'AGENT'
+        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
+),
+
+-- transactions of the day and the same-day reversals of them (original_business_date = business_date)
+same_day as (
+    select
+        od_account_id,
+        business_date,
+        txn_id,
+        txn_type,
+        original_txn_id,
+        signed_amount
+    from {{ ref('int_od__transactions_classified') }}
+    where
+        business_date = original_business_date
+        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
+),
+
+net_of_same_day_reversals as (
+    select
+        t.od_account_id,
+        t.business_date,
+        o.txn_type,
+        sum(t.signed_amount) as net_amount
+    from same_day as t
+    inner join same_day as o on t.original_txn_id = o.txn_id and t.od_account_id = o.od_account_id
+    where o.txn_type in ('CASH_WITHDRAWAL', 'DRAWDOWN')
+    group by t.od_account_id, t.business_date, t.original_txn_id, o.txn_type
+),
+
+day_flows as (
+    select
+        od_account_id,
+        business_date,
+        count(*) filter (where txn_type = 'CASH_WITHDRAWAL') as cash_withdrawals,
+        coalesce(sum(net_amount) filter (where txn_type = 'CASH_WITHDRAWAL'), 0) as cash_withdrawn,
+        count(*) filter (where txn_type = 'DRAWDOWN') as drawdowns,
+        coalesce(sum(net_amount) filter (where txn_type = 'DRAWDOWN'), 0) as drawdown_total,
+        max(net_amount) filter (where txn_type = 'DRAWDOWN') as largest_drawdown
+    from net_of_same_day_reversals
+    where net_amount > 0
+    group by od_account_id, business_date
+)
+
+select
+    p.od_account_id,
+    p.business_date,
+    p.customer_id,
+    p.branch_code,
+    p.officer_id,
+    p.currency,
+    p.limit_amount,
+    p.principal_outstanding,
+    p.excess_amount,
+    coalesce(p.excess_amount > 0, false) as is_excess,
+    coalesce(f.cash_withdrawals, 0)::integer as cash_withdrawals,
+    coalesce(f.cash_withdrawn, 0) as cash_withdrawn,
+    coalesce(f.drawdowns, 0)::integer as drawdowns,
+    coalesce(f.drawdown_total, 0) as drawdown_total,
+    f.largest_drawdown,
+    p.load_id
+from positions as p
+inner join agents as a on p.customer_id = a.customer_id and p.business_date = a.business_date
+left join day_flows as f on p.od_account_id = f.od_account_id and p.business_date = f.business_date
