@@ -2,56 +2,88 @@
 -- a REVERSAL takes the class of the transaction it cancels (looked up across all loaded dates) and a
 -- negative signed_amount dated on the reversal's own date, so any sum over a period nets the pair to zero
 -- when both fall inside it. A reversal of a reversal restores the original (sign flips at each level).
+-- Incremental: whole business dates from the earliest date touched by a newer load. A row depends on its own
+-- date's delivery and on earlier originals only, so later dates never change it. The pre-hook clears the
+-- recomputed dates first: a re-delivered date may have fewer transactions (or none) than before.
+-- depends_on: {{ ref('stg_core_banking__branches') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['business_date'],
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= "
+        ~ "(select min(business_date) from {{ ref('stg_core_banking__branches') }} "
+        ~ "where _load_id > (select coalesce(max(load_id), 0) from {{ this }})){% endif %}",
+    indexes=[
+        {'columns': ['txn_id'], 'unique': true},
+        {'columns': ['od_account_id', 'business_date']},
+        {'columns': ['business_date']},
+        {'columns': ['load_id']},
+    ],
+) }}
+
+{%- set from_date = none -%}
+{%- if is_incremental() -%}
+    {#- branches is a small snapshot delivered with every date: its load ids name the loaded dates -#}
+    {%- set newest_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
+    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
+    {%- set from_date_sql -%}
+        select coalesce(min(business_date), 'infinity'::date)::text
+        from {{ ref('stg_core_banking__branches') }}
+        where _load_id > {{ newest }}
+    {%- endset -%}
+    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
+{%- endif -%}
+
+{%- set flow_class_of_type -%}
+    case {type}
+        when 'DRAWDOWN' then 'CUSTOMER_DEBIT'
+        when 'CASH_WITHDRAWAL' then 'CUSTOMER_DEBIT'
+        when 'TRANSFER_OUT' then 'CUSTOMER_DEBIT'
+        when 'REPAYMENT' then 'CUSTOMER_CREDIT'
+        when 'INTEREST_CHARGE' then 'CHARGE_INTEREST'
+        when 'FEE_CHARGE' then 'CHARGE_FEE'
+        when 'PROCESSING_FEE' then 'PROCESSING_FEE'
+        when 'INTEREST_CAPITALIZATION' then 'CAPITALIZATION'
+    end
+{%- endset %}
+
 with recursive
-
-transactions as (
-    select * from {{ ref('stg_core_banking__od_transactions') }}
-),
-
-base_classes as (
-    select
-        txn_id,
-        business_date,
-        case txn_type
-            when 'DRAWDOWN' then 'CUSTOMER_DEBIT'
-            when 'CASH_WITHDRAWAL' then 'CUSTOMER_DEBIT'
-            when 'TRANSFER_OUT' then 'CUSTOMER_DEBIT'
-            when 'REPAYMENT' then 'CUSTOMER_CREDIT'
-            when 'INTEREST_CHARGE' then 'CHARGE_INTEREST'
-            when 'FEE_CHARGE' then 'CHARGE_FEE'
-            when 'PROCESSING_FEE' then 'PROCESSING_FEE'
-            when 'INTEREST_CAPITALIZATION' then 'CAPITALIZATION'
-        end as flow_class
-    from transactions
-    where txn_type <> 'REVERSAL'
-),
 
 reversals as (
     select txn_id, od_account_id, reversed_txn_id
-    from transactions
+    from {{ ref('stg_core_banking__od_transactions') }}
     where txn_type = 'REVERSAL'
 ),
 
--- walk reversal chains down from the original: only reversal rows take part in the recursion
-reversal_classes (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
-    select r.txn_id, o.flow_class, -1, 1, o.txn_id, o.business_date
+-- walk reversal chains down from the original (any loaded date): only reversal rows take part
+reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
+    select
+        r.txn_id,
+        {{ flow_class_of_type | replace('{type}', 'o.txn_type') }},
+        -1,
+        1,
+        o.txn_id,
+        o.business_date
     from reversals as r
-    inner join transactions as ot
-        on ot.txn_id = r.reversed_txn_id and ot.od_account_id = r.od_account_id
-    inner join base_classes as o on o.txn_id = ot.txn_id
+    inner join {{ ref('stg_core_banking__od_transactions') }} as o
+        on o.txn_id = r.reversed_txn_id and o.od_account_id = r.od_account_id and o.txn_type <> 'REVERSAL'
     union all
-    select r.txn_id, parent.flow_class, -parent.sign, parent.depth + 1, parent.original_txn_id,
+    select
+        r.txn_id,
+        parent.flow_class,
+        -parent.sign,
+        parent.depth + 1,
+        parent.original_txn_id,
         parent.original_business_date
-    from reversal_classes as parent
+    from reversal_chains as parent
     inner join reversals as r on r.reversed_txn_id = parent.txn_id
     where parent.depth < 10
 ),
 
-classes as (
-    select txn_id, flow_class, 1 as sign, txn_id as original_txn_id, business_date as original_business_date
-    from base_classes
-    union all
-    select txn_id, flow_class, sign, original_txn_id, original_business_date from reversal_classes
+transactions as (
+    select * from {{ ref('stg_core_banking__od_transactions') }}
+    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 )
 
 select
@@ -61,12 +93,19 @@ select
     t.txn_type,
     t.direction,
     t.amount,
-    c.flow_class,
-    coalesce(c.sign * t.amount, 0)::numeric as signed_amount,
+    case
+        when t.txn_type = 'REVERSAL' then c.flow_class
+        else {{ flow_class_of_type | replace('{type}', 't.txn_type') }}
+    end as flow_class,
+    case
+        when t.txn_type <> 'REVERSAL' then t.amount
+        else coalesce(c.sign * t.amount, 0)  -- an original not in the loaded history: counts nowhere
+    end::numeric as signed_amount,
     t.txn_type = 'REVERSAL' as is_reversal,
     t.reversed_txn_id,
-    c.original_txn_id,
-    c.original_business_date,
+    case when t.txn_type = 'REVERSAL' then c.original_txn_id else t.txn_id end as original_txn_id,
+    case when t.txn_type = 'REVERSAL' then c.original_business_date else t.business_date end
+        as original_business_date,
     t._load_id as load_id
 from transactions as t
-left join classes as c on c.txn_id = t.txn_id
+left join reversal_chains as c on c.txn_id = t.txn_id
