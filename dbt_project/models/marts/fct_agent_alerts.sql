@@ -1,7 +1,8 @@
 -- Daily agent monitoring alerts (rulebook H; docs/policy-engine.md H), one row per alert, key
 -- (customer_id, opened_on). An alert is a run of consecutive abnormal days of the agent (any of the
 -- customer's agent ODs abnormal, int_monitoring__agent_abnormal_days):
---   opens on the first abnormal day, assigned to the customer's officer (CM) of that day;
+--   opens on the first abnormal day, assigned to the customer's officer (CM) of that day (and that day's
+--   reporting line gives the Regional Manager for an escalation);
 --   stays open while the days stay abnormal; the first loaded day that is not abnormal closes it (closed_on);
 --   days_open = closed_on - opened_on when closed, as_of_date - opened_on + 1 while open (the abnormal days);
 --   escalated when days_open > agent_alert_escalation_days (parameter on opened_on): escalated_on =
@@ -24,9 +25,10 @@ agent_days as (
 
 officers as (
     select
+        business_date,
         officer_id,
         regional_manager_id
-    from {{ ref('dim_officers') }}
+    from {{ ref('int_monitoring__officer_chains') }}
 ),
 
 parameters as (
@@ -184,4 +186,4 @@ select
     concat_ws(',', t.escalation_version, t.day_parameter_versions) as parameter_version,
     t.load_id
 from timed as t
-left join officers as ofc on t.officer_id = ofc.officer_id
+left join officers as ofc on t.opened_on = ofc.business_date and t.officer_id = ofc.officer_id

@@ -9,33 +9,41 @@
 -- trailing windows read the history in int_monitoring__agent_days, so no lookback is needed. Only abnormal
 -- days are kept, so the pre-hook first deletes every recomputed date (a recomputed date may have none left).
 {%- set agent_days = ref('int_monitoring__agent_days') %}
-{%- set touched_from -%}
-    (select coalesce(min(business_date), 'infinity'::date) from {{ agent_days }}
-     where load_id > (select coalesce(max(load_id), 0) from {{ this }}))
+{#- The recomputed dates: from the earliest date of agent_days touched by a load newer than this table's newest
+    load id (two steps: with the load id as a literal the planner uses the load_id index). The pre-hook runs
+    the same query at run time; the body runs it at compile time, before the hook deletes anything. -#}
+{%- set recompute_from -%}
+    {%- raw -%}
+    {%- set newest = run_query('select coalesce(max(load_id), 0) from ' ~ this).columns[0].values()[0] -%}
+    (select coalesce(min(business_date), 'infinity'::date) from {{ ref('int_monitoring__agent_days') }}
+     where load_id > {{ newest }})
+    {%- endraw -%}
 {%- endset %}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['business_date'],
     on_schema_change='fail',
-    pre_hook=(
-        "{% if is_incremental() %}delete from {{ this }} where business_date >= ("
-        "select coalesce(min(business_date), 'infinity'::date) from {{ ref('int_monitoring__agent_days') }}"
-        " where load_id > (select coalesce(max(load_id), 0) from {{ this }})){% endif %}"
-    ),
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= " ~ recompute_from
+        ~ "{% endif %}",
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['customer_id', 'business_date']},
         {'columns': ['business_date']},
+        {'columns': ['load_id']},
     ],
 ) }}
 
 {%- set from_date = none -%}
 {%- if is_incremental() -%}
-    {%- set newest_load_sql -%}
-        select {{ touched_from }}::text
+    {%- set newest_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
+    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
+    {%- set from_date_sql -%}
+        select coalesce(min(business_date), 'infinity'::date)::text
+        from {{ agent_days }}
+        where load_id > {{ newest }}
     {%- endset -%}
-    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
+    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
 {%- endif %}
 
 with candidates as (
