@@ -1,0 +1,130 @@
+-- Published month-end OD fact (published-interface.md): one row per account with a balance on a loaded month
+-- end (last calendar day of a month): the day's row of fct_od_daily (position, DPD, grade, stagnation), the
+-- month's rounded charges and reconciliation against the core (int_od__charges_monthly), the USD and KHR
+-- equivalents at the NBC rate of the month end (int_fx__rates_daily, unrounded), the proposed term-loan
+-- product of a conversion candidate and the policy breaches of the month end (int_od__policy_checks_month_end).
+-- Incremental by month end (macros/month_end_incremental.sql): a re-delivered old date redoes every later
+-- month end; a mid-month day renders an empty query.
+-- depends_on: {{ ref('stg_core_banking__branches') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['month_end'],
+    on_schema_change='fail',
+    contract={'enforced': true},
+    indexes=[
+        {'columns': ['month_end']},
+    ],
+) }}
+
+{%- set from_date = month_end_rebuild_from() -%}
+{%- set since = "and business_date >= '" ~ from_date ~ "'::date" if from_date else "" %}
+
+with month_end_days as (
+    select * from {{ ref('fct_od_daily') }}
+    where business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date {{ since }}
+),
+
+month_ends as (
+    select
+        m.month_end,
+        {{ max_input_load_id('m.month_end') }} as max_input_load_id,
+        threshold.value as conversion_threshold_usd,
+        threshold.parameter_version as conversion_threshold_version
+    from (select distinct business_date as month_end from month_end_days) as m
+    left join {{ ref('int_policy__parameter_versions') }} as threshold
+        on threshold.parameter_name = 'sme_msme_conversion_threshold_usd'
+        and m.month_end >= threshold.effective_from and m.month_end < threshold.effective_to
+),
+
+charges as (
+    select * from {{ ref('int_od__charges_monthly') }}
+    {% if from_date %}where month_end >= '{{ from_date }}'::date{% endif %}
+),
+
+checks as (
+    select * from {{ ref('int_od__policy_checks_month_end') }}
+    {% if from_date %}where month_end >= '{{ from_date }}'::date{% endif %}
+),
+
+fx as (
+    select * from {{ ref('int_fx__rates_daily') }}
+    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+),
+
+joined as (
+    select
+        d.*,
+        me.max_input_load_id,
+        me.conversion_threshold_usd,
+        me.conversion_threshold_version,
+        c.interest_due,
+        c.unutilized_fee_due,
+        c.excess_fee_due,
+        c.total_due,
+        c.core_interest_charged,
+        c.core_fees_charged,
+        c.reconciliation_break,
+        c.parameter_version as charges_version,
+        k.policy_breaches,
+        k.checks_not_evaluable,
+        k.parameter_version as checks_version,
+        {{ to_usd('d.principal_outstanding', 'fx') }} as principal_outstanding_usd,
+        {{ to_usd('d.provision_amount', 'fx') }} as provision_amount_usd,
+        {{ to_usd('d.stagnant_amount_60d', 'fx') }} as stagnant_amount_60d_usd,
+        d.principal_outstanding * fx.khr_per_unit as principal_outstanding_khr,
+        d.provision_amount * fx.khr_per_unit as provision_amount_khr
+    from month_end_days as d
+    inner join month_ends as me on d.business_date = me.month_end
+    left join charges as c on d.od_account_id = c.od_account_id and d.business_date = c.month_end
+    left join checks as k on d.od_account_id = k.od_account_id and d.business_date = k.month_end
+    left join fx on d.business_date = fx.business_date and d.currency = fx.currency
+)
+
+select
+    od_account_id::text as od_account_id,
+    business_date::date as month_end,
+    customer_id::text as customer_id,
+    branch_code::text as branch_code,
+    officer_id::text as officer_id,
+    currency::text as currency,
+    limit_amount::numeric as limit_amount,
+    principal_outstanding::numeric as principal_outstanding,
+    is_active::boolean as is_active,
+    maturity_date::date as maturity_date,
+    interest_due::numeric as interest_due,
+    unutilized_fee_due::numeric as unutilized_fee_due,
+    excess_fee_due::numeric as excess_fee_due,
+    total_due::numeric as total_due,
+    core_interest_charged::numeric as core_interest_charged,
+    core_fees_charged::numeric as core_fees_charged,
+    coalesce(reconciliation_break, false)::boolean as reconciliation_break,
+    days_past_due::integer as days_past_due,
+    nbc_grade::text as nbc_grade,
+    grade_order::integer as grade_order,
+    provision_rate::numeric as provision_rate,
+    provision_amount::numeric as provision_amount,
+    principal_outstanding_usd::numeric as principal_outstanding_usd,
+    provision_amount_usd::numeric as provision_amount_usd,
+    principal_outstanding_khr::numeric as principal_outstanding_khr,
+    provision_amount_khr::numeric as provision_amount_khr,
+    conversion_candidate::boolean as conversion_candidate,
+    no_net_inflow_60d::boolean as no_net_inflow_60d,
+    stagnant_amount_60d::numeric as stagnant_amount_60d,
+    stagnant_amount_60d_usd::numeric as stagnant_amount_60d_usd,
+    (
+        case
+            when not conversion_candidate then null
+            when stagnant_amount_60d_usd >= conversion_threshold_usd then 'SME'
+            when stagnant_amount_60d_usd < conversion_threshold_usd then 'MSME'
+        end
+    )::text as proposed_term_product,
+    coalesce(policy_breaches, array[]::text[])::text[] as policy_breaches,
+    coalesce(checks_not_evaluable, array[]::text[])::text[] as checks_not_evaluable,
+    concat_ws(
+        ',', charges_version, grading_version, stagnation_window_version, conversion_threshold_version,
+        checks_version
+    )::text as parameter_version,
+    load_id::bigint as load_id,
+    max_input_load_id::bigint as max_input_load_id
+from joined
