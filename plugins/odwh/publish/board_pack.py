@@ -1,0 +1,281 @@
+"""The Board Risk Committee pack: ``board-pack.html`` (self-contained) and ``board-pack.pdf`` (WeasyPrint).
+
+One jinja2 template (``templates/board_pack.html.j2``) with inline CSS and inline SVG charts; the PDF is the
+same HTML printed on A4 with running headers and "Page n of N" footers. Nothing is fetched: no base URL, no
+external stylesheet, font or image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from odwh.publish import charts, labels
+from odwh.publish.data import MonthData, column, records, total
+
+COVER_KHMER = "គណៈកម្មាធិការហានិភ័យនៃក្រុមប្រឹក្សាភិបាល"  # Board Risk Committee
+
+
+@dataclass(frozen=True)
+class BoardPack:
+    html: Path
+    pdf: Path
+    pages: int
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("odwh.publish", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["usd"] = lambda v: labels.thousands(v, 2)
+    env.filters["whole"] = lambda v: labels.thousands(v, 0)
+    env.filters["pct"] = lambda v, places=1: labels.percent(v, places)
+    env.filters["amount"] = lambda v, ccy: labels.thousands(v, labels.decimals(ccy))
+    return env
+
+
+def render_board_pack(data: MonthData, out_dir: Path) -> BoardPack:
+    """Write both files; ``pages`` is WeasyPrint's page count of the PDF."""
+    from weasyprint import HTML  # imported late: pango/cairo load only when a pack is printed
+
+    html = board_pack_html(data)
+    html_path = out_dir / "board-pack.html"
+    html_path.write_text(html, encoding="utf-8")
+    document = HTML(string=html).render()
+    pdf_path = out_dir / "board-pack.pdf"
+    document.write_pdf(pdf_path, pdf_identifier=f"odwh-board-pack-{data.month_end}".encode())
+    return BoardPack(html_path, pdf_path, len(document.pages))
+
+
+def board_pack_html(data: MonthData) -> str:
+    return environment().get_template("board_pack.html.j2").render(**context(data))
+
+
+# --- what the template shows ------------------------------------------------------------------------------
+
+
+def context(data: MonthData) -> dict[str, Any]:
+    portfolio = data.portfolio
+    cube = _with_npl(data.cube)
+    trend = data.portfolio_trend
+    months = [f"{m:%b %y}" for m in trend["month_end"]]
+    branches = _grouped(cube, ["branch_code", "branch_name", "province"], portfolio["od_outstanding_usd"])
+    provinces = _grouped(cube, ["province"], portfolio["od_outstanding_usd"])
+    currencies = _grouped(cube, ["currency"], portfolio["od_outstanding_usd"], local=True)
+    types = _grouped(cube, ["customer_type"], portfolio["od_outstanding_usd"])
+    grade_rows, grade_totals = _grade_table(data)
+    top = data.top_exposures.copy()
+    top["share"] = column([_ratio(v, portfolio["od_outstanding_usd"]) for v in top["outstanding_usd"]], top)
+    counts = {
+        "accounts": int(cube["accounts"].sum()),
+        "excess": int(cube["excess_accounts"].sum()),
+        "excess_usd": total(cube["excess_usd"]),
+        "candidates": int(cube["conversion_candidates"].sum()),
+        "candidates_usd": total(cube["conversion_usd"]),
+        "breach_accounts": int(cube["breach_accounts"].sum()),
+        "breaks": int(cube["reconciliation_breaks"].sum()),
+    }
+    return {
+        "data": data,
+        "institution": data.institution,
+        "cover_khmer": COVER_KHMER,
+        "month_label": f"{data.month_end:%B %Y}",
+        "month_end": data.month_end,
+        "generated_at": data.generated_at,
+        "portfolio": portfolio,
+        "previous": data.previous_portfolio,
+        "summary": summary(data, counts),
+        "counts": counts,
+        "trend": records(trend),
+        "grade_rows": grade_rows,
+        "grade_totals": grade_totals,
+        "top": records(top),
+        "branches": records(branches),
+        "provinces": records(provinces),
+        "currencies": records(currencies),
+        "customer_types": records(types),
+        "utilization": records(data.utilization),
+        "candidates": records(data.conversion_candidates),
+        "breach_codes": records(data.breaches_by_code),
+        "breach_accounts": records(data.breach_accounts),
+        "breaks": records(data.reconciliation_breaks),
+        "list_rows": data.list_rows,
+        "notes": data.notes,
+        "charts": _charts(data, months, grade_rows, branches, provinces, currencies, types),
+    }
+
+
+def summary(data: MonthData, counts: dict[str, Any]) -> str:
+    """The cover's one paragraph, from the figures only."""
+    p, previous = data.portfolio, data.previous_portfolio
+    cap = p["od_cap"]
+    share = p["od_share"]
+    if share is None:
+        position = "with no loan portfolio to compare against the cap"
+    elif p["cap_breached"]:
+        position = f"above the board's cap of {labels.percent(cap, 0)}"
+    else:
+        position = f"within the board's cap of {labels.percent(cap, 0)}"
+    text = (
+        f"At {data.month_end.day} {data.month_end:%B %Y} the overdraft (OD) portfolio stood at "
+        f"USD {labels.thousands(p['od_outstanding_usd'])} on {counts['accounts']:,} accounts, "
+        f"{labels.percent(share)} of the total loan portfolio of USD {labels.thousands(p['total_portfolio_usd'])}, "
+        f"{position}."
+    )
+    if previous is not None and previous["od_outstanding_usd"]:
+        change = _ratio(
+            p["od_outstanding_usd"] - previous["od_outstanding_usd"], previous["od_outstanding_usd"]
+        )
+        direction = "up" if change is not None and change >= 0 else "down"
+        text += f" OD outstanding is {direction} {labels.percent(abs(change) if change is not None else None)} on the previous month end."
+    text += (
+        f" The OD NPL ratio is {labels.percent(p['npl_ratio_od'])}"
+        + (
+            f" (previous month end {labels.percent(previous['npl_ratio_od'])})"
+            if previous is not None
+            else ""
+        )
+        + f" and provisions for OD and term loans total USD {labels.thousands(p['provision_total_usd'])}."
+        + " The month closed with"
+        f" {_accounts(counts['excess'])} over the limit, {_accounts(counts['candidates'])} proposed for"
+        f" conversion to a term loan, {_accounts(counts['breach_accounts'])} failing a policy check and"
+        f" {_accounts(counts['breaks'])} with a reconciliation break against the core banking system."
+    )
+    return text
+
+
+def _accounts(count: int) -> str:
+    return f"{count:,} account" + ("" if count == 1 else "s")
+
+
+def _ratio(part: Any, whole: Any) -> Decimal | None:
+    if part is None or whole is None or pd.isna(part) or pd.isna(whole) or Decimal(whole) == 0:
+        return None
+    return Decimal(part) / Decimal(whole)
+
+
+def _with_npl(cube: pd.DataFrame) -> pd.DataFrame:
+    cube = cube.copy()
+    npl = cube["nbc_grade"].isin(list(labels.NON_PERFORMING))
+    cube["npl_usd"] = column(
+        [v if flag else Decimal(0) for v, flag in zip(cube["outstanding_usd"], npl, strict=True)], cube
+    )
+    for name in ("branch_name", "province"):
+        cube[name] = cube[name].where(cube[name].notna(), "—")
+    return cube
+
+
+SUMMED = ("outstanding", "outstanding_usd", "provision_usd", "limit_amount", "npl_usd", "excess_usd")
+COUNTED = ("accounts", "excess_accounts", "conversion_candidates", "breach_accounts", "reconciliation_breaks")
+
+
+def _grouped(cube: pd.DataFrame, keys: list[str], od_total: Any, *, local: bool = False) -> pd.DataFrame:
+    """Concentration: totals per key, largest first, with share of OD, NPL ratio and (same currency) use."""
+    columns = [*keys, *COUNTED, *SUMMED]
+    if cube.empty:
+        return pd.DataFrame(columns=[*columns, "share", "npl_ratio", "utilization"])
+    rows = []
+    for key, group in cube.groupby(keys, sort=True, dropna=False):
+        row: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row |= {c: int(group[c].sum()) for c in COUNTED}
+        row |= {c: total(group[c]) for c in SUMMED}
+        row["share"] = _ratio(row["outstanding_usd"], od_total)
+        row["npl_ratio"] = _ratio(row["npl_usd"], row["outstanding_usd"])
+        row["utilization"] = _ratio(row["outstanding"], row["limit_amount"]) if local else None
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values("outstanding_usd", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _grade_table(data: MonthData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One row per NBC grade with OD and TERM accounts, outstanding and provisions (zeros where empty)."""
+    month = data.grades[data.grades["month_end"] == data.month_end]
+    present = [g for g in month["nbc_grade"].unique() if g not in labels.GRADES]
+    rows = []
+    for grade in [*labels.GRADES, *sorted(present)]:
+        row: dict[str, Any] = {"grade": grade, "npl": grade in labels.NON_PERFORMING}
+        for family in ("OD", "TERM"):
+            cell = month[(month["nbc_grade"] == grade) & (month["product_family"] == family)]
+            row[f"{family}_accounts"] = int(cell["accounts"].sum())
+            row[f"{family}_outstanding"] = total(cell["outstanding_usd"])
+            row[f"{family}_provision"] = total(cell["provision_usd"])
+        rows.append(row)
+    totals = {k: sum(r[k] for r in rows) for k in rows[0] if k not in ("grade", "npl")}
+    return rows, totals
+
+
+def _charts(
+    data: MonthData,
+    months: list[str],
+    grade_rows: list[dict[str, Any]],
+    branches: pd.DataFrame,
+    provinces: pd.DataFrame,
+    currencies: pd.DataFrame,
+    types: pd.DataFrame,
+) -> dict[str, Markup]:
+    trend = data.portfolio_trend
+    shares: dict[str, list[Decimal]] = {}
+    for family in ("OD", "TERM"):
+        whole = sum((r[f"{family}_outstanding"] for r in grade_rows), Decimal(0))
+        for r in grade_rows:
+            shares.setdefault(r["grade"], []).append(
+                r[f"{family}_outstanding"] / whole if whole else Decimal(0)
+            )
+    top_branches = branches.head(10)
+    svgs = {
+        "trend": charts.portfolio_trend(months, list(trend["od_outstanding_usd"])),
+        "share": charts.ratio_trend(
+            months, list(trend["od_share"]), "OD share of loan portfolio", data.portfolio["od_cap"], width=3.2
+        ),
+        "npl": charts.ratio_trend(months, list(trend["npl_ratio_od"]), "OD NPL ratio", width=3.2),
+        "grades": charts.grade_mix(["OD", "Term loans"], shares),
+        "branches": charts.horizontal_bars(
+            [
+                f"{c} {n}"
+                for c, n in zip(top_branches["branch_code"], top_branches["branch_name"], strict=True)
+            ],
+            list(top_branches["outstanding_usd"]),
+            "Largest branches, OD outstanding USD",
+        ),
+        "provinces": charts.horizontal_bars(
+            list(provinces["province"].head(10)),
+            list(provinces["outstanding_usd"].head(10)),
+            "By province",
+            width=3.2,
+        ),
+        "currencies": charts.horizontal_bars(
+            list(currencies["currency"]),
+            list(currencies["outstanding_usd"]),
+            "By currency (USD eq.)",
+            width=3.2,
+        ),
+        "customer_types": charts.horizontal_bars(
+            list(types["customer_type"]), list(types["outstanding_usd"]), "By customer type", width=3.2
+        ),
+        "utilization": charts.horizontal_bars(
+            list(data.utilization["band"]),
+            list(data.utilization["accounts"]),
+            "Accounts by limit use",
+            money=False,
+            width=3.2,
+        ),
+        "breaches": charts.horizontal_bars(
+            list(data.breaches_by_code["code"]),
+            list(data.breaches_by_code["accounts"]),
+            "Accounts per failed check",
+            money=False,
+        )
+        if len(data.breaches_by_code)
+        else "",
+    }
+    return {name: Markup(svg) for name, svg in svgs.items()}

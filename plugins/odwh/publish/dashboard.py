@@ -1,0 +1,103 @@
+"""The risk dashboard: one self-contained ``dashboard.html`` (plotly.js inlined, the month's data as JSON).
+
+The data is the month's cube (OD accounts aggregated by branch, currency, grade and customer type: a few hundred
+rows whatever the portfolio size) and the portfolio trend; the page filters it in the browser. Amounts travel
+as decimal strings; the unfiltered KPIs are formatted here, exactly, from the portfolio mart.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from odwh.publish import labels
+from odwh.publish.board_pack import environment
+from odwh.publish.data import MonthData, records, total
+
+
+def render_dashboard(data: MonthData, out_dir: Path) -> Path:
+    from plotly.offline import get_plotlyjs
+
+    path = out_dir / "dashboard.html"
+    html = (
+        environment()
+        .get_template("dashboard.html.j2")
+        .render(
+            institution=data.institution,
+            month_label=f"{data.month_end:%B %Y}",
+            month_end=data.month_end,
+            generated_at=data.generated_at,
+            plotly_js=Markup(_inline_script(get_plotlyjs())),
+            data_json=Markup(_json_script(payload(data))),
+        )
+    )
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def payload(data: MonthData) -> dict[str, Any]:
+    p = data.portfolio
+    od_provisions = total(data.cube["provision_usd"])
+    return {
+        "month_end": data.month_end.isoformat(),
+        "grades": list(labels.GRADES),
+        "npl_grades": sorted(labels.NON_PERFORMING),
+        "portfolio": {
+            "od_outstanding_usd": labels.thousands(p["od_outstanding_usd"]),
+            "od_share": labels.percent(p["od_share"], 2),
+            "od_cap": labels.percent(p["od_cap"], 0),
+            "cap_breached": bool(p["cap_breached"]),
+            "npl_ratio_od": labels.percent(p["npl_ratio_od"], 2),
+            "od_provision_usd": labels.thousands(od_provisions),
+            "provision_total_usd": labels.thousands(p["provision_total_usd"]),
+        },
+        "trend": [
+            {
+                "month_end": row["month_end"].isoformat(),
+                "od_outstanding_usd": _text(row["od_outstanding_usd"]),
+                "od_share": _text(row["od_share"]),
+                "od_cap": _text(row["od_cap"]),
+                "npl_ratio_od": _text(row["npl_ratio_od"]),
+            }
+            for row in records(data.portfolio_trend)
+        ],
+        "cube": [
+            {
+                "branch": row["branch_code"],
+                "branch_name": row["branch_name"] if isinstance(row["branch_name"], str) else "",
+                "province": row["province"] if isinstance(row["province"], str) else "",
+                "currency": row["currency"],
+                "grade": row["nbc_grade"],
+                "customer_type": row["customer_type"],
+                "accounts": int(row["accounts"]),
+                "outstanding_usd": _text(row["outstanding_usd"]),
+                "provision_usd": _text(row["provision_usd"]),
+                "excess_accounts": int(row["excess_accounts"]),
+                "conversion_candidates": int(row["conversion_candidates"]),
+                "breach_accounts": int(row["breach_accounts"]),
+            }
+            for row in records(data.cube)
+        ],
+    }
+
+
+def _text(value: Any) -> str | None:
+    """A Decimal as plain text (no float on the way); rounded to 8 places to keep the page small."""
+    if value is None:
+        return None
+    return format(labels.quantize(Decimal(value), 8).normalize(), "f")  # type: ignore[union-attr]
+
+
+def _json_script(value: Any) -> str:
+    """JSON that cannot end its <script> element early ("<\\/" is the same string in JSON)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+
+
+def _inline_script(code: str) -> str:
+    if "</script" in code.lower():
+        raise ValueError("the plotly.js bundle contains '</script': it cannot be inlined as is")
+    return code

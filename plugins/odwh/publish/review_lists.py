@@ -1,0 +1,175 @@
+"""Monthly review lists (rulebook H): ``review-lists/<branch_code>.xlsx`` and ``.csv`` per branch.
+
+Workbook: a summary sheet per senior manager (SM) and per manager (AM) of the branch's officers (accounts and
+amounts by reason, officer by officer, with totals), then one sheet per credit officer (CM) with that officer's
+accounts. The CSV holds the same rows as the officer sheets, one file per branch, UTF-8 with a BOM so Excel
+shows the Khmer headers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from odwh.publish import labels
+from odwh.publish.data import MonthData, column, records, total
+from odwh.publish.workbook import Column, new_workbook, save, sheet_name, write_table
+
+TITLE = ("បញ្ជីត្រួតពិនិត្យប្រចាំខែ", "Monthly review list")
+SUMMARY_TITLE = ("សេចក្តីសង្ខេប", "Summary")
+UNASSIGNED = "UNASSIGNED"
+
+OFFICER_COLUMNS = (
+    Column("od_account_id", 16),
+    Column("customer_id", 14),
+    Column("reason", 30),
+    Column("detail", 60, wrap=True),
+    Column("currency", 12),
+    Column("amount", 18, currency_field="currency"),
+    Column("amount_usd", 18, number_format="#,##0.00"),
+)
+SUMMARY_COLUMNS = (
+    Column("officer_id", 14),
+    Column("officer_name", 26),
+    Column("reason", 34),
+    Column("accounts", 14, number_format="#,##0"),
+    Column("amount_usd", 20, number_format="#,##0.00"),
+)
+CSV_FIELDS = (
+    "branch_code", "officer_id", "officer_name", "manager_id", "senior_manager_id", "od_account_id",
+    "customer_id", "reason", "detail", "currency", "amount", "amount_usd",
+)  # fmt: skip
+
+
+def write_review_lists(data: MonthData, out_dir: Path) -> list[Path]:
+    """One workbook and one CSV per branch (branches without an item get a list saying so)."""
+    folder = out_dir / "review-lists"
+    folder.mkdir(parents=True, exist_ok=True)
+    review = _prepared(data)
+    branch_names = dict(zip(data.branches["branch_code"], data.branches["branch_name"], strict=True))
+    codes = sorted(set(data.branches["branch_code"]) | set(review["branch_code"].dropna()))
+    when = data.generated_at or datetime.combine(data.month_end, time())
+    written: list[Path] = []
+    for code in codes:
+        rows = review[review["branch_code"] == code]
+        heading = f"{data.month_end:%B %Y} — {code} {branch_names.get(code) or ''}".rstrip()
+        written.append(save(_branch_workbook(rows, heading), folder / f"{code}.xlsx", when))
+        written.append(_write_csv(rows, folder / f"{code}.csv"))
+    return written
+
+
+def _prepared(data: MonthData) -> pd.DataFrame:
+    """The review rows in print order (officer, reason, largest amount first) with the officer's name."""
+    review = data.review_list.copy()
+    names = dict(zip(data.officers["officer_id"], data.officers["officer_name"], strict=True))
+    review["officer_id"] = review["officer_id"].where(review["officer_id"].notna(), UNASSIGNED)
+    review["officer_name"] = column(
+        [
+            own if isinstance(own, str) and own else names.get(oid)
+            for own, oid in zip(review["officer_name"], review["officer_id"], strict=True)
+        ],
+        review,
+    )
+    review["reason_code"] = review["reason"]
+    review["reason"] = review["reason_code"].map(labels.reason_label)
+    review["_rank"] = review["reason_code"].map(labels.reason_rank)
+    review["_usd"] = column([_sortable(v) for v in review["amount_usd"]], review)
+    review = review.sort_values(
+        ["branch_code", "officer_id", "_rank", "_usd", "od_account_id"],
+        ascending=[True, True, True, False, True],
+        kind="stable",
+    )
+    return review.drop(columns=["_usd"]).reset_index(drop=True)
+
+
+def _sortable(value: Any) -> Decimal:
+    return Decimal(value) if isinstance(value, Decimal | int) else Decimal("-Infinity")
+
+
+def _branch_workbook(rows: pd.DataFrame, heading: str) -> Any:
+    book = new_workbook(f"{labels.bilingual(TITLE)} — {heading}")
+    used: set[str] = set()
+    if rows.empty:
+        write_table(
+            book, sheet_name("No items", used), f"{labels.bilingual(TITLE)} — {heading}", OFFICER_COLUMNS, []
+        )
+        return book
+    for role, field in (("SM", "senior_manager_id"), ("AM", "manager_id")):
+        for manager in sorted(rows[field].dropna().unique()):
+            under = rows[rows[field] == manager]
+            title = f"{labels.bilingual(SUMMARY_TITLE)} {role} {manager} — {heading}"
+            lines, totals = _summary(under)
+            write_table(
+                book,
+                sheet_name(f"{role} {manager}", used),
+                title,
+                SUMMARY_COLUMNS,
+                lines,
+                total_rows=totals,
+            )
+    for officer, own in rows.groupby("officer_id", sort=True):
+        name = own["officer_name"].iloc[0] or ""
+        title = f"{labels.bilingual(TITLE)} — {officer} {name} — {heading}"
+        write_table(
+            book,
+            sheet_name(f"{officer} {name}", used),
+            title,
+            OFFICER_COLUMNS,
+            records(own),
+            total_rows=[
+                {"od_account_id": labels.bilingual(labels.TOTAL), "amount_usd": total(own["amount_usd"])}
+            ],
+        )
+    return book
+
+
+def _summary(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Accounts and amounts by reason per officer (with an officer subtotal), then all officers by reason."""
+    lines: list[dict[str, Any]] = []
+    for officer, own in rows.groupby("officer_id", sort=True):
+        name = own["officer_name"].iloc[0]
+        lines += [{"officer_id": officer, "officer_name": name, **line} for line in _by_reason(own)]
+        lines.append(
+            {"officer_id": officer, "officer_name": name, "reason": labels.bilingual(labels.TOTAL),
+             "accounts": own["od_account_id"].nunique(), "amount_usd": total(own["amount_usd"])}
+        )  # fmt: skip
+    everyone = labels.bilingual(("មន្ត្រីទាំងអស់", "All officers"))
+    totals = [{"officer_id": everyone, **line} for line in _by_reason(rows)]
+    totals.append(
+        {"officer_id": everyone, "reason": labels.bilingual(labels.TOTAL),
+         "accounts": rows["od_account_id"].nunique(), "amount_usd": total(rows["amount_usd"])}
+    )  # fmt: skip
+    return lines, totals
+
+
+def _by_reason(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            "reason": labels.reason_label(str(code)),
+            "accounts": len(group),
+            "amount_usd": total(group["amount_usd"]),
+        }
+        for code, group in sorted(
+            rows.groupby("reason_code"), key=lambda item: labels.reason_rank(str(item[0]))
+        )
+    ]
+
+
+def _write_csv(rows: pd.DataFrame, path: Path) -> Path:
+    """The officer sheets' rows; amounts as plain decimals rounded per currency (KHR none, USD/THB two)."""
+    out = rows.reindex(columns=list(CSV_FIELDS)).copy()
+    out["amount"] = column(
+        [_plain(v, labels.decimals(c)) for v, c in zip(out["amount"], out["currency"], strict=True)], out
+    )
+    out["amount_usd"] = column([_plain(v, 2) for v in out["amount_usd"]], out)
+    out.columns = [labels.header(c) for c in CSV_FIELDS]
+    out.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n")
+    return path
+
+
+def _plain(value: Any, places: int) -> str:
+    return "" if not isinstance(value, Decimal | int) else str(labels.quantize(Decimal(value), places))
