@@ -269,6 +269,19 @@ def test_load_month_customer_type_from_staging_snapshot(marts_db: str) -> None:
     assert any("staging.stg_core_banking__customers" in n for n in data.notes)
 
 
+def test_review_list_officer_name_from_the_mart_wins(marts_db: str, tmp_path: Path) -> None:
+    """When rpt_review_list carries officer_name (as the dbt model does), it names the officer's sheet."""
+    with psycopg.connect(marts_db) as conn:
+        conn.execute("alter table marts.rpt_review_list add column officer_name text")
+        conn.execute(
+            "update marts.rpt_review_list set officer_name = 'Sok Dara (CM)' where officer_id = 'CM1'"
+        )
+        data = publish.load_month(conn, MONTH_END)
+    write_review_lists(data, tmp_path)
+    names = openpyxl.load_workbook(tmp_path / "review-lists" / "B01.xlsx").sheetnames
+    assert names == ["SM SM1", "AM AM1", "CM1 Sok Dara (CM)", "CM3 Chan Sophea"]
+
+
 def test_load_month_names_the_missing_mart(fresh_db: str) -> None:
     with (
         psycopg.connect(fresh_db) as conn,

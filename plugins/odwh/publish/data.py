@@ -128,8 +128,13 @@ def load_month(
     institution: str = "odwh demo MFI",
     generated_at: datetime | None = None,
     list_rows: int = 25,
+    top_exposures: int = 20,
 ) -> MonthData:
-    """Read the month end's marts (and the 12 month ends before it, for trends)."""
+    """Read the month end's marts (and the 12 month ends before it, for trends).
+
+    ``list_rows`` caps the board pack's account lists (candidates, breaches, breaks; their totals are exact),
+    ``top_exposures`` the number of customers in the top-exposures table.
+    """
     od_columns = require(conn, "fct_od_month_end", OD_MONTH_END_COLUMNS)
     require(conn, "fct_portfolio_month_end", PORTFOLIO_COLUMNS)
     require(conn, "fct_grade_distribution_month_end", GRADE_COLUMNS)
@@ -151,7 +156,7 @@ def load_month(
     )
     branches = _branches(conn, month_end, notes)
     accounts = _accounts_cte(conn, od_columns, notes)
-    params = {"m": month_end, "n": list_rows}
+    params = {"m": month_end, "n": list_rows, "top": top_exposures}
     cube = frame(conn, sql.SQL(CUBE_SQL).format(accounts=accounts), params)
     cube = cube.merge(branches[["branch_code", "branch_name", "province"]], on="branch_code", how="left")
     return MonthData(
@@ -274,7 +279,7 @@ from {accounts} a
 group by a.customer_id
 having sum(a.principal_outstanding_usd) > 0
 order by outstanding_usd desc, a.customer_id
-limit %(n)s
+limit %(top)s
 """
 
 CANDIDATES_SQL = """

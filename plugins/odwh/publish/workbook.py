@@ -23,6 +23,8 @@ HEADER_ROW = 2  # row 1 is the sheet's title; data starts below the header
 HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
 TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
 THIN = Side(style="thin", color="A6A6A6")
+BOLD = Font(bold=True)
+WRAP_TOP = Alignment(wrap_text=True, vertical="top")  # shared style objects: a style per cell is slow
 INVALID_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 
@@ -96,9 +98,9 @@ def write_table(
             if fmt:
                 cell.number_format = fmt
             if column.wrap:
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
+                cell.alignment = WRAP_TOP
             if bold:
-                cell.font = Font(bold=True)
+                cell.font = BOLD
                 cell.fill = TOTAL_FILL
     _print_setup(sheet, len(columns), row)
     return sheet
