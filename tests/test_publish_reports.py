@@ -15,7 +15,7 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -481,6 +481,19 @@ def test_board_pack_with_short_history(fresh_db: str, tmp_path: Path) -> None:
     pack = render_board_pack(data, tmp_path)
     assert pack.pages >= 5
     assert "1 month end(s) of history (the warehouse holds no earlier month end)" in pack.html.read_text()
+
+
+def test_month_without_accounts_or_review_items(marts_db: str, tmp_path: Path) -> None:
+    """An empty OD book still publishes: zero tables, empty charts, one "No items" list per branch."""
+    with psycopg.connect(marts_db) as conn:
+        conn.execute("delete from marts.fct_od_month_end; delete from marts.rpt_review_list")
+        data = publish.load_month(conn, MONTH_END)
+    files = publish.render_month(data, tmp_path, generated_at=datetime(2026, 2, 1, 6, 0))
+    assert len(files) == 9
+    html = (tmp_path / "board-pack.html").read_text(encoding="utf-8")
+    assert "Generated 2026-02-01T06:00." in html  # the only clock time, and only when passed in
+    assert "No OD outstanding." in html and "0 account(s) with no net cash inflow" in html
+    assert openpyxl.load_workbook(tmp_path / "review-lists" / "B01.xlsx").sheetnames == ["No items"]
 
 
 # --- privacy and self-containment ----------------------------------------------------------------------------
