@@ -232,7 +232,10 @@ def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object
 
     outcomes = []
     for month_end in months:
-        outcome = publication.close_month(warehouse_url, date.fromisoformat(month_end))
+        try:
+            outcome = publication.close_month(warehouse_url, date.fromisoformat(month_end))
+        except Exception as exc:  # one month's failure must not hide the others; the run still fails
+            outcome = publication.MonthOutcome(month_end, False, "", f"{type(exc).__name__}: {exc}")
         print(outcome.line(), flush=True)
         outcomes.append(outcome)
     return publication.outcome_json(outcomes)
