@@ -20,12 +20,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-# Debian's chromium + chromedriver for the dashboard's browser test. Installed where we may (root with apt, as
-# in CI); elsewhere install them yourself (README): the browser test is skipped, with a reason, without them.
+# Debian's chromium + chromedriver (dashboard browser test) and Khmer fonts (PDF board pack). Installed where we
+# may (root with apt, as in CI); elsewhere install them yourself (README): the browser test is then skipped.
 browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list | grep -qi khmer; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-khmeros >/dev/null) \
 	  || echo "warning: could not install chromium; the browser test will be skipped"; \
 	else echo "note: chromium/chromedriver not found; the browser test will be skipped"; fi
 
