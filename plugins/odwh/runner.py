@@ -30,6 +30,8 @@ def airflow_env(warehouse_url: str, *, verbose: bool = False) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "ODWH_PROJECT_DIR": str(project),
     }
+    if not verbose:
+        env["DBT_QUIET"] = "true"  # dbt still prints errors; per-model lines would bury the per-date lines
     env.update(pipeline.airflow_connection_env(warehouse_url))
     return env
 
