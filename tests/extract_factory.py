@@ -127,7 +127,7 @@ def write_manifest(folder: Path, business_date: date) -> dict[str, object]:
     files: dict[str, dict[str, object]] = {}
     for path in sorted(folder.glob("*.csv")):
         data = path.read_bytes()
-        records = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+        records = list(csv.DictReader(io.StringIO(data.decode("utf-8", errors="replace"))))
         entry: dict[str, object] = {"rows": len(records), "sha256": hashlib.sha256(data).hexdigest()}
         spec = contract.FILES_BY_NAME.get(path.name)
         if spec and spec.control_total:

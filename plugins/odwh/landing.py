@@ -33,7 +33,7 @@ from odwh import contract
 log = logging.getLogger(__name__)
 
 MAX_ROWS_LISTED = 20  # per file and rule: a million bad rows still make a readable report
-DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"  # plain decimal: no exponent, no thousands separator, no NaN
+DECIMAL_PATTERN = r"^-?[0-9]+(?:\.[0-9]+)?$"  # plain decimal: no exponent, no thousands separator, no NaN
 _DECIMAL = re.compile(DECIMAL_PATTERN)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CHUNK = 1 << 20

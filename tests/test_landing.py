@@ -1,0 +1,235 @@
+"""Landing: complete folders, manifest reading and verification, the immutable archive."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+from extract_factory import write_delivery, write_manifest
+from odwh import contract, landing
+
+DAY = date(2026, 10, 1)
+D = DAY.isoformat()
+
+
+def _rules(problems: list[landing.Problem]) -> set[tuple[str, int | None, str]]:
+    return {(p.file, p.row, p.rule) for p in problems}
+
+
+def test_complete_folders_listed_in_date_order_incomplete_and_odd_ones_ignored(tmp_path, caplog):
+    write_delivery(tmp_path, date(2026, 10, 2))
+    write_delivery(tmp_path, DAY)
+    write_delivery(tmp_path, date(2026, 10, 3), manifest=False)  # still being written
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "2026-13-01").mkdir()
+    (tmp_path / "README.txt").write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="odwh.landing"):
+        deliveries = landing.list_deliveries(tmp_path)
+    assert [d.business_date for d in deliveries] == [DAY, date(2026, 10, 2)]
+    manifest_bytes = (tmp_path / D / contract.MANIFEST_NAME).read_bytes()
+    assert deliveries[0].manifest_sha256 == hashlib.sha256(manifest_bytes).hexdigest()
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sorted(m.split(": ")[0].rsplit("/", 1)[-1] for m in warned) == ["2026-13-01", "notes"]
+
+
+def test_missing_dates_between_deliveries(tmp_path):
+    write_delivery(tmp_path, DAY)
+    write_delivery(tmp_path, date(2026, 10, 4))
+    assert landing.missing_dates(landing.list_deliveries(tmp_path)) == [date(2026, 10, 2), date(2026, 10, 3)]
+
+
+def test_valid_delivery_matches_its_manifest(tmp_path):
+    folder = write_delivery(tmp_path, DAY)
+    assert landing.verify_manifest(folder) == []
+    manifest = landing.read_manifest(folder)
+    assert manifest.business_date == D
+    assert manifest.files["od_balances.csv"].rows == 2
+
+
+def test_file_url_is_served_through_object_storage(tmp_path):
+    write_delivery(tmp_path, DAY)
+    (delivery,) = landing.list_deliveries(tmp_path.as_uri())
+    assert type(delivery.path).__name__ == "ObjectStoragePath"
+    assert landing.verify_manifest(delivery.path) == []
+    archived = landing.archive_delivery(delivery, tmp_path / "archive")
+    assert landing.verify_manifest(archived) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"extract_version": 2, "business_date": D, "files": {}}), "extract_version is 2"),
+        (
+            json.dumps({"extract_version": 1, "business_date": "2026-10-02", "files": {}}),
+            "not the folder's date",
+        ),
+        (
+            json.dumps({"extract_version": 1, "business_date": D, "files": {"a.csv": {"rows": "3"}}}),
+            "a.csv.rows",
+        ),
+    ],
+)
+def test_malformed_manifest_is_a_clear_error(tmp_path, content, message):
+    folder = write_delivery(tmp_path, DAY)
+    (folder / contract.MANIFEST_NAME).write_text(content)
+    with pytest.raises(landing.LandingError, match=message) as raised:
+        landing.read_manifest(folder)
+    assert f"{D}/_manifest.json" in str(raised.value)
+    (problem,) = landing.verify_manifest(folder)
+    assert (problem.file, problem.row, problem.rule) == (
+        f"{D}/_manifest.json",
+        None,
+        landing.RULE_MANIFEST_READABLE,
+    )
+
+
+def _edit_manifest(folder: Path, file: str, **changes: object) -> None:
+    path = folder / contract.MANIFEST_NAME
+    document = json.loads(path.read_text())
+    document["files"][file].update(changes)
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule", "column"),
+    [
+        ({"rows": 3}, landing.RULE_ROWS, None),
+        ({"sha256": "0" * 64}, landing.RULE_SHA256, None),
+        ({"control_total": "15001200.49"}, landing.RULE_CONTROL_TOTAL, "principal_outstanding"),
+    ],
+)
+def test_manifest_mismatch_detected(tmp_path, changes, rule, column):
+    folder = write_delivery(tmp_path, DAY)
+    _edit_manifest(folder, "od_balances.csv", **changes)
+    (problem,) = landing.verify_manifest(folder)
+    assert (problem.file, problem.row, problem.column, problem.rule) == (
+        f"{D}/od_balances.csv",
+        None,
+        column,
+        rule,
+    )
+
+
+def test_control_total_compared_as_decimals(tmp_path):
+    folder = write_delivery(tmp_path, DAY)
+    _edit_manifest(folder, "od_balances.csv", control_total="15001200.5000")  # same number, other scale
+    assert landing.verify_manifest(folder) == []
+
+
+def test_changed_file_detected_by_sha256_and_control_total(tmp_path):
+    folder = write_delivery(tmp_path, DAY)
+    path = folder / "od_balances.csv"
+    path.write_text(path.read_text().replace("1200.50", "1200.51"))
+    assert _rules(landing.verify_manifest(folder)) == {
+        (f"{D}/od_balances.csv", None, landing.RULE_SHA256),
+        (f"{D}/od_balances.csv", None, landing.RULE_CONTROL_TOTAL),
+    }
+
+
+def test_missing_snapshot_file_is_invalid(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=lambda rows: rows.pop("od_accounts.csv"))
+    assert _rules(landing.verify_manifest(folder)) == {
+        (f"{D}/od_accounts.csv", None, landing.RULE_SNAPSHOT_PRESENT)
+    }
+
+
+def test_missing_event_file_means_no_events(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=lambda rows: rows.pop("complaints.csv"))
+    assert landing.verify_manifest(folder) == []
+
+
+def test_listed_file_missing_and_unlisted_file_present(tmp_path):
+    folder = write_delivery(tmp_path, DAY)
+    (folder / "complaints.csv").unlink()  # listed, then lost
+    (folder / "ppi_surveys.csv").rename(folder / "surveys.csv")  # unknown and unlisted
+    assert _rules(landing.verify_manifest(folder)) == {
+        (f"{D}/complaints.csv", None, landing.RULE_LISTED_FILE_PRESENT),
+        (f"{D}/ppi_surveys.csv", None, landing.RULE_LISTED_FILE_PRESENT),
+        (f"{D}/surveys.csv", None, landing.RULE_KNOWN_FILE),
+    }
+
+
+def test_file_present_but_not_in_manifest(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=lambda rows: rows.pop("complaints.csv"))
+    (folder / "complaints.csv").write_text(
+        "complaint_id,customer_id,received_on,channel,category,resolved_on\n"
+    )
+    assert _rules(landing.verify_manifest(folder)) == {
+        (f"{D}/complaints.csv", None, landing.RULE_FILE_LISTED)
+    }
+
+
+def test_rows_with_wrong_field_count_named_and_capped(tmp_path):
+    def broken(folder: Path) -> None:
+        lines = (folder / "branches.csv").read_text().splitlines()
+        lines += ["B09,too,few"] * 25  # data rows 3..27
+        (folder / "branches.csv").write_text("\n".join(lines) + "\n")
+
+    folder = write_delivery(tmp_path, DAY, edit_folder=broken)
+    problems = landing.verify_manifest(folder)
+    assert [p.row for p in problems] == [*range(3, 3 + landing.MAX_ROWS_LISTED), None]
+    assert problems[0].rule == landing.RULE_FIELD_COUNT
+    assert "3 fields, the header has 5" in problems[0].detail
+    assert "5 more rows, 25 in all" in problems[-1].detail
+
+
+def test_multiline_quoted_field_counts_as_one_row(tmp_path):
+    folder = write_delivery(
+        tmp_path, DAY, mutate=lambda rows: rows["branches.csv"][0].update(branch_name="Main\nOffice")
+    )
+    assert landing.verify_manifest(folder) == []
+    assert landing.read_manifest(folder).files["branches.csv"].rows == 2
+
+
+def test_invalid_utf8_named(tmp_path):
+    def latin1(folder: Path) -> None:
+        (folder / "branches.csv").write_bytes(
+            (folder / "branches.csv").read_bytes() + "B03,Kampót,x,y,z\n".encode("latin-1")
+        )
+
+    folder = write_delivery(tmp_path, DAY, edit_folder=latin1)
+    problems = landing.verify_manifest(folder)
+    assert (f"{D}/branches.csv", 3, landing.RULE_UTF8_CSV) in _rules(problems)
+
+
+def test_archive_is_immutable_reused_and_verifiable(tmp_path):
+    landing_dir, archive = tmp_path / "landing", tmp_path / "archive"
+    write_delivery(landing_dir, DAY)
+    (delivery,) = landing.list_deliveries(landing_dir)
+    copy = landing.archive_delivery(delivery, archive)
+    assert copy == archive / D / delivery.manifest_sha256[:16]
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in delivery.path.iterdir())
+    assert all(not (p.stat().st_mode & stat.S_IWUSR) for p in copy.iterdir())
+    assert landing.read_manifest(copy).business_date == D  # the date comes from the parent folder
+    assert landing.verify_manifest(copy) == []
+    assert landing.archive_delivery(delivery, archive) == copy  # same manifest: reused
+    assert [p.name for p in (archive / D).iterdir()] == [copy.name]  # no temporary left behind
+
+
+def test_redelivery_archived_beside_the_first(tmp_path):
+    landing_dir, archive = tmp_path / "landing", tmp_path / "archive"
+    first = landing.archive_delivery(write_delivery(landing_dir, DAY), archive)
+    folder = landing_dir / D
+    (folder / "complaints.csv").unlink()
+    write_manifest(folder, DAY)
+    second = landing.archive_delivery(folder, archive)
+    assert second != first and second.parent == first.parent
+    assert not (second / "complaints.csv").exists() and (first / "complaints.csv").exists()
+
+
+def test_archiving_an_incomplete_folder_is_refused(tmp_path):
+    folder = write_delivery(tmp_path, DAY, manifest=False)
+    with pytest.raises(landing.LandingError, match="incomplete"):
+        landing.archive_delivery(folder, tmp_path / "archive")
+
+
+def test_problem_reads_like_a_sentence():
+    problem = landing.Problem(f"{D}/od_balances.csv", 17, "amount", "amount > 0", "value '-1'")
+    assert str(problem) == f"{D}/od_balances.csv row 17, column amount: amount > 0 (value '-1')"
+    assert str(landing.Problem(f"{D}/x.csv", None, None, "rule")) == f"{D}/x.csv: rule"

@@ -1,0 +1,310 @@
+"""The extract contract checked with Great Expectations: one failing input per rule, each Problem named by
+file, 1-based data row and rule; reversals resolved against earlier deliveries; suites exported as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+
+import psycopg
+import pytest
+from extract_factory import Rows, write_delivery
+from odwh import contract, landing, validate
+
+DAY = date(2026, 10, 1)
+D = DAY.isoformat()
+REPO_SUITES = validate.default_suites_dir()
+EARLIER_TXN = ("T20260930-7", "OD01", "DEBIT")
+TXNS = ["od_transactions.csv"]
+
+
+def _bounds(file: str, column: str) -> str:
+    return validate.rule_bounds(contract.FILES_BY_NAME[file].column(column))
+
+
+def _fk(file: str, column: str) -> str:
+    return validate.rule_foreign_key(
+        next(fk for fk in contract.FILES_BY_NAME[file].foreign_keys if fk.columns == (column,))
+    )
+
+
+def _set(file: str, row: int, column: str, value: str) -> Callable[[Rows], None]:
+    def mutate(rows: Rows) -> None:
+        rows[file][row - 1][column] = value
+
+    return mutate
+
+
+def _drop_column(file: str, column: str) -> Callable[[Rows], None]:
+    def mutate(rows: Rows) -> None:
+        for row in rows[file]:
+            del row[column]
+
+    return mutate
+
+
+def _duplicate_first_row(file: str) -> Callable[[Rows], None]:
+    return lambda rows: rows[file].append(dict(rows[file][0]))
+
+
+def _drop_row(file: str, row: int) -> Callable[[Rows], None]:
+    return lambda rows: rows[file].pop(row - 1)
+
+
+# (mutation, [(file, row, column, rule)]): exactly the Problems expected, nothing else
+CASES = {
+    "missing column": (_drop_column("od_balances.csv", "fees_receivable"),
+                       [("od_balances.csv", None, "fees_receivable", validate.RULE_COLUMN_PRESENT)]),
+    "null in required column": (_set("od_accounts.csv", 2, "customer_id", ""),
+                                [("od_accounts.csv", 2, "customer_id", validate.RULE_REQUIRED)]),
+    "bad date": (_set("customers.csv", 2, "registered_on", "2026-02-30"),
+                 [("customers.csv", 2, "registered_on", validate.RULE_DATE)]),
+    "date not ISO": (_set("customers.csv", 1, "agent_since", "15/01/2024"),
+                     [("customers.csv", 1, "agent_since", validate.RULE_DATE)]),
+    "bad numeric": (_set("od_balances.csv", 1, "interest_receivable", "12,34"),
+                    [("od_balances.csv", 1, "interest_receivable", validate.RULE_DECIMAL)]),
+    "bad integer": (_set("loans.csv", 1, "original_term_months", "2.5"),
+                    [("loans.csv", 1, "original_term_months", validate.RULE_INTEGER)]),
+    "bad boolean": (_set("fixed_deposits.csv", 2, "frozen", "FALSE"),
+                    [("fixed_deposits.csv", 2, "frozen", validate.RULE_BOOLEAN)]),
+    "enum violation": (_set("od_transactions.csv", 2, "channel", "FAX"),
+                       [("od_transactions.csv", 2, "channel", validate.RULE_ENUM)]),
+    "negative amount": (_set("od_transactions.csv", 2, "amount", "-5"),
+                        [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))]),
+    "zero amount": (_set("od_transactions.csv", 2, "amount", "0.00"),
+                    [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))]),
+    "negative balance": (_set("od_balances.csv", 2, "principal_outstanding", "-0.01"),
+                         [("od_balances.csv", 2, "principal_outstanding",
+                           _bounds("od_balances.csv", "principal_outstanding"))]),
+    "rate > 1": (_set("od_accounts.csv", 1, "monthly_interest_rate", "1.0000001"),
+                 [("od_accounts.csv", 1, "monthly_interest_rate",
+                   _bounds("od_accounts.csv", "monthly_interest_rate"))]),
+    "ppi > 100": (_set("ppi_surveys.csv", 2, "ppi_score", "100.5"),
+                  [("ppi_surveys.csv", 2, "ppi_score", _bounds("ppi_surveys.csv", "ppi_score"))]),
+    "duplicate key": (_set("od_balances.csv", 2, "od_account_id", "OD01"),
+                      [("od_balances.csv", 1, "od_account_id", validate.RULE_KEY_UNIQUE),
+                       ("od_balances.csv", 2, "od_account_id", validate.RULE_KEY_UNIQUE)]),
+    "compound duplicate key": (_duplicate_first_row("agent_liquidity.csv"),
+                               [("agent_liquidity.csv", 1, "customer_id, business_date", validate.RULE_KEY_UNIQUE),
+                                ("agent_liquidity.csv", 2, "customer_id, business_date", validate.RULE_KEY_UNIQUE)]),
+    "folder-date mismatch": (_set("od_balances.csv", 2, "business_date", "2026-09-30"),
+                             [("od_balances.csv", 2, "business_date", validate.RULE_FOLDER_DATE)]),
+    "FK to missing account": (_set("od_balances.csv", 2, "od_account_id", "OD99"),
+                              [("od_balances.csv", 2, "od_account_id", _fk("od_balances.csv", "od_account_id"))]),
+    "FK to missing officer (self-reference)": (_set("officers.csv", 3, "manager_id", "O77"),
+                                               [("officers.csv", 3, "manager_id", _fk("officers.csv", "manager_id"))]),
+    "reversal of unknown txn": (_set("od_transactions.csv", 3, "reversed_txn_id", "T20261001-9"),
+                                [("od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]),
+    "reversal with same direction": (_set("od_transactions.csv", 3, "direction", "DEBIT"),
+                                     [("od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]),
+    "reversal of another account's txn": (_set("od_transactions.csv", 3, "od_account_id", "OD02"),
+                                          [("od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]),
+    "fx missing a currency": (_drop_row("fx_rates.csv", 3),
+                              [("fx_rates.csv", None, "currency", validate.RULE_FX_COMPLETE)]),
+    "fx KHR != 1": (_set("fx_rates.csv", 1, "khr_per_unit", "1.01"),
+                    [("fx_rates.csv", 1, "khr_per_unit", validate.RULE_FX_COMPLETE)]),
+    "missing snapshot file": (lambda rows: rows.pop("od_balances.csv"),
+                              [("od_balances.csv", None, None, landing.RULE_SNAPSHOT_PRESENT)]),
+}  # fmt: skip
+
+DETAILS = {
+    "reversal of unknown txn": "no such transaction",
+    "reversal with same direction": "same direction",
+    "reversal of another account's txn": "another account",
+    "fx missing a currency": "THB",
+    "fx KHR != 1": "'1.01'",
+    "bad date": "'2026-02-30'",
+}
+
+
+def _found(report: validate.ValidationReport) -> list[tuple[str, int | None, str | None, str]]:
+    return sorted(((p.file, p.row, p.column, p.rule) for p in report.problems), key=str)
+
+
+def test_valid_delivery_passes(tmp_path):
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY))
+    assert report == validate.ValidationReport(ok=True, problems=[], warnings=[])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_contract_rule_names_file_row_and_rule(tmp_path, case):
+    mutate, expected = CASES[case]
+    files = {file for file, *_ in expected}  # the other files are valid: test_valid_delivery_passes
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=mutate), files=files)
+    assert not report.ok
+    assert _found(report) == sorted(((f"{D}/{f}", r, c, rule) for f, r, c, rule in expected), key=str)
+    if case in DETAILS:
+        assert DETAILS[case] in report.problems[0].detail
+
+
+def test_extra_column_is_only_a_warning(tmp_path):
+    def extra(rows: Rows) -> None:
+        for row in rows["od_balances.csv"]:
+            row["branch_note"] = "x"
+
+    report = validate.validate_delivery(
+        write_delivery(tmp_path, DAY, mutate=extra), files=["od_balances.csv"]
+    )
+    assert report.ok and report.problems == []
+    assert report.warnings == [f"{D}/od_balances.csv: column 'branch_note' is not in the contract, ignored"]
+
+
+def test_null_foreign_key_is_fine_when_not_required(tmp_path):
+    def no_links(rows: Rows) -> None:
+        rows["officers.csv"][2]["manager_id"] = ""
+        rows["od_accounts.csv"][1]["fd_account_id"] = ""
+
+    folder = write_delivery(tmp_path, DAY, mutate=no_links)
+    assert validate.validate_delivery(folder, files=["officers.csv", "od_accounts.csv"]).ok
+
+
+def test_missing_event_file_is_fine(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=lambda rows: rows.pop("fx_rates.csv"))
+    assert validate.validate_delivery(folder, files=["fx_rates.csv"]).ok
+
+
+def test_missing_column_is_reported_once_not_per_rule(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=_drop_column("od_transactions.csv", "direction"))
+    report = validate.validate_delivery(folder, files=TXNS)
+    assert _found(report) == [(f"{D}/od_transactions.csv", None, "direction", validate.RULE_COLUMN_PRESENT)]
+
+
+def test_many_bad_rows_are_capped_with_a_count(tmp_path):
+    def many(rows: Rows) -> None:
+        template = rows["od_balances.csv"][0]
+        rows["od_balances.csv"] = [
+            dict(template, od_account_id="OD01" if i == 0 else f"X{i}") for i in range(30)
+        ]
+
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=many), files=["od_balances.csv"])
+    fk = [p for p in report.problems if p.rule == _fk("od_balances.csv", "od_account_id")]
+    assert [p.row for p in fk] == [*range(2, 2 + landing.MAX_ROWS_LISTED), None]
+    assert fk[-1].detail == "9 more rows, 29 in all"
+
+
+def _reverse_earlier(rows: Rows) -> None:
+    rows["od_transactions.csv"][2]["reversed_txn_id"] = EARLIER_TXN[0]
+
+
+def test_reversal_of_earlier_txn_needs_the_earlier_delivery(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
+    report = validate.validate_delivery(folder, files=TXNS)
+    assert _found(report) == [(f"{D}/od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]
+
+
+@pytest.mark.parametrize("kind", ["set", "callable", "dataframe"])
+def test_reversal_of_earlier_txn_is_valid_when_supplied(tmp_path, kind):
+    import pandas as pd
+
+    asked: list[list[str]] = []
+
+    def lookup(ids: list[str]) -> list[tuple[str, str, str]]:
+        asked.append(ids)
+        return [EARLIER_TXN]
+
+    supplied = {"set": {EARLIER_TXN}, "callable": lookup,
+                "dataframe": pd.DataFrame([EARLIER_TXN], columns=["txn_id", "od_account_id", "direction"])}[kind]  # fmt: skip
+    report = validate.validate_delivery(
+        write_delivery(tmp_path, DAY, mutate=_reverse_earlier), earlier_txns=supplied
+    )
+    assert report.ok, [str(p) for p in report.problems]
+    if kind == "callable":
+        assert asked == [[EARLIER_TXN[0]]]  # only the ids the file itself cannot resolve
+
+
+def test_earlier_txn_with_same_direction_still_refused(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
+    report = validate.validate_delivery(folder, earlier_txns={(EARLIER_TXN[0], "OD01", "CREDIT")}, files=TXNS)
+    assert _found(report) == [(f"{D}/od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]
+    assert "same direction" in report.problems[0].detail
+
+
+def test_warehouse_lookup_finds_only_strictly_earlier_dates(tmp_path, fresh_db):
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            "insert into raw.od_transactions (txn_id, od_account_id, business_date, txn_type, direction, amount,"
+            " channel, _business_date, _load_id, _row_number) values"
+            " (%s, %s, '2026-09-30', 'DRAWDOWN', %s, 10, 'ATM', '2026-09-30', 1, 1),"
+            " ('T20261001-8', 'OD01', '2026-10-01', 'DRAWDOWN', 'DEBIT', 10, 'ATM', '2026-10-01', 2, 1)",
+            EARLIER_TXN,
+        )
+        lookup = validate.earlier_txns_from_warehouse(conn, DAY)
+        assert lookup([EARLIER_TXN[0], "T20261001-8", "nope"]) == [EARLIER_TXN]  # same date: being replaced
+        folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
+        assert validate.validate_delivery(folder, earlier_txns=lookup, files=TXNS).ok
+
+
+def test_validates_the_archive_copy(tmp_path):
+    copy = landing.archive_delivery(write_delivery(tmp_path / "landing", DAY), tmp_path / "archive")
+    report = validate.validate_delivery(copy, earlier_txns=None)
+    assert report.ok
+
+
+def test_files_limits_the_check_and_rejects_unknown_names(tmp_path):
+    folder = write_delivery(tmp_path, DAY, mutate=_set("od_balances.csv", 1, "od_account_id", "OD99"))
+    assert validate.validate_delivery(folder, files=["branches.csv"]).ok
+    assert not validate.validate_delivery(folder, files=["od_balances.csv"]).ok
+    with pytest.raises(ValueError, match=r"not extract files: balances\.csv"):
+        validate.validate_delivery(folder, files=["balances.csv"])
+
+
+def test_unreadable_csv_is_a_problem_not_a_crash(tmp_path):
+    def broken(folder):
+        (folder / "branches.csv").write_text('branch_code,branch_name\n"B01,unterminated\n')
+
+    report = validate.validate_delivery(
+        write_delivery(tmp_path, DAY, edit_folder=broken), files=["branches.csv"]
+    )
+    assert (f"{D}/branches.csv", None, None, validate.RULE_UNREADABLE) in _found(report)
+
+
+def test_date_pattern_is_the_gregorian_calendar():
+    import re
+    from datetime import timedelta
+
+    pattern = re.compile(validate.DATE_PATTERN)
+    day = date(1999, 1, 1)
+    while day < date(2101, 1, 1):
+        assert pattern.match(day.isoformat()), day
+        day += timedelta(days=1)
+    for bad in (
+        "2026-02-29",
+        "2100-02-29",
+        "2026-04-31",
+        "2026-13-01",
+        "2026-00-10",
+        "2026-1-05",
+        "0000-01-01",
+        "2026-10-01x",
+    ):
+        assert not pattern.match(bad), bad
+    assert pattern.match("2024-02-29") and pattern.match("2000-02-29")
+
+
+def test_committed_suites_equal_what_the_contract_builds():
+    family = REPO_SUITES / validate.SUITE_FAMILY
+    committed = {p.name: json.loads(p.read_text()) for p in family.glob("*.json")}
+    built = {f"{spec.table}.json": json.loads(validate.suite_json(spec)) for spec in contract.FILES}
+    assert committed.keys() == built.keys(), (
+        "run odwh.validate.export_suites() and commit expectations/suites"
+    )
+    for name, suite in built.items():
+        assert committed[name] == suite, f"{name} is stale: run odwh.validate.export_suites()"
+
+
+def test_export_writes_one_suite_per_file_and_removes_stale_ones(tmp_path):
+    (tmp_path / validate.SUITE_FAMILY).mkdir()
+    (tmp_path / validate.SUITE_FAMILY / "retired_file.json").write_text("{}")
+    (tmp_path / "month_end_gate").mkdir()
+    (tmp_path / "month_end_gate" / "kept.json").write_text("{}")
+    written = validate.export_suites(tmp_path)
+    assert sorted(p.name for p in (tmp_path / validate.SUITE_FAMILY).iterdir()) == sorted(
+        p.name for p in written
+    )
+    assert len(written) == len(contract.FILES)
+    assert (tmp_path / "month_end_gate" / "kept.json").exists()  # another family is left alone
+    suite = json.loads((tmp_path / validate.SUITE_FAMILY / "od_transactions.json").read_text())
+    assert suite["name"] == "extract_contract.od_transactions"
+    kinds = {e["type"] for e in suite["expectations"]}
+    assert {"expect_column_values_to_not_be_null", "expect_column_values_to_be_unique"} <= kinds
