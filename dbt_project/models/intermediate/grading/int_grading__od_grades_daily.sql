@@ -46,9 +46,14 @@ select
     r.grading_version,
     d.load_id
 from days_past_due as d
-left join {{ ref('int_policy__nbc_grading_rule_versions') }} as r
-    on r.term_class = d.term_class
-    and d.days_past_due >= r.min_dpd
-    and (r.max_dpd is null or d.days_past_due <= r.max_dpd)
-    and d.business_date >= r.effective_from
-    and d.business_date < r.effective_to
+-- a lateral probe of the few rule rows per row: a hash or merge join on the range conditions costs far more
+left join lateral (
+    select *
+    from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
+    where rule.term_class = d.term_class
+        and d.days_past_due >= rule.min_dpd
+        and (rule.max_dpd is null or d.days_past_due <= rule.max_dpd)
+        and d.business_date >= rule.effective_from
+        and d.business_date < rule.effective_to
+    limit 1
+) as r on true

@@ -11,7 +11,6 @@
     unique_key=['business_date'],
     on_schema_change='fail',
     indexes=[
-        {'columns': ['loan_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},
         {'columns': ['load_id']},
     ],
@@ -29,28 +28,22 @@
 {%- endif %}
 
 with loans as (
-    select * from {{ ref('stg_core_banking__loans') }}
+    select
+        loan_id,
+        business_date,
+        customer_id,
+        product,
+        status,
+        currency,
+        original_term_months,
+        outstanding_principal,
+        days_past_due,
+        _load_id
+    from {{ ref('stg_core_banking__loans') }}
     {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
-dates as (
-    select distinct business_date from loans
-),
-
--- one row per date: the short-term threshold in force (a missing parameter fails the query)
-term_threshold as (
-    select
-        d.business_date,
-        coalesce(
-            pv.value,
-            ('policy parameter short_term_max_months: 0 versions in force on ' || d.business_date)::numeric
-        ) as short_term_max_months
-    from dates as d
-    left join {{ ref('int_policy__parameter_versions') }} as pv
-        on pv.parameter_name = 'short_term_max_months'
-        and d.business_date >= pv.effective_from and d.business_date < pv.effective_to
-),
-
+-- the short-term threshold in force on the row's date (a missing parameter fails the query)
 classified as (
     select
         l.*,
@@ -59,7 +52,15 @@ classified as (
             when l.original_term_months > t.short_term_max_months then 'LONG'
         end as term_class
     from loans as l
-    inner join term_threshold as t on l.business_date = t.business_date
+    left join {{ ref('int_policy__parameter_versions') }} as pv
+        on pv.parameter_name = 'short_term_max_months'
+        and l.business_date >= pv.effective_from and l.business_date < pv.effective_to
+    cross join lateral (
+        select coalesce(
+            pv.value,
+            ('policy parameter short_term_max_months: 0 versions in force on ' || l.business_date)::numeric
+        ) as short_term_max_months
+    ) as t
 )
 
 select
@@ -80,9 +81,14 @@ select
     r.grading_version,
     c._load_id as load_id
 from classified as c
-left join {{ ref('int_policy__nbc_grading_rule_versions') }} as r
-    on r.term_class = c.term_class
-    and c.days_past_due >= r.min_dpd
-    and (r.max_dpd is null or c.days_past_due <= r.max_dpd)
-    and c.business_date >= r.effective_from
-    and c.business_date < r.effective_to
+-- a lateral probe of the few rule rows per row: a hash or merge join on the range conditions costs far more
+left join lateral (
+    select *
+    from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
+    where rule.term_class = c.term_class
+        and c.days_past_due >= rule.min_dpd
+        and (rule.max_dpd is null or c.days_past_due <= rule.max_dpd)
+        and c.business_date >= rule.effective_from
+        and c.business_date < rule.effective_to
+    limit 1
+) as r on true
