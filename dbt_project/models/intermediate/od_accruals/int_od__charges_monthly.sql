@@ -18,16 +18,18 @@
 
 {%- set from_month = none -%}
 {%- if is_incremental() -%}
+    {#- two steps: a literal watermark lets the planner use the load_id index -#}
+    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
+    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
     {%- set from_month_sql -%}
-        with newest as (select coalesce(max(load_id), 0) as load_id from {{ this }})
         select coalesce(date_trunc('month', min(business_date))::date, 'infinity'::date)::text
         from (
             select business_date from {{ ref('int_od__accruals_daily') }}
-            where load_id > (select load_id from newest)
+            where load_id > {{ watermark }}
             union all
             -- a reversal reopens the month of the charge it cancels
             select original_business_date from {{ ref('int_od__transactions_classified') }}
-            where load_id > (select load_id from newest)
+            where load_id > {{ watermark }}
         ) as touched
     {%- endset -%}
     {%- set from_month = run_query(from_month_sql).columns[0].values()[0] if execute else 'infinity' -%}
@@ -42,7 +44,7 @@ transactions as (
     select * from {{ ref('int_od__transactions_classified') }}
 ),
 
-positions as (
+positions as not materialized (
     select od_account_id, business_date, currency from {{ ref('int_od__positions_daily') }}
 ),
 
@@ -51,8 +53,8 @@ parameters as (
     where parameter_name like 'rounding\_unit\_%'
 ),
 
-loaded as (
-    select max(business_date) as last_loaded_date from positions
+loaded as (  -- the newest loaded date, read from the business_date index
+    select max(business_date) as last_loaded_date from {{ ref('int_od__positions_daily') }}
 ),
 
 accrued as (
