@@ -52,7 +52,7 @@ def close_month(warehouse_url: str, month_end: date, *, out_root: Path | None = 
     out_root.mkdir(parents=True, exist_ok=True)
     work = out_root / f".{month_folder(month_end)}.{uuid.uuid4().hex[:8]}.partial"
     try:
-        result = gate.run_gate(warehouse_url, month_end, work / "data-quality")
+        result = gate.run_gate(warehouse_url, month_end, work / "data-quality", require_review_list=True)
         if not result.passed:
             _record(warehouse_url, month_end, False, {"gate": result.to_json()})
             failed = "; ".join(f.describe() for f in result.failures[:5])
