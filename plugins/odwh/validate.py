@@ -1,7 +1,7 @@
 """The extract contract checked with Great Expectations, one delivery at a time.
 
 Suites are built from ``odwh.contract`` (never a second column list), one per extract file, and run on a
-pandas DataFrame of the file read as text (``dtype=str``, empty field = null): type rules are regexes on the
+pandas DataFrame of the file read as text (every value a ``str``, empty field = null): type rules are regexes on the
 text exactly as delivered. Rules GX cannot express on text alone run on derived columns added before
 validation, still through GX expectations so every verdict is a GX validation result:
 
