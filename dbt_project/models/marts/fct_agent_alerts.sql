@@ -19,10 +19,6 @@ with abnormal as (
     select * from {{ ref('int_monitoring__agent_abnormal_days') }}
 ),
 
-agent_days as (
-    select business_date from {{ ref('int_monitoring__agent_days') }}
-),
-
 officers as (
     select
         business_date,
@@ -93,7 +89,7 @@ figures as (
 ),
 
 latest as (
-    select max(business_date) as as_of_date from agent_days
+    select max(d.business_date) as as_of_date from {{ ref('int_monitoring__agent_days') }} as d
 ),
 
 alerts as (
@@ -106,8 +102,9 @@ alerts as (
         f.cash_withdrawn,
         f.peak_excess,
         f.largest_abnormal_drawdown,
+        -- the next loaded date: an index probe on business_date per alert
         (
-            select min(d.business_date) from agent_days as d
+            select min(d.business_date) from {{ ref('int_monitoring__agent_days') }} as d
             where d.business_date > r.last_abnormal_on
         ) as closed_on,
         l.as_of_date,

@@ -1,0 +1,205 @@
+-- Monthly review list (rulebook H, OD policy §12.2; docs/policy-engine.md H): one row per account,
+-- loaded month end and reason, routed to the customer's officer (CM) at the month end and rolled up to the
+-- officer's manager (AM) and senior manager (SM) of that date's officers snapshot. Reasons:
+--   EXCESS                days in excess during the month; amount = peak excess
+--   NO_TRANSACTION        active (or still drawn) and no customer transaction in the month; amount = drawn
+--   INSUFFICIENT_INFLOW   customer credits of the month < the month's charges (total_due); amount = shortfall
+--   CONVERSION_CANDIDATE  rulebook E at the month end; amount = stagnant amount, else the drawn balance
+--   GRADE                 Special Mention or worse, or a grade unlike last month end's; amount = drawn
+--   MATURITY              active and maturing next month, or matured with a drawn balance; amount = drawn
+--   BREACH                policy_breaches not empty (rulebook G and restructuring); amount = limit
+--   RECONCILIATION        recomputed charges differ from the core's by more than a rounding unit;
+--                         amount = |interest difference| + |fees difference|
+-- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
+-- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
+{{ config(materialized='table', contract={'enforced': true}) }}
+
+{#- "USD 1,234.56" / "KHR 1,234,567": money.replace('AMOUNT', <sql>) with the row's currency in ccy -#}
+{%- set money = "(ccy || ' ' || to_char(AMOUNT, case when ccy = 'KHR' then 'FM999,999,999,999,990'"
+    ~ " else 'FM999,999,999,999,990.00' end))" %}
+
+with month_end as (
+    select * from {{ ref('fct_od_month_end') }}
+),
+
+activity as (
+    select * from {{ ref('int_monitoring__od_activity_month_end') }}
+),
+
+chains as (
+    select * from {{ ref('int_monitoring__officer_chains') }}
+),
+
+fx as (
+    select * from {{ ref('int_fx__rates_daily') }}
+),
+
+window_parameter as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name = 'stagnation_window_days'
+),
+
+accounts as (
+    select
+        me.*,
+        me.currency as ccy,
+        me.unutilized_fee_due + me.excess_fee_due as fees_due,
+        a.customer_type,
+        a.month_observed,
+        a.days_in_excess,
+        a.peak_excess,
+        a.customer_transactions,
+        a.customer_credits,
+        previous.nbc_grade as previous_grade,
+        w.value::integer as window_days,
+        ch.officer_name,
+        ch.manager_id,
+        ch.senior_manager_id,
+        fx.khr_per_unit,
+        fx.khr_per_usd
+    from month_end as me
+    left join activity as a on me.od_account_id = a.od_account_id and me.month_end = a.month_end
+    left join month_end as previous
+        on
+            me.od_account_id = previous.od_account_id
+            and previous.month_end = (date_trunc('month', me.month_end) - interval '1 day')::date
+    left join window_parameter as w on me.month_end >= w.effective_from and me.month_end < w.effective_to
+    left join chains as ch on me.month_end = ch.business_date and me.officer_id = ch.officer_id
+    left join fx on me.month_end = fx.business_date and me.currency = fx.currency
+),
+
+reasons as (
+    select
+        *,
+        'EXCESS' as reason,
+        peak_excess as amount,
+        days_in_excess || case when days_in_excess = 1 then ' day' else ' days' end || ' in excess, peak '
+        || {{ money.replace('AMOUNT', 'peak_excess') }}
+        || ', excess fee ' || {{ money.replace('AMOUNT', 'excess_fee_due') }} as detail
+    from accounts
+    where days_in_excess > 0
+
+    union all
+
+    select
+        *,
+        'NO_TRANSACTION' as reason,
+        principal_outstanding as amount,
+        'No customer transaction in the month; drawn '
+        || {{ money.replace('AMOUNT', 'principal_outstanding') }}
+        || ', charges of the month ' || {{ money.replace('AMOUNT', 'coalesce(total_due, 0)') }} as detail
+    from accounts
+    where month_observed and customer_transactions = 0 and (is_active or principal_outstanding > 0)
+
+    union all
+
+    select
+        *,
+        'INSUFFICIENT_INFLOW' as reason,
+        total_due - customer_credits as amount,
+        'Customer credits ' || {{ money.replace('AMOUNT', 'customer_credits') }}
+        || ' below the month''s charges ' || {{ money.replace('AMOUNT', 'total_due') }}
+        || ' (interest ' || {{ money.replace('AMOUNT', 'interest_due') }}
+        || ', fees ' || {{ money.replace('AMOUNT', 'fees_due') }} || ')' as detail
+    from accounts
+    where month_observed and customer_credits < total_due
+
+    union all
+
+    select
+        *,
+        'CONVERSION_CANDIDATE' as reason,
+        case when stagnant_amount_60d > 0 then stagnant_amount_60d else principal_outstanding end as amount,
+        concat_ws(
+            '; ',
+            case
+                when stagnant_amount_60d > 0 then
+                    'Stagnant ' || {{ money.replace('AMOUNT', 'stagnant_amount_60d') }}
+                    || ' (not repaid for ' || window_days || ' days)'
+            end,
+            case when no_net_inflow_60d then 'no net inflow over ' || window_days || ' days' end,
+            'drawn ' || {{ money.replace('AMOUNT', 'principal_outstanding') }},
+            'propose ' || coalesce(proposed_term_product || ' term loan', 'a term loan (no FX rate)'),
+            'close the OD, re-appraise, check CBC again, keep term and purpose,'
+            || ' monthly declining instalments, no grace period'
+            || case when customer_type = 'AGENT' then ', collateral required (agent OD)' else '' end
+        ) as detail
+    from accounts
+    where conversion_candidate
+
+    union all
+
+    select
+        *,
+        'GRADE' as reason,
+        principal_outstanding as amount,
+        case when previous_grade <> nbc_grade then previous_grade || ' -> ' else '' end
+        || nbc_grade || ', ' || days_past_due || ' days past due' as detail
+    from accounts
+    where grade_order >= 2 or previous_grade <> nbc_grade
+
+    union all
+
+    select
+        *,
+        'MATURITY' as reason,
+        principal_outstanding as amount,
+        case
+            when maturity_date <= month_end
+                then
+                    'Matured ' || maturity_date || ', '
+                    || {{ money.replace('AMOUNT', 'principal_outstanding') }}
+                    || ' still drawn (' || (month_end - maturity_date) || ' days)'
+            else
+                'Matures ' || maturity_date || ' (next month), drawn '
+                || {{ money.replace('AMOUNT', 'principal_outstanding') }}
+        end as detail
+    from accounts
+    where
+        (
+            is_active and maturity_date > month_end
+            and maturity_date <= (date_trunc('month', month_end) + interval '2 months - 1 day')::date
+        )
+        or (maturity_date <= month_end and principal_outstanding > 0)
+
+    union all
+
+    select
+        *,
+        'BREACH' as reason,
+        limit_amount as amount,
+        'Breaches: ' || array_to_string(policy_breaches, ', ') as detail
+    from accounts
+    where cardinality(policy_breaches) > 0
+
+    union all
+
+    select
+        *,
+        'RECONCILIATION' as reason,
+        abs(interest_due - core_interest_charged) + abs(fees_due - core_fees_charged) as amount,
+        'Interest: warehouse ' || {{ money.replace('AMOUNT', 'interest_due') }}
+        || ', core ' || {{ money.replace('AMOUNT', 'core_interest_charged') }}
+        || '; fees: warehouse ' || {{ money.replace('AMOUNT', 'fees_due') }}
+        || ', core ' || {{ money.replace('AMOUNT', 'core_fees_charged') }} as detail
+    from accounts
+    where reconciliation_break
+)
+
+select
+    r.month_end,
+    r.od_account_id,
+    r.reason,
+    r.officer_id,
+    r.officer_name,
+    r.manager_id,
+    r.senior_manager_id,
+    r.branch_code,
+    r.customer_id,
+    r.currency,
+    r.detail,
+    r.amount,
+    {{ to_usd('r.amount', 'r') }} as amount_usd,
+    r.parameter_version,
+    r.load_id
+from reasons as r

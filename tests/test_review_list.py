@@ -1,0 +1,180 @@
+"""Monthly review list (rulebook H): marts.rpt_review_list from a scripted portfolio in a real PostgreSQL.
+
+History runs from 29 December 2025 to 28 February 2026, so December is only partly observed, January and
+February fully, and the 60-day stagnation window is evaluable on 28 February. Every account that should stay
+off the list repays something each month and touches a zero balance once (no stagnant portion).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from odwh import transform
+from test_agent_alerts import RawPortfolio, build, query
+
+D = Decimal
+DAYS = [date(2025, 12, 29) + timedelta(days=i) for i in range(62)]
+DEC, JAN, FEB = date(2025, 12, 31), date(2026, 1, 31), date(2026, 2, 28)
+
+
+ZERO_RATES = {
+    "monthly_interest_rate": D(0),
+    "excess_fee_rate_monthly": D(0),
+    "unutilized_fee_rate_annual": D(0),
+}
+REVIEW_SQL = "select * from marts.rpt_review_list"
+
+
+def days(first: date, last: date) -> list[date]:
+    return [d for d in DAYS if first <= d <= last]
+
+
+def quiet_account(
+    p: RawPortfolio, od: str, customer: str, zero_on: date = date(2026, 1, 10), **attributes: Any
+) -> None:
+    """An account with a customer repayment every month and one zero-balance day (never stagnant)."""
+    p.account(od, customer, "1000.00", **attributes)
+    p.balances(od, DAYS, "500.00")
+    p.balances(od, [zero_on], "0")
+    for month in (1, 2):
+        p.txn(f"{od}-R{month}", od, date(2026, month, 5), "REPAYMENT", "10.00")
+
+
+def interest_account(p: RawPortfolio, od: str, customer: str) -> None:
+    """1% a month on 500.00: 0.33 due on 31 Dec (two interest days), 5.00 in January and February."""
+    p.account(od, customer, "1000.00", **(ZERO_RATES | {"monthly_interest_rate": D("0.01")}))
+    p.balances(od, DAYS, "500.00")
+    p.balances(od, [JAN], "0")  # day 31 weighs 0 in 30E/360: no effect on January's interest
+    p.txn(f"{od}-IC0", od, DEC, "INTEREST_CHARGE", "0.33")
+    p.txn(f"{od}-R0", od, DEC, "REPAYMENT", "0.33")
+    p.txn(f"{od}-IC1", od, JAN, "INTEREST_CHARGE", "5.00")
+    p.txn(f"{od}-R1", od, JAN, "REPAYMENT", "5.00")
+
+
+def review_portfolio() -> RawPortfolio:
+    p = RawPortfolio()
+    for customer in ["E1", "E2", "N1", "Q1", "K1", "R1", "M1", "M2", "M3", "M4", "B1", "V1"]:
+        p.customer(customer, "SME", officer="CM2" if customer in ("M1", "M2", "M3", "M4") else "CM1")
+    p.customer("V2", "AGENT")
+    plain = ZERO_RATES
+    # EXCESS from 10 to 28 February (19 days, 200.00 over; 1.40 excess fee) -> GRADE Normal -> Special Mention
+    quiet_account(p, "E1", "E1", **(plain | {"excess_fee_rate_monthly": D("0.01")}))
+    p.balances("E1", days(date(2026, 2, 10), FEB), "1200.00")
+    p.txn("E1-FC", "E1", FEB, "FEE_CHARGE", "1.40")
+    p.txn("E1-RF", "E1", FEB, "REPAYMENT", "1.40")
+    # EXCESS from 20 January to 3 February: 12 days in January (peak 300.00), 3 in February (peak 250.00)
+    quiet_account(p, "E2", "E2", **plain)
+    p.balances("E2", days(date(2026, 1, 20), JAN), "1300.00")
+    p.balances("E2", days(date(2026, 2, 1), date(2026, 2, 3)), "1250.00")
+    # N1: no customer transaction in February, only the core's interest charge -> NO_TRANSACTION and
+    # INSUFFICIENT_INFLOW; Q1: credits exactly equal to the charges (5.00 = 5.00) -> nothing
+    for od in ("N1", "Q1", "K1"):
+        interest_account(p, od, od)
+    p.txn("N1-IC2", "N1", FEB, "INTEREST_CHARGE", "5.00")
+    p.txn("Q1-IC2", "Q1", FEB, "INTEREST_CHARGE", "5.00")
+    p.txn("Q1-R2", "Q1", FEB, "REPAYMENT", "5.00")
+    # K1: the core charges 4.00 interest in February instead of 5.00 -> RECONCILIATION
+    p.txn("K1-IC2", "K1", FEB, "INTEREST_CHARGE", "4.00")
+    p.txn("K1-R2", "K1", FEB, "REPAYMENT", "5.00")
+    # R1: February's only customer transaction is reversed two days later -> NO_TRANSACTION
+    p.account("R1", "R1", "1000.00", **plain)
+    p.balances("R1", DAYS, "500.00")
+    p.balances("R1", [JAN], "0")
+    p.txn("R1-R1", "R1", date(2026, 1, 5), "REPAYMENT", "10.00")
+    p.txn("R1-D2", "R1", date(2026, 2, 10), "DRAWDOWN", "100.00")
+    p.txn("R1-D2R", "R1", date(2026, 2, 12), "REVERSAL", "100.00", reverses="R1-D2", direction="CREDIT")
+    # maturities: 1 March and 31 March (next month on 28 Feb), 1 April (not), 15 February (matured, drawn)
+    for od, maturity in [("M1", date(2026, 3, 1)), ("M2", date(2026, 3, 31)), ("M3", date(2026, 4, 1)),
+                         ("M4", date(2026, 2, 15))]:  # fmt: skip
+        quiet_account(p, od, od, maturity_date=maturity, **plain)
+    # B1: purpose REFINANCE and restructured -> BREACH at every month end
+    quiet_account(p, "B1", "B1", purpose="REFINANCE", restructured=True, **plain)
+    # V1 (USD) and V2 (agent, KHR): drawn and never repaid -> CONVERSION_CANDIDATE on 28 Feb (window evaluable)
+    p.account("V1", "V1", "1000.00", **plain)
+    p.balances("V1", DAYS, "800.00")
+    p.account("V2", "V2", "20000000", currency="KHR", purpose="AGENT_LIQUIDITY", **plain)
+    p.balances("V2", DAYS, "16000000")
+    return p
+
+
+EXPECTED = {
+    (DEC, "B1", "BREACH"),
+    (JAN, "B1", "BREACH"), (JAN, "E2", "EXCESS"), (JAN, "M4", "MATURITY"), (JAN, "V1", "NO_TRANSACTION"),
+    (JAN, "V2", "NO_TRANSACTION"),
+    (FEB, "B1", "BREACH"), (FEB, "E1", "EXCESS"), (FEB, "E1", "GRADE"), (FEB, "E2", "EXCESS"),
+    (FEB, "N1", "NO_TRANSACTION"), (FEB, "N1", "INSUFFICIENT_INFLOW"), (FEB, "R1", "NO_TRANSACTION"),
+    (FEB, "M1", "MATURITY"), (FEB, "M2", "MATURITY"), (FEB, "M4", "MATURITY"), (FEB, "K1", "RECONCILIATION"),
+    (FEB, "V1", "NO_TRANSACTION"), (FEB, "V1", "CONVERSION_CANDIDATE"), (FEB, "V2", "NO_TRANSACTION"),
+    (FEB, "V2", "CONVERSION_CANDIDATE"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dbt_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dbt")
+
+
+def test_review_list_has_the_expected_accounts_and_reasons(fresh_db, dbt_work):
+    review_portfolio().write(fresh_db, DAYS)
+    build(fresh_db, dbt_work, "+rpt_review_list")
+
+    rows = {(r["month_end"], r["od_account_id"], r["reason"]): r for r in query(fresh_db, REVIEW_SQL)}
+    assert set(rows) == EXPECTED
+
+    def row(month_end: date, od: str, reason: str) -> tuple[Any, ...]:
+        r = rows[month_end, od, reason]
+        return r["detail"], r["amount"], r["amount_usd"]
+
+    assert row(FEB, "E1", "EXCESS") == (
+        "19 days in excess, peak USD 200.00, excess fee USD 1.40",
+        D(200),
+        D(200),
+    )
+    assert row(FEB, "E1", "GRADE")[0] == "Normal -> Special Mention, 18 days past due"
+    assert row(JAN, "E2", "EXCESS")[0] == "12 days in excess, peak USD 300.00, excess fee USD 0.00"
+    assert row(FEB, "E2", "EXCESS")[:2] == ("3 days in excess, peak USD 250.00, excess fee USD 0.00", D(250))
+    assert row(FEB, "N1", "INSUFFICIENT_INFLOW") == (
+        "Customer credits USD 0.00 below the month's charges USD 5.00 (interest USD 5.00, fees USD 0.00)",
+        D(5),
+        D(5),
+    )
+    assert row(FEB, "N1", "NO_TRANSACTION")[0] == (
+        "No customer transaction in the month; drawn USD 500.00, charges of the month USD 5.00"
+    )
+    assert row(FEB, "M1", "MATURITY")[0] == "Matures 2026-03-01 (next month), drawn USD 500.00"
+    assert row(FEB, "M2", "MATURITY")[0] == "Matures 2026-03-31 (next month), drawn USD 500.00"
+    assert row(FEB, "M4", "MATURITY")[0] == "Matured 2026-02-15, USD 500.00 still drawn (13 days)"
+    assert row(JAN, "M4", "MATURITY")[0] == "Matures 2026-02-15 (next month), drawn USD 500.00"
+    assert row(FEB, "K1", "RECONCILIATION") == (
+        "Interest: warehouse USD 5.00, core USD 4.00; fees: warehouse USD 0.00, core USD 0.00",
+        D(1),
+        D(1),
+    )
+    assert row(FEB, "B1", "BREACH")[:2] == ("Breaches: REFINANCE_PURPOSE, RESTRUCTURED", D(1000))
+    detail, amount, amount_usd = row(FEB, "V2", "CONVERSION_CANDIDATE")
+    assert (amount, amount_usd) == (D(16000000), D(4000))
+    assert detail.startswith("Stagnant KHR 16,000,000 (not repaid for 60 days); no net inflow over 60 days")
+    assert "propose MSME term loan" in detail and detail.endswith("collateral required (agent OD)")
+    assert "collateral" not in row(FEB, "V1", "CONVERSION_CANDIDATE")[0]
+
+    routing = {
+        (r["officer_id"], r["officer_name"], r["manager_id"], r["senior_manager_id"]) for r in rows.values()
+    }
+    assert routing == {("CM1", "Officer CM1", "AM1", "SM1"), ("CM2", "Officer CM2", "AM2", "SM1")}
+    assert {r["branch_code"] for r in rows.values() if r["officer_id"] == "CM2"} == {"B02"}
+    assert all(r["parameter_version"] and r["load_id"] for r in rows.values())
+
+
+def test_review_list_unit_tests_pass(fresh_db, dbt_work):
+    """The dbt unit tests (given/expect) of the review-list models, on an empty warehouse."""
+    transform.run_dbt(["seed"], fresh_db, work_dir=dbt_work)
+    transform.run_dbt(["run", "--select", "+rpt_review_list"], fresh_db, work_dir=dbt_work)
+    selection = [
+        f"test_type:unit,{model}" for model in ("int_monitoring__od_activity_month_end", "rpt_review_list")
+    ]
+    result = transform.run_dbt(["test", "--select", *selection], fresh_db, work_dir=dbt_work)
+    assert len(result.result.results) >= 2
