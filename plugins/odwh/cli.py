@@ -108,6 +108,15 @@ Where to look:
         raise typer.Exit(1)
 
 
+@app.command("expectations")
+def expectations_export() -> None:
+    """Re-export the Great Expectations suites (contract and month-end gate) under expectations/suites/."""
+    from odwh import gate, validate
+
+    written = [*validate.export_suites(), *gate.export_suites()]
+    typer.echo(f"{len(written)} suite file(s) written under expectations/suites/")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def dbt(ctx: typer.Context) -> None:
     """Run dbt against the warehouse with odwh's project and profile, e.g. `odwh dbt build --full-refresh`."""
