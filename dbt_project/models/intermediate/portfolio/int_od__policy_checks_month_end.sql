@@ -65,7 +65,9 @@ month_ends as (
 positions as (
     select od_account_id, business_date, first_business_date
     from {{ ref('int_od__positions_daily') }}
-    where business_date in (select month_end from month_ends)
+    where
+        business_date in (select month_end from month_ends)
+        {% if from_date %}and business_date >= '{{ from_date }}'::date  -- a literal range: index scan{% endif %}
 ),
 
 fx as (
@@ -77,15 +79,18 @@ month_end_accounts as (
         *,
         business_date as month_end
     from {{ ref('stg_core_banking__od_accounts') }}
-    where business_date in (select month_end from month_ends)
+    where
+        business_date in (select month_end from month_ends)
+        {% if from_date %}and business_date >= '{{ from_date }}'::date  -- a literal range: index scan{% endif %}
 ),
 
 first_loaded as (
     select min(business_date) as first_loaded_date from loaded_dates
 ),
 
--- one parameter set per month end; policy_param() fails the query when a parameter has no version in force
-params as (
+-- one parameter set per month end, materialized so the scalar lookups run once per month end, not per row;
+-- policy_param() fails the query when a parameter has no version in force
+params as materialized (
     select
         me.month_end,
         {%- for name, alias in parameters.items() %}
@@ -106,19 +111,26 @@ params as (
 customers as (
     select customer_id, business_date, customer_type, agent_since
     from {{ ref('stg_core_banking__customers') }}
-    where business_date in (select month_end from month_ends)
+    where
+        business_date in (select month_end from month_ends)
+        {% if from_date %}and business_date >= '{{ from_date }}'::date  -- a literal range: index scan{% endif %}
 ),
 
 deposits as (
     select fd_account_id, business_date, currency, principal, maturity_date, frozen
     from {{ ref('stg_core_banking__fixed_deposits') }}
-    where business_date in (select month_end from month_ends)
+    where
+        business_date in (select month_end from month_ends)
+        {% if from_date %}and business_date >= '{{ from_date }}'::date  -- a literal range: index scan{% endif %}
 ),
 
 loans as (
     select customer_id, business_date, currency, outstanding_principal, source_od_account_id
     from {{ ref('stg_core_banking__loans') }}
-    where business_date in (select month_end from month_ends) and status = 'ACTIVE'
+    where
+        business_date in (select month_end from month_ends)
+        and status = 'ACTIVE'
+        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
 base as (
@@ -164,6 +176,8 @@ base as (
         p.agent_min_partnership_months,
         p.agent_min_avg_liquidity_usd,
         p.agent_liquidity_lookback_months,
+        (a.approved_on - make_interval(months => p.agent_liquidity_lookback_months::integer))::date
+            as liquidity_window_start,
         p.property_max_ltv,
         p.fixed_deposit_max_ltv,
         p.collateral_max_limit_usd,
@@ -188,9 +202,17 @@ liquidity_windows as (
     select distinct
         customer_id,
         approved_on,
-        (approved_on - make_interval(months => agent_liquidity_lookback_months::integer))::date as window_start
+        liquidity_window_start as window_start
     from base
     where is_agent
+),
+
+-- only windows inside the loaded history read the liquidity rows (the others are not evaluable anyway)
+evaluable_windows as (
+    select w.*
+    from liquidity_windows as w
+    cross join first_loaded as fl
+    where w.window_start >= fl.first_loaded_date
 ),
 
 liquidity as (
@@ -200,7 +222,7 @@ liquidity as (
         w.window_start,
         avg(l.liquidity_usd) as avg_liquidity_usd,
         count(l.liquidity_usd) as liquidity_days
-    from liquidity_windows as w
+    from evaluable_windows as w
     left join {{ ref('stg_core_banking__agent_liquidity') }} as l
         on
             w.customer_id = l.customer_id
@@ -294,7 +316,6 @@ other_loans as (
 facts as (
     select
         b.*,
-        li.window_start as liquidity_window_start,
         li.avg_liquidity_usd,
         li.liquidity_days,
         coalesce(cw.net_cash_withdrawn, 0) as net_cash_withdrawn,
@@ -306,9 +327,7 @@ facts as (
             as earliest_allowed_approval
     from base as b
     left join liquidity as li on b.customer_id = li.customer_id and b.approved_on = li.approved_on
-        and b.is_agent
-        and li.window_start
-        = (b.approved_on - make_interval(months => b.agent_liquidity_lookback_months::integer))::date
+        and b.liquidity_window_start = li.window_start and b.is_agent
     left join cash_withdrawals as cw on b.od_account_id = cw.od_account_id and b.month_end = cw.month_end
     left join processing_fees as pf on b.od_account_id = pf.od_account_id and b.month_end = pf.month_end
     left join other_loans as ol on b.od_account_id = ol.od_account_id and b.month_end = ol.month_end
@@ -460,33 +479,32 @@ checks as (
     from facts
 ),
 
+-- plain array and string expressions (no per-row subquery); codes in C order, so the arrays come out sorted,
+-- and a reason is only built for a failed or not-evaluable check
+{%- set sorted_codes = codes | sort %}
 checks_summary as (
     select
         c.*,
-        o.policy_breaches,
-        o.checks_not_evaluable,
-        o.detail
-    from checks as c
-    cross join lateral (
-        select
-            coalesce(
-                array_agg(v.code order by v.code collate "C") filter (where v.status = 'BREACH'), '{}'::text[]
-            ) as policy_breaches,
-            coalesce(
-                array_agg(v.code order by v.code collate "C") filter (where v.status = 'NOT_EVALUABLE'),
-                '{}'::text[]
-            ) as checks_not_evaluable,
-            string_agg(
-                v.code || case when v.status = 'NOT_EVALUABLE' then ' not evaluable: ' else ': ' end || v.reason,
-                '; ' order by v.code collate "C"
-            ) filter (where v.status in ('BREACH', 'NOT_EVALUABLE')) as detail
-        from (
-            values
-            {%- for code in codes %}
-                ('{{ code }}', c.{{ code | lower }}, c.{{ code | lower }}_reason){{ ',' if not loop.last }}
+        array_remove(array[
+            {%- for code in sorted_codes %}
+            case when c.{{ code | lower }} = 'BREACH' then '{{ code }}' end{{ ',' if not loop.last }}
             {%- endfor %}
-        ) as v (code, status, reason)
-    ) as o
+        ], null) as policy_breaches,
+        array_remove(array[
+            {%- for code in sorted_codes %}
+            case when c.{{ code | lower }} = 'NOT_EVALUABLE' then '{{ code }}' end{{ ',' if not loop.last }}
+            {%- endfor %}
+        ], null) as checks_not_evaluable,
+        nullif(concat_ws(
+            '; ',
+            {%- for code in sorted_codes %}
+            case c.{{ code | lower }}
+                when 'BREACH' then '{{ code }}: ' || c.{{ code | lower }}_reason
+                when 'NOT_EVALUABLE' then '{{ code }} not evaluable: ' || c.{{ code | lower }}_reason
+            end{{ ',' if not loop.last }}
+            {%- endfor %}
+        ), '') as detail
+    from checks as c
 )
 
 select

@@ -1,0 +1,58 @@
+-- The loan portfolio at each loaded month end, one row per OD account or term loan, in USD at the month
+-- end's NBC rate (rulebook A, F, G): the common input of fct_portfolio_month_end and
+-- fct_grade_distribution_month_end. A view: the marts filter it by month_end and PostgreSQL pushes that down.
+-- OD: every fct_od_month_end row; it counts as an account of the portfolio while drawn or active.
+-- TERM: ACTIVE loans of the loans snapshot on the month end, converted ODs (OD_CONVERTED) included: once
+-- converted they are term loans (the OD itself is closed). Choices: docs/policy-engine.md G.
+{{ config(materialized='view') }}
+
+with od_month_end as (
+    select * from {{ ref('fct_od_month_end') }}
+),
+
+term_loans as (
+    select * from {{ ref('int_grading__term_loan_grades') }}
+    where
+        status = 'ACTIVE'
+        and business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
+),
+
+fx as (
+    select * from {{ ref('int_fx__rates_daily') }}
+)
+
+select
+    'OD' as product_family,
+    o.od_account_id as account_id,
+    o.month_end,
+    o.currency,
+    o.nbc_grade,
+    o.principal_outstanding as outstanding,
+    o.principal_outstanding_usd as outstanding_usd,
+    o.provision_amount_usd as provision_usd,
+    o.principal_outstanding > 0 or coalesce(o.is_active, false) as in_portfolio,
+    o.load_id
+from od_month_end as o
+
+union all
+
+select
+    'TERM' as product_family,
+    t.loan_id as account_id,
+    t.business_date as month_end,
+    t.currency,
+    t.nbc_grade,
+    t.outstanding_principal as outstanding,
+    -- USD needs no rate; another currency without the month end's rate stays null (flagged by the marts)
+    case
+        when t.currency = 'USD' then t.outstanding_principal
+        else {{ to_usd('t.outstanding_principal', 'fx') }}
+    end as outstanding_usd,
+    case
+        when t.currency = 'USD' then trim_scale(t.provision_rate * t.outstanding_principal)
+        else {{ to_usd('t.provision_rate * t.outstanding_principal', 'fx') }}
+    end as provision_usd,
+    true as in_portfolio,
+    t.load_id
+from term_loans as t
+left join fx on t.business_date = fx.business_date and t.currency = fx.currency
