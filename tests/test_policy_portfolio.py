@@ -23,6 +23,7 @@ MONTH_ENDS = (date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2
 USD_KHR = {LAST: Decimal(4100)}  # riel per USD: 4,000 every day except the last month end
 THB_KHR = Decimal(125)
 MY_MODELS = "+int_od__policy_checks_month_end +fct_portfolio_month_end +fct_grade_distribution_month_end"
+MY_OWN = "int_fx__rates_daily int_od__policy_checks_month_end int_portfolio__positions_month_end+"
 
 # Each account overrides ACCOUNT_DEFAULTS: customer CU<nn>, type SME unless given (agents partner since
 # 2024-01-01 unless given), start_date = approved_on, "principal" = principal outstanding every day,
@@ -219,7 +220,9 @@ def scripted_db(server_url: str) -> Iterator[str]:
         warehouse.migrate(url)
         load_raw(url, FIRST, LAST)
         transform.run_dbt(["seed"], url)
-        transform.run_dbt(["build", "--select", MY_MODELS, "--exclude-resource-type", "seed"], url)
+        transform.run_dbt(["run", "--select", MY_MODELS], url)
+        # the data and unit tests of this engineer's models (the upstream ones have their own test files)
+        transform.run_dbt(["test", "--select", MY_OWN], url)
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
