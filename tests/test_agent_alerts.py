@@ -124,21 +124,19 @@ class RawPortfolio:
 
 
 def build(url: str, work_dir: Path, select: str, *extra: str) -> None:
-    """Build the selected models with their upstream seeds and data tests (unit tests run on their own)."""
-    transform.run_dbt(
-        [
-            "build",
-            "--select",
-            select,
-            "--exclude-resource-type",
-            "unit_test",
-            "--exclude",
-            "tag:raw_keys",
-            *extra,
-        ],
-        url,
-        work_dir=work_dir,
-    )
+    """Build the selected models with their upstream seeds and data tests (unit tests run on their own).
+
+    Cautious indirect selection: a relationships test to a model outside the selection is left out.
+    """
+    options = [
+        "--indirect-selection",
+        "cautious",
+        "--exclude-resource-type",
+        "unit_test",
+        "--exclude",
+        "tag:raw_keys",
+    ]
+    transform.run_dbt(["build", "--select", select, *options, *extra], url, work_dir=work_dir)
 
 
 @pytest.fixture(scope="module")
