@@ -46,23 +46,16 @@
     {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
 {%- endif %}
 
-with candidates as (
-    select *
-    from {{ agent_days }}
-    where
-        (is_excess or cash_withdrawals > 0 or drawdowns > 0)
-        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
-),
-
-parameters as (
+with parameters as (
     select * from {{ ref('int_policy__parameter_versions') }}
     where parameter_name in ('agent_abnormal_drawdown_multiple', 'agent_drawdown_trailing_days')
 ),
 
--- one row per date: the parameters in force (a missing parameter fails the query, never yields null)
-day_parameters as (
+-- candidate days (excess, a cash withdrawal or a drawdown) with the parameters in force on the day (a
+-- missing parameter fails the query, never yields null); the parameter table has a handful of rows
+candidates as (
     select
-        d.business_date,
+        d.*,
         coalesce(
             multiple.value,
             ('policy parameter agent_abnormal_drawdown_multiple: 0 versions on ' || d.business_date)::numeric
@@ -72,7 +65,7 @@ day_parameters as (
             ('policy parameter agent_drawdown_trailing_days: 0 versions on ' || d.business_date)::numeric
         )::integer as trailing_days,
         concat_ws(',', multiple.parameter_version, trail.parameter_version) as parameter_version
-    from (select distinct business_date from candidates) as d
+    from {{ agent_days }} as d
     left join parameters as multiple
         on
             multiple.parameter_name = 'agent_abnormal_drawdown_multiple'
@@ -81,17 +74,17 @@ day_parameters as (
         on
             trail.parameter_name = 'agent_drawdown_trailing_days'
             and d.business_date >= trail.effective_from and d.business_date < trail.effective_to
+    where
+        (d.is_excess or d.cash_withdrawals > 0 or d.drawdowns > 0)
+        {% if from_date %}and d.business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
 tested as (
     select
         c.*,
-        p.drawdown_multiple,
-        p.parameter_version,
         h.trailing_drawdowns,
         h.trailing_drawdown_total / nullif(h.trailing_drawdowns, 0) as trailing_average_drawdown
     from candidates as c
-    inner join day_parameters as p on c.business_date = p.business_date
     -- an index range probe per drawdown day (unique index on od_account_id, business_date)
     left join lateral (
         select
@@ -100,7 +93,7 @@ tested as (
         from {{ agent_days }} as w
         where
             w.od_account_id = c.od_account_id
-            and w.business_date >= c.business_date - p.trailing_days
+            and w.business_date >= c.business_date - c.trailing_days
             and w.business_date < c.business_date
             and w.drawdowns > 0
     ) as h on c.drawdowns > 0

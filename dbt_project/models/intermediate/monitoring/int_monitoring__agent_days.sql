@@ -47,31 +47,20 @@ agents as (
         {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
--- transactions of the day and the same-day reversals of them (original_business_date = business_date)
-same_day as (
+-- each debit of the day with its net after the same-day reversals of it (one scan, no self-join: the
+-- original row of a chain carries the type, reversals share its original_txn_id and CUSTOMER_DEBIT class)
+net_of_same_day_reversals as (
     select
         od_account_id,
         business_date,
-        txn_id,
-        txn_type,
-        original_txn_id,
-        signed_amount
+        max(txn_type) filter (where txn_id = original_txn_id) as txn_type,
+        sum(signed_amount) as net_amount
     from {{ ref('int_od__transactions_classified') }}
     where
-        business_date = original_business_date
+        flow_class = 'CUSTOMER_DEBIT'
+        and business_date = original_business_date
         {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}
-),
-
-net_of_same_day_reversals as (
-    select
-        t.od_account_id,
-        t.business_date,
-        o.txn_type,
-        sum(t.signed_amount) as net_amount
-    from same_day as t
-    inner join same_day as o on t.original_txn_id = o.txn_id and t.od_account_id = o.od_account_id
-    where o.txn_type in ('CASH_WITHDRAWAL', 'DRAWDOWN')
-    group by t.od_account_id, t.business_date, t.original_txn_id, o.txn_type
+    group by od_account_id, business_date, original_txn_id
 ),
 
 day_flows as (
@@ -84,7 +73,7 @@ day_flows as (
         coalesce(sum(net_amount) filter (where txn_type = 'DRAWDOWN'), 0) as drawdown_total,
         max(net_amount) filter (where txn_type = 'DRAWDOWN') as largest_drawdown
     from net_of_same_day_reversals
-    where net_amount > 0
+    where txn_type in ('CASH_WITHDRAWAL', 'DRAWDOWN') and net_amount > 0
     group by od_account_id, business_date
 )
 

@@ -39,16 +39,16 @@
 {%- endif %}
 {%- set month_of_from = "date_trunc('month', '" ~ from_date ~ "'::date)::date" if from_date else none %}
 
-with positions as (
-    select * from {{ ref('int_od__positions_daily') }}
-    {% if from_date %}where business_date >= {{ month_of_from }}{% endif %}
-),
+{%- set positions = ref('int_od__positions_daily') %}
+{%- set since = "and business_date >= " ~ month_of_from if from_date else "" %}
 
-bounds as (
+-- the positions are read where needed, never through a shared CTE (which PostgreSQL would spool in full)
+with bounds as (
     select
         min(business_date) as first_date,
         max(business_date) as last_date
-    from positions
+    from {{ positions }}
+    where true {{ since }}
 ),
 
 -- loaded month ends (index probes on business_date, no scan of the positions)
@@ -65,7 +65,7 @@ month_ends as (
     ) as m
     where
         exists (
-            select from positions as p
+            select from {{ positions }} as p
             where p.business_date = m.month_end
         )
         {% if from_date %}and m.month_end >= '{{ from_date }}'::date{% endif %}
@@ -77,9 +77,9 @@ excess as (
         m.month_end,
         count(*)::integer as days_in_excess,
         max(p.excess_amount) as peak_excess
-    from positions as p
+    from {{ positions }} as p
     inner join month_ends as m on p.business_date between m.month_start and m.month_end
-    where p.excess_amount > 0
+    where p.excess_amount > 0 {{ since }}
     group by p.od_account_id, m.month_end
 ),
 
@@ -133,7 +133,7 @@ select
     coalesce(f.customer_credits, 0) as customer_credits,
     m.max_input_load_id,
     p.load_id
-from positions as p
+from {{ positions }} as p
 inner join month_ends as m on p.business_date = m.month_end
 left join customers as c on p.customer_id = c.customer_id and p.business_date = c.business_date
 left join excess as e on p.od_account_id = e.od_account_id and m.month_end = e.month_end
