@@ -57,7 +57,7 @@ def interest_account(p: RawPortfolio, od: str, customer: str) -> None:
 
 def review_portfolio() -> RawPortfolio:
     p = RawPortfolio()
-    for customer in ["E1", "E2", "N1", "Q1", "K1", "R1", "M1", "M2", "M3", "M4", "B1", "V1"]:
+    for customer in ["E1", "E2", "N1", "Q1", "K1", "R1", "M1", "M2", "M3", "M4", "B1", "V1", "LR"]:
         p.customer(customer, "SME", officer="CM2" if customer in ("M1", "M2", "M3", "M4") else "CM1")
     p.customer("V2", "AGENT")
     plain = ZERO_RATES
@@ -93,6 +93,13 @@ def review_portfolio() -> RawPortfolio:
         quiet_account(p, od, od, maturity_date=maturity, **plain)
     # B1: purpose REFINANCE and restructured -> BREACH at every month end
     quiet_account(p, "B1", "B1", purpose="REFINANCE", restructured=True, **plain)
+    # LR: January's only customer transaction is reversed on 3 February -> NO_TRANSACTION in January
+    quiet_account(p, "LR", "LR", **plain)
+    p.events["od_transactions", date(2026, 1, 5)] = [
+        e for e in p.events["od_transactions", date(2026, 1, 5)] if e["txn_id"] != "LR-R1"
+    ]
+    p.txn("LR-J", "LR", date(2026, 1, 6), "REPAYMENT", "10.00")
+    p.txn("LR-JR", "LR", date(2026, 2, 3), "REVERSAL", "10.00", reverses="LR-J", direction="DEBIT")
     # V1 (USD) and V2 (agent, KHR): drawn and never repaid -> CONVERSION_CANDIDATE on 28 Feb (window evaluable)
     p.account("V1", "V1", "1000.00", **plain)
     p.balances("V1", DAYS, "800.00")
@@ -104,7 +111,7 @@ def review_portfolio() -> RawPortfolio:
 EXPECTED = {
     (DEC, "B1", "BREACH"),
     (JAN, "B1", "BREACH"), (JAN, "E2", "EXCESS"), (JAN, "M4", "MATURITY"), (JAN, "V1", "NO_TRANSACTION"),
-    (JAN, "V2", "NO_TRANSACTION"),
+    (JAN, "V2", "NO_TRANSACTION"), (JAN, "LR", "NO_TRANSACTION"),
     (FEB, "B1", "BREACH"), (FEB, "E1", "EXCESS"), (FEB, "E1", "GRADE"), (FEB, "E2", "EXCESS"),
     (FEB, "N1", "NO_TRANSACTION"), (FEB, "N1", "INSUFFICIENT_INFLOW"), (FEB, "R1", "NO_TRANSACTION"),
     (FEB, "M1", "MATURITY"), (FEB, "M2", "MATURITY"), (FEB, "M4", "MATURITY"), (FEB, "K1", "RECONCILIATION"),
@@ -178,3 +185,23 @@ def test_review_list_unit_tests_pass(fresh_db, dbt_work):
     ]
     result = transform.run_dbt(["test", "--select", *selection], fresh_db, work_dir=dbt_work)
     assert len(result.result.results) >= 2
+
+
+@pytest.mark.slow
+def test_month_by_month_builds_equal_a_full_refresh(fresh_db, dbt_work):
+    """January, then February (whose load reverses a January repayment) built incrementally = full refresh."""
+    portfolio = review_portfolio()
+    january, february = [d for d in DAYS if d <= JAN], [d for d in DAYS if d > JAN]
+    portfolio.write(fresh_db, january)
+    build(fresh_db, dbt_work, "+rpt_review_list")
+    assert {
+        (r["month_end"], r["reason"]) for r in query(fresh_db, REVIEW_SQL) if r["od_account_id"] == "LR"
+    } == set()
+    portfolio.write(fresh_db, february, first_load_id=len(january) + 1)
+    build(fresh_db, dbt_work, "+rpt_review_list")
+    ordered = REVIEW_SQL + " order by month_end, od_account_id, reason"
+    incremental = query(fresh_db, ordered)
+    assert {(r["month_end"], r["od_account_id"], r["reason"]) for r in incremental} == EXPECTED
+
+    build(fresh_db, dbt_work, "+rpt_review_list", "--full-refresh")
+    assert query(fresh_db, ordered) == incremental
