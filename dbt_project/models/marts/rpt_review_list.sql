@@ -75,7 +75,7 @@ reasons as (
         peak_excess as amount,
         days_in_excess || case when days_in_excess = 1 then ' day' else ' days' end || ' in excess, peak '
         || {{ money.replace('AMOUNT', 'peak_excess') }}
-        || ', excess fee ' || {{ money.replace('AMOUNT', 'excess_fee_due') }} as detail
+        || ', excess fee ' || {{ money.replace('AMOUNT', 'coalesce(excess_fee_due, 0)') }} as detail
     from accounts
     where days_in_excess > 0
 
