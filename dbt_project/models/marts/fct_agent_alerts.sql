@@ -1,6 +1,7 @@
 -- Daily agent monitoring alerts (rulebook H; docs/policy-engine.md H), one row per alert, key
 -- (customer_id, opened_on). An alert is a run of consecutive abnormal days of the agent (any of the
--- customer's agent ODs abnormal, int_monitoring__agent_abnormal_days):
+-- customer's agent ODs abnormal, int_monitoring__agent_abnormal_days; consecutive calendar days, as the
+-- pipeline never loads a date after a gap):
 --   opens on the first abnormal day, assigned to the customer's officer (CM) of that day (and that day's
 --   reporting line gives the Regional Manager for an escalation);
 --   stays open while the days stay abnormal; the first loaded day that is not abnormal closes it (closed_on);
