@@ -2,14 +2,20 @@
 -- with the day's position, unrounded accruals (engineer A), days past due, NBC grade and stagnation (engineer
 -- B). Every row names its load (load_id -> meta.loads) and parameter versions (day count, grading,
 -- stagnation window). Incremental by whole business dates, like its inputs (docs/policy-engine.md
--- "Incremental builds").
+-- "Incremental builds"). The key is a unique index built after the rows (a primary key constraint would be
+-- maintained row by row during the full-refresh insert). A full build inserts into the contract's table
+-- (INSERT ... SELECT: no parallel workers) and the planner then probes four indexes per row in nested loops
+-- (2 x slower than hash joins over whole tables), so it turns nested loops off for that transaction; an
+-- incremental day keeps them (a day's rows, index probes are right).
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['business_date'],
     on_schema_change='fail',
     contract={'enforced': true},
+    pre_hook="{{ 'set local enable_nestloop = off' if not is_incremental() else 'select 1' }}",
     indexes=[
+        {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},
         {'columns': ['load_id']},
     ],

@@ -13,6 +13,7 @@
     on_schema_change='fail',
     contract={'enforced': true},
     indexes=[
+        {'columns': ['od_account_id', 'month_end'], 'unique': true},
         {'columns': ['month_end']},
     ],
 ) }}
