@@ -39,7 +39,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check plugins dags tests
 	$(BIN)/ruff format --check plugins dags tests
-	$(BIN)/sqlfluff lint dbt_project --disable-progress-bar --nocolor
+	$(BIN)/sqlfluff lint dbt_project --processes 2 --disable-progress-bar --nocolor
 
 typecheck: install
 	$(BIN)/mypy

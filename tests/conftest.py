@@ -7,6 +7,7 @@ otherwise one embedded server is started for the session under a temporary ``ODW
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +48,26 @@ def fresh_db(server_url: str) -> Iterator[str]:
     yield url
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def airflow_env(tmp_path: Path, warehouse_url: str) -> dict[str, str]:
+    """Environment for an `odwh` subprocess: Airflow home, ODWH_HOME and reports all inside ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        WAREHOUSE_URL=warehouse_url,
+        ODWH_HOME=str(tmp_path / "home"),
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        REPORTS_DIR=str(tmp_path / "reports"),
+    )
+    return env
+
+
+def odwh_run(tmp_path: Path, warehouse_url: str, landing: Path) -> subprocess.CompletedProcess[str]:
+    """`odwh run --landing LANDING` as a user types it."""
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "odwh"), "run", "--landing", str(landing)],
+        env=airflow_env(tmp_path, warehouse_url),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )

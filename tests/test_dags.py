@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import date
@@ -11,17 +10,9 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import REPO
+from conftest import REPO, airflow_env, odwh_run
 from extract_factory import write_manifest
 from odwh import contract, simulate
-
-
-def _airflow_env(tmp_path, warehouse_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        WAREHOUSE_URL=warehouse_url, ODWH_HOME=str(tmp_path / "home"), AIRFLOW_HOME=str(tmp_path / "airflow")
-    )
-    return env
 
 
 def test_dagbag_has_no_import_errors(tmp_path):
@@ -31,7 +22,7 @@ def test_dagbag_has_no_import_errors(tmp_path):
         "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
         " 'dags': {d: sorted(t.task_id for t in b.dags[d].tasks) for d in b.dag_ids}}))"
     )
-    env = {**_airflow_env(tmp_path, "postgresql://unused/odwh"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env = {**airflow_env(tmp_path, "postgresql://unused/odwh"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
@@ -50,22 +41,12 @@ def test_dagbag_has_no_import_errors(tmp_path):
     ]
 
 
-def _odwh_run(tmp_path, warehouse_url: str, landing) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(REPO / ".venv" / "bin" / "odwh"), "run", "--landing", str(landing)],
-        env=_airflow_env(tmp_path, warehouse_url),
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-
-
 @pytest.mark.slow
 def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
     landing = tmp_path / "landing"
     simulate.simulate(landing, date(2026, 1, 1), date(2026, 1, 14), accounts=6, seed=7)
 
-    first = _odwh_run(tmp_path, fresh_db, landing)
+    first = odwh_run(tmp_path, fresh_db, landing)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "odwh run: 14 of 14 pending date(s) loaded" in first.stdout
     assert first.stdout.count("  loaded  ") == 14  # one line per date
@@ -85,7 +66,7 @@ def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
                     assert loaded_total == Decimal(entry["control_total"]), (folder.name, name)
         loads_before = conn.execute("select count(*) from meta.loads").fetchone()
 
-    again = _odwh_run(tmp_path, fresh_db, landing)
+    again = odwh_run(tmp_path, fresh_db, landing)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "odwh run: 0 of 0 pending date(s) loaded" in again.stdout
     with psycopg.connect(fresh_db) as conn:
@@ -98,7 +79,7 @@ def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
     )
     write_manifest(bad, date(2026, 1, 15))  # a well-formed delivery whose content breaks a rule
     (landing / "2026-01-15").symlink_to(bad, target_is_directory=True)
-    refused = _odwh_run(tmp_path, fresh_db, landing)
+    refused = odwh_run(tmp_path, fresh_db, landing)
     assert refused.returncode == 1
     assert "2026-01-15  REFUSED" in refused.stdout
     assert "2026-01-15/od_balances.csv row 1" in refused.stdout

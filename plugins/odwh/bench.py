@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import pipeline, simulate, transform, warehouse
+from odwh import pipeline, publication, simulate, transform, warehouse
 
 BENCH_DB = "odwh_bench"
 
@@ -71,6 +71,7 @@ def run(*, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 
     shutil.rmtree(workdir, ignore_errors=True)
     end = start + timedelta(days=days - 1)
     extra_day = end + timedelta(days=1)
+    month_end = (extra_day + timedelta(days=1)).replace(day=1) - timedelta(days=1)  # last whole month loaded
     stages: list[Stage] = []
 
     def simulate_all() -> int:
@@ -91,13 +92,21 @@ def run(*, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 
         (workdir / "held-back").rename(landing / extra_day.isoformat())
         report = pipeline.ingest(url, str(landing), echo=False)
         assert report.ok
-        transform.seed_and_build(url, exclude="tag:raw_keys")
+        pipeline.build_daily(url, report)  # what odwh_daily builds: the daily selector, incrementally
         return accounts
+
+    def close_month() -> int:
+        pipeline.build_month_end(url, [month_end.isoformat()])  # what odwh_month_end builds, then publishes
+        outcome = publication.close_month(url, month_end, out_root=workdir / "reports")
+        assert outcome.published, outcome.detail
+        return _rows_in(url, "marts.fct_od_month_end")
 
     stages.append(_timed(f"simulate {accounts:,} accounts x {days} days", simulate_all))
     stages.append(_timed("check + load (manifest, GX suite, COPY)", ingest))
     stages.append(_timed("dbt seed + build (full)", build))
-    stages.append(_timed("one more day: load + incremental build", one_more_day))
+    stages.append(_timed("one more day: load + daily models", one_more_day))
+    if month_end >= start:
+        stages.append(_timed("close a month: month-end models, gate, reports", close_month))
     return stages
 
 

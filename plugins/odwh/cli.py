@@ -89,7 +89,7 @@ def demo(
     seed: int = typer.Option(42, help="Random seed."),
 ) -> None:
     """Simulate the last 12 full months, run the DAGs over them and say where everything is."""
-    from odwh import runner, warehouse
+    from odwh import publication, runner, warehouse
 
     summary = runner.demo(accounts=accounts, seed=seed)
     _report(summary, exit_on_failure=False)
@@ -102,7 +102,8 @@ Where to look:
   extracts       {home / "landing"}   (one folder per business date, _manifest.json last)
   archive        {warehouse.odwh_home() / "archive"}
   Airflow        {home / ".airflow"}   (metadata DB and task logs)
-  reports        {home / "reports"}"""
+  reports        {publication.reports_dir()}   (<YYYY-MM>/: review-lists/, board-pack.pdf and .html,
+                 dashboard.html, data-quality/index.html, manifest.json; daily/<date>/agent-alerts/)"""
     )
     if not summary.ok:
         raise typer.Exit(1)

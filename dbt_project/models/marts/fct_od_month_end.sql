@@ -34,8 +34,9 @@ month_ends as (
         threshold.parameter_version as conversion_threshold_version
     from (select distinct business_date as month_end from month_end_days) as m
     left join {{ ref('int_policy__parameter_versions') }} as threshold
-        on threshold.parameter_name = 'sme_msme_conversion_threshold_usd'
-        and m.month_end >= threshold.effective_from and m.month_end < threshold.effective_to
+        on
+            threshold.parameter_name = 'sme_msme_conversion_threshold_usd'
+            and m.month_end >= threshold.effective_from and m.month_end < threshold.effective_to
 ),
 
 charges as (

@@ -36,7 +36,11 @@ grading_rules as (
 
 -- NPL = Substandard, Doubtful, Loss: is_non_performing of the grading rules in force
 non_performing_grades as (
-    select month_end, grade from grading_rules where is_non_performing
+    select
+        month_end,
+        grade
+    from grading_rules
+    where is_non_performing
 ),
 
 params as materialized (
@@ -59,19 +63,27 @@ totals as (
     select
         p.month_end,
         {%- for family, prefix in [('OD', 'od'), ('TERM', 'term_loan')] %}
-        case
-            when bool_or(p.outstanding_usd is null) filter (where p.product_family = '{{ family }}') then null
-            else coalesce(sum(p.outstanding_usd) filter (where p.product_family = '{{ family }}'), 0)
-        end as {{ prefix }}_outstanding_usd,
-        case
-            when bool_or(p.provision_usd is null) filter (where p.product_family = '{{ family }}') then null
-            else coalesce(sum(p.provision_usd) filter (where p.product_family = '{{ family }}'), 0)
-        end as {{ prefix }}_provision_usd,
-        count(*) filter (where p.product_family = '{{ family }}' and p.in_portfolio) as {{ prefix }}_accounts,
+            case
+                when
+                    bool_or(p.outstanding_usd is null) filter (where p.product_family = '{{ family }}')
+                    then null
+                else coalesce(sum(p.outstanding_usd) filter (where p.product_family = '{{ family }}'), 0)
+            end as {{ prefix }}_outstanding_usd,
+            case
+                when
+                    bool_or(p.provision_usd is null) filter (where p.product_family = '{{ family }}')
+                    then null
+                else coalesce(sum(p.provision_usd) filter (where p.product_family = '{{ family }}'), 0)
+            end as {{ prefix }}_provision_usd,
+            count(*) filter (where p.product_family = '{{ family }}' and p.in_portfolio)
+                as {{ prefix }}_accounts,
         {%- endfor %}
         case
             when bool_or(p.outstanding_usd is null) filter (where p.product_family = 'OD') then null
-            else coalesce(sum(p.outstanding_usd) filter (where p.product_family = 'OD' and npl.grade is not null), 0)
+            else
+                coalesce(
+                    sum(p.outstanding_usd) filter (where p.product_family = 'OD' and npl.grade is not null), 0
+                )
         end as od_npl_outstanding_usd,
         max(p.load_id) as load_id
     from positions as p
@@ -85,7 +97,8 @@ shares as (
         t.od_outstanding_usd + t.term_loan_outstanding_usd as total_portfolio_usd,
         t.od_provision_usd + t.term_loan_provision_usd as provision_total_usd,
         -- trim_scale: a ratio of exactly 0.1 reads 0.1 (unrounded; only trailing zeros go)
-        trim_scale(t.od_outstanding_usd / nullif(t.od_outstanding_usd + t.term_loan_outstanding_usd, 0)) as od_share,
+        trim_scale(t.od_outstanding_usd / nullif(t.od_outstanding_usd + t.term_loan_outstanding_usd, 0))
+            as od_share,
         trim_scale(t.od_npl_outstanding_usd / nullif(t.od_outstanding_usd, 0)) as npl_ratio_od
     from totals as t
 )
@@ -100,7 +113,8 @@ select
     -- no portfolio at all: nothing to breach; an unknown total (FX missing): unknown
     case when s.total_portfolio_usd = 0 then false else s.od_share > p.od_cap end as cap_breached,
     p.early_warning,
-    case when s.total_portfolio_usd = 0 then false else s.od_share > p.early_warning end as early_warning_breached,
+    case when s.total_portfolio_usd = 0 then false else s.od_share > p.early_warning end
+        as early_warning_breached,
     s.od_npl_outstanding_usd,
     s.npl_ratio_od,
     s.od_provision_usd,

@@ -29,7 +29,12 @@
 {%- endif %}
 
 with days_past_due as (
-    select od_account_id, business_date, days_past_due, 'SHORT' as term_class, load_id
+    select
+        od_account_id,
+        business_date,
+        days_past_due,
+        'SHORT' as term_class,
+        load_id
     from {{ ref('int_od__days_past_due_daily') }}
     {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 )
@@ -50,7 +55,8 @@ from days_past_due as d
 left join lateral (
     select *
     from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
-    where rule.term_class = d.term_class
+    where
+        rule.term_class = d.term_class
         and d.days_past_due >= rule.min_dpd
         and (rule.max_dpd is null or d.days_past_due <= rule.max_dpd)
         and d.business_date >= rule.effective_from

@@ -53,8 +53,9 @@ classified as (
         end as term_class
     from loans as l
     left join {{ ref('int_policy__parameter_versions') }} as pv
-        on pv.parameter_name = 'short_term_max_months'
-        and l.business_date >= pv.effective_from and l.business_date < pv.effective_to
+        on
+            pv.parameter_name = 'short_term_max_months'
+            and l.business_date >= pv.effective_from and l.business_date < pv.effective_to
     cross join lateral (
         select coalesce(
             pv.value,
@@ -85,7 +86,8 @@ from classified as c
 left join lateral (
     select *
     from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
-    where rule.term_class = c.term_class
+    where
+        rule.term_class = c.term_class
         and c.days_past_due >= rule.min_dpd
         and (rule.max_dpd is null or c.days_past_due <= rule.max_dpd)
         and c.business_date >= rule.effective_from

@@ -68,7 +68,7 @@ month_ends as (
             select from {{ positions }} as p
             where p.business_date = m.month_end
         )
-        {% if from_date %}and m.month_end >= '{{ from_date }}'::date{% endif %}
+        {% if from_date %}and m.month_end >= '{{ from_date }}'::date{% endif %}  -- noqa: LT02
 ),
 
 excess as (
@@ -94,7 +94,7 @@ customer_chains as (
     from {{ ref('int_od__transactions_classified') }}
     where
         flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')
-        {% if from_date %}and original_business_date >= {{ month_of_from }}{% endif %}
+        {% if from_date %}and original_business_date >= {{ month_of_from }}{% endif %}  -- noqa: LT02
     group by od_account_id, original_txn_id, original_business_date
 ),
 

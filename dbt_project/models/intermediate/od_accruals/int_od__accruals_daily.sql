@@ -56,7 +56,9 @@ day_count as (
         d.business_date,
         coalesce(
             conv.value_text,
-            ('policy parameter day_count_convention: 0 versions in force on ' || d.business_date)::text::int::text
+            (
+                'policy parameter day_count_convention: 0 versions in force on ' || d.business_date
+            )::text::int::text
         ) as convention,
         coalesce(
             per_month.value,
@@ -72,14 +74,17 @@ day_count as (
             as days_in_month
     from dates as d
     left join parameters as conv
-        on conv.parameter_name = 'day_count_convention'
-        and d.business_date >= conv.effective_from and d.business_date < conv.effective_to
+        on
+            conv.parameter_name = 'day_count_convention'
+            and d.business_date >= conv.effective_from and d.business_date < conv.effective_to
     left join parameters as per_month
-        on per_month.parameter_name = 'interest_days_per_month'
-        and d.business_date >= per_month.effective_from and d.business_date < per_month.effective_to
+        on
+            per_month.parameter_name = 'interest_days_per_month'
+            and d.business_date >= per_month.effective_from and d.business_date < per_month.effective_to
     left join parameters as per_year
-        on per_year.parameter_name = 'interest_days_per_year'
-        and d.business_date >= per_year.effective_from and d.business_date < per_year.effective_to
+        on
+            per_year.parameter_name = 'interest_days_per_year'
+            and d.business_date >= per_year.effective_from and d.business_date < per_year.effective_to
 ),
 
 weights as (
@@ -90,13 +95,14 @@ weights as (
         parameter_version,
         case
             when convention = 'ACT/360' then 1
-            when convention = '30E/360' then
-                case
-                    when day_of_month > days_per_month then 0
-                    when day_of_month = days_in_month and days_in_month < days_per_month
-                        then days_per_month + 1 - days_in_month
-                    else 1
-                end
+            when convention = '30E/360'
+                then
+                    case
+                        when day_of_month > days_per_month then 0
+                        when day_of_month = days_in_month and days_in_month < days_per_month
+                            then days_per_month + 1 - days_in_month
+                        else 1
+                    end
             else ('unknown day_count_convention ' || convention || ' on ' || business_date)::int
         end::numeric as day_weight
     from day_count

@@ -45,7 +45,11 @@ transactions as (
 ),
 
 positions as not materialized (
-    select od_account_id, business_date, currency from {{ ref('int_od__positions_daily') }}
+    select
+        od_account_id,
+        business_date,
+        currency
+    from {{ ref('int_od__positions_daily') }}
 ),
 
 parameters as (
@@ -83,8 +87,9 @@ posted as (
         max(t.load_id) as load_id
     from transactions as t
     left join positions as p
-        on p.od_account_id = t.od_account_id and p.business_date = t.original_business_date
-    where t.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
+        on t.od_account_id = p.od_account_id and t.original_business_date = p.business_date
+    where
+        t.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
         and t.original_txn_id is not null
         {% if from_month %}and t.original_business_date >= '{{ from_month }}'::date{% endif %}
     group by 1, 2
@@ -111,14 +116,17 @@ units as (
         m.*,
         coalesce(
             u.value,
-            ('policy parameter rounding_unit_' || lower(m.currency) || ': 0 versions in force on '
-            || m.month_end)::numeric
+            (
+                'policy parameter rounding_unit_' || lower(m.currency) || ': 0 versions in force on '
+                || m.month_end
+            )::numeric
         ) as rounding_unit,
         u.parameter_version as rounding_version
     from months as m
     left join parameters as u
-        on u.parameter_name = 'rounding_unit_' || lower(m.currency)
-        and m.month_end >= u.effective_from and m.month_end < u.effective_to
+        on
+            u.parameter_name = 'rounding_unit_' || lower(m.currency)
+            and m.month_end >= u.effective_from and m.month_end < u.effective_to
 ),
 
 -- round(x / unit) * unit: PostgreSQL numeric round() is half away from zero. The sum is first rounded to 15

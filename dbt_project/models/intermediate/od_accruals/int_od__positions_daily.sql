@@ -52,20 +52,22 @@ customers as (
 
 {% if from_date -%}
 -- the first loaded date of accounts already in this table (index probe per account, not a history scan)
-earlier_first_dates as (
-    select
-        a.od_account_id,
-        (
-            select min(t.business_date)
-            from {{ this }} as t
-            where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
-        ) as first_business_date
-    from (select distinct od_account_id from balances) as a
-),
+    earlier_first_dates as (
+        select
+            a.od_account_id,
+            (
+                select min(t.business_date)
+                from {{ this }} as t
+                where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
+            ) as first_business_date
+        from (select distinct od_account_id from balances) as a
+    ),
 {%- endif %}
 
 first_in_batch as (
-    select od_account_id, min(business_date) as first_in_batch
+    select
+        od_account_id,
+        min(business_date) as first_in_batch
     from balances
     group by od_account_id
 ),
@@ -133,12 +135,12 @@ select
     p.excess_fee_rate_monthly,
     p.unutilized_fee_rate_annual,
     {% if from_date -%}
-    least(p.first_in_batch, e.first_business_date) as first_business_date,
+        least(p.first_in_batch, e.first_business_date) as first_business_date,
     {%- else -%}
-    p.first_in_batch as first_business_date,
+        p.first_in_batch as first_business_date,
     {%- endif %}
     p.load_id
 from positions as p
 {% if from_date -%}
-left join earlier_first_dates as e on p.od_account_id = e.od_account_id
+    left join earlier_first_dates as e on p.od_account_id = e.od_account_id
 {%- endif %}

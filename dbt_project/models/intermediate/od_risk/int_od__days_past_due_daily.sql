@@ -5,8 +5,9 @@
 --   dpd_maturity = d - maturity_date while P > 0 and d > maturity_date;
 -- 0 when none applies. Charges are the warehouse's own rounded month-end charges (int_od__charges_monthly).
 -- Customer credits pay fees first (all fees, oldest first, processing fees included on their posting date),
--- then interest (oldest first), then principal; capitalization pays nothing; a credit finding nothing due goes to principal, it never prepays a
--- later charge. Set-based (Skorokhod reflection) on cumulative sums over the account's events:
+-- then interest (oldest first), then principal; capitalization pays nothing; a credit finding nothing due
+-- goes to principal, it never prepays a later charge.
+-- Set-based (Skorokhod reflection) on cumulative sums over the account's events:
 --   fees_paid(t)     = R(t) - B(t),  B(t) = max(0, max_{s<=t} (R(s) - F(s)))   credits beyond the fees due
 --   interest_paid(t) = B(t) - max(0, max_{s<=t} (B(s) - I(s)))                 (the rest goes to principal)
 -- with R, F, I the cumulative credits, fees due and interest due. A reversed credit counts from its own date
@@ -54,16 +55,25 @@ with days as (
 
 -- customer credits, and processing fees: a fee like the month-end fees, so credits pay it first
 flows as (
-    select od_account_id, business_date, flow_class, is_reversal, original_business_date, signed_amount
+    select
+        od_account_id,
+        business_date,
+        flow_class,
+        is_reversal,
+        original_business_date,
+        signed_amount
     from {{ ref('int_od__transactions_classified') }}
-    where flow_class in ('CUSTOMER_CREDIT', 'PROCESSING_FEE')
-    {% if from_date == 'infinity' %}and false  -- no newer load: skip the event history{% endif %}
+    where
+        flow_class in ('CUSTOMER_CREDIT', 'PROCESSING_FEE')  -- with no newer load, skip the history
+    {% if from_date == 'infinity' %}and false{% endif %}  -- noqa: LT02
 ),
 
 -- the closing date in the account's latest snapshot: a facility closed (or converted) before a month's end
 -- settles that month's charges on its closing date, so they fall due then (the payoff credit pays them)
 closures as (
-    select od_account_id, max(closed_on) as closed_on
+    select
+        od_account_id,
+        max(closed_on) as closed_on
     from days
     group by 1
 ),
@@ -79,7 +89,7 @@ month_end_charges as (
         c.unutilized_fee_due + c.excess_fee_due as fee_due,
         c.interest_due
     from {{ ref('int_od__charges_monthly') }} as c
-    left join closures as cl on cl.od_account_id = c.od_account_id
+    left join closures as cl on c.od_account_id = cl.od_account_id
     {% if from_date == 'infinity' %}where false{% endif %}
 ),
 
@@ -93,11 +103,21 @@ versions as (
             lead(version_from) over (partition by od_account_id order by version_from), 'infinity'::date
         ) as version_to
     from (
-        select distinct od_account_id, '-infinity'::date as version_from from month_end_charges
+        select distinct
+            od_account_id,
+            '-infinity'::date as version_from
+        from month_end_charges
         union
-        select distinct od_account_id, '-infinity'::date from flows
+        select distinct
+            od_account_id,
+            '-infinity'::date
+        from flows
         union
-        select distinct od_account_id, business_date from flows where is_reversal
+        select distinct
+            od_account_id,
+            business_date
+        from flows
+        where is_reversal
     ) as starts
 ),
 
@@ -111,8 +131,9 @@ effective_flows as (
         coalesce(sum(f.signed_amount) filter (where f.flow_class = 'PROCESSING_FEE'), 0) as processing_fee
     from versions as v
     inner join flows as f
-        on f.od_account_id = v.od_account_id
-        and (not f.is_reversal or f.business_date <= v.version_from)
+        on
+            v.od_account_id = f.od_account_id
+            and (not f.is_reversal or v.version_from >= f.business_date)
     group by 1, 2, 3
 ),
 
@@ -132,12 +153,23 @@ dues as (
             coalesce(sum(fee_due) filter (where is_month_end_charge), 0) as month_end_fee_due,
             coalesce(sum(interest_due) filter (where is_month_end_charge), 0) as month_end_interest_due
         from (
-            select v.od_account_id, v.version_from, c.due_date, c.fee_due, c.interest_due,
+            select
+                v.od_account_id,
+                v.version_from,
+                c.due_date,
+                c.fee_due,
+                c.interest_due,
                 true as is_month_end_charge
             from versions as v
-            inner join month_end_charges as c on c.od_account_id = v.od_account_id
+            inner join month_end_charges as c on v.od_account_id = c.od_account_id
             union all
-            select od_account_id, version_from, business_date, processing_fee, 0, false
+            select
+                od_account_id,
+                version_from,
+                business_date,
+                processing_fee,
+                0,
+                false
             from effective_flows
             where processing_fee <> 0
         ) as d
@@ -155,10 +187,22 @@ events as (
         sum(fee_due) as fee_due,
         sum(interest_due) as interest_due
     from (
-        select od_account_id, version_from, business_date, credit, 0 as fee_due, 0 as interest_due
+        select
+            od_account_id,
+            version_from,
+            business_date,
+            credit,
+            0 as fee_due,
+            0 as interest_due
         from effective_flows
         union all
-        select od_account_id, version_from, due_date, 0, fee_due, interest_due
+        select
+            od_account_id,
+            version_from,
+            due_date,
+            0,
+            fee_due,
+            interest_due
         from dues
     ) as e
     group by 1, 2, 3
@@ -172,7 +216,8 @@ cumulative as (
         sum(fee_due) over history as fees_cum,
         sum(interest_due) over history as interest_cum
     from events
-    window history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
+    window
+        history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
 ),
 
 beyond_fees as (
@@ -180,17 +225,20 @@ beyond_fees as (
         *,
         greatest(0, max(credits_cum - fees_cum) over history) as credits_beyond_fees
     from cumulative
-    window history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
+    window
+        history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
 ),
 
 applied as (
     select
         *,
         credits_cum - credits_beyond_fees as fees_paid,
-        credits_beyond_fees - greatest(0, max(credits_beyond_fees - interest_cum) over history) as interest_paid,
+        credits_beyond_fees
+        - greatest(0, max(credits_beyond_fees - interest_cum) over history) as interest_paid,
         coalesce(lead(business_date) over history, 'infinity'::date) as next_event_date
     from beyond_fees
-    window history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
+    window
+        history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
 ),
 
 -- oldest month-end charge with an unpaid fee or interest part after each event: fees and interest are paid
@@ -204,15 +252,16 @@ event_states as (
         max(a.fees_cum + a.interest_cum - a.fees_paid - a.interest_paid) as unpaid_charges
     from applied as a
     left join dues as d
-        on d.od_account_id = a.od_account_id
-        and d.version_from = a.version_from
-        and d.due_date <= a.business_date
-        and (
-            (d.month_end_fee_due > 0 and d.fees_cum > a.fees_paid)
-            or (d.month_end_interest_due > 0 and d.interest_cum > a.interest_paid)
-        )
+        on
+            a.od_account_id = d.od_account_id
+            and a.version_from = d.version_from
+            and a.business_date >= d.due_date
+            and (
+                (d.month_end_fee_due > 0 and a.fees_paid < d.fees_cum)
+                or (d.month_end_interest_due > 0 and a.interest_paid < d.interest_cum)
+            )
     {% if from_date -%}
-    where a.next_event_date > '{{ from_date }}'::date  -- states that end before this batch are not needed
+        where a.next_event_date > '{{ from_date }}'::date  -- states that end before this batch are not needed
     {%- endif %}
     group by 1, 2, 3
 ),
@@ -220,9 +269,13 @@ event_states as (
 -- the charges state of each account as a timeline of points (state_from): events inside their version, and
 -- the version's state at its first date
 timeline_points as (
-    select s.od_account_id, s.business_date as state_from, s.oldest_unpaid_due_date, s.unpaid_charges
+    select
+        s.od_account_id,
+        s.business_date as state_from,
+        s.oldest_unpaid_due_date,
+        s.unpaid_charges
     from event_states as s
-    inner join versions as v on v.od_account_id = s.od_account_id and v.version_from = s.version_from
+    inner join versions as v on s.od_account_id = v.od_account_id and s.version_from = v.version_from
     where s.business_date > v.version_from and s.business_date < v.version_to
     union all
     select
@@ -232,9 +285,10 @@ timeline_points as (
         coalesce((array_agg(s.unpaid_charges order by s.business_date desc))[1], 0)
     from versions as v
     left join event_states as s
-        on s.od_account_id = v.od_account_id
-        and s.version_from = v.version_from
-        and s.business_date <= v.version_from
+        on
+            v.od_account_id = s.od_account_id
+            and v.version_from = s.version_from
+            and v.version_from >= s.business_date
     where v.version_from > '-infinity'::date
     group by 1, 2
 ),
@@ -250,7 +304,11 @@ timeline as (
 
 -- each day takes the latest timeline point on or before it (a running max over days and points together)
 day_points as (
-    select od_account_id, business_date, is_day, latest_point
+    select
+        od_account_id,
+        business_date,
+        is_day,
+        latest_point
     from (
         select
             od_account_id,
@@ -260,9 +318,18 @@ day_points as (
                 partition by od_account_id order by business_date, is_day rows unbounded preceding
             ) as latest_point
         from (
-            select od_account_id, business_date, true as is_day, null::date as point_date from days
+            select
+                od_account_id,
+                business_date,
+                true as is_day,
+                null::date as point_date
+            from days
             union all
-            select od_account_id, state_from, false, state_from
+            select
+                od_account_id,
+                state_from,
+                false,
+                state_from
             from timeline
             {% if from_date %}where state_to > '{{ from_date }}'::date{% endif %}
         ) as u
@@ -272,17 +339,19 @@ day_points as (
 
 {% if from_date -%}
 -- the excess run in progress at the account's last computed day before this batch
-previous_rows as (
-    select a.od_account_id, prev.excess_since
-    from (select distinct od_account_id from days) as a
-    left join lateral (
-        select t.excess_since
-        from {{ this }} as t
-        where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
-        order by t.business_date desc
-        limit 1
-    ) as prev on true
-),
+    previous_rows as (
+        select
+            a.od_account_id,
+            prev.excess_since
+        from (select distinct od_account_id from days) as a
+        left join lateral (
+            select t.excess_since
+            from {{ this }} as t
+            where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
+            order by t.business_date desc
+            limit 1
+        ) as prev on true
+    ),
 {%- endif %}
 
 excess_flags as (
@@ -292,11 +361,12 @@ excess_flags as (
         coalesce(
             lag(d.principal_outstanding > d.limit_amount) over account_days,
             {% if from_date %}p.excess_since is not null{% else %}false{% endif %}
-        ) as was_excess{% if from_date %},
+        )
+            as was_excess{% if from_date %},
         p.excess_since as previous_excess_since{% endif %}
     from days as d
     {% if from_date -%}
-    left join previous_rows as p on p.od_account_id = d.od_account_id
+        left join previous_rows as p on d.od_account_id = p.od_account_id
     {%- endif %}
     window account_days as (partition by d.od_account_id order by d.business_date)
 ),
@@ -305,11 +375,12 @@ excess_flags as (
 excess_runs as (
     select
         *,
-        case when is_excess then
-            coalesce(
-                max(business_date) filter (where is_excess and not was_excess) over account_days,
-                {% if from_date %}previous_excess_since{% else %}null{% endif %}
-            )
+        case
+            when is_excess then
+                coalesce(
+                    max(business_date) filter (where is_excess and not was_excess) over account_days,
+                    {% if from_date %}previous_excess_since{% else %}null{% endif %}
+                )
         end as excess_since
     from excess_flags
     window account_days as (partition by od_account_id order by business_date rows unbounded preceding)
@@ -331,8 +402,8 @@ components as (
         r.excess_since,
         r.load_id
     from excess_runs as r
-    left join day_points as dp on dp.od_account_id = r.od_account_id and dp.business_date = r.business_date
-    left join timeline as t on t.od_account_id = dp.od_account_id and t.state_from = dp.latest_point
+    left join day_points as dp on r.od_account_id = dp.od_account_id and r.business_date = dp.business_date
+    left join timeline as t on dp.od_account_id = t.od_account_id and dp.latest_point = t.state_from
 )
 
 select

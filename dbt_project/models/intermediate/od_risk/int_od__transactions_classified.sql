@@ -51,7 +51,10 @@
 with recursive
 
 reversals as (
-    select txn_id, od_account_id, reversed_txn_id
+    select
+        txn_id,
+        od_account_id,
+        reversed_txn_id
     from {{ ref('stg_core_banking__od_transactions') }}
     where txn_type = 'REVERSAL'
 ),
@@ -67,7 +70,7 @@ reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_busi
         o.business_date
     from reversals as r
     inner join {{ ref('stg_core_banking__od_transactions') }} as o
-        on o.txn_id = r.reversed_txn_id and o.od_account_id = r.od_account_id and o.txn_type <> 'REVERSAL'
+        on r.reversed_txn_id = o.txn_id and r.od_account_id = o.od_account_id and o.txn_type <> 'REVERSAL'
     union all
     select
         r.txn_id,
@@ -77,7 +80,7 @@ reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_busi
         parent.original_txn_id,
         parent.original_business_date
     from reversal_chains as parent
-    inner join reversals as r on r.reversed_txn_id = parent.txn_id
+    inner join reversals as r on parent.txn_id = r.reversed_txn_id
     where parent.depth < 10
 ),
 
@@ -108,4 +111,4 @@ select
         as original_business_date,
     t._load_id as load_id
 from transactions as t
-left join reversal_chains as c on c.txn_id = t.txn_id
+left join reversal_chains as c on t.txn_id = c.txn_id

@@ -1,0 +1,179 @@
+"""Month-end close end to end: `odwh run` over two simulated months publishes both, with marts equal to the
+rulebook's charges recomputed here from the extract files, and a failed gate leaves a publication alone."""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import odwh_run
+from odwh import contract, publication, simulate
+from test_policy_accruals import query, throwaway_database
+
+JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)  # a 31-day month and a leap February
+UNIT = {"USD": Decimal("0.01"), "THB": Decimal("0.01"), "KHR": Decimal("1")}
+
+
+@pytest.fixture(scope="module")
+def closed(
+    server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path, Path, str]]:
+    """January and February 2024 simulated and run through `odwh run` once: (url, landing, reports, stdout)."""
+    tmp = tmp_path_factory.mktemp("close")
+    landing = tmp / "landing"
+    simulate.simulate(landing, date(2024, 1, 1), FEB, accounts=8, seed=11, progress=False)
+    with throwaway_database(server_url) as url:
+        run = odwh_run(tmp, url, landing)
+        assert run.returncode == 0, run.stdout + run.stderr
+        yield url, landing, tmp / "reports", run.stdout
+
+
+def _rows(landing: Path, day: date, name: str) -> list[dict[str, str]]:
+    with (landing / day.isoformat() / name).open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _weight(day: date) -> int:
+    """30E/360 (rulebook B): day 31 weighs 0, the last day of February 31 - its length, other days 1."""
+    last = calendar.monthrange(day.year, day.month)[1]
+    if day.day == 31:
+        return 0
+    return 31 - last if day.month == 2 and day.day == last else 1
+
+
+def _rulebook_charges(landing: Path, month_end: date) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """Rulebook C from the extract files alone, in exact fractions, rounded half away from zero (A)."""
+    sums: dict[str, list[Fraction]] = defaultdict(lambda: [Fraction(0)] * 3)
+    currency = {}
+    for day_no in range(1, month_end.day + 1):
+        day = month_end.replace(day=day_no)
+        w = _weight(day)
+        accounts = {a["od_account_id"]: a for a in _rows(landing, day, "od_accounts.csv")}
+        for b in _rows(landing, day, "od_balances.csv"):
+            a = accounts[b["od_account_id"]]
+            p, limit = Fraction(b["principal_outstanding"]), Fraction(a["limit_amount"])
+            active = (
+                a["status"] == "ACTIVE"
+                and date.fromisoformat(a["start_date"]) <= day <= date.fromisoformat(a["maturity_date"])
+                and (not a["closed_on"] or day < date.fromisoformat(a["closed_on"]))
+            )
+            s = sums[a["od_account_id"]]
+            s[0] += p * Fraction(a["monthly_interest_rate"]) / 30 * w
+            if active:
+                s[1] += max(limit - p, 0) * Fraction(a["unutilized_fee_rate_annual"]) / 360 * w
+            s[2] += max(p - limit, 0) * Fraction(a["excess_fee_rate_monthly"]) / 30 * w
+            currency[a["od_account_id"]] = a["currency"]
+
+    def due(x: Fraction, unit: Decimal) -> Decimal:
+        exact = Decimal(x.numerator) / Decimal(x.denominator)  # 28 significant digits: far below a unit
+        return exact.quantize(unit, rounding=ROUND_HALF_UP)  # amounts are >= 0: half up = away from zero
+
+    return {acc: tuple(due(x, UNIT[currency[acc]]) for x in s) for acc, s in sums.items()}  # type: ignore[misc]
+
+
+@pytest.mark.slow
+def test_odwh_run_publishes_every_complete_month(closed: tuple[str, Path, Path, str]) -> None:
+    url, _, reports, stdout = closed
+    assert "2024-01  published" in stdout and "2024-02  published" in stdout
+    assert "odwh run: 60 of 60 pending date(s) loaded; 2 of 2 month(s) published" in stdout
+    for month in ("2024-01", "2024-02"):
+        folder = reports / month
+        for name in ("board-pack.pdf", "board-pack.html", "dashboard.html", "manifest.json"):
+            assert (folder / name).stat().st_size > 1000, name
+        assert (folder / "data-quality" / "index.html").exists()
+        assert list((folder / "review-lists").glob("*.xlsx")) and list(
+            (folder / "review-lists").glob("*.csv")
+        )
+    assert not list(reports.glob(".*")), "no partial or old folder is left behind"
+    published = query(url, "select month_end from meta.publications where gate_passed order by 1")
+    assert published == [(JAN,), (FEB,)]
+
+
+@pytest.mark.slow
+def test_the_manifest_traces_every_file_to_its_extracts_and_parameters(
+    closed: tuple[str, Path, Path, str],
+) -> None:
+    _, landing, reports, _ = closed
+    manifest = json.loads((reports / "2024-02" / "manifest.json").read_text())
+    assert manifest["month_end"] == FEB.isoformat() and manifest["quality_gate"]["passed"] is True
+    extracts = {e["business_date"]: e for e in manifest["extracts"]}
+    # a month end's figures rest on the whole history up to it (60-day windows, days past due), not on later days
+    assert sorted(extracts) == sorted(p.name for p in landing.iterdir())
+    january = json.loads((reports / "2024-01" / "manifest.json").read_text())
+    assert max(e["business_date"] for e in january["extracts"]) == JAN.isoformat()
+    for day, entry in extracts.items():
+        delivered = json.loads((landing / day / contract.MANIFEST_NAME).read_text())["files"]
+        assert {n: f["sha256"] for n, f in entry["files"].items()} == {
+            n: f["sha256"] for n, f in delivered.items()
+        }
+    for name, entry in manifest["files"].items():
+        assert hashlib.sha256((reports / "2024-02" / name).read_bytes()).hexdigest() == entry["sha256"], name
+    params = manifest["parameter_versions"]["policy_parameters"]
+    assert params["interest_days_per_month"]["value"] == "30"
+
+
+@pytest.mark.slow
+def test_month_end_charges_equal_the_rulebook_computed_from_the_files(
+    closed: tuple[str, Path, Path, str],
+) -> None:
+    url, landing, _, _ = closed
+    for month_end in (JAN, FEB):
+        expected = _rulebook_charges(landing, month_end)
+        got = {
+            r[0]: tuple(r[1:])
+            for r in query(
+                url,
+                "select od_account_id, interest_due, unutilized_fee_due, excess_fee_due"
+                " from marts.fct_od_month_end where month_end = %s",
+                month_end,
+            )
+        }
+        assert got == expected, month_end
+        assert any(any(v) for v in expected.values()), "the scenario must charge something"
+
+    balances = {
+        b["od_account_id"]: Decimal(b["principal_outstanding"])
+        for b in _rows(landing, FEB, "od_balances.csv")
+    }
+    rates = {r["currency"]: Decimal(r["khr_per_unit"]) for r in _rows(landing, FEB, "fx_rates.csv")}
+    ccy = {a["od_account_id"]: a["currency"] for a in _rows(landing, FEB, "od_accounts.csv")}
+    od_usd = sum(p * rates[ccy[acc]] / rates["USD"] for acc, p in balances.items())
+    (mart_od_usd,) = query(
+        url, "select od_outstanding_usd from marts.fct_portfolio_month_end where month_end = %s", FEB
+    )[0]
+    assert abs(mart_od_usd - od_usd) <= Decimal("0.01")
+
+
+@pytest.mark.slow
+def test_a_failed_gate_leaves_the_previous_publication_untouched(
+    closed: tuple[str, Path, Path, str], tmp_path: Path
+) -> None:
+    url, _, reports, _ = closed
+    before = {p.relative_to(reports): p.read_bytes() for p in (reports / "2024-02").rglob("*") if p.is_file()}
+    with psycopg.connect(url) as conn:
+        account = conn.execute(
+            "select od_account_id from marts.fct_od_month_end where month_end = %s order by 1 limit 1", (FEB,)
+        ).fetchone()
+        conn.execute(
+            "update marts.fct_od_month_end set provision_amount = provision_amount + 1"
+            " where month_end = %s and od_account_id = %s",
+            (FEB, account[0]),
+        )
+    outcome = publication.close_month(url, FEB, out_root=reports)
+    assert not outcome.published
+    assert "fct_od_month_end.provision_amount" in outcome.detail and account[0] in outcome.line()
+    after = {p.relative_to(reports): p.read_bytes() for p in (reports / "2024-02").rglob("*") if p.is_file()}
+    assert after == before
+    assert not list(reports.glob(".*"))
+    (passed,) = query(url, "select gate_passed from meta.publications order by published_at desc limit 1")[0]
+    assert passed is False
