@@ -14,6 +14,7 @@ import re
 import uuid
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -460,6 +461,8 @@ def test_board_pack_pdf_pages_and_html_sections(
     assert "96,200.00" in html  # OD outstanding with thousands separators
     assert "counter(pages)" in html and '"Khmer OS"' in html and '"Noto Sans Khmer"' in html
     assert html.count("<svg") >= 8  # charts inline, not linked
+    group_ids = Counter(re.findall(r'<g id="([^"]+)"', html))
+    assert [i for i, n in group_ids.items() if n > 1] == []  # several charts, one page: no repeated anchors
     assert "arrives with the social performance (SPM) issue" in html
     assert "CROSS_FINANCE_EXPOSURE" in html and "A5" in html  # breach and reconciliation lists
     summary = re.search(r'<p class="summary">(.*?)</p>', html, re.S)

@@ -65,6 +65,9 @@ def to_svg(figure: Figure) -> str:
     text = buffer.getvalue()
     text = re.sub(r"^<\?xml[^>]*>\s*", "", text)
     text = re.sub(r"<!DOCTYPE[^>]*>\s*", "", text)
+    # matplotlib numbers its groups per figure (text_1, patch_1, ...): nothing refers to them, and several
+    # charts inlined in one page would repeat the ids (invalid HTML; WeasyPrint warns per duplicate anchor)
+    text = re.sub(r'<g id="[A-Za-z0-9.]+_\d+"', "<g", text)
     return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
 
 
