@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import date
@@ -131,6 +132,23 @@ def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
         "int_policy__parameter_versions",
         "int_policy__nbc_grading_rule_versions",
     }
+    transform.run_dbt(["docs", "generate"], fresh_db, work_dir=tmp_path)
+    _assert_every_published_column_is_described(tmp_path / "target", _columns(fresh_db, "marts"))
+
+
+def _assert_every_published_column_is_described(target: Path, marts: dict[str, dict[str, str]]) -> None:
+    """`dbt docs generate` wrote a catalog of the built marts, and each of their columns has a description."""
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    described = {
+        node["name"]: {c: bool(col.get("description", "").strip()) for c, col in node["columns"].items()}
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["schema"] == "marts"
+    }
+    assert set(described) == set(marts) and {"fct_od_month_end", "rpt_review_list"} <= set(marts)
+    for table, columns in marts.items():
+        assert {c: described[table].get(c, False) for c in columns} == dict.fromkeys(columns, True), table
+        assert set(catalog["nodes"][f"model.odwh.{table}"]["columns"]) == set(columns), table
 
 
 def test_policy_param_resolves_the_version_in_force_on_a_date(fresh_db, tmp_path):

@@ -5,7 +5,8 @@ with source as (
 renamed as (
     select
         trim(customer_id) as customer_id,
-        business_date,
+        -- the contract makes the column equal the folder's date; the load's copy is indexed (date-range reads)
+        _business_date as business_date,
         liquidity_usd,
         _load_id
     from source

@@ -4,7 +4,8 @@ with source as (
 
 renamed as (
     select
-        business_date,
+        -- the contract makes the column equal the folder's date; the load's copy is indexed (date-range reads)
+        _business_date as business_date,
         trim(currency) as currency,
         khr_per_unit,
         _load_id

@@ -5,7 +5,8 @@ with source as (
 renamed as (
     select
         trim(od_account_id) as od_account_id,
-        business_date,
+        -- the contract makes the column equal the folder's date; the load's copy is indexed (date-range reads)
+        _business_date as business_date,
         principal_outstanding,
         interest_receivable,
         fees_receivable,

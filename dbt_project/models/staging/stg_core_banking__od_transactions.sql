@@ -6,7 +6,8 @@ renamed as (
     select
         trim(txn_id) as txn_id,
         trim(od_account_id) as od_account_id,
-        business_date,
+        -- the contract makes the column equal the folder's date; the load's copy is indexed (date-range reads)
+        _business_date as business_date,
         trim(txn_type) as txn_type,
         trim(direction) as direction,
         amount,
