@@ -102,7 +102,14 @@ def test_parse_has_no_deprecation_warnings(tmp_path):
 
 
 def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
-    transform.seed_and_build(fresh_db, work_dir=tmp_path)
+    transform.seed_and_build(fresh_db, work_dir=tmp_path)  # every model, data test and dbt unit test
+    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    unit = [r for r in results if r["unique_id"].startswith("unit_test.")]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert len(unit) == len(manifest["unit_tests"]) >= 40, (
+        "the DAGs skip unit tests: this test must run them all"
+    )
+    assert {r["status"] for r in unit} == {"pass"}
 
     staging = _columns(fresh_db, "staging")
     for f in contract.FILES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,9 @@ import typer
 
 if TYPE_CHECKING:
     from odwh.runner import RunSummary
+
+# platformdirs warns on every start of a container or CI shell without a login session; it changes nothing here
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 app = typer.Typer(help="odwh: overdraft-risk data platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The embedded PostgreSQL warehouse.", no_args_is_help=True)

@@ -43,6 +43,17 @@ def current_loads(conn: psycopg.Connection) -> dict[date, str]:
     return {d: sha for d, sha in rows}
 
 
+def analyze_raw(conn: psycopg.Connection) -> None:
+    """Refresh the planner's statistics of the raw tables after a batch of loads.
+
+    dbt reads the new dates right away, before autovacuum's analyze: with stale row counts the planner chose
+    nested loops over whole snapshots (one day's positions: 22 s instead of 0.05 s at 2,000 accounts).
+    ANALYZE samples a fixed number of rows, so it costs well under a second per table at any size.
+    """
+    for f in contract.FILES:
+        conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(f.table)))
+
+
 def load_delivery(
     conn: psycopg.Connection,
     folder: Path,

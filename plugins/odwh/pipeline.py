@@ -101,6 +101,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
             report.outcomes.append(outcome)
             if echo:
                 print(format_outcome(outcome), flush=True)
+        if report.loaded_dates:
+            load.analyze_raw(conn)
     return report
 
 
@@ -170,7 +172,7 @@ def build_daily(warehouse_url: str, report: IngestReport) -> None:
     from odwh import transform
 
     transform.run_dbt(["seed"], warehouse_url)
-    transform.run_dbt(["build", "--selector", "daily"], warehouse_url)
+    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", "daily"], warehouse_url)
 
 
 def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
@@ -223,7 +225,7 @@ def build_month_end(warehouse_url: str, months: list[str]) -> None:
         return
     from odwh import transform
 
-    transform.run_dbt(["build", "--selector", "month_end"], warehouse_url)
+    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", "month_end"], warehouse_url)
 
 
 def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object]]:

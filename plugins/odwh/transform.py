@@ -109,17 +109,34 @@ def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
     return TransformError(f"dbt {command} failed: {result.exception or 'no result (see the dbt log)'}")
 
 
+# What the DAGs build: models and their data tests, not dbt's unit tests. Unit tests check the SQL against fixed
+# inputs, so they belong to `make test` (tests/test_transform.py runs them all); in every daily run they cost
+# ~20 s of the build and test nothing that changed.
+PIPELINE_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+
+
 def seed_and_build(
-    warehouse_url: str | None = None, select: str | None = None, exclude: str | None = None, **kwargs: Any
+    warehouse_url: str | None = None,
+    select: str | None = None,
+    exclude: str | None = None,
+    *,
+    unit_tests: bool = True,
+    **kwargs: Any,
 ) -> None:
     """Load the policy seeds, then build (run + test) the selected models (all when ``select`` is None).
 
     The raw key tests (tag ``raw_keys``) scan every loaded date; a daily run can pass ``exclude="tag:raw_keys"``.
+    ``unit_tests=False`` leaves out dbt's unit tests, as the pipeline does (see :data:`PIPELINE_BUILD`).
     ``kwargs`` go to :func:`run_dbt` (``project``, ``work_dir``, ``callbacks``).
     """
     run_dbt(["seed"], warehouse_url, **kwargs)
     selection = [*(["--select", select] if select else []), *(["--exclude", exclude] if exclude else [])]
-    run_dbt(["build", "--exclude-resource-type", "seed", *selection], warehouse_url, **kwargs)
+    skip = [
+        "--exclude-resource-type",
+        "seed",
+        *([] if unit_tests else ["--exclude-resource-type", "unit_test"]),
+    ]
+    run_dbt(["build", *skip, *selection], warehouse_url, **kwargs)
 
 
 # --- sources from the contract ------------------------------------------------------------------------------

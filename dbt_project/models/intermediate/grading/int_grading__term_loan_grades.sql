@@ -16,16 +16,7 @@
     ],
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- branches is a small snapshot delivered with every date: its load ids name the loaded dates -#}
-    {%- set newest_load_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('stg_core_banking__branches') }}
-        where _load_id > (select coalesce(max(load_id), 0) from {{ this }})
-    {%- endset -%}
-    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif %}
+{%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') %}
 
 with loans as (
     select

@@ -19,18 +19,7 @@
     ],
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- two steps: with the newest load id as a literal the planner uses the load_id index -#}
-    {%- set newest_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
-    {%- set from_date_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('int_od__positions_daily') }}
-        where load_id > {{ newest }}
-    {%- endset -%}
-    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif %}
+{%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
 with positions as (
     select * from {{ ref('int_od__positions_daily') }}

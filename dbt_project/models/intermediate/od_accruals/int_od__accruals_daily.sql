@@ -19,20 +19,7 @@
     ],
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- two steps: a literal watermark lets the planner use the load_id index -#}
-    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
-    {#- "filter (where true)" keeps the planner off min() via the business_date index, which would walk the
-        whole history to find the first newer row; the load_id index finds the newer rows directly -#}
-    {%- set newest_load_sql -%}
-        select coalesce(min(business_date) filter (where true), 'infinity'::date)::text
-        from {{ ref('int_od__positions_daily') }}
-        where load_id > {{ watermark }}
-    {%- endset -%}
-    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif %}
+{%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
 with positions as (
     select * from {{ ref('int_od__positions_daily') }}

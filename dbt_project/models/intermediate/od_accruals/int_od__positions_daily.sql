@@ -21,19 +21,7 @@
     pre_hook="set local enable_mergejoin = off",
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- two steps: a literal watermark lets the planner use the load_id index -#}
-    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
-    {#- branches is a small snapshot delivered with every date: its load ids name the loaded dates -#}
-    {%- set newest_load_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('stg_core_banking__branches') }}
-        where _load_id > {{ watermark }}
-    {%- endset -%}
-    {%- set from_date = run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif %}
+{%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') %}
 
 with balances as not materialized (
     select * from {{ ref('stg_core_banking__od_balances') }}
@@ -51,8 +39,9 @@ customers as (
 ),
 
 {% if from_date -%}
--- the first loaded date of accounts already in this table (index probe per account, not a history scan)
-    earlier_first_dates as (
+-- the first loaded date of accounts already in this table (index probe per account, not a history scan);
+-- materialized so the probes run once, never once per joined row (see int_od__days_past_due_daily)
+    earlier_first_dates as materialized (
         select
             a.od_account_id,
             (
@@ -141,6 +130,7 @@ select
     {%- endif %}
     p.load_id
 from positions as p
+-- (noqa ST11: sqlfluff lints this branch without the CTE it joins)
 {% if from_date -%}
-    left join earlier_first_dates as e on p.od_account_id = e.od_account_id
+    left join earlier_first_dates as e on p.od_account_id = e.od_account_id  -- noqa: ST11
 {%- endif %}

@@ -27,18 +27,7 @@
     ],
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- two steps: with the newest load id as a literal the planner uses the load_id index -#}
-    {%- set newest_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
-    {%- set from_date_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('int_od__positions_daily') }}
-        where load_id > {{ newest }}
-    {%- endset -%}
-    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif %}
+{%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
 with days as (
     select
@@ -338,8 +327,9 @@ day_points as (
 ),
 
 {% if from_date -%}
--- the excess run in progress at the account's last computed day before this batch
-    previous_rows as (
+-- the excess run in progress at the account's last computed day before this batch; materialized: the planner
+-- underestimates the accounts and re-ran the per-account probes once per row of the batch (accounts^2 probes)
+    previous_rows as materialized (
         select
             a.od_account_id,
             prev.excess_since

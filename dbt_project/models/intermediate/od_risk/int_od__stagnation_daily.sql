@@ -33,22 +33,10 @@
 {%- endif -%}
 {%- set longest = windows | max if windows else 0 -%}
 
-{%- set from_date = none -%}
-{%- set batch_filter = '' -%}
-{%- if is_incremental() -%}
-    {#- two steps: with the newest load id as a literal the planner uses the load_id index -#}
-    {%- set newest_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
-    {%- set from_date_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('int_od__positions_daily') }}
-        where load_id > {{ newest }}
-    {%- endset -%}
-    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
-    {#- read N days back for the windows; nothing at all when no newer load exists -#}
-    {%- set batch_filter = "where false" if from_date == 'infinity'
-        else "where business_date >= '" ~ from_date ~ "'::date - " ~ longest -%}
-{%- endif %}
+{%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) -%}
+{#- read N days back for the windows; nothing at all when no newer load exists -#}
+{%- set batch_filter = '' if from_date is none else "where false" if from_date == 'infinity'
+    else "where business_date >= '" ~ from_date ~ "'::date - " ~ longest %}
 
 with positions as (
     select od_account_id, business_date, principal_outstanding, is_active, load_id

@@ -22,18 +22,7 @@
     ],
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- branches is a small snapshot delivered with every date: its load ids name the loaded dates -#}
-    {%- set newest_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
-    {%- set from_date_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('stg_core_banking__branches') }}
-        where _load_id > {{ newest }}
-    {%- endset -%}
-    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif -%}
+{%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') -%}
 
 {%- set flow_class_of_type -%}
     case {type}

@@ -1,0 +1,25 @@
+{#-
+    Incremental daily models (grain: account x business_date, unique_key business_date, a load_id column) rebuild
+    whole business dates from the earliest date touched by a load newer than the model's newest load_id, so a
+    re-delivered date replaces every row of that date (docs/policy-engine.md "Incremental builds").
+    `upstream` is the relation whose load ids name its dates (a ref the model itself calls, so dbt sees the
+    dependency); `load_id_column` is its load id column (`_load_id` in staging).
+-#}
+
+{#- The earliest business date to rebuild from ('infinity' when nothing is new), or none on a full build. -#}
+{% macro daily_rebuild_from(upstream, load_id_column='load_id') -%}
+    {%- if not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {#- two steps: a literal watermark lets the planner use the load_id index -#}
+    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
+    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
+    {#- "filter (where true)" keeps the planner off min() via the business_date index, which would walk the
+        whole history to find the first newer row; the load_id index finds the newer rows directly -#}
+    {%- set newest_load_sql -%}
+        select coalesce(min(business_date) filter (where true), 'infinity'::date)::text
+        from {{ upstream }}
+        where {{ load_id_column }} > {{ watermark }}
+    {%- endset -%}
+    {{ return(run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity') }}
+{%- endmacro %}
