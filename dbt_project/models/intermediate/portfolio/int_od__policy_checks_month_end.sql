@@ -126,7 +126,9 @@ deposits as (
         {% if from_date %}and business_date >= '{{ from_date }}'::date  -- a literal range: index scan{% endif %}
 ),
 
-loans as (
+-- materialized: inlined, the planner moved the month-end filter into the join with base and scanned every
+-- loan of every date once per account (2,000 accounts x 2 month ends: 736 M rows, 350 s; now 0.5 s)
+loans as materialized (
     select customer_id, business_date, currency, outstanding_principal, source_od_account_id
     from {{ ref('stg_core_banking__loans') }}
     where
