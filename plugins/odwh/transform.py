@@ -131,12 +131,8 @@ def seed_and_build(
     """
     run_dbt(["seed"], warehouse_url, **kwargs)
     selection = [*(["--select", select] if select else []), *(["--exclude", exclude] if exclude else [])]
-    skip = [
-        "--exclude-resource-type",
-        "seed",
-        *([] if unit_tests else ["--exclude-resource-type", "unit_test"]),
-    ]
-    run_dbt(["build", *skip, *selection], warehouse_url, **kwargs)
+    build = ["build"] if unit_tests else PIPELINE_BUILD
+    run_dbt([*build, "--exclude-resource-type", "seed", *selection], warehouse_url, **kwargs)
 
 
 # --- sources from the contract ------------------------------------------------------------------------------
