@@ -32,6 +32,9 @@ HEADERS: dict[str, tuple[str, str]] = {
 }
 
 TOTAL = ("សរុប", "Total")
+SUBTOTAL = ("សរុបរង", "Subtotal")
+#: The count on a list's total line, where an account listed for several reasons counts once.
+ACCOUNTS_COUNTED_ONCE = ("ចំនួនគណនី (គណនីនីមួយៗរាប់តែម្តង)", "Accounts, each counted once")
 
 #: Review-list reasons (rulebook H) in the order the lists show them: code -> (Khmer, English).
 REASONS: dict[str, tuple[str, str]] = {
