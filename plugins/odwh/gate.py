@@ -124,8 +124,9 @@ def run_gate(
     to_run = [spec for spec in SUITES if spec.table in present]
     failures, suites, skipped = _absent_tables(present, require_review_list)
     with tempfile.TemporaryDirectory(prefix="odwh-gate-") as work:
+        day = f"{month_end:%Y-%m-%d}"
         batches = [
-            gx.QueryBatch(build_suite(s), s.name, f"{month_end:%Y-%m-%d}", s.batch_query(month_end))
+            gx.QueryBatch(suite=build_suite(s), asset=s.name, batch=day, query=s.batch_query(month_end))
             for s in to_run
         ]
         name = f"month_end_gate_{month_end:%Y_%m}"
