@@ -141,7 +141,7 @@ class Outcome:
     def sample(self, limit: int) -> tuple[list[dict[str, Any]], int | None]:
         """At most ``limit`` failing rows as dicts, and how many failed (None when GX does not count rows)."""
         result = self.result
-        if "unexpected_rows" in result.get("details", {}):  # UnexpectedRowsExpectation
+        if "unexpected_rows" in (result.get("details") or {}):  # UnexpectedRowsExpectation
             return list(result["details"]["unexpected_rows"])[:limit], result.get("observed_value")
         if "unexpected_count" in result:  # column map: rows keyed by the index columns plus the checked one
             rows = result.get("unexpected_index_list") or result.get("partial_unexpected_index_list") or []
