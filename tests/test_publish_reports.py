@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import openpyxl
 import psycopg
 import pytest
-from odwh import publish, warehouse
+from odwh import grades, publish, warehouse
 from odwh.publish import labels, workbook
 from odwh.publish.board_pack import render_board_pack
 from odwh.publish.dashboard import render_dashboard
@@ -190,7 +190,7 @@ class ScriptedMarts:
               "Doubtful": (0, "0", "0"), "Loss": (1, "79000", "79000")}  # fmt: skip
         term = {"Normal": (40, "950000", "4500"), "Special Mention": (2, "50000", "500")}
         rows = []
-        for grade in labels.GRADES:
+        for grade in grades.NBC_GRADES:
             a, o, p = od[grade]
             rows.append((MONTH_END, "OD", grade, a, D(o), D(p)))
             ta, to, tp = term.get(grade, (0, "0", "0"))
