@@ -246,7 +246,7 @@ def read_manifest_bytes(folder: StoragePath) -> bytes:
     with open_regular(folder / contract.MANIFEST_NAME, label) as fh:
         content = fh.read(MAX_MANIFEST_BYTES + 1)
     if len(content) > MAX_MANIFEST_BYTES:
-        raise RefusedInput(Problem(label, None, None, RULE_MANIFEST_SIZE, "larger"))
+        raise RefusedInput(Problem(label, None, None, RULE_MANIFEST_SIZE, "the file is larger"))
     return bytes(content)
 
 
@@ -320,7 +320,7 @@ def bounded_lines(raw: IO[bytes], label: str, first_row: int = 0) -> Iterator[by
     whole. ``first_row`` numbers the first line for the message."""
     for row, line in enumerate(iter(lambda: raw.readline(MAX_LINE_BYTES + 1), b""), start=first_row):
         if len(line) > MAX_LINE_BYTES:
-            raise RefusedInput(Problem(label, row, None, RULE_LINE_LENGTH, "longer"))
+            raise RefusedInput(Problem(label, row, None, RULE_LINE_LENGTH, "the line is longer"))
         yield line
 
 
@@ -439,8 +439,8 @@ class _CsvScan:
             self.rows, self.digest.hexdigest(), self.total if self.control_column else None, problems
         )
 
-    def _fault(self, rule: str, detail: str = "", column: str | None = None) -> NoReturn:
-        self.problems.append(Problem(self.label, self.row, column, rule, detail))
+    def _fault(self, rule: str, detail: str = "") -> NoReturn:
+        self.problems.append(Problem(self.label, self.row, None, rule, detail))
         raise _Stop
 
     def _lines(self, raw: IO[bytes]) -> Iterator[str]:
@@ -449,7 +449,7 @@ class _CsvScan:
         while line := raw.readline(MAX_LINE_BYTES + 1):
             self.digest.update(line)
             if len(line) > MAX_LINE_BYTES:
-                self._fault(RULE_LINE_LENGTH, "longer")
+                self._fault(RULE_LINE_LENGTH, "the line is longer")
             if first and line.startswith(b"\xef\xbb\xbf"):
                 self._fault(RULE_NO_BOM, "the file starts with EF BB BF")
             first = False
