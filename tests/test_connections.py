@@ -91,6 +91,10 @@ def test_socket_url_reaches_the_server(server_url):
     with psycopg.connect(socket_url) as conn:
         assert conn.execute("select inet_server_addr()").fetchone() == (None,)  # a unix socket, not TCP
     warehouse.migrate(socket_url)
+    import sqlalchemy  # what Great Expectations' add_postgres builds from the same URL
+
+    with sqlalchemy.create_engine(socket_url).connect() as conn:
+        assert conn.execute(sqlalchemy.text("select inet_server_addr() is null")).scalar() is True
 
 
 def _ipv6_loopback() -> bool:
