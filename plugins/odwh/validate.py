@@ -27,10 +27,12 @@ from odwh.landing import (
     DECIMAL_PATTERN,
     MAX_ROWS_LISTED,
     RULE_SNAPSHOT_PRESENT,
+    LineBoundedReader,
     Problem,
     StoragePath,
     folder_business_date,
     location,
+    open_regular,
     overflow_problem,
 )
 from odwh.suites.extract_contract import (
@@ -148,10 +150,16 @@ _DECIMAL = re.compile(DECIMAL_PATTERN)
 
 
 def read_extract(path: StoragePath) -> pd.DataFrame:
-    """A delivery file as text (str objects), empty field = NaN (null), indexed by 1-based data row number."""
-    with path.open("rb") as fh:
-        frame = pd.read_csv(fh, dtype=object, keep_default_na=False, na_values=[""], skip_blank_lines=False,
-                            encoding="utf-8")  # fmt: skip
+    """A delivery file as text (str objects), empty field = NaN (null), indexed by 1-based data row number.
+
+    Only a regular file is opened, and a line longer than ``landing.MAX_LINE_BYTES`` stops the read
+    (``landing.RefusedInput``, a ValueError): a file with no newline is never read whole.
+    """
+    with open_regular(path, path.name) as raw:
+        fh: Any = LineBoundedReader(raw, path.name)  # has the read() and __iter__ pandas uses
+        frame = pd.read_csv(
+            fh, dtype=object, keep_default_na=False, na_values=[""], skip_blank_lines=False, encoding="utf-8"
+        )
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return frame
 
