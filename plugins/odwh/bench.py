@@ -1,26 +1,43 @@
-"""``make bench``: time and memory of each stage on a simulated portfolio, printed as a table.
+"""``make bench``: time and memory of each stage at several portfolio sizes, beside the floor, as a table.
 
-Runs in a throw-away database ``odwh_bench`` on the warehouse server (embedded unless ``WAREHOUSE_URL``), and
-calls the package directly (the same functions the DAG tasks call) so the figures are the pipeline's own, not
-Airflow's start-up. Figures go into docs/performance.md by hand, with the machine they were measured on.
+For each size it simulates a landing, then in a fresh database ``odwh_bench`` on the warehouse server (embedded
+unless ``WAREHOUSE_URL``) it measures:
+
+- the **floor**: ``COPY`` of every CSV file of the landing into unlogged all-text tables, plus one 60-day window
+  pass (``min(principal) over 61 rows``) over the balances: what any warehouse must at least spend on the files;
+- the pipeline through the functions the DAG tasks call: check + load, the models (seed + full build), every
+  month close (month-end models, gate, reports), then one more business date (load + daily models);
+- an idle ``odwh run`` (a real subprocess: Airflow start-up included) over the same landing, with nothing new;
+- peak RSS of the process tree of each stage (this process and its children, sampled; the PostgreSQL server's
+  own memory is not in it), the warehouse's size beside the landing's CSV bytes.
+
+Figures go into docs/performance.md by hand, with the machine; no test asserts a time (the smoke test in
+``tests/test_bench.py`` runs the code on a tiny portfolio).
 """
 
 from __future__ import annotations
 
-import resource
+import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from odwh import pipeline, publication, simulate, transform, warehouse
+from odwh import contract, pipeline, publication, simulate, transform, warehouse
 
 BENCH_DB = "odwh_bench"
+DEFAULT_SIZES = (10_000, 20_000, 50_000, 100_000)
+DEFAULT_DAYS = 61
+COPY_CHUNK = 1 << 20  # bytes per COPY write: files are streamed, never read whole
 
 
 @dataclass
@@ -35,85 +52,245 @@ class Stage:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def _peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+@dataclass
+class SizeResult:
+    """Every stage of one size, and what the targets of docs/performance.md are computed from."""
+
+    accounts: int
+    days: int
+    stages: list[Stage] = field(default_factory=list)
+    months_closed: int = 0
+    landing_csv_bytes: int = 0
+    warehouse_bytes: int = 0
+
+    def seconds(self, prefix: str) -> float:
+        return sum(s.seconds for s in self.stages if s.name.startswith(prefix))
+
+    @property
+    def floor_seconds(self) -> float:
+        return self.seconds("floor")
+
+    @property
+    def run_seconds(self) -> float:
+        """What ``odwh run`` spends on the landing: check + load, models, month closes."""
+        return self.seconds("check + load") + self.seconds("models") + self.seconds("close")
+
+    @property
+    def ratio(self) -> float:
+        return self.run_seconds / self.floor_seconds if self.floor_seconds else 0.0
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max((s.peak_rss_mb for s in self.stages), default=0.0)
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (Linux /proc), in kB; 0 for a vanished process."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError):
+        return 0
+    return rss + sum(_tree_rss_kb(int(child)) for child in children)
+
+
+@contextmanager
+def _peak_rss() -> Iterator[list[float]]:
+    """Samples this process tree's RSS every 0.1 s while the block runs; yields [peak MB] (filled at exit)."""
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_kb(os.getpid()) / 1024)
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
 
 
 def _timed(name: str, work: Callable[[], int]) -> Stage:
+    """Run one stage; a line when it starts and one when it ends (a log shows progress, step by step)."""
     print(f"bench: {name} ...", flush=True)
     started = time.perf_counter()
-    rows = work()
-    return Stage(name, time.perf_counter() - started, rows, _peak_rss_mb())
+    with _peak_rss() as peak:
+        rows = work()
+    stage = Stage(name, time.perf_counter() - started, rows, peak[0])
+    print(
+        f"bench: {name}: {stage.seconds:.1f} s, {rows:,} rows, peak RSS {stage.peak_rss_mb:.0f} MB",
+        flush=True,
+    )
+    return stage
 
 
 def _fresh_database(server_url: str) -> str:
     maintenance = warehouse.with_database(server_url, "postgres")
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{BENCH_DB}" with (force)')
-        conn.execute(f'create database "{BENCH_DB}"')
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(BENCH_DB)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(BENCH_DB)))
     return warehouse.with_database(server_url, BENCH_DB)
 
 
-def _rows_in(url: str, table: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(f"select count(*) from {table}").fetchone()  # noqa: S608 (a fixed table name)
+def _scalar(conn: psycopg.Connection, query: sql.Composed | str) -> int:
+    row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0
 
 
-def run(*, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 1)) -> list[Stage]:
-    url = _fresh_database(warehouse.ensure_running())
-    landing = workdir / "landing"
+def _count_rows(conn: psycopg.Connection, schema: str, table: str) -> int:
+    return _scalar(conn, sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table)))
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        return _count_rows(conn, *table.split(".", 1))
+
+
+def floor(url: str, landing: Path) -> int:
+    """The floor: every CSV of the landing COPYed into unlogged all-text tables, then one 60-day window pass
+    over the balances. Returns the rows copied."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop schema if exists bench_floor cascade; create schema bench_floor")
+        for spec in contract.FILES:
+            table = sql.Identifier("bench_floor", spec.table)
+            columns = sql.SQL(", ").join(
+                sql.SQL("{} text").format(sql.Identifier(c.name)) for c in spec.columns
+            )
+            conn.execute(sql.SQL("create unlogged table {} ({})").format(table, columns))
+            for path in sorted(landing.glob(f"*/{spec.name}")):
+                with (
+                    path.open("rb") as src,
+                    conn.cursor().copy(
+                        sql.SQL("copy {} from stdin (format csv, header match)").format(table)
+                    ) as copy,
+                ):
+                    while chunk := src.read(COPY_CHUNK):
+                        copy.write(chunk)
+        copied = sum(_count_rows(conn, "bench_floor", f.table) for f in contract.FILES)
+        conn.execute(
+            "select count(m) from (select min(principal_outstanding::numeric) over ("
+            "  partition by od_account_id order by business_date rows between 60 preceding and current row) m"
+            " from bench_floor.od_balances) w"
+        )
+        conn.execute("drop schema bench_floor cascade")
+    return copied
+
+
+def _csv_bytes(landing: Path) -> int:
+    return sum(p.stat().st_size for p in landing.glob("*/*.csv"))
+
+
+def _database_bytes(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return _scalar(conn, "select pg_database_size(current_database())")
+
+
+def _idle_run(url: str, landing: Path, workdir: Path) -> int:
+    """``odwh run`` as a user types it, over a landing that is already loaded: it must find nothing to do."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "WAREHOUSE_URL": url,
+        "AIRFLOW_HOME": str(workdir / "airflow"),
+        "REPORTS_DIR": str(workdir / "reports"),
+    }
+    odwh = Path(sys.executable).with_name("odwh")
+    done = subprocess.run(
+        [str(odwh), "run", "--landing", str(landing)], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or "0 of 0 pending date(s) loaded" not in done.stdout:
+        raise RuntimeError(f"idle odwh run did not find nothing to do:\n{done.stdout}\n{done.stderr}")
+    return 0
+
+
+def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 1)) -> SizeResult:
+    """Every stage at one size (a fresh database and scratch folder)."""
     shutil.rmtree(workdir, ignore_errors=True)
+    landing, held_back = workdir / "landing", workdir / "held-back"
+    url = _fresh_database(warehouse.ensure_running())
     end = start + timedelta(days=days - 1)
     extra_day = end + timedelta(days=1)
-    month_end = (extra_day + timedelta(days=1)).replace(day=1) - timedelta(days=1)  # last whole month loaded
-    stages: list[Stage] = []
+    result = SizeResult(accounts, days)
+    stages = result.stages
 
     def simulate_all() -> int:
-        simulate.simulate(landing, start, extra_day, accounts=accounts, seed=1)
-        (landing / extra_day.isoformat()).rename(workdir / "held-back")  # the incremental day, later
+        simulate.simulate(landing, start, extra_day, accounts=accounts, seed=7)
+        (landing / extra_day.isoformat()).rename(held_back)  # the incremental day, later
         return accounts * days
 
     def ingest() -> int:
         report = pipeline.ingest(url, str(landing), echo=False)
-        assert report.ok, [o for o in report.outcomes if o.status != "loaded"][:1]
-        return _rows_in(url, "raw.od_balances")
+        if not report.ok:
+            raise RuntimeError(
+                f"bench data refused: {[o for o in report.outcomes if o.status != 'loaded'][:1]}"
+            )
+        return _count(url, "raw.od_balances")
 
     def build() -> int:
         transform.seed_and_build(url, exclude="tag:raw_keys", unit_tests=False)  # as the DAGs build
-        return _rows_in(url, "raw.od_balances")
+        return _count(url, "marts.fct_od_daily")
+
+    def close_months() -> int:
+        months = pipeline.months_ready_to_close(url)
+        pipeline.build_month_end(url, months)  # what odwh_month_end builds, then gates and publishes
+        for month_end in months:
+            outcome = publication.close_month(
+                url, date.fromisoformat(month_end), out_root=workdir / "reports"
+            )
+            if not outcome.published:
+                raise RuntimeError(f"bench month {month_end} not published: {outcome.detail}")
+        result.months_closed = len(months)
+        return _count(url, "marts.fct_od_month_end")
 
     def one_more_day() -> int:
-        (workdir / "held-back").rename(landing / extra_day.isoformat())
+        held_back.rename(landing / extra_day.isoformat())
         report = pipeline.ingest(url, str(landing), echo=False)
-        assert report.ok
+        if not report.ok:
+            raise RuntimeError("bench: the extra day was refused")
         pipeline.build_daily(url, report)  # what odwh_daily builds: the daily selector, incrementally
         return accounts
 
-    def close_month() -> int:
-        pipeline.build_month_end(url, [month_end.isoformat()])  # what odwh_month_end builds, then publishes
-        outcome = publication.close_month(url, month_end, out_root=workdir / "reports")
-        assert outcome.published, outcome.detail
-        return _rows_in(url, "marts.fct_od_month_end")
-
     stages.append(_timed(f"simulate {accounts:,} accounts x {days} days", simulate_all))
+    stages.append(_timed("floor: COPY every CSV + one 60-day window", lambda: floor(url, landing)))
     stages.append(_timed("check + load (manifest, GX suite, COPY)", ingest))
-    stages.append(_timed("dbt seed + build (full)", build))
+    stages.append(_timed("models: dbt seed + full build", build))
+    stages.append(_timed("close and publish every complete month", close_months))
+    _idle_run(url, landing, workdir)  # sets up Airflow's metadata database, as a user's first `odwh run` did
+    stages.append(_timed("idle odwh run (nothing new)", lambda: _idle_run(url, landing, workdir)))
     stages.append(_timed("one more day: load + daily models", one_more_day))
-    if month_end >= start:
-        stages.append(_timed("close a month: month-end models, gate, reports", close_month))
-    return stages
+    result.landing_csv_bytes = _csv_bytes(landing)
+    result.warehouse_bytes = _database_bytes(url)
+    return result
 
 
-def table(stages: list[Stage], meta: dict[str, Any]) -> str:
-    lines = [
-        f"odwh bench: {meta['accounts']:,} accounts x {meta['days']} days, {meta['cores']} cores",
-        f"{'stage':<45} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'peak RSS MB':>12}",
-    ]
-    for s in stages:
-        lines.append(
-            f"{s.name:<45} {s.seconds:>9.1f} {s.rows:>12,} {s.rows_per_second:>10,.0f} {s.peak_rss_mb:>12.0f}"
-        )
+def run(*, sizes: tuple[int, ...], days: int, workdir: Path) -> list[SizeResult]:
+    return [run_size(accounts=n, days=days, workdir=workdir / f"{n}x{days}") for n in sizes]
+
+
+def table(results: list[SizeResult], cores: int | None) -> str:
+    """One table per size, then the targets of issue 12 / docs/performance.md, each met or not."""
+    lines: list[str] = []
+    for r in results:
+        lines += [
+            f"odwh bench: {r.accounts:,} accounts x {r.days} days, {cores} cores",
+            f"{'stage':<48} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'peak RSS MB':>12}",
+        ]
+        lines += [
+            f"{s.name:<48} {s.seconds:>9.1f} {s.rows:>12,} {s.rows_per_second:>10,.0f} {s.peak_rss_mb:>12.0f}"
+            for s in r.stages
+        ]
+        per_month = r.seconds("close") / r.months_closed if r.months_closed else 0.0
+        lines += [
+            f"floor {r.floor_seconds:.1f} s; odwh run (load + models + {r.months_closed} month closes) "
+            f"{r.run_seconds:.1f} s = {r.ratio:.1f} x the floor (target <= 3)",
+            f"idle rerun {r.seconds('idle'):.1f} s (target <= 15); one more day {r.seconds('one more'):.1f} s "
+            f"(target <= 60); one month closed and published {per_month:.1f} s (target <= 120)",
+            f"peak RSS {r.peak_rss_mb:.0f} MB (target <= 1024); warehouse {r.warehouse_bytes / 1e6:,.0f} MB "
+            f"for {r.landing_csv_bytes / 1e6:,.0f} MB of CSV (target: warehouse <= CSV)",
+            "",
+        ]
     return "\n".join(lines)

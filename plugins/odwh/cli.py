@@ -136,17 +136,21 @@ def dbt(ctx: typer.Context) -> None:
 
 @app.command()
 def bench(
-    accounts: int = typer.Option(2000, help="Overdraft accounts to simulate."),
-    days: int = typer.Option(62, help="Business days to simulate and load."),
+    accounts: list[int] = typer.Option(
+        None, help="Overdraft accounts per size (repeat the option); default 10,000 20,000 50,000 100,000."
+    ),
+    days: int = typer.Option(61, help="Business days to simulate and load at each size."),
+    year: bool = typer.Option(False, "--year", help="The backfill target: 100,000 accounts x 365 days."),
     workdir: Path = typer.Option(Path("bench"), help="Scratch folder for the simulated extracts."),
 ) -> None:
-    """Measure each stage (simulate, check + load, dbt build, one incremental day) and print a table."""
+    """Time every stage at several sizes beside the floor (COPY of every CSV + one window pass)."""
     import os
 
     from odwh import bench as benchmark
 
-    stages = benchmark.run(accounts=accounts, days=days, workdir=workdir.resolve())
-    typer.echo(benchmark.table(stages, {"accounts": accounts, "days": days, "cores": os.cpu_count()}))
+    sizes = (100_000,) if year else tuple(accounts or benchmark.DEFAULT_SIZES)
+    results = benchmark.run(sizes=sizes, days=365 if year else days, workdir=workdir.resolve())
+    typer.echo(benchmark.table(results, os.cpu_count()))
 
 
 def _report(summary: RunSummary, *, exit_on_failure: bool = True) -> None:

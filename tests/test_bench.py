@@ -1,0 +1,38 @@
+"""The benchmark's code, on a tiny portfolio (a smoke test: no time is asserted, only that every stage ran)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from odwh import bench
+
+
+@pytest.mark.slow
+def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_URL", server_url)
+    monkeypatch.setenv("ODWH_HOME", str(tmp_path / "home"))
+    # 2,000 accounts x 10 days, from the 22nd: history starts mid-January, so January closes
+    result = bench.run_size(accounts=2000, days=10, workdir=tmp_path / "bench", start=date(2026, 1, 22))
+
+    names = [s.name for s in result.stages]
+    assert names == [
+        "simulate 2,000 accounts x 10 days",
+        "floor: COPY every CSV + one 60-day window",
+        "check + load (manifest, GX suite, COPY)",
+        "models: dbt seed + full build",
+        "close and publish every complete month",
+        "idle odwh run (nothing new)",
+        "one more day: load + daily models",
+    ]
+    stage = dict(zip(names, result.stages, strict=True))
+    floor_rows = stage["floor: COPY every CSV + one 60-day window"].rows
+    assert floor_rows > 2000 * 10  # every file of every date, balances alone are accounts x days
+    landing = tmp_path / "bench" / "landing"
+    balances = sum(len(p.read_text().splitlines()) - 1 for p in landing.glob("2026-01-*/od_balances.csv"))
+    assert stage["check + load (manifest, GX suite, COPY)"].rows == balances  # raw.od_balances, every row
+    assert result.months_closed == 1  # January 2026 (the extra day, Feb 1, comes after the closes)
+    assert all(s.seconds > 0 and s.peak_rss_mb > 0 for s in result.stages)
+    assert result.landing_csv_bytes > 0 and result.warehouse_bytes > 0
+    report = bench.table([result], 2)
+    assert "x the floor (target <= 3)" in report and "idle rerun" in report
