@@ -26,10 +26,8 @@
 -- end (cash withdrawals count "ever"); a day that adds no month end renders an empty query.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['month_end'],
-    on_schema_change='fail',
+    tags=['month_end'],
     indexes=[
         {'columns': ['od_account_id', 'month_end'], 'unique': true},
         {'columns': ['month_end']},
