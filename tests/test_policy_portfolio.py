@@ -23,7 +23,10 @@ MONTH_ENDS = (date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2
 USD_KHR = {LAST: Decimal(4100)}  # riel per USD: 4,000 every day except the last month end
 THB_KHR = Decimal(125)
 MY_MODELS = "+int_od__policy_checks_month_end +fct_portfolio_month_end +fct_grade_distribution_month_end"
-MY_OWN = "int_fx__rates_daily int_od__policy_checks_month_end int_portfolio__positions_month_end+"
+MY_OWN = (
+    "int_fx__rates_daily int_od__policy_facts_month_end int_od__policy_checks_month_end"
+    " int_portfolio__positions_month_end+"
+)
 
 # Each account overrides ACCOUNT_DEFAULTS: customer CU<nn>, type SME unless given (agents partner since
 # 2024-01-01 unless given), start_date = approved_on, "principal" = principal outstanding every day,

@@ -4,10 +4,6 @@
 -- Incremental: whole business dates from the earliest date touched by a newer load (no look-back: a row uses
 -- its own day's days past due only).
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},

@@ -6,10 +6,6 @@
 -- load_id (a re-delivered date recomputes that date); no look-back is needed (a row uses its own date only).
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['business_date']},
         {'columns': ['load_id']},

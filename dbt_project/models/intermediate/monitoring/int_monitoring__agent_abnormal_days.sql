@@ -20,10 +20,6 @@
     {%- endraw -%}
 {%- endset %}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= " ~ recompute_from
         ~ "{% endif %}",
     indexes=[

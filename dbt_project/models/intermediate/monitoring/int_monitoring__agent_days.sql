@@ -8,10 +8,6 @@
 -- Incremental: whole business dates from the earliest date touched by a load newer than this table's newest
 -- load_id (a day depends only on that day's rows, so no lookback is needed).
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},

@@ -13,10 +13,8 @@
 -- newest max_input_load_id, or the date of a transaction a newer reversal cancels.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['month_end'],
-    on_schema_change='fail',
+    tags=['month_end'],
     indexes=[
         {'columns': ['od_account_id', 'month_end'], 'unique': true},
         {'columns': ['month_end']},

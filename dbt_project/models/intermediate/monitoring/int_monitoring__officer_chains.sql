@@ -3,6 +3,8 @@
 -- regional_manager_id are the nearest officer ABOVE with role SM, respectively RM (the chain is normally
 -- CM -> AM -> SM -> RM; a skipped level still finds the right person; null when the chain has none).
 -- Review lists route on the month end's chain, alerts on the opening day's, dim_officers shows the latest.
+{{ config(materialized='table') }}  -- rebuilt in full (the folder's models are incremental)
+
 with recursive
 
 officers as (

@@ -1,10 +1,11 @@
 -- noqa: disable=LT02,LT09,ST03,LT05
--- (Jinja loops over the check list generate this SQL: sqlfluff cannot lay out or follow those spans)
--- Limits and eligibility (rulebook G, plus restructuring from F §13.3), re-checked for every OD account in
--- the od_accounts snapshot of each loaded month end. Every check yields BREACH, OK, NOT_EVALUABLE (its inputs
--- predate the loaded history or are missing: never a breach) or null (does not apply to the account).
--- Thresholds: the policy_parameters versions in force on the month end. Limit checks convert at the FX rate
--- of the approval date, the cross-finance exposure at the month end's rate. Choices: docs/policy-engine.md G.
+-- (Jinja loops over the parameter list generate this SQL: sqlfluff cannot lay out or follow those spans)
+-- The facts behind the limits and eligibility checks (rulebook G, plus restructuring from F §13.3) for every
+-- OD account in the od_accounts snapshot of each loaded month end: the account's terms and collateral, the
+-- policy_parameters versions in force on the month end, limits in USD (at the FX rate of the approval date;
+-- the cross-finance exposure at the month end's rate), the agent's liquidity look-back, net cash withdrawals
+-- and processing fees (reversal chains netted), the customer's other loans. int_od__policy_checks_month_end
+-- turns them into BREACH / OK / NOT_EVALUABLE per check. Choices: docs/policy-engine.md G.
 {% set parameters = {
     'agent_od_max_limit_usd': 'agent_max_limit_usd',
     'agent_min_partnership_months': 'agent_min_partnership_months',
@@ -16,20 +17,12 @@
     'max_term_months': 'max_term_months',
     'single_loan_exposure_limit_usd': 'single_loan_exposure_limit_usd',
 } %}
-{% set codes = [
-    'AGENT_LIMIT_EXCEEDED', 'AGENT_PARTNERSHIP_UNDER_6M', 'AGENT_LIQUIDITY_BELOW_MIN', 'AGENT_CASH_WITHDRAWAL',
-    'PROPERTY_LTV_EXCEEDED', 'PROPERTY_LIMIT_ABOVE_MAX', 'FD_LTV_EXCEEDED', 'FD_LIMIT_ABOVE_MAX',
-    'FD_MATURITY_BEFORE_OD', 'TERM_ABOVE_12_MONTHS', 'REFINANCE_PURPOSE', 'CROSS_FINANCE_EXPOSURE',
-    'PROCESSING_FEE_NOT_COLLECTED', 'RESTRUCTURED',
-] %}
 -- Incremental by month end (macros/month_end_incremental.sql): a re-delivered date redoes every later month
 -- end (cash withdrawals count "ever"); a day that adds no month end renders an empty query.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['month_end'],
-    on_schema_change='fail',
+    tags=['month_end'],
     indexes=[
         {'columns': ['od_account_id', 'month_end'], 'unique': true},
         {'columns': ['month_end']},
@@ -335,191 +328,6 @@ facts as (
     left join cash_withdrawals as cw on b.od_account_id = cw.od_account_id and b.month_end = cw.month_end
     left join processing_fees as pf on b.od_account_id = pf.od_account_id and b.month_end = pf.month_end
     left join other_loans as ol on b.od_account_id = ol.od_account_id and b.month_end = ol.month_end
-),
-
-checks as (
-    select
-        od_account_id,
-        month_end,
-        customer_id,
-        currency,
-        parameter_version,
-        load_id,
-        max_input_load_id,
-        -- agent OD (customer type AGENT)
-        case
-            when not is_agent then null
-            when limit_usd_at_approval is null then 'NOT_EVALUABLE'
-            when limit_usd_at_approval > agent_max_limit_usd then 'BREACH'
-            else 'OK'
-        end as agent_limit_exceeded,
-        case
-            when not is_agent then null
-            when earliest_allowed_approval is null then 'NOT_EVALUABLE'
-            when approved_on < earliest_allowed_approval then 'BREACH'
-            else 'OK'
-        end as agent_partnership_under_6m,
-        case
-            when not is_agent then null
-            when liquidity_window_start < first_loaded_date or avg_liquidity_usd is null then 'NOT_EVALUABLE'
-            when avg_liquidity_usd < agent_min_avg_liquidity_usd then 'BREACH'
-            else 'OK'
-        end as agent_liquidity_below_min,
-        case
-            when not is_agent then null
-            when net_cash_withdrawn > 0 then 'BREACH'
-            else 'OK'
-        end as agent_cash_withdrawal,
-        -- property collateral
-        case
-            when collateral_type is distinct from 'PROPERTY' then null
-            when collateral_value is null then 'NOT_EVALUABLE'
-            when limit_amount > property_max_ltv * collateral_value then 'BREACH'
-            else 'OK'
-        end as property_ltv_exceeded,
-        case
-            when collateral_type is distinct from 'PROPERTY' then null
-            when limit_usd_at_approval is null then 'NOT_EVALUABLE'
-            when limit_usd_at_approval > collateral_max_limit_usd then 'BREACH'
-            else 'OK'
-        end as property_limit_above_max,
-        -- fixed-deposit collateral
-        case
-            when collateral_type is distinct from 'FIXED_DEPOSIT' then null
-            when fd_principal_in_od_currency is null then 'NOT_EVALUABLE'
-            when limit_amount > fixed_deposit_max_ltv * fd_principal_in_od_currency then 'BREACH'
-            else 'OK'
-        end as fd_ltv_exceeded,
-        case
-            when collateral_type is distinct from 'FIXED_DEPOSIT' then null
-            when limit_usd_at_approval is null then 'NOT_EVALUABLE'
-            when limit_usd_at_approval > collateral_max_limit_usd then 'BREACH'
-            else 'OK'
-        end as fd_limit_above_max,
-        case
-            when collateral_type is distinct from 'FIXED_DEPOSIT' then null
-            when not fd_found then 'NOT_EVALUABLE'
-            when maturity_date > fd_maturity_date and not fd_frozen then 'BREACH'
-            else 'OK'
-        end as fd_maturity_before_od,
-        -- every OD
-        case when maturity_date > latest_allowed_maturity then 'BREACH' else 'OK' end as term_above_12_months,
-        case when purpose = 'REFINANCE' then 'BREACH' else 'OK' end as refinance_purpose,
-        case
-            when limit_usd_at_month_end is null or other_loans_missing_fx then 'NOT_EVALUABLE'
-            when limit_usd_at_month_end + other_loans_usd > single_loan_exposure_limit_usd then 'BREACH'
-            else 'OK'
-        end as cross_finance_exposure,
-        case
-            when first_business_date is null or approved_on < first_business_date then 'NOT_EVALUABLE'
-            when start_date > month_end then 'OK'  -- not activated yet: the fee is not due yet
-            when net_fee_posted <= 0 then 'BREACH'
-            else 'OK'
-        end as processing_fee_not_collected,
-        case when restructured then 'BREACH' else 'OK' end as restructured,
-        -- human-readable reasons, shown for breaches and not-evaluable checks only
-        coalesce(
-            'limit USD ' || round(limit_usd_at_approval, 2) || ' > ' || agent_max_limit_usd
-            || ' at the ' || approved_on || ' rate',
-            'no ' || currency || ' FX rate on the approval date ' || approved_on
-        ) as agent_limit_exceeded_reason,
-        coalesce(
-            'approved ' || approved_on || ', agent since ' || agent_since || ' (needs '
-            || agent_min_partnership_months || ' months)',
-            'agent_since is missing'
-        ) as agent_partnership_under_6m_reason,
-        case
-            when liquidity_window_start < first_loaded_date
-                then 'look-back from ' || liquidity_window_start || ' predates the first loaded date '
-                || first_loaded_date
-            when avg_liquidity_usd is null
-                then 'no agent liquidity between ' || liquidity_window_start || ' and ' || approved_on
-            else 'average liquidity USD ' || round(avg_liquidity_usd, 2) || ' < ' || agent_min_avg_liquidity_usd
-                || ' over ' || liquidity_days || ' days before ' || approved_on
-        end as agent_liquidity_below_min_reason,
-        'net cash withdrawn ' || net_cash_withdrawn || ' ' || currency as agent_cash_withdrawal_reason,
-        coalesce(
-            'limit ' || limit_amount || ' > ' || property_max_ltv || ' x collateral ' || collateral_value
-            || ' ' || currency,
-            'collateral value is missing'
-        ) as property_ltv_exceeded_reason,
-        coalesce(
-            'limit USD ' || round(limit_usd_at_approval, 2) || ' > ' || collateral_max_limit_usd,
-            'no ' || currency || ' FX rate on the approval date ' || approved_on
-        ) as property_limit_above_max_reason,
-        case
-            when not fd_found then 'fixed deposit ' || coalesce(fd_account_id, '(none)') || ' not in the snapshot'
-            when fd_principal_in_od_currency is null
-                then 'no ' || fd_currency || '/' || currency || ' FX rate on the approval date ' || approved_on
-            else 'limit ' || limit_amount || ' > ' || fixed_deposit_max_ltv || ' x deposit '
-                || round(fd_principal_in_od_currency, 2) || ' ' || currency
-        end as fd_ltv_exceeded_reason,
-        coalesce(
-            'limit USD ' || round(limit_usd_at_approval, 2) || ' > ' || collateral_max_limit_usd,
-            'no ' || currency || ' FX rate on the approval date ' || approved_on
-        ) as fd_limit_above_max_reason,
-        coalesce(
-            'OD matures ' || maturity_date || ' after deposit ' || fd_account_id || ' (' || fd_maturity_date
-            || ', not frozen)',
-            'fixed deposit ' || coalesce(fd_account_id, '(none)') || ' not in the snapshot'
-        ) as fd_maturity_before_od_reason,
-        'term ' || start_date || ' to ' || maturity_date || ' exceeds '
-        || max_term_months || ' months' as term_above_12_months_reason,
-        'purpose REFINANCE' as refinance_purpose_reason,
-        coalesce(
-            'limit USD ' || round(limit_usd_at_month_end, 2) || ' + other loans USD '
-            || round(other_loans_usd, 2) || ' > ' || single_loan_exposure_limit_usd,
-            'FX rate missing on ' || month_end
-        ) as cross_finance_exposure_reason,
-        case
-            when first_business_date is null then 'no balance row on the month end'
-            when approved_on < first_business_date
-                then 'approved ' || approved_on || ' before the account''s first loaded date '
-                || first_business_date
-            else 'no processing fee posted between ' || approved_on || ' and '
-                || greatest(start_date, approved_on)
-        end as processing_fee_not_collected_reason,
-        'restructured OD (policy §13.3)' as restructured_reason
-    from facts
-),
-
--- plain array and string expressions (no per-row subquery); codes in C order, so the arrays come out sorted,
--- and a reason is only built for a failed or not-evaluable check
-{%- set sorted_codes = codes | sort %}
-checks_summary as (
-    select
-        c.*,
-        array_remove(array[
-            {%- for code in sorted_codes %}
-            case when c.{{ code | lower }} = 'BREACH' then '{{ code }}' end{{ ',' if not loop.last }}
-            {%- endfor %}
-        ], null) as policy_breaches,
-        array_remove(array[
-            {%- for code in sorted_codes %}
-            case when c.{{ code | lower }} = 'NOT_EVALUABLE' then '{{ code }}' end{{ ',' if not loop.last }}
-            {%- endfor %}
-        ], null) as checks_not_evaluable,
-        nullif(concat_ws(
-            '; ',
-            {%- for code in sorted_codes %}
-            case c.{{ code | lower }}
-                when 'BREACH' then '{{ code }}: ' || c.{{ code | lower }}_reason
-                when 'NOT_EVALUABLE' then '{{ code }} not evaluable: ' || c.{{ code | lower }}_reason
-            end{{ ',' if not loop.last }}
-            {%- endfor %}
-        ), '') as detail
-    from checks as c
 )
 
-select
-    od_account_id,
-    month_end,
-    customer_id,
-    currency,
-    policy_breaches,
-    checks_not_evaluable,
-    detail,
-    parameter_version,
-    load_id,
-    max_input_load_id
-from checks_summary
+select * from facts

@@ -12,7 +12,7 @@
 --                         amount = |interest difference| + |fees difference|
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
-{{ config(materialized='table', contract={'enforced': true}) }}
+{{ config(tags=['month_end']) }}
 
 {#- "USD 1,234.56" / "KHR 1,234,567": money.replace('AMOUNT', <sql>) with the row's currency in ccy -#}
 {%- set money = "(ccy || ' ' || to_char(AMOUNT, case when ccy = 'KHR' then 'FM999,999,999,999,990'"

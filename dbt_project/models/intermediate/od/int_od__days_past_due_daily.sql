@@ -16,10 +16,6 @@
 -- Incremental: events (month-end charges, credits) are few, so their cumulative state is recomputed in full;
 -- only the new days are joined to it. The excess run carries over from the account's last computed row.
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},

@@ -12,10 +12,6 @@
 -- tests) and each row picks the one in force on its date.
 -- Incremental: whole business dates from the earliest date touched by a newer load, reading N days back.
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},

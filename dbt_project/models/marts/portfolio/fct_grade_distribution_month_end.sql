@@ -3,14 +3,8 @@
 -- pack shows the full table). USD at the month end's NBC rate. Choices: docs/policy-engine.md G.
 -- Incremental by month end (macros/month_end_incremental.sql): a re-delivered date redoes every later month end.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['month_end'],
-    on_schema_change='fail',
-) }}
 
-{%- set from_date = month_end_rebuild_from() -%}
+{% set from_date = month_end_rebuild_from() -%}
 
 with positions as (
     select * from {{ ref('int_portfolio__positions_month_end') }}

@@ -8,10 +8,6 @@
 -- the p-th weigh 0 (day 31), the last day of a month shorter than p weighs p + 1 - days_in_month (28 Feb:
 -- 3, 29 Feb: 2), every other day 1. ACT/360: every day 1.
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},

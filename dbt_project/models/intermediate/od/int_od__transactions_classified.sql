@@ -7,10 +7,6 @@
 -- recomputed dates first: a re-delivered date may have fewer transactions (or none) than before.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= "
         ~ "(select min(business_date) from {{ ref('stg_core_banking__branches') }} "
         ~ "where _load_id > (select coalesce(max(load_id), 0) from {{ this }})){% endif %}",

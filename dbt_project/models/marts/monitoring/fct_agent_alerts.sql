@@ -10,8 +10,6 @@
 --   opened_on + that many days (the first day it had been open longer), assigned to the Regional Manager.
 -- reason lists every test that fired during the alert, in the order CASH_WITHDRAWAL, EXCESS,
 -- ABNORMAL_DRAWDOWN, joined by ','. Rebuilt in full: only abnormal days are read.
-{{ config(materialized='table', contract={'enforced': true}) }}
-
 {#- "USD 1,234.56" / "KHR 1,234,567": money.replace('AMOUNT', <sql>).replace('CCY', <sql>) -#}
 {%- set money = "(CCY || ' ' || to_char(AMOUNT, case when CCY = 'KHR' then 'FM999,999,999,999,990'"
     ~ " else 'FM999,999,999,999,990.00' end))" %}

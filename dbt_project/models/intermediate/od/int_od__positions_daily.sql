@@ -9,10 +9,6 @@
 -- planner overestimates the (account, date) joins by orders of magnitude and picks merge joins that sort the
 -- whole snapshot in every parallel worker; hash joins are 2-3x faster here.
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},

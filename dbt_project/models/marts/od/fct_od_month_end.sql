@@ -7,11 +7,8 @@
 -- month end; a mid-month day renders an empty query.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['month_end'],
-    on_schema_change='fail',
-    contract={'enforced': true},
+    tags=['month_end'],
     indexes=[
         {'columns': ['od_account_id', 'month_end'], 'unique': true},
         {'columns': ['month_end']},

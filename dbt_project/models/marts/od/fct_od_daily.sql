@@ -8,11 +8,6 @@
 -- (2 x slower than hash joins over whole tables), so it turns nested loops off for that transaction; an
 -- incremental day keeps them (a day's rows, index probes are right).
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['business_date'],
-    on_schema_change='fail',
-    contract={'enforced': true},
     pre_hook="{{ 'set local enable_nestloop = off' if not is_incremental() else 'select 1' }}",
     indexes=[
         {'columns': ['od_account_id', 'business_date'], 'unique': true},

@@ -6,10 +6,7 @@
 -- Incremental: whole months from the month of the earliest date touched by a newer load, or of a charge a
 -- newer load reverses.
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key=['month_end'],
-    on_schema_change='fail',
     indexes=[
         {'columns': ['od_account_id', 'month_end'], 'unique': true},
         {'columns': ['month_end']},
