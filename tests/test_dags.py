@@ -10,9 +10,10 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import REPO, airflow_env, odwh_run
-from extract_factory import write_manifest
 from odwh import contract, simulate
+from support import REPO
+from support.airflow import airflow_env, odwh_run
+from support.extract import write_manifest
 
 
 def test_dagbag_has_no_import_errors(tmp_path):

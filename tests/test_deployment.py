@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from conftest import REPO
+from support import REPO
 
 
 def _compose() -> dict:

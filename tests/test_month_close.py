@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import odwh_run
 from odwh import contract, publication, simulate
-from test_policy_accruals import query, throwaway_database
+from support.airflow import odwh_run
+from support.database import query, throwaway_database
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)  # a 31-day month and a leap February
 UNIT = {"USD": Decimal("0.01"), "THB": Decimal("0.01"), "KHR": Decimal("1")}

@@ -9,8 +9,8 @@ from datetime import date
 
 import psycopg
 import pytest
-from extract_factory import Rows, write_delivery
 from odwh import contract, landing, validate
+from support.extract import Rows, write_delivery
 
 DAY = date(2026, 10, 1)
 D = DAY.isoformat()

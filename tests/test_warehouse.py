@@ -57,7 +57,7 @@ def test_odwh_db_commands_manage_the_embedded_server(tmp_path):
     import os
     import subprocess
 
-    from conftest import REPO
+    from support import REPO
 
     env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_URL"}
     env["ODWH_HOME"] = str(tmp_path / "home")
