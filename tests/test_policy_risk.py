@@ -75,27 +75,28 @@ TRANSACTIONS = {
     date(2026, 3, 4): [_txn("T10", "REVERSAL", "50.00", direction="DEBIT", reversed_txn_id="T09")],
 }
 
-LOAN = {"customer_id": "COD1", "status": "ACTIVE"}
 LOANS = [  # graded from the core's days past due: 24 months is long-term, 12 months short-term
-    LOAN
-    | {
+    {
         "loan_id": "L1",
+        "customer_id": "COD1",
         "product": "SME",
         "currency": "USD",
         "disbursed_on": date(2025, 1, 1),
         "original_term_months": 24,
         "outstanding_principal": D(5000),
         "days_past_due": 90,
+        "status": "ACTIVE",
     },
-    LOAN
-    | {
+    {
         "loan_id": "L2",
+        "customer_id": "COD1",
         "product": "MSME",
         "currency": "KHR",
         "disbursed_on": date(2025, 6, 1),
         "original_term_months": 12,
         "outstanding_principal": D(4_000_000),
         "days_past_due": 15,
+        "status": "ACTIVE",
     },
 ]
 
