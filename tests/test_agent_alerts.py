@@ -1,158 +1,33 @@
 """Daily agent monitoring (rulebook H): marts.fct_agent_alerts from a scripted portfolio in a real PostgreSQL.
 
-The portfolio is written straight into ``raw`` (one load id per business date, as the loader would) and dbt
-builds ``+fct_agent_alerts``. ``RawPortfolio`` is shared with ``test_review_list.py``.
+The portfolio (``support.raw.ScriptedPortfolio``) is written into ``raw`` as one load per business date and
+dbt builds ``+fct_agent_alerts`` with its data tests.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from odwh import contract, transform
-from psycopg import sql
+from odwh import transform
+from support.database import query, query_dicts
+from support.dbt import build
+from support.raw import ScriptedPortfolio
 
 D = Decimal
 JAN = [date(2026, 1, 1) + timedelta(days=i) for i in range(20)]
 
 
-class RawPortfolio:
-    """Raw rows of a scripted portfolio: snapshots repeated on every day, events on their own day.
-
-    Reference data (two branches, the chain CM -> AM -> SM -> RM, FX) is there from the start; add customers
-    and accounts with :meth:`customer` / :meth:`account`, balances with :meth:`balances` and events with
-    :meth:`txn`; then :meth:`write` the days to the database.
-    """
-
-    def __init__(self) -> None:
-        self.snapshots: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.events: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
-        self.principal: dict[tuple[str, date], Decimal] = {}
-        self.snapshots["branches"] = [
-            {"branch_code": "B01", "branch_name": "Phnom Penh Main", "province": "Phnom Penh",
-             "region_code": "R1", "region_name": "Central"},
-            {"branch_code": "B02", "branch_name": "Battambang", "province": "Battambang",
-             "region_code": "R2", "region_name": "North-West"},
-        ]  # fmt: skip
-        for officer_id, role, branch, manager in [
-            ("RM1", "RM", "B01", None), ("SM1", "SM", "B01", "RM1"), ("AM1", "AM", "B01", "SM1"),
-            ("CM1", "CM", "B01", "AM1"), ("AM2", "AM", "B02", "SM1"), ("CM2", "CM", "B02", "AM2"),
-        ]:  # fmt: skip
-            self.snapshots["officers"].append(
-                {"officer_id": officer_id, "officer_name": f"Officer {officer_id}", "role": role,
-                 "branch_code": branch, "manager_id": manager}
-            )  # fmt: skip
-
-    def customer(self, customer_id: str, customer_type: str = "AGENT", officer: str = "CM1") -> None:
-        branch = {"CM1": "B01", "CM2": "B02"}[officer]
-        self.snapshots["customers"].append(
-            {"customer_id": customer_id, "customer_type": customer_type, "legal_form": "INDIVIDUAL",
-             "customer_name": f"Customer {customer_id}", "branch_code": branch, "officer_id": officer,
-             "agent_since": date(2020, 1, 1) if customer_type == "AGENT" else None,
-             "registered_on": date(2019, 6, 1)}
-        )  # fmt: skip
-
-    def account(self, od_account_id: str, customer_id: str, limit: str, **attributes: Any) -> None:
-        row = {"od_account_id": od_account_id, "customer_id": customer_id, "currency": "USD",
-               "limit_amount": D(limit), "approved_on": date(2025, 6, 1), "start_date": date(2025, 6, 1),
-               "maturity_date": date(2026, 5, 31), "monthly_interest_rate": D("0.015"),
-               "processing_fee_rate": D("0.01"), "excess_fee_rate_monthly": D("0.01"),
-               "unutilized_fee_rate_annual": D("0.01"), "collateral_type": "NONE",
-               "purpose": "WORKING_CAPITAL", "restructured": False, "status": "ACTIVE"}  # fmt: skip
-        self.snapshots["od_accounts"].append(row | attributes)
-
-    def balances(self, od_account_id: str, days: Iterable[date], principal: str) -> None:
-        for day in days:
-            self.principal[od_account_id, day] = D(principal)
-
-    def txn(self, txn_id: str, od_account_id: str, day: date, txn_type: str, amount: str,
-            reverses: str | None = None, direction: str | None = None) -> None:  # fmt: skip
-        debit = txn_type in ("DRAWDOWN", "CASH_WITHDRAWAL", "TRANSFER_OUT", "INTEREST_CHARGE", "FEE_CHARGE",
-                             "PROCESSING_FEE", "INTEREST_CAPITALIZATION")  # fmt: skip
-        self.events["od_transactions", day].append(
-            {"txn_id": txn_id, "od_account_id": od_account_id, "business_date": day, "txn_type": txn_type,
-             "direction": direction or ("DEBIT" if debit else "CREDIT"), "amount": D(amount),
-             "channel": "SYSTEM" if reverses else "AGENT", "reversed_txn_id": reverses}
-        )  # fmt: skip
-
-    def rows(self, day: date) -> Iterator[tuple[str, dict[str, Any]]]:
-        for table, rows in self.snapshots.items():
-            for row in rows:
-                yield table, row
-        yield "fx_rates", {"business_date": day, "currency": "KHR", "khr_per_unit": D(1)}
-        yield "fx_rates", {"business_date": day, "currency": "USD", "khr_per_unit": D(4000)}
-        yield "fx_rates", {"business_date": day, "currency": "THB", "khr_per_unit": D(120)}
-        for row in self.snapshots["od_accounts"]:
-            principal = self.principal.get((row["od_account_id"], day), D(0))
-            yield "od_balances", {"od_account_id": row["od_account_id"], "business_date": day,
-                                  "principal_outstanding": principal, "interest_receivable": D(0),
-                                  "fees_receivable": D(0)}  # fmt: skip
-        for (table, event_day), rows in self.events.items():
-            if event_day == day:
-                for row in rows:
-                    yield table, row
-
-    def write(self, url: str, days: Iterable[date], first_load_id: int = 1) -> None:
-        """Insert every file of each day as its own load (load ids ascending with the days); a day already
-        loaded is replaced entirely, as a re-delivery is."""
-        with psycopg.connect(url) as conn:
-            for load_id, day in enumerate(days, start=first_load_id):
-                for f in contract.FILES:
-                    conn.execute(
-                        sql.SQL("delete from raw.{} where _business_date = %s").format(
-                            sql.Identifier(f.table)
-                        ),
-                        [day],
-                    )
-                numbers: dict[str, int] = defaultdict(int)
-                for table, row in self.rows(day):
-                    numbers[table] += 1
-                    names = [c.name for c in contract.FILES_BY_NAME[f"{table}.csv"].columns if not c.pii]
-                    columns = [*names, "_business_date", "_load_id", "_row_number"]
-                    statement = sql.SQL("insert into raw.{} ({}) values ({})").format(
-                        sql.Identifier(table),
-                        sql.SQL(", ").join(map(sql.Identifier, columns)),
-                        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-                    )
-                    conn.execute(statement, [*(row.get(n) for n in names), day, load_id, numbers[table]])
+def build_alerts(url: str, work_dir: Path, *extra_args: str) -> None:
+    build(url, "+fct_agent_alerts", work_dir, *extra_args, data_tests=True)
 
 
-def build(url: str, work_dir: Path, select: str, *extra: str) -> None:
-    """Build the selected models with their upstream seeds and data tests (unit tests run on their own).
-
-    Cautious indirect selection: a relationships test to a model outside the selection is left out.
-    """
-    options = [
-        "--indirect-selection",
-        "cautious",
-        "--exclude-resource-type",
-        "unit_test",
-        "--exclude",
-        "tag:raw_keys",
-    ]
-    transform.run_dbt(["build", "--select", select, *options, *extra], url, work_dir=work_dir)
-
-
-@pytest.fixture(scope="module")
-def dbt_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One dbt target directory per module, so later invocations parse partially."""
-    return tmp_path_factory.mktemp("dbt")
-
-
-def query(url: str, sql: str) -> list[dict[str, Any]]:
-    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        return cur.execute(sql).fetchall()
-
-
-def agent_portfolio() -> RawPortfolio:
+def agent_portfolio() -> ScriptedPortfolio:
     """Twenty days of January 2026; each agent exercises one edge of the alert rules."""
-    p = RawPortfolio()
+    p = ScriptedPortfolio()
     for customer in ["G1", "G2", "G3", "G4", "G5", "G6"]:
         p.customer(customer)
     p.customer("S1", "SME", officer="CM2")
@@ -199,35 +74,60 @@ order by customer_id, opened_on
 """
 
 
+def expected_alert(
+    customer: str,
+    account: str,
+    assigned_to: str,
+    reason: str,
+    dates: tuple[date, date, date | None],
+    days_open: int,
+    escalated_on: date | None,
+    status: str,
+) -> tuple[Any, ...]:
+    """A row of ALERTS_SQL for an agent of CM1 (regional manager RM1, branch B01); ``dates`` = (opened on,
+    last abnormal on, closed on)."""
+    escalated = escalated_on is not None
+    return (
+        customer,
+        account,
+        "CM1",
+        "RM1",
+        assigned_to,
+        "B01",
+        reason,
+        *dates,
+        days_open,
+        escalated,
+        escalated_on,
+        status,
+    )
+
+
 def expected_alerts() -> list[tuple[Any, ...]]:
     j = JAN
     return [
-        ("G1", "A1", "CM1", "RM1", "CM1", "B01", "EXCESS", j[4], j[6], j[7], 3, False, None, "CLOSED"),
-        ("G2", "A2", "CM1", "RM1", "RM1", "B01", "EXCESS", j[4], j[7], j[8], 4, True, j[7], "CLOSED"),
-        ("G3", "A3", "CM1", "RM1", "CM1", "B01", "CASH_WITHDRAWAL", j[11], j[11], j[12], 1, False, None,
-         "CLOSED"),
-        ("G3", "A3", "CM1", "RM1", "CM1", "B01", "CASH_WITHDRAWAL", j[14], j[14], j[15], 1, False, None,
-         "CLOSED"),
-        ("G4", "A4", "CM1", "RM1", "CM1", "B01", "ABNORMAL_DRAWDOWN", j[10], j[10], j[11], 1, False, None,
-         "CLOSED"),
-        ("G5", "A5", "CM1", "RM1", "RM1", "B01", "EXCESS", j[16], j[19], None, 4, True, j[19], "ESCALATED"),
-        ("G6", "A6", "CM1", "RM1", "CM1", "B01", "CASH_WITHDRAWAL,EXCESS", j[17], j[19], None, 3, False, None,
-         "OPEN"),
-    ]  # fmt: skip
+        expected_alert("G1", "A1", "CM1", "EXCESS", (j[4], j[6], j[7]), 3, None, "CLOSED"),
+        expected_alert("G2", "A2", "RM1", "EXCESS", (j[4], j[7], j[8]), 4, j[7], "CLOSED"),
+        expected_alert("G3", "A3", "CM1", "CASH_WITHDRAWAL", (j[11], j[11], j[12]), 1, None, "CLOSED"),
+        expected_alert("G3", "A3", "CM1", "CASH_WITHDRAWAL", (j[14], j[14], j[15]), 1, None, "CLOSED"),
+        expected_alert("G4", "A4", "CM1", "ABNORMAL_DRAWDOWN", (j[10], j[10], j[11]), 1, None, "CLOSED"),
+        expected_alert("G5", "A5", "RM1", "EXCESS", (j[16], j[19], None), 4, j[19], "ESCALATED"),
+        expected_alert("G6", "A6", "CM1", "CASH_WITHDRAWAL,EXCESS", (j[17], j[19], None), 3, None, "OPEN"),
+    ]
 
 
 def alerts(url: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(ALERTS_SQL).fetchall()
+    return query(url, ALERTS_SQL)
 
 
 def test_agent_alerts_open_escalate_and_close(fresh_db, dbt_work):
     agent_portfolio().write(fresh_db, JAN)
-    build(fresh_db, dbt_work, "+fct_agent_alerts")
+    build_alerts(fresh_db, dbt_work)
 
     assert alerts(fresh_db) == expected_alerts()
     rows = {
-        (r["customer_id"], r["opened_on"]): r for r in query(fresh_db, "select * from marts.fct_agent_alerts")
+        (r["customer_id"], r["opened_on"]): r
+        for r in query_dicts(fresh_db, "select * from marts.fct_agent_alerts")
     }
     assert rows["G4", JAN[10]]["detail"] == "1 day(s) with an abnormal drawdown, largest USD 301.00"
     assert rows["G6", JAN[17]]["detail"] == (
@@ -235,22 +135,26 @@ def test_agent_alerts_open_escalate_and_close(fresh_db, dbt_work):
     )
     assert {r["as_of_date"] for r in rows.values()} == {JAN[-1]}
     assert all(r["parameter_version"].startswith("agent_alert_escalation_days@") for r in rows.values())
-    threshold = query(
+    threshold = query_dicts(
         fresh_db,
         "select trailing_drawdowns, trailing_average_drawdown, drawdown_threshold"
         " from intermediate.int_monitoring__agent_abnormal_days where od_account_id = 'A4'",
     )
-    assert threshold == [{"trailing_drawdowns": 10, "trailing_average_drawdown": D("100"),
-                          "drawdown_threshold": D("300")}]  # fmt: skip
+    expected = {
+        "trailing_drawdowns": 10,
+        "trailing_average_drawdown": D("100"),
+        "drawdown_threshold": D("300"),
+    }
+    assert threshold == [expected]
 
 
 @pytest.mark.slow
 def test_incremental_days_and_a_redelivery_equal_a_full_refresh(fresh_db, dbt_work):
     portfolio = agent_portfolio()
     portfolio.write(fresh_db, JAN[:9])
-    build(fresh_db, dbt_work, "+fct_agent_alerts")
-    portfolio.write(fresh_db, JAN[9:], first_load_id=10)
-    build(fresh_db, dbt_work, "+fct_agent_alerts")
+    build_alerts(fresh_db, dbt_work)
+    portfolio.write(fresh_db, JAN[9:])
+    build_alerts(fresh_db, dbt_work)
     assert alerts(fresh_db) == expected_alerts()
 
     # the 6th and the 12th are delivered again: A1 back under its limit on the 6th splits G1's alert in two;
@@ -258,32 +162,38 @@ def test_incremental_days_and_a_redelivery_equal_a_full_refresh(fresh_db, dbt_wo
     portfolio.balances("A1", [JAN[5]], "1000.00")
     events = portfolio.events["od_transactions", JAN[11]]
     events[:] = [e for e in events if e["txn_id"] != "W2"]
-    portfolio.write(fresh_db, [JAN[5], JAN[11]], first_load_id=30)
-    build(fresh_db, dbt_work, "+fct_agent_alerts")
+    portfolio.write(fresh_db, [JAN[5], JAN[11]])
+    build_alerts(fresh_db, dbt_work)
     incremental = alerts(fresh_db)
     abnormal_sql = "select * from intermediate.int_monitoring__agent_abnormal_days order by 1, 2"
-    abnormal_days = query(fresh_db, abnormal_sql)
+    abnormal_days = query_dicts(fresh_db, abnormal_sql)
     opened = {(a[0], a[7]): (a[9], a[10]) for a in incremental if a[0] in ("G1", "G3")}
     assert opened == {("G1", JAN[4]): (JAN[5], 1), ("G1", JAN[6]): (JAN[7], 1), ("G3", JAN[14]): (JAN[15], 1)}
 
-    build(fresh_db, dbt_work, "+fct_agent_alerts", "--full-refresh")
+    build_alerts(fresh_db, dbt_work, "--full-refresh")
     assert incremental == alerts(fresh_db)
-    assert abnormal_days == query(fresh_db, abnormal_sql)
+    assert abnormal_days == query_dicts(fresh_db, abnormal_sql)
 
 
 def test_dims_walk_the_manager_chain(fresh_db, dbt_work):
-    RawPortfolio().write(fresh_db, JAN[:2])
-    build(fresh_db, dbt_work, "+dim_officers +dim_branches")
-    officers = query(fresh_db, "select * from marts.dim_officers order by officer_id")
+    ScriptedPortfolio().write(fresh_db, JAN[:2])
+    build(fresh_db, "+dim_officers +dim_branches", dbt_work, data_tests=True)
+    officers = query_dicts(fresh_db, "select * from marts.dim_officers order by officer_id")
     chain = {
         r["officer_id"]: (r["manager_id"], r["senior_manager_id"], r["regional_manager_id"]) for r in officers
     }
     assert chain == {
-        "CM1": ("AM1", "SM1", "RM1"), "CM2": ("AM2", "SM1", "RM1"), "AM1": ("SM1", "SM1", "RM1"),
-        "AM2": ("SM1", "SM1", "RM1"), "SM1": ("RM1", None, "RM1"), "RM1": (None, None, None),
-    }  # fmt: skip
+        "CM1": ("AM1", "SM1", "RM1"),
+        "CM2": ("AM2", "SM1", "RM1"),
+        "AM1": ("SM1", "SM1", "RM1"),
+        "AM2": ("SM1", "SM1", "RM1"),
+        "SM1": ("RM1", None, "RM1"),
+        "RM1": (None, None, None),
+    }
     assert {r["as_of_date"] for r in officers} == {JAN[1]}
-    branches = query(fresh_db, "select branch_code, province, region_name from marts.dim_branches order by 1")
+    branches = query_dicts(
+        fresh_db, "select branch_code, province, region_name from marts.dim_branches order by 1"
+    )
     assert branches == [
         {"branch_code": "B01", "province": "Phnom Penh", "region_name": "Central"},
         {"branch_code": "B02", "province": "Battambang", "region_name": "North-West"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import date
@@ -11,10 +10,10 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import REPO, airflow_env, odwh_run
-from extract_factory import write_manifest
 from odwh import contract, simulate
-from odwh.assets import MONTH_LOADED
+from support import REPO
+from support.airflow import airflow_env, month_loaded_events, odwh_run
+from support.extract import write_manifest
 
 
 def test_dagbag_has_no_import_errors(tmp_path):
@@ -41,16 +40,6 @@ def test_dagbag_has_no_import_errors(tmp_path):
         "gate_and_publish",
         "months_to_close",
     ]
-
-
-def month_loaded_events(tmp_path) -> int:
-    """How many MONTH_LOADED asset events the in-process Airflow of ``odwh_run(tmp_path, ...)`` recorded."""
-    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
-        (count,) = db.execute(
-            "select count(*) from asset_event e join asset a on a.id = e.asset_id where a.uri = ?",
-            (MONTH_LOADED.uri,),
-        ).fetchone()
-    return count
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from conftest import REPO
+from support import REPO
 
 
 def _compose() -> dict:
@@ -14,8 +14,14 @@ def _compose() -> dict:
 
 def test_compose_runs_airflow_with_celery_against_postgres():
     services = _compose()["services"]
-    assert {"postgres", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-            "airflow-dag-processor", "airflow-worker"} <= set(services)  # fmt: skip
+    airflow = {
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-worker",
+    }
+    assert {"postgres", "redis", *airflow} <= set(services)
     worker_env = services["airflow-worker"]["environment"]
     assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert worker_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")

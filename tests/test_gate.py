@@ -16,9 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
-from conftest import REPO
 from odwh import gate, grades
 from odwh.suites import month_end_gate
+from support import REPO
 
 MONTH_END = date(2024, 3, 31)
 FEBRUARY_END = date(2024, 2, 29)

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from extract_factory import write_delivery, write_manifest
 from odwh import contract, load, pipeline
+from support.extract import write_delivery, write_manifest
 
 D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
 

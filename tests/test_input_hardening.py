@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from extract_factory import write_delivery, write_manifest
 from odwh import contract, landing, pipeline, validate
 from odwh.landing import Problem
+from support.extract import write_delivery, write_manifest
 
 DAY = date(2026, 10, 1)
 D = DAY.isoformat()

@@ -10,8 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from extract_factory import write_delivery, write_manifest
 from odwh import contract, landing
+from support.extract import write_delivery, write_manifest
 
 DAY = date(2026, 10, 1)
 D = DAY.isoformat()

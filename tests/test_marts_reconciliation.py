@@ -1,20 +1,21 @@
 """Raw-to-mart reconciliation of the OD facts, and incremental builds equal to a full refresh.
 
-Scripted accounts are written into raw as one load per business date (test_policy_accruals.RawDays), dbt
+Scripted accounts are written into raw as one load per business date (support.raw.ScriptedAccounts), dbt
 builds the marts, and the marts are reconciled with raw: one fct_od_daily row per current od_balances row
 with the same principal, one fct_od_month_end row per account with a balance on each loaded month end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_policy_accruals import Account, RawDays, build, days, query, throwaway_database
+from support.database import query
+from support.dbt import build
+from support.raw import Account, ScriptedAccounts, days, transaction
 
 D = Decimal
 FIRST, LAST = date(2024, 1, 1), date(2024, 3, 10)  # 70 days: month ends 31 Jan and 29 Feb are loaded
@@ -44,24 +45,18 @@ def principal(account: str, day: date) -> Decimal | None:
 
 TRANSACTIONS = {
     date(2024, 1, 31): [
-        {"txn_id": "C1", "od_account_id": "U1", "txn_type": "INTEREST_CHARGE", "direction": "DEBIT",
-         "amount": D("15.00")},
-        {"txn_id": "C2", "od_account_id": "K1", "txn_type": "INTEREST_CHARGE", "direction": "DEBIT",
-         "amount": D(90_000)},
+        transaction("C1", "U1", "INTEREST_CHARGE", "15.00"),
+        transaction("C2", "K1", "INTEREST_CHARGE", "90000"),
     ],
-    date(2024, 2, 5): [
-        {"txn_id": "R1", "od_account_id": "U2", "txn_type": "REPAYMENT", "direction": "CREDIT",
-         "amount": D("500.00")},
-    ],
-}  # fmt: skip
+    date(2024, 2, 5): [transaction("R1", "U2", "REPAYMENT", "500.00")],
+}
 
 
 @pytest.fixture(scope="module")
-def built_db(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with throwaway_database(server_url) as url:
-        RawDays(url, ACCOUNTS, principal, TRANSACTIONS).load(days(FIRST, LAST))
-        build(url, MARTS, tmp_path_factory.mktemp("dbt"))
-        yield url
+def built_db(module_db: str, dbt_work: Path) -> str:
+    ScriptedAccounts(module_db, ACCOUNTS, principal, TRANSACTIONS).load(days(FIRST, LAST))
+    build(module_db, MARTS, dbt_work)
+    return module_db
 
 
 def one(url: str, sql: str) -> Any:
@@ -159,7 +154,7 @@ def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.mark.slow
-def test_incremental_builds_equal_a_full_refresh(server_url: str, tmp_path: Path):
+def test_incremental_builds_equal_a_full_refresh(fresh_db: str, tmp_path: Path):
     """Deliveries in several runs (single days across month ends, a re-delivered old date that drops an
     account) give exactly the rows of one full refresh over the final raw state."""
     overrides: dict[tuple[str, date], Decimal | None] = {}
@@ -167,26 +162,25 @@ def test_incremental_builds_equal_a_full_refresh(server_url: str, tmp_path: Path
     def principal_now(account: str, day: date) -> Decimal | None:
         return overrides[(account, day)] if (account, day) in overrides else principal(account, day)
 
-    with throwaway_database(server_url) as url:
-        raw = RawDays(url, ACCOUNTS, principal_now, TRANSACTIONS)
-        batches = [
-            days(FIRST, date(2024, 1, 30)),
-            [date(2024, 1, 31)],
-            [date(2024, 2, 1)],
-            days(date(2024, 2, 2), date(2024, 2, 29)),
-            [date(2024, 3, 1)],
-        ]
-        for batch in batches:
-            raw.load(batch)
-            build(url, MARTS, tmp_path)
-        # a correction of 10 February: U1 repaid, K2 was not on the books that day
-        overrides.update({("U1", date(2024, 2, 10)): D("100.00"), ("K2", date(2024, 2, 10)): None})
-        raw.load([date(2024, 2, 10), *days(date(2024, 3, 2), LAST)])
-        build(url, MARTS, tmp_path)
-        incremental = _snapshot(url)
+    raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal_now, TRANSACTIONS)
+    batches = [
+        days(FIRST, date(2024, 1, 30)),
+        [date(2024, 1, 31)],
+        [date(2024, 2, 1)],
+        days(date(2024, 2, 2), date(2024, 2, 29)),
+        [date(2024, 3, 1)],
+    ]
+    for batch in batches:
+        raw.load(batch)
+        build(fresh_db, MARTS, tmp_path)
+    # a correction of 10 February: U1 repaid, K2 was not on the books that day
+    overrides.update({("U1", date(2024, 2, 10)): D("100.00"), ("K2", date(2024, 2, 10)): None})
+    raw.load([date(2024, 2, 10), *days(date(2024, 3, 2), LAST)])
+    build(fresh_db, MARTS, tmp_path)
+    incremental = _snapshot(fresh_db)
 
-        build(url, MARTS, tmp_path, "--full-refresh")
-        full = _snapshot(url)
+    build(fresh_db, MARTS, tmp_path, "--full-refresh")
+    full = _snapshot(fresh_db)
 
     assert {t: len(rows) for t, rows in incremental.items()} == {t: len(rows) for t, rows in full.items()}
     for table in full:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import odwh_run
 from odwh import contract, publication, simulate
-from test_policy_accruals import query, throwaway_database
+from support.airflow import month_loaded_events, odwh_run
+from support.database import query, throwaway_database
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)  # a 31-day month and a leap February
 UNIT = {"USD": Decimal("0.01"), "THB": Decimal("0.01"), "KHR": Decimal("1")}
@@ -95,6 +95,7 @@ def test_odwh_run_publishes_every_complete_month(closed: tuple[str, Path, Path, 
             (folder / "review-lists").glob("*.csv")
         )
     assert not list(reports.glob(".*")), "no partial or old folder is left behind"
+    assert month_loaded_events(reports.parent) == 1  # one daily run with ready months: one asset event
     published = query(url, "select month_end from meta.publications where gate_passed order by 1")
     assert published == [(JAN,), (FEB,)]
 

@@ -1,167 +1,24 @@
 """Accruals and month-end charges end to end: scripted accounts written into raw, dbt built, values checked
 against arithmetic done by hand here (rulebook B and C, docs/policy-engine.md "Accruals and charges").
-
-``RawDays`` writes raw rows the way the loader does (one load id per business date, contract columns from
-``odwh.contract``); tests/test_marts_reconciliation.py reuses it.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from odwh import contract, transform, warehouse
-from psycopg import sql
+from support.database import query
+from support.dbt import build
+from support.raw import Account, ScriptedAccounts, days, transaction
 
-TABLES = {f.table: f for f in contract.FILES}
 D = Decimal
-ONE_PERCENT = D("0.01")
 
 
 def q20(value: Decimal) -> Decimal:
     """``value`` at the 20 decimals the daily accruals keep."""
     return value.quantize(D("1e-20"))
-
-
-def days(first: date, last: date) -> list[date]:
-    return [first + timedelta(n) for n in range((last - first).days + 1)]
-
-
-@dataclass
-class Account:
-    """An OD facility as the od_accounts snapshot delivers it (contract column names)."""
-
-    od_account_id: str
-    currency: str
-    limit_amount: Decimal
-    monthly_interest_rate: Decimal
-    excess_fee_rate_monthly: Decimal = ONE_PERCENT
-    unutilized_fee_rate_annual: Decimal = ONE_PERCENT
-    start_date: date = date(2023, 12, 1)
-    maturity_date: date = date(2024, 11, 30)
-    status: str = "ACTIVE"
-    closed_on: date | None = None
-    customer_id: str = field(default="")
-    approved_on: date = date(2023, 11, 25)
-    processing_fee_rate: Decimal = ONE_PERCENT
-    collateral_type: str = "NONE"
-    purpose: str = "WORKING_CAPITAL"
-    restructured: bool = False
-
-    def __post_init__(self) -> None:
-        self.customer_id = self.customer_id or "C" + self.od_account_id
-
-
-def insert_raw(
-    conn: psycopg.Connection, table: str, day: date, load_id: int, rows: Iterable[dict[str, Any]]
-) -> None:
-    """Insert rows into raw.<table> as one delivery of ``day``; unknown column names fail, missing ones are null."""
-    allowed = [c.name for c in TABLES[table].columns if not c.pii]
-    for number, row in enumerate(rows, start=1):
-        unknown = set(row) - set(allowed)
-        assert not unknown, f"raw.{table}: no contract column {sorted(unknown)}"
-        names = [*row, "_business_date", "_load_id", "_row_number"]
-        values = [*row.values(), day, load_id, number]
-        statement = sql.SQL("insert into {} ({}) values ({})").format(
-            sql.Identifier("raw", table),
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.Placeholder() * len(names)),
-        )
-        conn.execute(statement, values)
-
-
-Principal = Callable[[str, date], Decimal | None]  # None: no balance row for the account that day
-
-
-@dataclass
-class RawDays:
-    """Deliveries of scripted accounts: one load per business date, snapshots repeated every day."""
-
-    url: str
-    accounts: list[Account]
-    principal: Principal
-    transactions: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
-    khr_per_unit: dict[str, Decimal] = field(
-        default_factory=lambda: {"KHR": D(1), "USD": D(4100), "THB": D("118.5")}
-    )
-
-    def load(self, business_dates: Iterable[date]) -> None:
-        with psycopg.connect(self.url) as conn:
-            for day in business_dates:
-                self._load_day(conn, day)
-            conn.commit()
-
-    def _load_day(self, conn: psycopg.Connection, day: date) -> None:
-        conn.execute("update meta.loads set superseded_at = now() where business_date = %s", (day,))
-        load_id = conn.execute(
-            "insert into meta.loads (business_date, source_folder, archive_folder, manifest_sha256, rows_loaded)"
-            " values (%s, 'test', 'test', 'test', 0) returning load_id",
-            (day,),
-        ).fetchone()[0]  # type: ignore[index]
-        for f in contract.FILES:  # a re-delivered date replaces every row of that date
-            table = sql.Identifier("raw", f.table)
-            conn.execute(sql.SQL("delete from {} where _business_date = %s").format(table), (day,))
-        branches = [{"branch_code": "B01", "branch_name": "Main", "province": "PP", "region_code": "R1",
-                     "region_name": "Central"}]  # fmt: skip
-        insert_raw(conn, "branches", day, load_id, branches)
-        insert_raw(conn, "officers", day, load_id, [{"officer_id": "O01", "officer_name": "Dara", "role": "CM",
-                                                     "branch_code": "B01"}])  # fmt: skip
-        customers = [
-            {"customer_id": a.customer_id, "customer_type": "SME", "legal_form": "INDIVIDUAL",
-             "customer_name": a.customer_id, "branch_code": "B01", "officer_id": "O01",
-             "registered_on": date(2020, 1, 1)}
-            for a in self.accounts
-        ]  # fmt: skip
-        insert_raw(conn, "customers", day, load_id, customers)
-        insert_raw(conn, "od_accounts", day, load_id, [asdict(a) for a in self.accounts])
-        balances = [
-            {"od_account_id": a.od_account_id, "business_date": day, "principal_outstanding": p,
-             "interest_receivable": D(0), "fees_receivable": D(0)}
-            for a in self.accounts
-            if (p := self.principal(a.od_account_id, day)) is not None
-        ]  # fmt: skip
-        insert_raw(conn, "od_balances", day, load_id, balances)
-        rates = [
-            {"business_date": day, "currency": c, "khr_per_unit": r} for c, r in self.khr_per_unit.items()
-        ]
-        insert_raw(conn, "fx_rates", day, load_id, rates)
-        txns = [{"business_date": day, "channel": "SYSTEM", **t} for t in self.transactions.get(day, [])]
-        insert_raw(conn, "od_transactions", day, load_id, txns)
-
-
-@contextmanager
-def throwaway_database(server_url: str) -> Iterator[str]:
-    """A new migrated database on the test server (like the ``fresh_db`` fixture, for wider scopes)."""
-    name = f"odwh_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    warehouse.migrate(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def build(url: str, select: str, work_dir: Path, *extra: str) -> None:
-    """Seeds and models of ``select`` (data and unit tests are the dbt suite's business, not these tests')."""
-    resource_types = ["--resource-type", "seed", "--resource-type", "model"]
-    transform.run_dbt(["build", "--select", select, *resource_types, *extra], url, work_dir=work_dir)
-
-
-def query(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 # --- the scripted accounts -----------------------------------------------------------------------------------
@@ -170,8 +27,9 @@ JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)  # 2024 is a leap year
 
 USD_OVER = Account("U1", "USD", D(800), D("0.015"))  # 1,000 drawn on an 800 limit all of January and February
 KHR_EXCESS = Account("K1", "KHR", D(10_000_000), D("0.0125"), excess_fee_rate_monthly=D("0.02"))
-USD_MATURING = Account("U2", "USD", D(1000), D("0.02"), unutilized_fee_rate_annual=D("0.012"),
-                       maturity_date=date(2024, 1, 20))  # fmt: skip
+USD_MATURING = Account(
+    "U2", "USD", D(1000), D("0.02"), unutilized_fee_rate_annual=D("0.012"), maturity_date=date(2024, 1, 20)
+)
 
 
 def principal(account: str, day: date) -> Decimal:
@@ -187,37 +45,26 @@ def principal(account: str, day: date) -> Decimal:
 
 CORE_CHARGES = {
     JAN: [
-        {"txn_id": "T1", "od_account_id": "U1", "txn_type": "INTEREST_CHARGE", "direction": "DEBIT",
-         "amount": D("15.00")},
-        {"txn_id": "T2", "od_account_id": "U1", "txn_type": "FEE_CHARGE", "direction": "DEBIT",
-         "amount": D("2.01")},  # one cent off: within one rounding unit, no break
-        {"txn_id": "T3", "od_account_id": "K1", "txn_type": "INTEREST_CHARGE", "direction": "DEBIT",
-         "amount": D(100_002)},  # two riel off: a break
-        {"txn_id": "T4", "od_account_id": "K1", "txn_type": "FEE_CHARGE", "direction": "DEBIT",
-         "amount": D(22_500)},
-        {"txn_id": "T5", "od_account_id": "U2", "txn_type": "INTEREST_CHARGE", "direction": "DEBIT",
-         "amount": D("5.00")},
-        {"txn_id": "T6", "od_account_id": "U2", "txn_type": "FEE_CHARGE", "direction": "DEBIT",
-         "amount": D("0.50")},
-        {"txn_id": "T7", "od_account_id": "U2", "txn_type": "FEE_CHARGE", "direction": "DEBIT",
-         "amount": D("9.99")},  # posted by mistake, reversed on 2 February: counts in neither month
+        transaction("T1", "U1", "INTEREST_CHARGE", "15.00"),
+        transaction("T2", "U1", "FEE_CHARGE", "2.01"),  # one cent off: within one rounding unit, no break
+        transaction("T3", "K1", "INTEREST_CHARGE", "100002"),  # two riel off: a break
+        transaction("T4", "K1", "FEE_CHARGE", "22500"),
+        transaction("T5", "U2", "INTEREST_CHARGE", "5.00"),
+        transaction("T6", "U2", "FEE_CHARGE", "0.50"),
+        # posted by mistake, reversed on 2 February: counts in neither month
+        transaction("T7", "U2", "FEE_CHARGE", "9.99"),
     ],
-    date(2024, 2, 2): [
-        {"txn_id": "T8", "od_account_id": "U2", "txn_type": "REVERSAL", "direction": "CREDIT",
-         "amount": D("9.99"), "reversed_txn_id": "T7"},
-    ],
-}  # fmt: skip
+    date(2024, 2, 2): [transaction("T8", "U2", "REVERSAL", "9.99", "CREDIT", reversed_txn_id="T7")],
+}
 
 
 @pytest.fixture(scope="module")
-def scripted_db(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def scripted_db(module_db: str, dbt_work: Path) -> str:
     """January and February 2024 of the scripted accounts, built once for the module's tests."""
-    with throwaway_database(server_url) as url:
-        RawDays(url, [USD_OVER, KHR_EXCESS, USD_MATURING], principal, CORE_CHARGES).load(
-            days(date(2024, 1, 1), FEB)
-        )
-        build(url, "+int_od__charges_monthly", tmp_path_factory.mktemp("dbt"))
-        yield url
+    accounts = [USD_OVER, KHR_EXCESS, USD_MATURING]
+    ScriptedAccounts(module_db, accounts, principal, CORE_CHARGES).load(days(date(2024, 1, 1), FEB))
+    build(module_db, "+int_od__charges_monthly", dbt_work)
+    return module_db
 
 
 def test_month_end_charges_match_hand_computed_values(scripted_db):

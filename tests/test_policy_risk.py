@@ -16,15 +16,15 @@ The account (USD, limit 1,000, 2 % a month, un-utilization 1.2 % a year, excess 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from test_policy_accruals import Account, RawDays, build, days, insert_raw, query, throwaway_database
+from support.database import query
+from support.dbt import build
+from support.raw import Account, ScriptedAccounts, days, transaction
 
 D = Decimal
 FIRST, LAST = date(2026, 1, 1), date(2026, 3, 15)
@@ -60,48 +60,58 @@ def principal(_account: str, day: date) -> Decimal:
     return D("583.05") if day == date(2026, 3, 3) else D("630.45")
 
 
-def _txn(txn_id: str, txn_type: str, direction: str, amount: str, reversed_txn_id: str | None = None) -> dict:
-    return {"txn_id": txn_id, "od_account_id": "OD1", "txn_type": txn_type, "direction": direction,
-            "amount": D(amount), "reversed_txn_id": reversed_txn_id}  # fmt: skip
+def _txn(txn_id: str, txn_type: str, amount: str, **options: Any) -> dict[str, Any]:
+    return transaction(txn_id, "OD1", txn_type, amount, **options)
 
 
 TRANSACTIONS = {
-    date(2026, 1, 31): [_txn("T01", "INTEREST_CHARGE", "DEBIT", "12.00"), _txn("T02", "FEE_CHARGE", "DEBIT", "0.40")],
-    date(2026, 2, 5): [_txn("T03", "REPAYMENT", "CREDIT", "5.00")],
-    date(2026, 2, 10): [_txn("T04", "DRAWDOWN", "DEBIT", "600.00")],
-    date(2026, 2, 25): [_txn("T05", "REPAYMENT", "CREDIT", "595.00")],
-    date(2026, 2, 28): [_txn("T06", "INTEREST_CHARGE", "DEBIT", "18.05"), _txn("T07", "FEE_CHARGE", "DEBIT", "2.60")],
-    date(2026, 3, 1): [_txn("T08", "INTEREST_CAPITALIZATION", "DEBIT", "18.05")],
-    date(2026, 3, 3): [_txn("T09", "REPAYMENT", "CREDIT", "50.00")],
-    date(2026, 3, 4): [_txn("T10", "REVERSAL", "DEBIT", "50.00", reversed_txn_id="T09")],
-}  # fmt: skip
+    date(2026, 1, 31): [_txn("T01", "INTEREST_CHARGE", "12.00"), _txn("T02", "FEE_CHARGE", "0.40")],
+    date(2026, 2, 5): [_txn("T03", "REPAYMENT", "5.00")],
+    date(2026, 2, 10): [_txn("T04", "DRAWDOWN", "600.00")],
+    date(2026, 2, 25): [_txn("T05", "REPAYMENT", "595.00")],
+    date(2026, 2, 28): [_txn("T06", "INTEREST_CHARGE", "18.05"), _txn("T07", "FEE_CHARGE", "2.60")],
+    date(2026, 3, 1): [_txn("T08", "INTEREST_CAPITALIZATION", "18.05")],
+    date(2026, 3, 3): [_txn("T09", "REPAYMENT", "50.00")],
+    date(2026, 3, 4): [_txn("T10", "REVERSAL", "50.00", direction="DEBIT", reversed_txn_id="T09")],
+}
 
 LOANS = [  # graded from the core's days past due: 24 months is long-term, 12 months short-term
-    {"loan_id": "L1", "customer_id": "COD1", "product": "SME", "currency": "USD", "disbursed_on": date(2025, 1, 1),
-     "original_term_months": 24, "outstanding_principal": D(5000), "days_past_due": 90, "status": "ACTIVE"},
-    {"loan_id": "L2", "customer_id": "COD1", "product": "MSME", "currency": "KHR", "disbursed_on": date(2025, 6, 1),
-     "original_term_months": 12, "outstanding_principal": D(4_000_000), "days_past_due": 15, "status": "ACTIVE"},
-]  # fmt: skip
+    {
+        "loan_id": "L1",
+        "customer_id": "COD1",
+        "product": "SME",
+        "currency": "USD",
+        "disbursed_on": date(2025, 1, 1),
+        "original_term_months": 24,
+        "outstanding_principal": D(5000),
+        "days_past_due": 90,
+        "status": "ACTIVE",
+    },
+    {
+        "loan_id": "L2",
+        "customer_id": "COD1",
+        "product": "MSME",
+        "currency": "KHR",
+        "disbursed_on": date(2025, 6, 1),
+        "original_term_months": 12,
+        "outstanding_principal": D(4_000_000),
+        "days_past_due": 15,
+        "status": "ACTIVE",
+    },
+]
 
 
 def load(url: str, first: date, last: date, principal_of: Any = principal) -> None:
     """Deliver ``first``..``last`` (a date already loaded is delivered again and replaced), loans included."""
-    RawDays(url, [OD1], principal_of, TRANSACTIONS).load(days(first, last))
-    with psycopg.connect(url) as conn:
-        for day in days(first, last):
-            load_id = conn.execute(
-                "select load_id from meta.loads where business_date = %s and superseded_at is null", (day,)
-            ).fetchone()[0]  # type: ignore[index]
-            insert_raw(conn, "loans", day, load_id, LOANS)
-        conn.commit()
+    scripted = ScriptedAccounts(url, [OD1], principal_of, TRANSACTIONS, snapshots={"loans": LOANS})
+    scripted.load(days(first, last))
 
 
 @pytest.fixture(scope="module")
-def scripted_db(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with throwaway_database(server_url) as url:
-        load(url, FIRST, LAST)
-        build(url, SELECT, tmp_path_factory.mktemp("dbt"))
-        yield url
+def scripted_db(module_db: str, dbt_work: Path) -> str:
+    load(module_db, FIRST, LAST)
+    build(module_db, SELECT, dbt_work)
+    return module_db
 
 
 def _by_date(url: str, model: str, columns: str) -> dict[date, tuple[Any, ...]]:

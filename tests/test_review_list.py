@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from odwh import transform
-from test_agent_alerts import RawPortfolio, build, query
+from support.database import query_dicts
+from support.dbt import build
+from support.raw import ScriptedPortfolio
 
 D = Decimal
 DAYS = [date(2025, 12, 29) + timedelta(days=i) for i in range(62)]
@@ -34,7 +36,7 @@ def days(first: date, last: date) -> list[date]:
 
 
 def quiet_account(
-    p: RawPortfolio, od: str, customer: str, zero_on: date = date(2026, 1, 10), **attributes: Any
+    p: ScriptedPortfolio, od: str, customer: str, zero_on: date = date(2026, 1, 10), **attributes: Any
 ) -> None:
     """An account with a customer repayment every month and one zero-balance day (never stagnant)."""
     p.account(od, customer, "1000.00", **attributes)
@@ -44,7 +46,7 @@ def quiet_account(
         p.txn(f"{od}-R{month}", od, date(2026, month, 5), "REPAYMENT", "10.00")
 
 
-def interest_account(p: RawPortfolio, od: str, customer: str) -> None:
+def interest_account(p: ScriptedPortfolio, od: str, customer: str) -> None:
     """1% a month on 500.00: 0.33 due on 31 Dec (two interest days), 5.00 in January and February."""
     p.account(od, customer, "1000.00", **(ZERO_RATES | {"monthly_interest_rate": D("0.01")}))
     p.balances(od, DAYS, "500.00")
@@ -55,8 +57,8 @@ def interest_account(p: RawPortfolio, od: str, customer: str) -> None:
     p.txn(f"{od}-R1", od, JAN, "REPAYMENT", "5.00")
 
 
-def review_portfolio() -> RawPortfolio:
-    p = RawPortfolio()
+def review_portfolio() -> ScriptedPortfolio:
+    p = ScriptedPortfolio()
     for customer in ["E1", "E2", "N1", "Q1", "K1", "R1", "M1", "M2", "M3", "M4", "B1", "V1", "LR"]:
         p.customer(customer, "SME", officer="CM2" if customer in ("M1", "M2", "M3", "M4") else "CM1")
     p.customer("V2", "AGENT")
@@ -88,8 +90,13 @@ def review_portfolio() -> RawPortfolio:
     p.txn("R1-D2", "R1", date(2026, 2, 10), "DRAWDOWN", "100.00")
     p.txn("R1-D2R", "R1", date(2026, 2, 12), "REVERSAL", "100.00", reverses="R1-D2", direction="CREDIT")
     # maturities: 1 March and 31 March (next month on 28 Feb), 1 April (not), 15 February (matured, drawn)
-    for od, maturity in [("M1", date(2026, 3, 1)), ("M2", date(2026, 3, 31)), ("M3", date(2026, 4, 1)),
-                         ("M4", date(2026, 2, 15))]:  # fmt: skip
+    maturities = {
+        "M1": date(2026, 3, 1),
+        "M2": date(2026, 3, 31),
+        "M3": date(2026, 4, 1),
+        "M4": date(2026, 2, 15),
+    }
+    for od, maturity in maturities.items():
         quiet_account(p, od, od, maturity_date=maturity, **plain)
     # B1: purpose REFINANCE and restructured -> BREACH at every month end
     quiet_account(p, "B1", "B1", purpose="REFINANCE", restructured=True, **plain)
@@ -108,28 +115,46 @@ def review_portfolio() -> RawPortfolio:
     return p
 
 
-EXPECTED = {
-    (DEC, "B1", "BREACH"),
-    (JAN, "B1", "BREACH"), (JAN, "E2", "EXCESS"), (JAN, "M4", "MATURITY"), (JAN, "V1", "NO_TRANSACTION"),
-    (JAN, "V2", "NO_TRANSACTION"), (JAN, "LR", "NO_TRANSACTION"),
-    (FEB, "B1", "BREACH"), (FEB, "E1", "EXCESS"), (FEB, "E1", "GRADE"), (FEB, "E2", "EXCESS"),
-    (FEB, "N1", "NO_TRANSACTION"), (FEB, "N1", "INSUFFICIENT_INFLOW"), (FEB, "R1", "NO_TRANSACTION"),
-    (FEB, "M1", "MATURITY"), (FEB, "M2", "MATURITY"), (FEB, "M4", "MATURITY"), (FEB, "K1", "RECONCILIATION"),
-    (FEB, "V1", "NO_TRANSACTION"), (FEB, "V1", "CONVERSION_CANDIDATE"), (FEB, "V2", "NO_TRANSACTION"),
-    (FEB, "V2", "CONVERSION_CANDIDATE"),
-}  # fmt: skip
+EXPECTED_ITEMS = {  # month end -> "account REASON" items of its review list
+    DEC: ["B1 BREACH"],
+    JAN: [
+        "B1 BREACH",
+        "E2 EXCESS",
+        "M4 MATURITY",
+        "V1 NO_TRANSACTION",
+        "V2 NO_TRANSACTION",
+        "LR NO_TRANSACTION",
+    ],
+    FEB: [
+        "B1 BREACH",
+        "E1 EXCESS",
+        "E1 GRADE",
+        "E2 EXCESS",
+        "N1 NO_TRANSACTION",
+        "N1 INSUFFICIENT_INFLOW",
+        "R1 NO_TRANSACTION",
+        "M1 MATURITY",
+        "M2 MATURITY",
+        "M4 MATURITY",
+        "K1 RECONCILIATION",
+        "V1 NO_TRANSACTION",
+        "V1 CONVERSION_CANDIDATE",
+        "V2 NO_TRANSACTION",
+        "V2 CONVERSION_CANDIDATE",
+    ],
+}
+EXPECTED = {(month_end, *item.split()) for month_end, items in EXPECTED_ITEMS.items() for item in items}
 
 
-@pytest.fixture(scope="module")
-def dbt_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dbt")
+def build_review_list(url: str, work_dir: Path, *extra_args: str) -> None:
+    build(url, "+rpt_review_list", work_dir, *extra_args, data_tests=True)
 
 
 def test_review_list_has_the_expected_accounts_and_reasons(fresh_db, dbt_work):
     review_portfolio().write(fresh_db, DAYS)
-    build(fresh_db, dbt_work, "+rpt_review_list")
+    build_review_list(fresh_db, dbt_work)
 
-    rows = {(r["month_end"], r["od_account_id"], r["reason"]): r for r in query(fresh_db, REVIEW_SQL)}
+    rows = {(r["month_end"], r["od_account_id"], r["reason"]): r for r in query_dicts(fresh_db, REVIEW_SQL)}
     assert set(rows) == EXPECTED
 
     def row(month_end: date, od: str, reason: str) -> tuple[Any, ...]:
@@ -193,15 +218,15 @@ def test_month_by_month_builds_equal_a_full_refresh(fresh_db, dbt_work):
     portfolio = review_portfolio()
     january, february = [d for d in DAYS if d <= JAN], [d for d in DAYS if d > JAN]
     portfolio.write(fresh_db, january)
-    build(fresh_db, dbt_work, "+rpt_review_list")
+    build_review_list(fresh_db, dbt_work)
     assert {
-        (r["month_end"], r["reason"]) for r in query(fresh_db, REVIEW_SQL) if r["od_account_id"] == "LR"
+        (r["month_end"], r["reason"]) for r in query_dicts(fresh_db, REVIEW_SQL) if r["od_account_id"] == "LR"
     } == set()
-    portfolio.write(fresh_db, february, first_load_id=len(january) + 1)
-    build(fresh_db, dbt_work, "+rpt_review_list")
+    portfolio.write(fresh_db, february)
+    build_review_list(fresh_db, dbt_work)
     ordered = REVIEW_SQL + " order by month_end, od_account_id, reason"
-    incremental = query(fresh_db, ordered)
+    incremental = query_dicts(fresh_db, ordered)
     assert {(r["month_end"], r["od_account_id"], r["reason"]) for r in incremental} == EXPECTED
 
-    build(fresh_db, dbt_work, "+rpt_review_list", "--full-refresh")
-    assert query(fresh_db, ordered) == incremental
+    build_review_list(fresh_db, dbt_work, "--full-refresh")
+    assert query_dicts(fresh_db, ordered) == incremental

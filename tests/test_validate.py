@@ -9,9 +9,9 @@ from datetime import date
 
 import psycopg
 import pytest
-from extract_factory import Rows, write_delivery
 from odwh import contract, gx, landing, validate
 from odwh.suites import extract_contract
+from support.extract import Rows, write_delivery
 
 DAY = date(2026, 10, 1)
 D = DAY.isoformat()

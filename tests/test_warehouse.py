@@ -25,9 +25,12 @@ def test_migrate_creates_raw_tables_from_the_contract_and_is_idempotent(fresh_db
     warehouse.migrate(fresh_db)  # second run: nothing changes, nothing fails
     with psycopg.connect(fresh_db) as conn:
         for f in contract.FILES:
-            cols = [r[0] for r in conn.execute(
+            columns = conn.execute(
                 "select column_name from information_schema.columns where table_schema = 'raw' and table_name = %s"
-                " order by ordinal_position", (f.table,))]  # fmt: skip
+                " order by ordinal_position",
+                (f.table,),
+            )
+            cols = [r[0] for r in columns]
             expected = [c.name for c in f.columns if not c.pii] + [
                 "_business_date",
                 "_load_id",
@@ -38,8 +41,10 @@ def test_migrate_creates_raw_tables_from_the_contract_and_is_idempotent(fresh_db
 
 def test_client_identifiers_are_kept_out_of_raw_and_pii_is_closed_to_public(fresh_db):
     with psycopg.connect(fresh_db) as conn:
-        raw_cols = {r[0] for r in conn.execute(
-            "select column_name from information_schema.columns where table_schema = 'raw'")}  # fmt: skip
+        columns = conn.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw'"
+        )
+        raw_cols = {r[0] for r in columns}
         assert not raw_cols & {"national_id", "phone"}
         conn.execute("create role odwh_test_nobody nologin")
         try:
@@ -57,7 +62,7 @@ def test_odwh_db_commands_manage_the_embedded_server(tmp_path):
     import os
     import subprocess
 
-    from conftest import REPO
+    from support import REPO
 
     env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_URL"}
     env["ODWH_HOME"] = str(tmp_path / "home")

@@ -30,60 +30,56 @@ def valid_rows(business_date: date) -> Rows:
     """One day's data that follows every contract rule (includes a same-day reversal)."""
     d = business_date.isoformat()
     t = f"T{business_date:%Y%m%d}"
+    # one line per row, columns in contract order (no value holds a comma)
     table = {
-        "branches.csv": [
-            ["B01", "Phnom Penh Main", "Phnom Penh", "R1", "Central"],
-            ["B02", "Battambang", "Battambang", "R2", "North-West"],
-        ],
-        "officers.csv": [
-            ["O01", "Sok Dara", "RM", "B01", ""],
-            ["O02", "Chan Vibol", "CM", "B01", "O01"],
-            ["O03", "Keo Srey", "CM", "B02", "O01"],
-        ],
-        "customers.csv": [
-            ["C01", "AGENT", "INDIVIDUAL", "Lim Heng", "010203040", "+85512345678", "B01", "O02", "2024-01-15", "2023-05-01"],
-            ["C02", "SME", "LEGAL_ENTITY", "Mekong Rice Co", "", "", "B02", "O03", "", "2022-11-30"],
-            ["C03", "RETAIL", "INDIVIDUAL", "Pich Sothea", "020304050", "", "B01", "O02", "", "2025-02-28"],
-        ],
-        "od_accounts.csv": [
-            ["OD01", "C01", "SA01", "USD", "5000.00", "2025-01-10", "2025-01-15", "2026-12-31", "0.015", "0.01",
-             "0.02", "0.005", "NONE", "", "", "AGENT_LIQUIDITY", "false", "ACTIVE", ""],
-            ["OD02", "C02", "", "KHR", "20000000", "2025-03-01", "2025-03-05", "2027-03-04", "0.012", "0.01",
-             "0.02", "0.005", "FIXED_DEPOSIT", "30000000", "FD01", "WORKING_CAPITAL", "true", "ACTIVE", ""],
-        ],
-        "od_transactions.csv": [
-            [f"{t}-1", "OD01", d, "DRAWDOWN", "DEBIT", "100.00", "AGENT", ""],
-            [f"{t}-2", "OD02", d, "REPAYMENT", "CREDIT", "250000", "COUNTER", ""],
-            [f"{t}-3", "OD01", d, "REVERSAL", "CREDIT", "100.00", "SYSTEM", f"{t}-1"],
-        ],
-        "od_balances.csv": [
-            ["OD01", d, "1200.50", "12.34", "0"],
-            ["OD02", d, "15000000", "180000", "5000"],
-        ],
-        "loans.csv": [
-            ["L01", "C02", "SME", "KHR", "2024-06-01", "24", "8000000", "0", "TRADE", "ACTIVE", ""],
-            ["L02", "C03", "OD_CONVERTED", "USD", "2025-09-01", "12", "900.00", "35", "", "ACTIVE", ""],
-        ],
-        "fixed_deposits.csv": [
-            ["FD01", "C02", "KHR", "30000000", "2024-01-01", "2027-01-01", "true", "ACTIVE"],
-            ["FD02", "C03", "USD", "1000.00", "2025-06-01", "2026-06-01", "false", "CLOSED"],
-        ],
-        "agent_liquidity.csv": [["C01", d, "3450.75"]],
-        "fx_rates.csv": [[d, "KHR", "1"], [d, "USD", "4105"], [d, "THB", "118.25"]],
-        "loan_applications.csv": [
-            [f"A{t}-1", "C03", "2026-09-20", d, "APPROVED", "USD", "1500.00", "TRADE", "true", "true", "LOW",
-             "true", "false", "0.35", "true"],
-            [f"A{t}-2", "C02", "2026-09-25", "", "", "KHR", "4000000", "AGRICULTURE", "true", "false", "",
-             "", "", "", "false"],
-        ],
-        "ppi_surveys.csv": [
-            [f"S{t}-1", "C01", "2026-06-15", "2026", "45", "0.23"],
-            [f"S{t}-2", "C03", "2026-06-16", "2026", "61.5", "0.085"],
-        ],
-        "complaints.csv": [[f"K{t}-1", "C02", d, "PHONE", "FEES", ""]],
-    }  # fmt: skip
-    return {name: [dict(zip(contract.FILES_BY_NAME[name].column_names, row, strict=True)) for row in rows]
-            for name, rows in table.items()}  # fmt: skip
+        "branches.csv": """
+            B01,Phnom Penh Main,Phnom Penh,R1,Central
+            B02,Battambang,Battambang,R2,North-West""",
+        "officers.csv": """
+            O01,Sok Dara,RM,B01,
+            O02,Chan Vibol,CM,B01,O01
+            O03,Keo Srey,CM,B02,O01""",
+        "customers.csv": """
+            C01,AGENT,INDIVIDUAL,Lim Heng,010203040,+85512345678,B01,O02,2024-01-15,2023-05-01
+            C02,SME,LEGAL_ENTITY,Mekong Rice Co,,,B02,O03,,2022-11-30
+            C03,RETAIL,INDIVIDUAL,Pich Sothea,020304050,,B01,O02,,2025-02-28""",
+        "od_accounts.csv": """
+            OD01,C01,SA01,USD,5000.00,2025-01-10,2025-01-15,2026-12-31,0.015,0.01,0.02,0.005,NONE,,,AGENT_LIQUIDITY,false,ACTIVE,
+            OD02,C02,,KHR,20000000,2025-03-01,2025-03-05,2027-03-04,0.012,0.01,0.02,0.005,FIXED_DEPOSIT,30000000,FD01,WORKING_CAPITAL,true,ACTIVE,""",
+        "od_transactions.csv": f"""
+            {t}-1,OD01,{d},DRAWDOWN,DEBIT,100.00,AGENT,
+            {t}-2,OD02,{d},REPAYMENT,CREDIT,250000,COUNTER,
+            {t}-3,OD01,{d},REVERSAL,CREDIT,100.00,SYSTEM,{t}-1""",
+        "od_balances.csv": f"""
+            OD01,{d},1200.50,12.34,0
+            OD02,{d},15000000,180000,5000""",
+        "loans.csv": """
+            L01,C02,SME,KHR,2024-06-01,24,8000000,0,TRADE,ACTIVE,
+            L02,C03,OD_CONVERTED,USD,2025-09-01,12,900.00,35,,ACTIVE,""",
+        "fixed_deposits.csv": """
+            FD01,C02,KHR,30000000,2024-01-01,2027-01-01,true,ACTIVE
+            FD02,C03,USD,1000.00,2025-06-01,2026-06-01,false,CLOSED""",
+        "agent_liquidity.csv": f"""
+            C01,{d},3450.75""",
+        "fx_rates.csv": f"""
+            {d},KHR,1
+            {d},USD,4105
+            {d},THB,118.25""",
+        "loan_applications.csv": f"""
+            A{t}-1,C03,2026-09-20,{d},APPROVED,USD,1500.00,TRADE,true,true,LOW,true,false,0.35,true
+            A{t}-2,C02,2026-09-25,,,KHR,4000000,AGRICULTURE,true,false,,,,,false""",
+        "ppi_surveys.csv": f"""
+            S{t}-1,C01,2026-06-15,2026,45,0.23
+            S{t}-2,C03,2026-06-16,2026,61.5,0.085""",
+        "complaints.csv": f"""
+            K{t}-1,C02,{d},PHONE,FEES,""",
+    }
+    return {name: _records(name, lines) for name, lines in table.items()}
+
+
+def _records(name: str, lines: str) -> list[dict[str, str]]:
+    columns = contract.FILES_BY_NAME[name].column_names
+    return [dict(zip(columns, line.strip().split(","), strict=True)) for line in lines.strip().splitlines()]
 
 
 def write_delivery(
@@ -135,8 +131,12 @@ def write_manifest(folder: Path, business_date: date) -> dict[str, object]:
                 sum((_decimal(r.get(spec.control_total)) for r in records), Decimal(0))
             )
         files[path.name] = entry
-    document = {"extract_version": contract.EXTRACT_VERSION, "business_date": business_date.isoformat(),
-                "source": "core-banking", "files": files}  # fmt: skip
+    document = {
+        "extract_version": contract.EXTRACT_VERSION,
+        "business_date": business_date.isoformat(),
+        "source": "core-banking",
+        "files": files,
+    }
     (folder / contract.MANIFEST_NAME).write_text(json.dumps(document, indent=2))
     return document
 
