@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import uuid
 import zipfile
@@ -66,6 +67,55 @@ create table marts.fct_agent_alerts (
     closed_on date, abnormal_days integer, days_open integer, escalated boolean, escalated_on date, status text,
     primary key (customer_id, opened_on));
 """
+
+QUALITY_DDL = """
+create table marts.fct_par_month_end (
+    month_end date, product_family text, accounts bigint, gross_outstanding_usd numeric, par1_usd numeric,
+    par30_usd numeric, par90_usd numeric, par1_ratio numeric, par30_ratio numeric, par90_ratio numeric,
+    par30_accounts bigint, provisions_usd numeric, risk_coverage numeric, written_off_accounts bigint,
+    written_off_usd numeric, written_off_12m_usd numeric, average_gross_outstanding_12m_usd numeric,
+    months_in_window integer, write_off_ratio_12m numeric, parameter_version text, load_id bigint,
+    primary key (month_end, product_family));
+create table marts.fct_par_by_segment_month_end (
+    month_end date, product_family text, segment_type text, segment_value text, accounts bigint,
+    gross_outstanding_usd numeric, par1_usd numeric, par30_usd numeric, par90_usd numeric, par1_ratio numeric,
+    par30_ratio numeric, par90_ratio numeric, par30_accounts bigint, provisions_usd numeric,
+    parameter_version text, load_id bigint, primary key (month_end, product_family, segment_type, segment_value));
+create table marts.fct_grade_migration_month_end (
+    month_end date, previous_month_end date, product_family text, from_grade text, from_grade_order integer,
+    to_grade text, to_grade_order integer, accounts bigint, outstanding_usd numeric,
+    primary key (month_end, product_family, from_grade, to_grade));
+"""
+# this month end's PAR by family: gross, PAR 1, 30, 90, provisions, written off (OD: A1 20 DPD, A3 45, A5 120)
+PAR = {
+    "OD": ("96200", "91700", "86500", "79000", "80701", "0"),
+    "TERM": ("1000000", "30000", "20000", "5000", "5000", "2500"),
+    "ALL": ("1096200", "121700", "106500", "84000", "85701", "2500"),
+}
+PAR_INSERT = (
+    "insert into marts.fct_par_month_end values (%s, %s, 6, %s, %s, %s, %s, %s, %s, %s, 2, %s, %s, 0, %s, %s, %s,"
+    " %s, %s, 'par_thresholds_days@2019-01-01', 1)"
+)
+# OD by branch: branch, accounts, gross, PAR 1, 30, 90, provisions
+SEGMENTS = [
+    ("B01", 4, "17200", "12700", "7500", "0", "1701"),
+    ("B02", 2, "79000", "79000", "79000", "79000", "79000"),
+]
+SEGMENT_INSERT = (
+    "insert into marts.fct_par_by_segment_month_end values (%s, 'OD', 'BRANCH', %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, 1, %s, 'par_thresholds_days@2019-01-01', 1)"
+)
+# family, from, from order, to, to order, accounts, outstanding usd
+MIGRATION = [
+    ("OD", "Normal", 1, "Normal", 1, 2, "4500"),
+    ("OD", "Normal", 1, "Special Mention", 2, 1, "5200"),
+    ("OD", "Normal", 1, "CLOSED", 6, 1, "300"),
+    ("OD", "Special Mention", 2, "Substandard", 3, 1, "7500"),
+    ("OD", "Doubtful", 4, "Loss", 5, 1, "79000"),
+    ("OD", "NEW", 0, "Normal", 1, 1, "0"),
+    ("TERM", "Normal", 1, "Normal", 1, 40, "950000"),
+    ("TERM", "Normal", 1, "WRITTEN_OFF", 8, 1, "2500"),
+]
 
 BRANCHES = [
     ("B01", "Phnom Penh Main", "Phnom Penh"),
@@ -161,12 +211,34 @@ class ScriptedMarts:
                     "insert into marts.fct_grade_distribution_month_end values (%s, %s, %s, %s, %s, %s)",
                     self.grade_rows(),
                 )
+                self.create_quality(cur, history_months)
                 cur.executemany(
                     "insert into pii.customers (customer_id, national_id, phone, _business_date, _load_id)"
                     " values (%s, %s, %s, %s, 1)",
                     [(c, NATIONAL_ID, PHONE, MONTH_END) for c in ("C1", "C2", "C3", "C4", "C5")],
                 )
             conn.commit()
+
+    @staticmethod
+    def create_quality(cur: psycopg.Cursor, history_months: int) -> None:
+        """The portfolio-quality marts (rulebook K): PAR rising by 5% of this month's a month to this month end."""
+        cur.execute(QUALITY_DDL)
+        for age, end in enumerate(reversed(month_ends(MONTH_END, history_months))):
+            for family, (gross, par1, par30, par90, provisions, written_off) in PAR.items():
+                g, provision, off = D(gross), D(provisions), D(written_off)
+                p1, p30, p90 = (D(v) * (20 - age) / 20 for v in (par1, par30, par90))
+                ratios = (p1 / g, p30 / g, p90 / g)
+                coverage = (provision, provision / p30)
+                write_offs = (off, off, g, min(history_months - age, 12), off / g)
+                cur.execute(PAR_INSERT, (end, family, g, p1, p30, p90, *ratios, *coverage, *write_offs))
+        for branch, accounts, gross, par1, par30, par90, provision in SEGMENTS:
+            amounts = (D(gross), D(par1), D(par30), D(par90))
+            ratios = (D(par1) / D(gross), D(par30) / D(gross), D(par90) / D(gross))
+            cur.execute(SEGMENT_INSERT, (MONTH_END, branch, accounts, *amounts, *ratios, D(provision)))
+        cur.executemany(
+            "insert into marts.fct_grade_migration_month_end values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(MONTH_END, date(2025, 12, 31), *m[:5], m[5], D(m[6])) for m in MIGRATION],
+        )
 
     @staticmethod
     def portfolio_rows(count: int) -> list[tuple[object, ...]]:
@@ -473,6 +545,46 @@ def test_board_pack_pdf_pages_and_html_sections(
         "The month closed with 1 account over the limit, 1 account proposed for conversion to a term loan,"
         " 2 accounts failing a policy check and 1 account with a reconciliation break" in text
     )
+
+
+def test_board_pack_opens_with_par_30_and_the_roll_rate_heat_map(rendered: tuple[Path, list[Path]]) -> None:
+    """Rulebook K in the pack: PAR 30 first on the cover, then PAR, risk coverage and roll rates before section 1."""
+    html = (rendered[0] / "board-pack.html").read_text(encoding="utf-8")
+    kpis = re.findall(
+        r'<div class="kpi"><div class="label">([^<]+)</div><div class="value[^"]*">([^<]+)<', html
+    )
+    assert kpis[0] == ("PAR 30, OD and term loans", "9.72%")  # 106,500 / 1,096,200
+    quality = html.index("Portfolio at risk, risk coverage and roll rates")
+    assert quality < html.index("1. Portfolio size and trend")
+    section = html[quality : html.index("1. Portfolio size and trend")]
+    assert (
+        "PAR 30, OD and term loans" in section
+        and "Risk coverage (provisions / PAR 30 outstanding)" in section
+    )
+    assert section.count("<svg") == 2  # PAR 30 trend and risk coverage trend
+    assert "80%" in section  # risk coverage 85,701 / 106,500
+    assert "Written Off" in section and "Converted" in section and ">New<" in section
+    # heat map: Normal -> Normal is 2 of the row's 4 OD accounts (half-way to red), Doubtful -> Loss all of 1
+    assert 'style="background: #db8e8e">2<span class="usd">4,500.00</span>' in section
+    assert 'class="dark" style="background: #b71c1c">1<span class="usd">79,000.00</span>' in section
+
+
+def test_dashboard_quality_section_is_filterable(rendered: tuple[Path, list[Path]]) -> None:
+    """The dashboard carries PAR per book and month end, per segment, and the migration cells, as exact text."""
+    html = (rendered[0] / "dashboard.html").read_text(encoding="utf-8")
+    match = re.search(r'<script type="application/json" id="quality-data">(.*?)</script>', html, re.S)
+    assert match is not None
+    data = json.loads(match.group(1))
+    assert len(data["par"]) == 13 * 3 and len(data["migration"]) == len(MIGRATION)
+    now = [p for p in data["par"] if p["month_end"] == MONTH_END.isoformat() and p["product_family"] == "ALL"]
+    assert now[0]["par30_usd"] == "106500" and now[0]["months_in_window"] == 12
+    assert {(s["segment_type"], s["segment_value"]) for s in data["segments"]} == {
+        ("BRANCH", "B01"),
+        ("BRANCH", "B02"),
+    }
+    for control in ("quality-family", "quality-segment-type", "quality-segment-value", "quality-measure"):
+        assert f'id="{control}"' in html
+    assert 'Plotly.react("chart-roll-rates"' in html and '"heatmap"' in html
 
 
 def test_board_pack_with_short_history(fresh_db: str, tmp_path: Path) -> None:
