@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export ODWH_HOME ?= $(CURDIR)/.odwh
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install browser demo test lint typecheck unit bench lock docs clean
+.PHONY: install os-packages demo test lint typecheck unit bench lock docs clean
 
 install: $(STAMP)
 
@@ -20,14 +20,21 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-# Debian's chromium + chromedriver (dashboard browser test) and Khmer fonts (PDF board pack). Installed where we
-# may (root with apt, as in CI); elsewhere install them yourself (README): the browser test is then skipped.
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list | grep -qi khmer; then :; \
+# Debian packages the tests and reports use, installed where we may (root with apt, as in CI); elsewhere install
+# them yourself (README) and the tests that need them are skipped, saying why. chromium + chromium-driver: the
+# dashboard's browser test; fonts-khmeros: Khmer in the PDF board pack; libharfbuzz-subset0: WeasyPrint's
+# deterministic font subsetting (reproducible PDFs); libreoffice-calc-nogui, poppler-utils and
+# fonts-crosextra-carlito (Calibri's metrics): the review lists printed as an office suite prints them.
+OS_PACKAGES := chromium chromium-driver fonts-khmeros libharfbuzz-subset0 libreoffice-calc-nogui poppler-utils \
+	fonts-crosextra-carlito
+
+os-packages:
+	@missing=$$(for p in $(OS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-khmeros >/dev/null) \
-	  || echo "warning: could not install chromium; the browser test will be skipped"; \
-	else echo "note: chromium/chromedriver not found; the browser test will be skipped"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	  || echo "warning: could not install:" $$missing "(the tests that need them will be skipped)"; \
+	else echo "note: not installed:" $$missing "(the tests that need them will be skipped)"; fi
 
 lock:  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock --no-header --quiet
@@ -47,7 +54,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -m "not slow" -q
 
-test: lint typecheck browser
+test: lint typecheck os-packages
 	$(BIN)/pytest -q -ra
 
 bench: install

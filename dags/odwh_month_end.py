@@ -1,17 +1,15 @@
 """odwh_month_end: close every month whose last business date is loaded: build the month-end models, run the
 quality gate, and publish the month's reports (review lists, board pack, dashboard, data quality, manifest).
 
-Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset when it has loaded
-dates. A month whose gate fails is not published (the previous publication stays) and the run fails.
+Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset only when a month is
+ready to close. A month whose gate fails is not published (the previous publication stays) and the run fails.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
-
-MONTH_LOADED = Asset("odwh://warehouse/month-loaded", group="odwh")
-PUBLISHED = Asset("odwh://reports/month-published", group="odwh")
+from airflow.sdk import Param, dag, task
+from odwh.assets import MONTH_LOADED, PUBLISHED
 
 
 @dag(

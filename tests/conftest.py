@@ -7,7 +7,9 @@ otherwise one embedded server is started for the session under a temporary ``ODW
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +23,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a running PostgreSQL server (its maintenance database)."""
+def server_url() -> Iterator[str]:
+    """URL of a running PostgreSQL server (its maintenance database).
+
+    The embedded server lives outside pytest's temporary tree: pytest resets that tree to mode 0700 when
+    another session starts, which would lock the server's own account out of its data directory.
+    """
     if external := os.environ.get("WAREHOUSE_URL"):
         yield external
         return
-    server = warehouse.EmbeddedServer(tmp_path_factory.mktemp("odwh_home"))
+    home = Path(tempfile.mkdtemp(prefix="odwh-test-server-"))
+    server = warehouse.EmbeddedServer(home)
     server.start()
     yield server.url("postgres")
     server.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _with_database(url: str, dbname: str) -> str:

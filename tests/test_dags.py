@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from datetime import date
@@ -13,6 +14,7 @@ import pytest
 from conftest import REPO, airflow_env, odwh_run
 from extract_factory import write_manifest
 from odwh import contract, simulate
+from odwh.assets import MONTH_LOADED
 
 
 def test_dagbag_has_no_import_errors(tmp_path):
@@ -41,6 +43,16 @@ def test_dagbag_has_no_import_errors(tmp_path):
     ]
 
 
+def month_loaded_events(tmp_path) -> int:
+    """How many MONTH_LOADED asset events the in-process Airflow of ``odwh_run(tmp_path, ...)`` recorded."""
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as db:
+        (count,) = db.execute(
+            "select count(*) from asset_event e join asset a on a.id = e.asset_id where a.uri = ?",
+            (MONTH_LOADED.uri,),
+        ).fetchone()
+    return count
+
+
 @pytest.mark.slow
 def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
     landing = tmp_path / "landing"
@@ -50,6 +62,7 @@ def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     assert "odwh run: 14 of 14 pending date(s) loaded" in first.stdout
     assert first.stdout.count("  loaded  ") == 14  # one line per date
+    assert month_loaded_events(tmp_path) == 0  # no month is complete: the asset must not schedule a month end
 
     with psycopg.connect(fresh_db) as conn:
         for folder in sorted(landing.iterdir()):

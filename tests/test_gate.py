@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 import pytest
 from conftest import REPO
-from odwh import gate
+from odwh import gate, grades
+from odwh.suites import month_end_gate
 
 MONTH_END = date(2024, 3, 31)
 FEBRUARY_END = date(2024, 2, 29)
@@ -194,17 +195,17 @@ def test_a_good_month_passes_and_publishes_data_docs(good_month: str, tmp_path: 
     assert result.passed, [f.describe() for f in result.failures]
     assert result.failures == [] and result.skipped == []
     stats = result.statistics
-    assert stats["suites"] == len(gate.SUITES)
+    assert stats["suites"] == len(month_end_gate.SUITES)
     assert stats["evaluated"] == stats["successful"] > 20
     assert stats["seconds"] < 60, "the gate's GX overhead should stay in seconds"
     summary = result.to_json()
     assert summary["passed"] is True and summary["statistics"] == stats
     assert json.loads((docs / "gate-result.json").read_text()) == summary
     index = (docs / "index.html").read_text()
-    for spec in gate.SUITES:
+    for spec in month_end_gate.SUITES:
         assert spec.suite_name in index
     validations = list((docs / "validations").rglob("*.html"))
-    assert len(validations) == len(gate.SUITES)
+    assert len(validations) == len(month_end_gate.SUITES)
     site = "\n".join(p.read_text() for p in docs.rglob("*.html"))
     password = unquote(urlsplit(good_month).password or "")
     assert password and password not in site, "the warehouse password must not reach the published report"
@@ -241,16 +242,12 @@ def test_a_month_without_marts_fails_clearly(fresh_db: str, tmp_path: Path) -> N
     assert not result.passed
     failure = _failure(result, "fct_od_month_end.table_present")
     assert failure.table == "marts.fct_od_month_end" and "build the month-end models" in failure.message
-    assert _failure(result, "od_accounts_snapshot.snapshot_loaded").rule == gate.RULE_GRADED
+    assert _failure(result, "od_accounts_snapshot.snapshot_loaded").rule == month_end_gate.RULE_GRADED
     assert (tmp_path / "dq" / "gate-result.json").exists()
 
 
 # (test id, SQL that breaks the good month, failing expectation, a row its sample must hold)
 BREAKS = [
-    ("duplicate grade row",
-     "insert into marts.fct_od_month_end select * from marts.fct_od_month_end where od_account_id = 'A1'"
-     " and month_end = '2024-03-31'",
-     "fct_od_month_end.graded_once", {"od_account_id": "A1"}),
     ("duplicate seen from the snapshot",
      "insert into marts.fct_od_month_end select * from marts.fct_od_month_end where od_account_id = 'A1'"
      " and month_end = '2024-03-31'",
@@ -303,7 +300,7 @@ BREAKS = [
 
 
 # the seven kinds of bad data run in `make unit`; the further cases (each a ~3 s GX run) only in `make test`
-CORE_BREAKS = {"duplicate grade row", "missing account", "provision off by 0.01",
+CORE_BREAKS = {"duplicate seen from the snapshot", "missing account", "provision off by 0.01",
                "control-total mismatch with the manifest", "negative balance", "missing FX currency",
                "review row without manager"}  # fmt: skip
 
@@ -341,16 +338,15 @@ def test_failure_samples_are_capped(good_month: str, tmp_path: Path) -> None:
 
 
 def test_exported_suites_are_in_sync_with_the_code() -> None:
-    family = REPO / "expectations" / "suites" / gate.SUITE_FAMILY
+    family = REPO / "expectations" / "suites" / month_end_gate.FAMILY
     exported = {p.name: p.read_text() for p in family.glob("*.json")}
-    built = {f"{spec.name}.json": gate.suite_json(spec) for spec in gate.SUITES}
+    built = {f"{spec.name}.json": month_end_gate.suite_json(spec) for spec in month_end_gate.SUITES}
     assert exported == built, (
-        "expectations/suites/month_end_gate/ is stale: run "
-        "`.venv/bin/python -c 'from odwh import gate; gate.export_suites()'` and commit the JSON"
+        "expectations/suites/month_end_gate/ is stale: run `odwh expectations` and commit the JSON"
     )
 
 
 def test_the_five_grades_are_the_seed_grades() -> None:
     with (REPO / "dbt_project" / "seeds" / "nbc_grading_rules.csv").open() as fh:
         seeded = {row["grade"] for row in csv.DictReader(fh)}
-    assert set(gate.NBC_GRADES) == seeded
+    assert set(grades.NBC_GRADES) == seeded

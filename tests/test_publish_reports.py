@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import re
+import shutil
+import subprocess
 import uuid
 import zipfile
 import zlib
@@ -25,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 import openpyxl
 import psycopg
 import pytest
-from odwh import publish, warehouse
-from odwh.publish import labels
+from odwh import grades, publish, warehouse
+from odwh.publish import labels, workbook
 from odwh.publish.board_pack import render_board_pack
 from odwh.publish.dashboard import render_dashboard
 from odwh.publish.review_lists import write_review_lists
@@ -260,7 +262,7 @@ class ScriptedMarts:
               "Doubtful": (0, "0", "0"), "Loss": (1, "79000", "79000")}  # fmt: skip
         term = {"Normal": (40, "950000", "4500"), "Special Mention": (2, "50000", "500")}
         rows = []
-        for grade in labels.GRADES:
+        for grade in grades.NBC_GRADES:
             a, o, p = od[grade]
             rows.append((MONTH_END, "OD", grade, a, D(o), D(p)))
             ta, to, tp = term.get(grade, (0, "0", "0"))
@@ -411,12 +413,13 @@ def test_review_officer_sheet_content_and_formats(rendered: tuple[Path, list[Pat
     assert sheet.freeze_panes == "A3"
     assert sheet.print_title_rows == "$1:$2"
     assert sheet.page_setup.orientation == "landscape"
-    assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
-    assert sheet.sheet_properties.pageSetUpPr.fitToPage
-    assert sheet.column_dimensions["D"].width == 60
+    assert sheet.page_setup.scale == 100 and not sheet.sheet_properties.pageSetUpPr.fitToPage
+    widths = [sheet.column_dimensions[chr(65 + i)].width for i in range(7)]
+    assert sum(widths) <= workbook.PRINTABLE_WIDTH  # A4 landscape at 100%: no shrinking to fit
+    assert "Sok Dara" in sheet.oddFooter.left.text and "&P / &N" in sheet.oddFooter.right.text
     rows = [[c.value for c in r] for r in sheet.iter_rows(min_row=3)]
-    # reason order of the rulebook, then the largest amount; a total line at the end
-    assert [(r[0], r[2]) for r in rows[:-1]] == [
+    # reason order of the rulebook, then the largest amount; subtotals per reason, then distinct accounts
+    assert [(r[0], r[2]) for r in rows[:4]] == [
         ("A1", labels.reason_label("EXCESS")), ("A2", labels.reason_label("NO_TRANSACTION")),
         ("A1", labels.reason_label("GRADE")), ("A1", labels.reason_label("BREACH")),
     ]  # fmt: skip
@@ -426,7 +429,16 @@ def test_review_officer_sheet_content_and_formats(rendered: tuple[Path, list[Pat
     assert sheet.cell(row=4, column=7).value == 3000
     usd = sheet.cell(row=3, column=6)
     assert (usd.value, usd.number_format) == (200, "#,##0.00")
-    assert rows[-1][0] == "សរុប / Total" and rows[-1][6] == 13400.0  # 200 + 3000 + 5200 + 5000
+    subtotal = labels.bilingual(labels.SUBTOTAL)
+    assert [(r[0], r[2], r[6]) for r in rows[4:-1]] == [
+        (subtotal, labels.reason_label(code), amount)
+        for code, amount in (("EXCESS", 200), ("NO_TRANSACTION", 3000), ("GRADE", 5200), ("BREACH", 5000))
+    ]
+    # two accounts (A1 in three reasons): counted once, and no amount summed across reasons
+    assert rows[-1][0] == "សរុប / Total" and rows[-1][6] is None
+    assert rows[-1][3].endswith("Accounts, each counted once: 2")
+    detail_row = next(i for i, r in enumerate(rows, start=3) if r[3] and len(r[3]) > 40)
+    assert sheet.row_dimensions[detail_row].height >= 2 * workbook.LINE_HEIGHT  # wrapped text gets its lines
     thb = openpyxl.load_workbook(out / "review-lists" / "B01.xlsx")["CM3 Chan Sophea"].cell(row=3, column=6)
     assert (thb.value, thb.number_format) == (200000.5, "#,##0.00")
 
@@ -448,21 +460,27 @@ def test_review_summary_sheets_roll_up_by_reason(rendered: tuple[Path, list[Path
         ("CM1", "Sok Dara", labels.reason_label("NO_TRANSACTION"), 1, 3000),
         ("CM1", "Sok Dara", labels.reason_label("GRADE"), 1, 5200),
         ("CM1", "Sok Dara", labels.reason_label("BREACH"), 1, 5000),
-        ("CM1", "Sok Dara", total, 2, 13400),
+        ("CM1", "Sok Dara", total, 2, None),
         ("CM3", "Chan Sophea", labels.reason_label("CONVERSION_CANDIDATE"), 1, 6000.02),
         ("CM3", "Chan Sophea", labels.reason_label("GRADE"), 1, 7500),
-        ("CM3", "Chan Sophea", total, 1, 13500.02),
+        ("CM3", "Chan Sophea", total, 1, None),
         (everyone, None, labels.reason_label("EXCESS"), 1, 200),
         (everyone, None, labels.reason_label("NO_TRANSACTION"), 1, 3000),
         (everyone, None, labels.reason_label("CONVERSION_CANDIDATE"), 1, 6000.02),
         (everyone, None, labels.reason_label("GRADE"), 2, 12700),
         (everyone, None, labels.reason_label("BREACH"), 1, 5000),
-        (everyone, None, total, 3, 26900.02),
+        (everyone, None, total, 3, None),
     ]
     assert sheet.cell(row=3, column=5).number_format == "#,##0.00"
     sm = openpyxl.load_workbook(out / "review-lists" / "B02.xlsx")["SM SM1"]
     sm_rows = [tuple(c.value for c in r) for r in sm.iter_rows(min_row=3)]
-    assert sm_rows[-1] == (everyone, None, total, 1, 79004.5)  # the null MATURITY amount counts as none
+    # one account in three reasons: counted once; its balance is not added up three times (was 79,004.50)
+    assert sm_rows[-4:] == [
+        (everyone, None, labels.reason_label("GRADE"), 1, 79000),
+        (everyone, None, labels.reason_label("MATURITY"), 1, 0),  # a null amount counts as none
+        (everyone, None, labels.reason_label("RECONCILIATION"), 1, 4.5),
+        (everyone, None, total, 1, None),
+    ]
 
 
 def test_review_csv_matches_the_sheets_with_bom(rendered: tuple[Path, list[Path]]) -> None:
@@ -709,3 +727,89 @@ def test_agent_alert_state_is_the_days_state(marts_db: str, tmp_path: Path) -> N
     assert [(r["លេខអតិថិជន / Customer"], r["អ្នកទទួលខុសត្រូវ / Assigned to"], r["ថ្ងៃបញ្ជូនបន្ត / Escalated on"]) for r in b01] == [
         ("C3", "CM3", ""),
     ]  # fmt: skip
+
+
+# --- printed as an office suite prints them (issue 13: LibreOffice converts, poppler reads the PDF) -----------
+
+SOFFICE, PDFTOTEXT = shutil.which("soffice"), shutil.which("pdftotext")
+needs_office = pytest.mark.skipif(
+    not (SOFFICE and PDFTOTEXT),
+    reason="LibreOffice (Debian libreoffice-calc-nogui) or pdftotext (poppler-utils) is not installed; "
+    "`make test` installs both with apt when run as root",
+)
+WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>')
+
+
+def printed_pages(workbooks: list[Path], out: Path) -> dict[str, list[list[tuple[float, ...] | str]]]:
+    """Each workbook printed to PDF by LibreOffice; per workbook, its pages as [(x0, y0, x1, y1, word), ...]."""
+    profile = out / "libreoffice-profile"  # a private profile: no clash with a running office
+    subprocess.run(
+        [SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf", "--outdir",
+         str(out), *map(str, workbooks)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    printed = {}
+    for book in workbooks:
+        html = subprocess.run(
+            [PDFTOTEXT, "-bbox", str(out / f"{book.stem}.pdf"), "-"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        printed[book.stem] = [
+            [(*map(float, m.groups()[:4]), m.group(5)) for m in WORD.finditer(page)]
+            for page in html.split("<page ")[1:]
+        ]
+    return printed
+
+
+def _overprinted(words: list) -> list[tuple[str, str]]:
+    """Pairs of Latin words printed on top of each other: boxes that overlap across, and by more than half a
+    line down (a line's box reaches a little into the next line's, so a small vertical overlap is normal)."""
+    latin = [w for w in words if w[4].isascii()]
+    return [
+        (a[4], b[4])
+        for i, a in enumerate(latin)
+        for b in latin[i + 1 :]
+        if min(a[2], b[2]) - max(a[0], b[0]) > 1
+        and min(a[3], b[3]) - max(a[1], b[1]) > min(a[3] - a[1], b[3] - b[1]) / 2
+    ]
+
+
+@needs_office
+def test_review_and_alert_lists_print_readably(
+    rendered: tuple[Path, list[Path]], marts_db: str, tmp_path: Path
+) -> None:
+    out, _ = rendered
+    alerts = [p for p in _alert_lists(marts_db, tmp_path / "alerts") if p.suffix == ".xlsx"]
+    reviews = sorted((out / "review-lists").glob("*.xlsx"))
+    printed = [
+        (book, pages)
+        for kind, books in (("reviews", reviews), ("alerts", alerts))
+        for book, pages in zip(books, printed_pages(books, tmp_path / kind).values(), strict=True)
+    ]
+    for book_path, pages in printed:
+        book = openpyxl.load_workbook(book_path)
+        assert len(pages) >= len(book.sheetnames), book_path.name  # each sheet starts a page
+        for number, page in enumerate(pages, start=1):
+            # every page prints the whole width: the first and the last column's header (repeated rows)
+            page_text = " ".join(str(w[4]) for w in page)
+            firsts_and_lasts = {(s.cell(2, 1).value, s.cell(2, s.max_column).value) for s in book}
+            assert any(
+                first.split(" / ")[1].split()[0] in page_text
+                and last.split(" / ")[1].split()[-1] in page_text
+                for first, last in firsts_and_lasts
+            ), (book_path.name, number, page_text[:200])
+        words = [w for page in pages for w in page]
+        text = " ".join(str(w[4]) for w in words)
+        for sheet in book:
+            for row in sheet.iter_rows(min_row=3, values_only=True):
+                for value in row:
+                    if isinstance(value, str) and re.fullmatch(r"[A-Z]+\d+", value):  # account, customer ids
+                        assert value in text, (book_path.name, sheet.title, value)
+                    if isinstance(value, str) and " / " in value:  # the full English half of every label
+                        assert value.split(" / ", 1)[1] in text, (book_path.name, sheet.title, value)
+        for number, page in enumerate(pages, start=1):
+            assert _overprinted(page) == [], (book_path.name, number)
+            heights = sorted(w[3] - w[1] for w in page if str(w[4]).isascii())
+            assert heights[len(heights) // 2] >= 10, (book_path.name, number)  # 11-pt text at 100%, readable

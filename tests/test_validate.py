@@ -10,21 +10,22 @@ from datetime import date
 import psycopg
 import pytest
 from extract_factory import Rows, write_delivery
-from odwh import contract, landing, validate
+from odwh import contract, gx, landing, validate
+from odwh.suites import extract_contract
 
 DAY = date(2026, 10, 1)
 D = DAY.isoformat()
-REPO_SUITES = validate.default_suites_dir()
+REPO_SUITES = gx.suites_dir()
 EARLIER_TXN = ("T20260930-7", "OD01", "DEBIT")
 TXNS = ["od_transactions.csv"]
 
 
 def _bounds(file: str, column: str) -> str:
-    return validate.rule_bounds(contract.FILES_BY_NAME[file].column(column))
+    return extract_contract.rule_bounds(contract.FILES_BY_NAME[file].column(column))
 
 
 def _fk(file: str, column: str) -> str:
-    return validate.rule_foreign_key(
+    return extract_contract.rule_foreign_key(
         next(fk for fk in contract.FILES_BY_NAME[file].foreign_keys if fk.columns == (column,))
     )
 
@@ -55,21 +56,21 @@ def _drop_row(file: str, row: int) -> Callable[[Rows], None]:
 # (mutation, [(file, row, column, rule)]): exactly the Problems expected, nothing else
 CASES = {
     "missing column": (_drop_column("od_balances.csv", "fees_receivable"),
-                       [("od_balances.csv", None, "fees_receivable", validate.RULE_COLUMN_PRESENT)]),
+                       [("od_balances.csv", None, "fees_receivable", extract_contract.RULE_COLUMN_PRESENT)]),
     "null in required column": (_set("od_accounts.csv", 2, "customer_id", ""),
-                                [("od_accounts.csv", 2, "customer_id", validate.RULE_REQUIRED)]),
+                                [("od_accounts.csv", 2, "customer_id", extract_contract.RULE_REQUIRED)]),
     "bad date": (_set("customers.csv", 2, "registered_on", "2026-02-30"),
-                 [("customers.csv", 2, "registered_on", validate.RULE_DATE)]),
+                 [("customers.csv", 2, "registered_on", extract_contract.RULE_DATE)]),
     "date not ISO": (_set("customers.csv", 1, "agent_since", "15/01/2024"),
-                     [("customers.csv", 1, "agent_since", validate.RULE_DATE)]),
+                     [("customers.csv", 1, "agent_since", extract_contract.RULE_DATE)]),
     "bad numeric": (_set("od_balances.csv", 1, "interest_receivable", "12,34"),
-                    [("od_balances.csv", 1, "interest_receivable", validate.RULE_DECIMAL)]),
+                    [("od_balances.csv", 1, "interest_receivable", extract_contract.RULE_DECIMAL)]),
     "bad integer": (_set("loans.csv", 1, "original_term_months", "2.5"),
-                    [("loans.csv", 1, "original_term_months", validate.RULE_INTEGER)]),
+                    [("loans.csv", 1, "original_term_months", extract_contract.RULE_INTEGER)]),
     "bad boolean": (_set("fixed_deposits.csv", 2, "frozen", "FALSE"),
-                    [("fixed_deposits.csv", 2, "frozen", validate.RULE_BOOLEAN)]),
+                    [("fixed_deposits.csv", 2, "frozen", extract_contract.RULE_BOOLEAN)]),
     "enum violation": (_set("od_transactions.csv", 2, "channel", "FAX"),
-                       [("od_transactions.csv", 2, "channel", validate.RULE_ENUM)]),
+                       [("od_transactions.csv", 2, "channel", extract_contract.RULE_ENUM)]),
     "negative amount": (_set("od_transactions.csv", 2, "amount", "-5"),
                         [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))]),
     "zero amount": (_set("od_transactions.csv", 2, "amount", "0.00"),
@@ -83,27 +84,27 @@ CASES = {
     "ppi > 100": (_set("ppi_surveys.csv", 2, "ppi_score", "100.5"),
                   [("ppi_surveys.csv", 2, "ppi_score", _bounds("ppi_surveys.csv", "ppi_score"))]),
     "duplicate key": (_set("od_balances.csv", 2, "od_account_id", "OD01"),
-                      [("od_balances.csv", 1, "od_account_id", validate.RULE_KEY_UNIQUE),
-                       ("od_balances.csv", 2, "od_account_id", validate.RULE_KEY_UNIQUE)]),
+                      [("od_balances.csv", 1, "od_account_id", extract_contract.RULE_KEY_UNIQUE),
+                       ("od_balances.csv", 2, "od_account_id", extract_contract.RULE_KEY_UNIQUE)]),
     "compound duplicate key": (_duplicate_first_row("agent_liquidity.csv"),
-                               [("agent_liquidity.csv", 1, "customer_id, business_date", validate.RULE_KEY_UNIQUE),
-                                ("agent_liquidity.csv", 2, "customer_id, business_date", validate.RULE_KEY_UNIQUE)]),
+                               [("agent_liquidity.csv", 1, "customer_id, business_date", extract_contract.RULE_KEY_UNIQUE),
+                                ("agent_liquidity.csv", 2, "customer_id, business_date", extract_contract.RULE_KEY_UNIQUE)]),
     "folder-date mismatch": (_set("od_balances.csv", 2, "business_date", "2026-09-30"),
-                             [("od_balances.csv", 2, "business_date", validate.RULE_FOLDER_DATE)]),
+                             [("od_balances.csv", 2, "business_date", extract_contract.RULE_FOLDER_DATE)]),
     "FK to missing account": (_set("od_balances.csv", 2, "od_account_id", "OD99"),
                               [("od_balances.csv", 2, "od_account_id", _fk("od_balances.csv", "od_account_id"))]),
     "FK to missing officer (self-reference)": (_set("officers.csv", 3, "manager_id", "O77"),
                                                [("officers.csv", 3, "manager_id", _fk("officers.csv", "manager_id"))]),
     "reversal of unknown txn": (_set("od_transactions.csv", 3, "reversed_txn_id", "T20261001-9"),
-                                [("od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]),
+                                [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)]),
     "reversal with same direction": (_set("od_transactions.csv", 3, "direction", "DEBIT"),
-                                     [("od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]),
+                                     [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)]),
     "reversal of another account's txn": (_set("od_transactions.csv", 3, "od_account_id", "OD02"),
-                                          [("od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]),
+                                          [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)]),
     "fx missing a currency": (_drop_row("fx_rates.csv", 3),
-                              [("fx_rates.csv", None, "currency", validate.RULE_FX_COMPLETE)]),
+                              [("fx_rates.csv", None, "currency", extract_contract.RULE_FX_COMPLETE)]),
     "fx KHR != 1": (_set("fx_rates.csv", 1, "khr_per_unit", "1.01"),
-                    [("fx_rates.csv", 1, "khr_per_unit", validate.RULE_FX_COMPLETE)]),
+                    [("fx_rates.csv", 1, "khr_per_unit", extract_contract.RULE_FX_COMPLETE)]),
     "missing snapshot file": (lambda rows: rows.pop("od_balances.csv"),
                               [("od_balances.csv", None, None, landing.RULE_SNAPSHOT_PRESENT)]),
 }  # fmt: skip
@@ -167,7 +168,9 @@ def test_missing_event_file_is_fine(tmp_path):
 def test_missing_column_is_reported_once_not_per_rule(tmp_path):
     folder = write_delivery(tmp_path, DAY, mutate=_drop_column("od_transactions.csv", "direction"))
     report = validate.validate_delivery(folder, files=TXNS)
-    assert _found(report) == [(f"{D}/od_transactions.csv", None, "direction", validate.RULE_COLUMN_PRESENT)]
+    assert _found(report) == [
+        (f"{D}/od_transactions.csv", None, "direction", extract_contract.RULE_COLUMN_PRESENT)
+    ]
 
 
 def test_many_bad_rows_are_capped_with_a_count(tmp_path):
@@ -190,7 +193,9 @@ def _reverse_earlier(rows: Rows) -> None:
 def test_reversal_of_earlier_txn_needs_the_earlier_delivery(tmp_path):
     folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
     report = validate.validate_delivery(folder, files=TXNS)
-    assert _found(report) == [(f"{D}/od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]
+    assert _found(report) == [
+        (f"{D}/od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)
+    ]
 
 
 @pytest.mark.parametrize("kind", ["set", "callable", "dataframe"])
@@ -216,7 +221,9 @@ def test_reversal_of_earlier_txn_is_valid_when_supplied(tmp_path, kind):
 def test_earlier_txn_with_same_direction_still_refused(tmp_path):
     folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
     report = validate.validate_delivery(folder, earlier_txns={(EARLIER_TXN[0], "OD01", "CREDIT")}, files=TXNS)
-    assert _found(report) == [(f"{D}/od_transactions.csv", 3, "reversed_txn_id", validate.RULE_REVERSAL)]
+    assert _found(report) == [
+        (f"{D}/od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)
+    ]
     assert "same direction" in report.problems[0].detail
 
 
@@ -263,7 +270,7 @@ def test_date_pattern_is_the_gregorian_calendar():
     import re
     from datetime import timedelta
 
-    pattern = re.compile(validate.DATE_PATTERN)
+    pattern = re.compile(extract_contract.DATE_PATTERN)
     day = date(1999, 1, 1)
     while day < date(2101, 1, 1):
         assert pattern.match(day.isoformat()), day
@@ -283,28 +290,28 @@ def test_date_pattern_is_the_gregorian_calendar():
 
 
 def test_committed_suites_equal_what_the_contract_builds():
-    family = REPO_SUITES / validate.SUITE_FAMILY
+    family = REPO_SUITES / extract_contract.FAMILY
     committed = {p.name: json.loads(p.read_text()) for p in family.glob("*.json")}
-    built = {f"{spec.table}.json": json.loads(validate.suite_json(spec)) for spec in contract.FILES}
+    built = {f"{spec.table}.json": json.loads(extract_contract.suite_json(spec)) for spec in contract.FILES}
     assert committed.keys() == built.keys(), (
-        "run odwh.validate.export_suites() and commit expectations/suites"
+        "run odwh.extract_contract.export_suites() and commit expectations/suites"
     )
     for name, suite in built.items():
-        assert committed[name] == suite, f"{name} is stale: run odwh.validate.export_suites()"
+        assert committed[name] == suite, f"{name} is stale: run odwh.extract_contract.export_suites()"
 
 
 def test_export_writes_one_suite_per_file_and_removes_stale_ones(tmp_path):
-    (tmp_path / validate.SUITE_FAMILY).mkdir()
-    (tmp_path / validate.SUITE_FAMILY / "retired_file.json").write_text("{}")
+    (tmp_path / extract_contract.FAMILY).mkdir()
+    (tmp_path / extract_contract.FAMILY / "retired_file.json").write_text("{}")
     (tmp_path / "month_end_gate").mkdir()
     (tmp_path / "month_end_gate" / "kept.json").write_text("{}")
-    written = validate.export_suites(tmp_path)
-    assert sorted(p.name for p in (tmp_path / validate.SUITE_FAMILY).iterdir()) == sorted(
+    written = extract_contract.export_suites(tmp_path)
+    assert sorted(p.name for p in (tmp_path / extract_contract.FAMILY).iterdir()) == sorted(
         p.name for p in written
     )
     assert len(written) == len(contract.FILES)
     assert (tmp_path / "month_end_gate" / "kept.json").exists()  # another family is left alone
-    suite = json.loads((tmp_path / validate.SUITE_FAMILY / "od_transactions.json").read_text())
+    suite = json.loads((tmp_path / extract_contract.FAMILY / "od_transactions.json").read_text())
     assert suite["name"] == "extract_contract.od_transactions"
     kinds = {e["type"] for e in suite["expectations"]}
     assert {"expect_column_values_to_not_be_null", "expect_column_values_to_be_unique"} <= kinds

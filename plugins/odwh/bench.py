@@ -49,14 +49,11 @@ def _timed(name: str, work: Callable[[], int]) -> Stage:
 
 
 def _fresh_database(server_url: str) -> str:
-    admin = warehouse.url_parts(server_url)
-    maintenance = warehouse.make_url(
-        admin["host"], admin["port"], admin["user"], admin["password"], "postgres"
-    )
+    maintenance = warehouse.with_database(server_url, "postgres")
     with psycopg.connect(maintenance, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{BENCH_DB}" with (force)')
         conn.execute(f'create database "{BENCH_DB}"')
-    return warehouse.make_url(admin["host"], admin["port"], admin["user"], admin["password"], BENCH_DB)
+    return warehouse.with_database(server_url, BENCH_DB)
 
 
 def _rows_in(url: str, table: str) -> int:

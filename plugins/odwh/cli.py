@@ -116,9 +116,9 @@ Where to look:
 @app.command("expectations")
 def expectations_export() -> None:
     """Re-export the Great Expectations suites (contract and month-end gate) under expectations/suites/."""
-    from odwh import gate, validate
+    from odwh import suites
 
-    written = [*validate.export_suites(), *gate.export_suites()]
+    written = suites.export_all()
     typer.echo(f"{len(written)} suite file(s) written under expectations/suites/")
 
 

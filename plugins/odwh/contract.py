@@ -329,7 +329,6 @@ FILES: tuple[ExtractFile, ...] = (
 
 FILES_BY_NAME: dict[str, ExtractFile] = {f.name: f for f in FILES}
 SNAPSHOT_FILES = tuple(f for f in FILES if f.kind == "snapshot")
-EVENT_FILES = tuple(f for f in FILES if f.kind == "event")
 
 # Rules that involve more than one column or file; named so error messages and suites can cite them.
 RULE_REVERSAL = (

@@ -9,24 +9,31 @@ only for URLs, so plain paths work without it. Verification and loading read a l
 (:func:`archive_delivery`), so a re-delivery arriving mid-load cannot change what is being loaded.
 
 Row numbers are 1-based data rows (the header is row 0), as ``raw.<table>._row_number`` stores them.
+
+Only regular files are read: a symbolic link, FIFO, device, socket or folder inside a delivery is refused
+without being followed or opened for reading (``lstat`` then ``O_NOFOLLOW | O_NONBLOCK``), manifests are capped
+at MAX_MANIFEST_BYTES and lines at MAX_LINE_BYTES, and every file is read line by line (memory flat in its
+size). docs/reliability.md lists each refusal and the test that proves it.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, NoReturn, Protocol
 
 from odwh import contract
 
@@ -37,6 +44,9 @@ DECIMAL_PATTERN = r"^-?[0-9]+(?:\.[0-9]+)?$"  # plain decimal: no exponent, no t
 _DECIMAL = re.compile(DECIMAL_PATTERN)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CHUNK = 1 << 20
+MAX_MANIFEST_BYTES = 1 << 20  # 13 files listed take ~2 KB
+MAX_LINE_BYTES = 1 << 16  # a contract row is a few hundred bytes; a file with no newline stops here
+INTERNAL_COLUMNS = ("_business_date", "_load_id", "_row_number")  # odwh's own columns in raw
 
 RULE_MANIFEST_READABLE = "manifest is valid JSON following the extract contract"
 RULE_SNAPSHOT_PRESENT = "snapshot file present"
@@ -48,6 +58,17 @@ RULE_FIELD_COUNT = "row has as many fields as the header"
 RULE_ROWS = "manifest rows match the file"
 RULE_SHA256 = "manifest sha256 matches the file"
 RULE_CONTROL_TOTAL = "manifest control total matches the file"
+RULE_REGULAR_FILE = "a regular file (no symbolic link, folder, FIFO, device or socket)"
+RULE_MANIFEST_SIZE = f"manifest at most {MAX_MANIFEST_BYTES} bytes"
+RULE_MANIFEST_UNIQUE = "no name repeated in the manifest (a file listed twice)"
+RULE_LINE_LENGTH = f"line at most {MAX_LINE_BYTES} bytes"
+RULE_NO_BOM = "UTF-8 without a byte order mark"
+RULE_LF = "lines end with \\n, not \\r\\n"
+RULE_NO_NUL = "no NUL byte"
+RULE_HEADER_NAMES = "header names present and unique"
+RULE_HEADER_RESERVED = f"no column named like odwh's own ({', '.join(INTERNAL_COLUMNS)})"
+RULE_KEY_TRIMMED = "key without leading or trailing whitespace"
+RULE_SNAPSHOT_ROWS = "snapshot file has data rows (the full current state)"
 
 
 class StoragePath(Protocol):
@@ -66,6 +87,14 @@ class StoragePath(Protocol):
 
 class LandingError(ValueError):
     """A delivery that cannot be read at all (bad manifest, folder name not a date, no manifest)."""
+
+
+class RefusedInput(LandingError):
+    """A file refused before its content is parsed (not a regular file, too large, a line too long)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -130,17 +159,21 @@ def list_deliveries(landing: str | os.PathLike[str] | StoragePath) -> list[Deliv
     root = location(landing)
     deliveries = []
     for entry in root.iterdir():
-        if entry.name.startswith(".") or not entry.is_dir():
+        linked = _is_link(entry)  # listed, never followed: archive_delivery refuses it with a reason
+        if entry.name.startswith(".") or not (linked or entry.is_dir()):
             continue
         business_date = parse_business_date(entry.name)
         if business_date is None:
             log.warning("%s: ignored, not a business-date folder (YYYY-MM-DD)", entry)
             continue
         manifest = entry / contract.MANIFEST_NAME
-        if not manifest.exists():
+        if not linked and not _present(manifest):
             log.info("%s: no %s yet, delivery incomplete: skipped", entry, contract.MANIFEST_NAME)
             continue
-        sha = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        try:
+            sha = hashlib.sha256(read_manifest_bytes(entry)).hexdigest()
+        except LandingError:  # refused with the reason when archived; an empty hash matches no load
+            sha = ""
         deliveries.append(Delivery(business_date, entry, sha))
     return sorted(deliveries, key=lambda d: d.business_date)
 
@@ -164,11 +197,11 @@ def read_manifest(folder: str | os.PathLike[str] | StoragePath) -> contract.Mani
     folder = location(folder)
     business_date = folder_business_date(folder)
     label = f"{business_date.isoformat()}/{contract.MANIFEST_NAME}"
-    path = folder / contract.MANIFEST_NAME
-    if not path.exists():
-        raise LandingError(f"{label}: missing, the delivery is incomplete")
+    content = read_manifest_bytes(folder)
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(content, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as exc:
+        raise LandingError(f"{label}: {RULE_MANIFEST_UNIQUE} ({exc.args[0]!r} appears twice)") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise LandingError(f"{label}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
@@ -184,8 +217,144 @@ def read_manifest(folder: str | os.PathLike[str] | StoragePath) -> contract.Mani
     if not isinstance(files, dict):
         raise LandingError(f"{label}: 'files' must be an object of file name -> entry")
     entries = {name: _manifest_entry(label, name, entry) for name, entry in files.items()}
-    return contract.Manifest(business_date=data["business_date"], files=entries,
-                             source=str(data.get("source", "")))  # fmt: skip
+    source = str(data.get("source", ""))
+    return contract.Manifest(business_date=data["business_date"], files=entries, source=source)
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` keeps the last of two equal keys; a manifest listing a file twice is ambiguous: refused."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(key)
+        found[key] = value
+    return found
+
+
+def read_manifest_bytes(folder: StoragePath) -> bytes:
+    """The manifest's bytes: a regular file of at most MAX_MANIFEST_BYTES (a FIFO must not block the run)."""
+    day = folder_business_date(folder).isoformat()
+    label = f"{day}/{contract.MANIFEST_NAME}"
+    if _is_link(folder):
+        raise RefusedInput(Problem(day, None, None, RULE_REGULAR_FILE, "the folder is a symbolic link"))
+    if not _present(folder / contract.MANIFEST_NAME):
+        raise LandingError(f"{label}: missing, the delivery is incomplete")
+    with open_regular(folder / contract.MANIFEST_NAME, label) as fh:
+        content = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(content) > MAX_MANIFEST_BYTES:
+        raise RefusedInput(Problem(label, None, None, RULE_MANIFEST_SIZE, "the file is larger"))
+    return bytes(content)
+
+
+# --- reading only regular files, line by line ----------------------------------------------------------------
+
+
+def _local_path(path: StoragePath) -> Path | None:
+    """The local path behind ``path`` (a Path or a ``file://`` ObjectStoragePath); None for remote storage,
+    which has no links or special files to refuse."""
+    if isinstance(path, Path):
+        return path
+    if getattr(path, "protocol", None) in ("file", "local"):
+        return Path(str(path.path))  # type: ignore[attr-defined]
+    return None
+
+
+def _is_link(path: StoragePath) -> bool:
+    local = _local_path(path)
+    return local is not None and local.is_symlink()
+
+
+def _present(path: StoragePath) -> bool:
+    """Exists, without following a final symbolic link (a dangling link is present, and refused)."""
+    local = _local_path(path)
+    return os.path.lexists(local) if local is not None else path.exists()
+
+
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: StoragePath, label: str) -> IO[bytes]:
+    """Open ``path`` for reading if it is a regular file; LandingError naming ``label`` and the rule otherwise.
+
+    ``lstat`` names what the entry is without touching it; ``O_NOFOLLOW`` and ``fstat`` on the opened
+    descriptor close the window where it could be swapped for a link; ``O_NONBLOCK`` lets a FIFO be opened
+    (and refused) without waiting for a writer.
+    """
+    local = _local_path(path)
+    if local is None:
+        return path.open("rb")
+    mode = os.lstat(local).st_mode
+    if stat.S_ISREG(mode):
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENXIO):
+                raise
+            mode = 0  # swapped for a link or a socket since lstat
+        else:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                os.set_blocking(fd, True)
+                return os.fdopen(fd, "rb")
+            os.close(fd)
+    raise RefusedInput(Problem(label, None, None, RULE_REGULAR_FILE, _kind(mode)))
+
+
+def bounded_lines(raw: IO[bytes], label: str, first_row: int = 0) -> Iterator[bytes]:
+    """The file's lines, each read with a bound: a line over MAX_LINE_BYTES is a LandingError, never read
+    whole. ``first_row`` numbers the first line for the message."""
+    for row, line in enumerate(iter(lambda: raw.readline(MAX_LINE_BYTES + 1), b""), start=first_row):
+        if len(line) > MAX_LINE_BYTES:
+            raise RefusedInput(Problem(label, row, None, RULE_LINE_LENGTH, "the line is longer"))
+        yield line
+
+
+class LineBoundedReader:
+    """A binary reader (for pandas) that fails with a LandingError on a line longer than MAX_LINE_BYTES."""
+
+    def __init__(self, raw: IO[bytes], label: str) -> None:
+        self.raw, self.label, self.line_bytes, self.line = raw, label, 0, 0
+
+    def __iter__(self) -> Iterator[bytes]:  # pandas takes an object for a file when it has read and __iter__
+        return iter(lambda: self.read(_CHUNK), b"")
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
+        chunk = self.raw.read(size)
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._check(self.line_bytes + end + 1 - start)
+            self.line_bytes, self.line, start = 0, self.line + 1, end + 1
+        self.line_bytes += len(chunk) - start
+        self._check(self.line_bytes)
+        return chunk
+
+    def _check(self, line_bytes: int) -> None:
+        if line_bytes > MAX_LINE_BYTES:
+            raise RefusedInput(Problem(self.label, None, None, RULE_LINE_LENGTH, f"line {self.line + 1}"))
+
+
+def read_header(path: StoragePath, label: str) -> list[str]:
+    """The header row of a regular file, read line-bounded (``[]`` for an empty file)."""
+    with open_regular(path, label) as raw:
+        lines = (line.decode("utf-8") for line in bounded_lines(raw, label))
+        return next(csv.reader(lines, strict=True), [])
 
 
 def _manifest_entry(label: str, name: str, entry: object) -> contract.ManifestEntry:
@@ -211,49 +380,122 @@ class FileFacts:
     problems: list[Problem]
 
 
-def scan_csv(path: StoragePath, label: str, control_column: str | None) -> FileFacts:
-    """sha256 of the bytes, data rows, and the exact Decimal sum of ``control_column`` (empty = null, skipped),
-    line by line: never the whole file in memory. Also reports rows whose field count differs from the header."""
-    digest = hashlib.sha256()
-    problems: list[Problem] = []
-    bad_rows = _RowCollector(label, None, RULE_FIELD_COUNT)
-    bad_numbers = _RowCollector(label, control_column, "decimal number (control total column)")
-    total = Decimal(0)
-    rows = 0
-    with path.open("rb") as raw:
-        lines = _decoded_lines(raw, digest)
+def scan_csv(path: StoragePath, label: str, spec: contract.ExtractFile | None = None) -> FileFacts:
+    """sha256 of the bytes, data rows, and the exact Decimal sum of the file's control-total column (empty =
+    null, skipped), line by line: never the whole file, nor a whole over-long line, in memory.
+
+    Also refuses what would load wrongly: a byte order mark, CRLF line ends, a NUL byte, an over-long line,
+    empty, repeated or reserved header names, rows whose field count differs from the header, keys with
+    surrounding whitespace, and a snapshot file without data rows. Byte-level faults and header faults stop
+    the parse (one problem says it all); the hash still covers every byte.
+    """
+    scan = _CsvScan(label, spec)
+    try:
+        with open_regular(path, label) as raw:
+            scan.run(raw)
+    except RefusedInput as exc:  # not a regular file: nothing was read
+        scan.problems.append(exc.problem)
+    return scan.facts()
+
+
+class _Stop(Exception):
+    """A fault after which the rest of the file cannot be parsed meaningfully."""
+
+
+class _CsvScan:
+    def __init__(self, label: str, spec: contract.ExtractFile | None) -> None:
+        self.label, self.spec = label, spec
+        self.control_column = spec.control_total if spec else None
+        self.digest = hashlib.sha256()
+        self.problems: list[Problem] = []
+        self.row = 0  # the record being read (header = 0): lines are attributed to it
+        self.rows = 0
+        self.total = Decimal(0)
+        self.bad_rows = _RowCollector(label, None, RULE_FIELD_COUNT)
+        self.bad_numbers = _RowCollector(label, self.control_column, "decimal number (control total column)")
+        self.untrimmed = (
+            {key: _RowCollector(label, key, RULE_KEY_TRIMMED) for key in spec.key} if spec else {}
+        )
+
+    def run(self, raw: IO[bytes]) -> None:
         try:
-            reader = csv.reader(lines, strict=True)
+            reader = csv.reader(self._lines(raw), strict=True)
             header = next(reader, None)
             if header is None:
-                problems.append(Problem(label, None, None, RULE_UTF8_CSV, "the file is empty: no header row"))
-                return FileFacts(0, digest.hexdigest(), None, problems)
-            column_at = header.index(control_column) if control_column in header else None
-            if control_column and column_at is None:
-                problems.append(
-                    Problem(label, None, control_column, RULE_CONTROL_TOTAL, "column not in the header")
-                )
-            for rows, record in enumerate(reader, start=1):
-                if len(record) != len(header):
-                    bad_rows.add(rows, f"{len(record)} fields, the header has {len(header)}")
-                elif column_at is not None and (value := record[column_at]):
-                    if _DECIMAL.match(value):
-                        total += Decimal(value)
-                    else:
-                        bad_numbers.add(rows, f"value {value!r}")
+                self._fault(RULE_UTF8_CSV, "the file is empty: no header row")
+            self._check_header(header)
+            self._read_rows(reader, header)
+        except _Stop:
+            pass
         except (UnicodeDecodeError, csv.Error) as exc:
-            problems.append(Problem(label, rows + 1, None, RULE_UTF8_CSV, str(exc)))
+            self.problems.append(Problem(self.label, self.row, None, RULE_UTF8_CSV, str(exc)))
         for chunk in iter(lambda: raw.read(_CHUNK), b""):  # hash whatever the parser did not reach
-            digest.update(chunk)
-    problems += bad_rows.problems() + bad_numbers.problems()
-    return FileFacts(rows, digest.hexdigest(), total if control_column else None, problems)
+            self.digest.update(chunk)
 
+    def facts(self) -> FileFacts:
+        collected = [self.bad_rows, self.bad_numbers, *self.untrimmed.values()]
+        problems = self.problems + [p for c in collected for p in c.problems()]
+        return FileFacts(
+            self.rows, self.digest.hexdigest(), self.total if self.control_column else None, problems
+        )
 
-def _decoded_lines(raw: IO[bytes], digest: Any) -> Iterator[str]:
-    """Text lines for ``csv`` while hashing the exact bytes; splitting on b"\\n" is safe in UTF-8."""
-    for line in raw:
-        digest.update(line)
-        yield line.decode("utf-8")
+    def _fault(self, rule: str, detail: str = "") -> NoReturn:
+        self.problems.append(Problem(self.label, self.row, None, rule, detail))
+        raise _Stop
+
+    def _lines(self, raw: IO[bytes]) -> Iterator[str]:
+        """Text lines for ``csv`` while hashing the exact bytes; splitting on b"\\n" is safe in UTF-8."""
+        first = True
+        while line := raw.readline(MAX_LINE_BYTES + 1):
+            self.digest.update(line)
+            if len(line) > MAX_LINE_BYTES:
+                self._fault(RULE_LINE_LENGTH, "the line is longer")
+            if first and line.startswith(b"\xef\xbb\xbf"):
+                self._fault(RULE_NO_BOM, "the file starts with EF BB BF")
+            first = False
+            if b"\0" in line:
+                self._fault(RULE_NO_NUL)
+            if line.endswith(b"\r\n"):
+                self._fault(RULE_LF)
+            yield line.decode("utf-8")
+
+    def _check_header(self, header: list[str]) -> None:
+        for position, name in enumerate(header, start=1):
+            if not name.strip():
+                self.problems.append(
+                    Problem(self.label, 0, None, RULE_HEADER_NAMES, f"column {position} has no name")
+                )
+            elif header.index(name) < position - 1:
+                self.problems.append(Problem(self.label, 0, name, RULE_HEADER_NAMES, "repeated"))
+            elif name in INTERNAL_COLUMNS:
+                self.problems.append(Problem(self.label, 0, name, RULE_HEADER_RESERVED))
+        if self.problems:
+            raise _Stop
+
+    def _read_rows(self, reader: Iterator[list[str]], header: list[str]) -> None:
+        column = self.control_column
+        column_at = header.index(column) if column in header else None
+        if column and column_at is None:
+            self.problems.append(
+                Problem(self.label, None, column, RULE_CONTROL_TOTAL, "column not in the header")
+            )
+        keys_at = {key: header.index(key) for key in self.untrimmed if key in header}
+        self.row = 1
+        for self.rows, record in enumerate(reader, start=1):
+            if len(record) != len(header):
+                self.bad_rows.add(self.rows, f"{len(record)} fields, the header has {len(header)}")
+            else:
+                for key, at in keys_at.items():
+                    if record[at] != record[at].strip():
+                        self.untrimmed[key].add(self.rows, f"value {record[at]!r}")
+                if column_at is not None and (value := record[column_at]):
+                    if _DECIMAL.match(value):
+                        self.total += Decimal(value)
+                    else:
+                        self.bad_numbers.add(self.rows, f"value {value!r}")
+            self.row = self.rows + 1
+        if self.spec and self.spec.kind == "snapshot" and self.rows == 0:
+            self.problems.append(Problem(self.label, None, None, RULE_SNAPSHOT_ROWS, "header only"))
 
 
 class _RowCollector:
@@ -290,11 +532,16 @@ def verify_manifest(folder: str | os.PathLike[str] | StoragePath) -> list[Proble
     day = folder_business_date(folder).isoformat()
     try:
         manifest = read_manifest(folder)
+    except RefusedInput as exc:
+        return [exc.problem]
     except LandingError as exc:
         return [Problem(f"{day}/{contract.MANIFEST_NAME}", None, None, RULE_MANIFEST_READABLE, str(exc))]
     present = {p.name for p in folder.iterdir() if p.name != contract.MANIFEST_NAME}
-    problems = [Problem(f"{day}/{f.name}", None, None, RULE_SNAPSHOT_PRESENT, "a snapshot file is never optional")
-                for f in contract.SNAPSHOT_FILES if f.name not in present]  # fmt: skip
+    absent = [f.name for f in contract.SNAPSHOT_FILES if f.name not in present]
+    problems = [
+        Problem(f"{day}/{name}", None, None, RULE_SNAPSHOT_PRESENT, "a snapshot file is never optional")
+        for name in absent
+    ]
     for name in sorted(present | set(manifest.files)):
         label = f"{day}/{name}"
         if name not in contract.FILES_BY_NAME:
@@ -314,8 +561,10 @@ def verify_manifest(folder: str | os.PathLike[str] | StoragePath) -> list[Proble
 def _compare(
     path: StoragePath, label: str, spec: contract.ExtractFile, entry: contract.ManifestEntry
 ) -> list[Problem]:
-    facts = scan_csv(path, label, spec.control_total)
+    facts = scan_csv(path, label, spec)
     problems = facts.problems
+    if any(p.rule == RULE_REGULAR_FILE for p in problems):  # not read at all: nothing to compare
+        return problems
     if facts.rows != entry.rows:
         problems.append(Problem(label, None, None, RULE_ROWS, f"manifest {entry.rows}, file {facts.rows}"))
     if facts.sha256 != entry.sha256:
@@ -332,8 +581,8 @@ def _compare(
             Problem(label, None, spec.control_total, RULE_CONTROL_TOTAL, "missing in the manifest")
         )
     elif facts.control_total != Decimal(entry.control_total):
-        problems.append(Problem(label, None, spec.control_total, RULE_CONTROL_TOTAL,
-                                f"manifest {entry.control_total}, file {facts.control_total}"))  # fmt: skip
+        detail = f"manifest {entry.control_total}, file {facts.control_total}"
+        problems.append(Problem(label, None, spec.control_total, RULE_CONTROL_TOTAL, detail))
     return problems
 
 
@@ -341,45 +590,47 @@ def archive_delivery(source: Delivery | str | os.PathLike[str] | StoragePath, ar
     """Copy a complete delivery into ``archive_root/<date>/<manifest sha256[:16]>/`` and return that folder.
 
     The copy is written to a temporary folder and renamed into place, so it is complete or absent; an
-    existing copy of the same manifest is reused. Files and folder are made read-only. The manifest bytes
-    hashed are the bytes archived; if the files changed meanwhile, ``verify_manifest`` on the copy says so.
+    existing copy of the same manifest is reused. Files are made read-only for their owner alone (0400 in a
+    0500 folder): customer data is no one else's to read. Anything in the delivery that is not a regular file
+    refuses the whole delivery (RefusedInput), nothing followed. The manifest bytes hashed are the bytes
+    archived; if the files changed meanwhile, ``verify_manifest`` on the copy says so.
     """
     folder = source.path if isinstance(source, Delivery) else location(source)
     business_date = folder_business_date(folder)
-    manifest_path = folder / contract.MANIFEST_NAME
-    if not manifest_path.exists():
-        raise LandingError(f"{folder}: no {contract.MANIFEST_NAME}, the delivery is incomplete")
-    manifest_bytes = manifest_path.read_bytes()
+    manifest_bytes = read_manifest_bytes(folder)
     sha = hashlib.sha256(manifest_bytes).hexdigest()
     target = archive_root / business_date.isoformat() / sha[:16]
     if target.is_dir():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = target.parent / f".tmp-{sha[:16]}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     try:
         for entry in folder.iterdir():
-            if entry.name == contract.MANIFEST_NAME:
-                continue
-            if not entry.is_file():
-                log.warning("%s: not a file, not archived", entry)
-                continue
-            with entry.open("rb") as src, open(staging / entry.name, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-        (staging / contract.MANIFEST_NAME).write_bytes(manifest_bytes)
+            if entry.name != contract.MANIFEST_NAME:
+                label = f"{business_date.isoformat()}/{entry.name}"
+                with open_regular(entry, label) as src, _create_private(staging / entry.name) as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+        with _create_private(staging / contract.MANIFEST_NAME) as dst:
+            dst.write(manifest_bytes)
         for copied in staging.iterdir():
-            copied.chmod(0o444)
-        staging.chmod(0o555)
+            copied.chmod(0o400)
+        staging.chmod(0o500)
         staging.rename(target)
-    except OSError:
+    except (OSError, LandingError) as exc:
         _remove_tree(staging)
-        if target.is_dir():  # another process archived the same delivery first: theirs is as good
+        if isinstance(exc, OSError) and target.is_dir():  # another process archived the same delivery first
             return target
         raise
     return target
 
 
+def _create_private(path: Path) -> IO[bytes]:
+    """A new file only its owner can read and write, whatever the umask."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb")
+
+
 def _remove_tree(path: Path) -> None:
     if path.exists():
-        path.chmod(0o755)
+        path.chmod(0o700)
         shutil.rmtree(path)

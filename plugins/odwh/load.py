@@ -1,22 +1,28 @@
 """Load one checked delivery into ``raw`` with PostgreSQL ``COPY``: the whole business date in one
 transaction, replacing any earlier delivery of that date, recorded in ``meta.loads``.
 
-Each file is streamed (64 KiB blocks) into a temporary all-text table shaped like the file's own header, then
-cast into ``raw.<file>`` set-wise; client identifiers go to ``pii.<file>`` instead. Validation happens before
+Each file is streamed (64 KiB blocks) into a temporary all-text table of the contract's columns only, then
+cast into ``raw.<file>`` set-wise; client identifiers go to ``pii.<file>`` instead. A file with extra columns
+(ignored with a warning, recorded in ``meta.loads.warnings``) is streamed through a CSV filter that keeps the
+contract's columns, so a delivered header never names a column of a table odwh creates. Validation happens before
 (``odwh.validate``); the casts here are a second line of defence: a bad value aborts the whole date.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from psycopg import sql
 
-from odwh import contract
+from odwh import contract, landing
 
 COPY_BLOCK = 64 * 1024
 
@@ -61,11 +67,13 @@ def load_delivery(
     *,
     manifest_sha256: str,
     source_folder: str,
+    warnings: Sequence[str] = (),
 ) -> LoadResult:
     """Load every contract file present in ``folder`` for ``manifest.business_date``; commit once.
 
     ``folder`` is the archived (immutable) copy; ``source_folder`` is where it was delivered (for lineage).
     ``conn`` must be in autocommit mode: the date is committed here, as one transaction of its own.
+    ``warnings`` (validation's, e.g. extra columns ignored) are recorded with the load.
     """
     if not conn.autocommit:
         raise ValueError(
@@ -83,7 +91,7 @@ def load_delivery(
                 " returning load_id",
                 (business_date,),
             ).fetchone()
-            load_id = _insert_load(conn, business_date, source_folder, str(folder), manifest_sha256)
+            load_id = _insert_load(conn, business_date, source_folder, str(folder), manifest_sha256, warnings)
             rows: dict[str, int] = {}
             for f in contract.FILES:
                 _delete_date(conn, f, business_date)
@@ -97,16 +105,18 @@ def load_delivery(
             conn.execute(
                 "update meta.loads set rows_loaded = %s where load_id = %s", (sum(rows.values()), load_id)
             )
-    except psycopg.Error as exc:
+    except (psycopg.Error, landing.LandingError, csv.Error, UnicodeDecodeError) as exc:
         raise LoadError(f"{business_date}: load rolled back, nothing of this date was loaded: {exc}") from exc
     return LoadResult(business_date, load_id, rows, replaced[0] if replaced else None)
 
 
-def _insert_load(conn: psycopg.Connection, d: date, source: str, archive: str, sha: str) -> int:
+def _insert_load(
+    conn: psycopg.Connection, d: date, source: str, archive: str, sha: str, warnings: Sequence[str]
+) -> int:
     row = conn.execute(
-        "insert into meta.loads (business_date, source_folder, archive_folder, manifest_sha256, rows_loaded)"
-        " values (%s, %s, %s, %s, 0) returning load_id",
-        (d, source, archive, sha),
+        "insert into meta.loads (business_date, source_folder, archive_folder, manifest_sha256, rows_loaded,"
+        " warnings) values (%s, %s, %s, %s, 0, %s) returning load_id",
+        (d, source, archive, sha, json.dumps(list(warnings))),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -122,28 +132,26 @@ def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> 
         )
 
 
-def _read_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return next(csv.reader(fh), [])
-
-
 def _copy_file(conn: psycopg.Connection, f: contract.ExtractFile, path: Path, d: date, load_id: int) -> int:
-    header = _read_header(path)
+    label = f"{d}/{f.name}"
+    header = landing.read_header(path, label)
     missing = [c for c in f.column_names if c not in header]
     if missing:
-        raise LoadError(f"{d}/{f.name}: missing column(s) {', '.join(missing)}")
+        raise LoadError(f"{label}: missing column(s) {', '.join(missing)}")
+    kept = [h for h in header if h in f.column_names]  # header order, contract columns only
     stage = sql.Identifier(f"stage_{f.table}")
-    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(h)) for h in header)
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in f.column_names)
     conn.execute(
         sql.SQL(
             "create temp table {} (_row_number integer generated always as identity, {}) on commit drop"
         ).format(stage, columns)
     )
     copy_stmt = sql.SQL("copy {} ({}) from stdin (format csv, header true, encoding 'UTF8')").format(
-        stage, sql.SQL(", ").join(map(sql.Identifier, header))
+        stage, sql.SQL(", ").join(map(sql.Identifier, kept))
     )
-    with path.open("rb") as fh, conn.cursor().copy(copy_stmt) as copy:
-        while block := fh.read(COPY_BLOCK):
+    with landing.open_regular(path, label) as fh, conn.cursor().copy(copy_stmt) as copy:
+        blocks = _blocks(fh) if kept == header else _contract_columns(fh, label, header, kept)
+        for block in blocks:
             copy.write(block)
     inserted = _insert_typed(
         conn, f, stage, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii]
@@ -152,6 +160,26 @@ def _copy_file(conn: psycopg.Connection, f: contract.ExtractFile, path: Path, d:
         key_and_pii = [f.column(k) for k in f.key] + [c for c in f.columns if c.pii]
         _insert_typed(conn, f, stage, d, load_id, schema="pii", cols=key_and_pii, row_number=False)
     return inserted
+
+
+def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
+    while block := fh.read(COPY_BLOCK):
+        yield block
+
+
+def _contract_columns(fh: IO[bytes], label: str, header: list[str], kept: list[str]) -> Iterator[bytes]:
+    """The CSV rewritten with only the ``kept`` columns (header included), in blocks: memory flat."""
+    positions = [header.index(c) for c in kept]
+    lines = (line.decode("utf-8") for line in landing.bounded_lines(fh, label))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for record in csv.reader(lines, strict=True):
+        writer.writerow([record[i] for i in positions])
+        if out.tell() >= COPY_BLOCK:
+            yield out.getvalue().encode("utf-8")
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode("utf-8")
 
 
 def _insert_typed(

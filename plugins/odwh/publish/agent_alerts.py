@@ -21,20 +21,30 @@ from odwh.publish.data import MARTS, columns_of, frame, records, require
 from odwh.publish.workbook import Column, new_workbook, save, sheet_name, write_table
 
 TITLE = ("បញ្ជីជូនដំណឹងភ្នាក់ងារប្រចាំថ្ងៃ", "Daily agent alert list")
-ALERT_COLUMNS = ("customer_id", "od_account_id", "officer_id", "reason", "opened_on", "last_abnormal_on",
-                 "closed_on", "days_open", "escalated", "escalated_on")  # fmt: skip
+ALERT_COLUMNS = (
+    "customer_id",
+    "od_account_id",
+    "officer_id",
+    "reason",
+    "opened_on",
+    "last_abnormal_on",
+    "closed_on",
+    "days_open",
+    "escalated",
+    "escalated_on",
+)
 FIELDS = (
-    Column("status", 22),
-    Column("assigned_to_id", 14),
-    Column("officer_id", 14),
-    Column("customer_id", 14),
-    Column("od_account_id", 16),
-    Column("reason", 30),
-    Column("detail", 60, wrap=True),
-    Column("opened_on", 13, number_format="yyyy-mm-dd"),
-    Column("last_abnormal_on", 13, number_format="yyyy-mm-dd"),
-    Column("days_open", 10, number_format="0"),
-    Column("escalated_on", 13, number_format="yyyy-mm-dd"),
+    Column("status", 13, wrap=True),
+    Column("assigned_to_id", 11, wrap=True),
+    Column("officer_id", 10, wrap=True),
+    Column("customer_id", 11, wrap=True),
+    Column("od_account_id", 12, wrap=True),
+    Column("reason", 13, wrap=True),
+    Column("detail", 24, wrap=True),
+    Column("opened_on", 11, number_format="yyyy-mm-dd"),
+    Column("last_abnormal_on", 11, number_format="yyyy-mm-dd"),
+    Column("days_open", 7, number_format="0"),
+    Column("escalated_on", 11, number_format="yyyy-mm-dd"),
 )
 
 ALERTS_SQL = """
@@ -92,8 +102,8 @@ def open_alerts(conn: psycopg.Connection, business_date: date) -> pd.DataFrame:
 def _workbook(rows: pd.DataFrame, branch_code: str, business_date: date) -> object:
     title = f"{labels.bilingual(TITLE)} — {business_date.isoformat()} — {branch_code}"
     book = new_workbook(title)
-    write_table(book, sheet_name(f"{branch_code} {business_date.isoformat()}", set()), title, FIELDS,
-                records(rows))  # fmt: skip
+    name = sheet_name(f"{branch_code} {business_date.isoformat()}", set())
+    write_table(book, name, title, FIELDS, records(rows), footer=title)
     return book
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from odwh import grades
 from odwh.publish import charts, labels, quality
 from odwh.publish.data import MonthData, column, records, total
 
@@ -167,7 +168,7 @@ def _ratio(part: Any, whole: Any) -> Decimal | None:
 
 def _with_npl(cube: pd.DataFrame) -> pd.DataFrame:
     cube = cube.copy()
-    npl = cube["nbc_grade"].isin(list(labels.NON_PERFORMING))
+    npl = cube["nbc_grade"].isin(list(grades.NON_PERFORMING))
     cube["npl_usd"] = column(
         [v if flag else Decimal(0) for v, flag in zip(cube["outstanding_usd"], npl, strict=True)], cube
     )
@@ -201,10 +202,10 @@ def _grouped(cube: pd.DataFrame, keys: list[str], od_total: Any, *, local: bool 
 def _grade_table(data: MonthData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per NBC grade with OD and TERM accounts, outstanding and provisions (zeros where empty)."""
     month = data.grades[data.grades["month_end"] == data.month_end]
-    present = [g for g in month["nbc_grade"].unique() if g not in labels.GRADES]
+    present = [g for g in month["nbc_grade"].unique() if g not in grades.NBC_GRADES]
     rows = []
-    for grade in [*labels.GRADES, *sorted(present)]:
-        row: dict[str, Any] = {"grade": grade, "npl": grade in labels.NON_PERFORMING}
+    for grade in [*grades.NBC_GRADES, *sorted(present)]:
+        row: dict[str, Any] = {"grade": grade, "npl": grade in grades.NON_PERFORMING}
         for family in ("OD", "TERM"):
             cell = month[(month["nbc_grade"] == grade) & (month["product_family"] == family)]
             row[f"{family}_accounts"] = int(cell["accounts"].sum())

@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # Figure without pyplot: no GUI backend, no global figure registry
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from odwh import grades
 from odwh.publish import labels
 
 NAVY = "#1f3b63"
@@ -125,7 +126,7 @@ def grade_mix(families: Sequence[str], shares: Mapping[str, Sequence[Decimal]]) 
     with rc_context(STYLE):
         figure, axes = _figure(1.6)
         left = [0.0] * len(families)
-        for grade in labels.GRADES:
+        for grade in grades.NBC_GRADES:
             values = [v * 100 for v in _floats(shares.get(grade, [Decimal(0)] * len(families)))]
             axes.barh(families, values, left=left, color=GRADE_COLORS[grade], label=grade, height=0.55)
             left = [a + b for a, b in zip(left, values, strict=True)]

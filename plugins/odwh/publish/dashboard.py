@@ -14,6 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from odwh import grades
 from odwh.publish import labels, quality
 from odwh.publish.board_pack import environment
 from odwh.publish.data import MonthData, records, total
@@ -45,8 +46,8 @@ def payload(data: MonthData) -> dict[str, Any]:
     od_provisions = total(data.cube["provision_usd"])
     return {
         "month_end": data.month_end.isoformat(),
-        "grades": list(labels.GRADES),
-        "npl_grades": sorted(labels.NON_PERFORMING),
+        "grades": list(grades.NBC_GRADES),
+        "npl_grades": sorted(grades.NON_PERFORMING),
         "portfolio": {
             "od_outstanding_usd": labels.thousands(p["od_outstanding_usd"]),
             "od_share": labels.percent(p["od_share"], 2),

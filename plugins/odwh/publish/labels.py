@@ -1,4 +1,4 @@
-"""Names shown to readers: bilingual (Khmer / English) headers, review reasons, grades, currency decimals.
+"""Names shown to readers: bilingual (Khmer / English) headers, review reasons, alert states, currency decimals.
 
 The Khmer wording is the project's own translation; the risk team should have it checked by a native speaker
 (docs/reports.md). Everything here is data, so a correction is a one-line change.
@@ -32,6 +32,9 @@ HEADERS: dict[str, tuple[str, str]] = {
 }
 
 TOTAL = ("សរុប", "Total")
+SUBTOTAL = ("សរុបរង", "Subtotal")
+#: The count on a list's total line, where an account listed for several reasons counts once.
+ACCOUNTS_COUNTED_ONCE = ("ចំនួនគណនី (គណនីនីមួយៗរាប់តែម្តង)", "Accounts, each counted once")
 
 #: Review-list reasons (rulebook H) in the order the lists show them: code -> (Khmer, English).
 REASONS: dict[str, tuple[str, str]] = {
@@ -50,10 +53,6 @@ ALERT_STATUS: dict[str, tuple[str, str]] = {
     "OPEN": ("បើក", "Open"),
     "ESCALATED": ("បានបញ្ជូនទៅប្រធានតំបន់", "Escalated to Regional Manager"),
 }
-
-#: NBC grades, best first (nbc_grading_rules.csv grade_order); the last three are non-performing.
-GRADES: tuple[str, ...] = ("Normal", "Special Mention", "Substandard", "Doubtful", "Loss")
-NON_PERFORMING: frozenset[str] = frozenset({"Substandard", "Doubtful", "Loss"})
 
 #: Decimals shown per currency (rulebook A: KHR to 1 riel, USD and THB to 0.01).
 CURRENCY_DECIMALS: dict[str, int] = {"KHR": 0, "USD": 2, "THB": 2}
@@ -75,10 +74,6 @@ def reason_label(code: str) -> str:
 def reason_rank(code: str) -> int:
     order = list(REASONS)
     return order.index(code) if code in order else len(order)
-
-
-def grade_rank(grade: str | None) -> int:
-    return GRADES.index(grade) if grade in GRADES else len(GRADES)
 
 
 def decimals(currency: str | None) -> int:

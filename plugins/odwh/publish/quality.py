@@ -18,6 +18,7 @@ import pandas as pd
 import psycopg
 from markupsafe import Markup
 
+from odwh import grades
 from odwh.publish import charts, labels
 from odwh.publish.data import frame, records, require
 
@@ -109,8 +110,8 @@ def heat(share: Decimal | None) -> str:
 def matrix(migration: pd.DataFrame, family: str) -> dict[str, Any]:
     """One family's matrix: rows (from grade, NEW last) x columns (grades, then exits), cells with their share."""
     rows = [r for r in records(migration) if r["product_family"] == family]
-    froms = [g for g in (*labels.GRADES, "NEW") if any(r["from_grade"] == g for r in rows)]
-    tos = [*labels.GRADES, *EXITS]
+    froms = [g for g in (*grades.NBC_GRADES, "NEW") if any(r["from_grade"] == g for r in rows)]
+    tos = [*grades.NBC_GRADES, *EXITS]
     cells = {(r["from_grade"], r["to_grade"]): r for r in rows}
     table = []
     for grade in froms:
@@ -166,8 +167,8 @@ def dashboard_payload(quality: QualityData) -> dict[str, Any]:
     return {
         "families": FAMILIES,
         "segment_types": SEGMENT_TYPES,
-        "grades": [*labels.GRADES, "NEW"],
-        "to_grades": [*labels.GRADES, *EXITS],
+        "grades": [*grades.NBC_GRADES, "NEW"],
+        "to_grades": [*grades.NBC_GRADES, *EXITS],
         "par": [_texts(row, PAR_COLUMNS) for row in records(quality.par_trend)],
         "segments": [_texts(row, SEGMENT_COLUMNS) for row in records(quality.par_segments)],
         "migration": [_texts(row, MIGRATION_COLUMNS) for row in records(quality.migration)],

@@ -1,8 +1,9 @@
 """Monthly review lists (rulebook H): ``review-lists/<branch_code>.xlsx`` and ``.csv`` per branch.
 
 Workbook: a summary sheet per senior manager (SM) and per manager (AM) of the branch's officers (accounts and
-amounts by reason, officer by officer, with totals), then one sheet per credit officer (CM) with that officer's
-accounts. The CSV holds the same rows as the officer sheets, one file per branch, UTF-8 with a BOM so Excel
+amounts by reason, officer by officer), then one sheet per credit officer (CM) with that officer's accounts,
+a subtotal per reason and the number of distinct accounts. Amounts are never summed across reasons: one account
+can be listed for several reasons with the same balance, so such a sum would count it several times. The CSV holds the same rows as the officer sheets, one file per branch, UTF-8 with a BOM so Excel
 shows the Khmer headers.
 """
 
@@ -24,25 +25,35 @@ SUMMARY_TITLE = ("សេចក្តីសង្ខេប", "Summary")
 UNASSIGNED = "UNASSIGNED"
 
 OFFICER_COLUMNS = (
-    Column("od_account_id", 16),
-    Column("customer_id", 14),
-    Column("reason", 30),
-    Column("detail", 60, wrap=True),
-    Column("currency", 12),
-    Column("amount", 18, currency_field="currency"),
-    Column("amount_usd", 18, number_format="#,##0.00"),
+    Column("od_account_id", 13, wrap=True),
+    Column("customer_id", 12),
+    Column("reason", 22, wrap=True),
+    Column("detail", 40, wrap=True),
+    Column("currency", 10),
+    Column("amount", 16, currency_field="currency"),
+    Column("amount_usd", 16, number_format="#,##0.00"),
 )
 SUMMARY_COLUMNS = (
-    Column("officer_id", 14),
-    Column("officer_name", 26),
-    Column("reason", 34),
-    Column("accounts", 14, number_format="#,##0"),
-    Column("amount_usd", 20, number_format="#,##0.00"),
+    Column("officer_id", 16, wrap=True),
+    Column("officer_name", 24, wrap=True),
+    Column("reason", 30, wrap=True),
+    Column("accounts", 12, number_format="#,##0"),
+    Column("amount_usd", 18, number_format="#,##0.00"),
 )
 CSV_FIELDS = (
-    "branch_code", "officer_id", "officer_name", "manager_id", "senior_manager_id", "od_account_id",
-    "customer_id", "reason", "detail", "currency", "amount", "amount_usd",
-)  # fmt: skip
+    "branch_code",
+    "officer_id",
+    "officer_name",
+    "manager_id",
+    "senior_manager_id",
+    "od_account_id",
+    "customer_id",
+    "reason",
+    "detail",
+    "currency",
+    "amount",
+    "amount_usd",
+)
 
 
 def write_review_lists(data: MonthData, out_dir: Path) -> list[Path]:
@@ -120,11 +131,26 @@ def _branch_workbook(rows: pd.DataFrame, heading: str) -> Any:
             title,
             OFFICER_COLUMNS,
             records(own),
-            total_rows=[
-                {"od_account_id": labels.bilingual(labels.TOTAL), "amount_usd": total(own["amount_usd"])}
-            ],
+            total_rows=_officer_totals(own),
+            footer=f"{officer} {name} — {heading}",
         )
     return book
+
+
+def _officer_totals(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """A subtotal per reason (accounts and USD), then the officer's distinct accounts: no cross-reason sum."""
+    subtotal = labels.bilingual(labels.SUBTOTAL)
+    lines = [
+        {**line, "od_account_id": subtotal, "detail": _accounts(line["accounts"])}
+        for line in _by_reason(rows)
+    ]
+    distinct = rows["od_account_id"].nunique()
+    return [*lines, {"od_account_id": labels.bilingual(labels.TOTAL), "detail": _accounts(distinct)}]
+
+
+def _accounts(count: int) -> str:
+    km, en = labels.ACCOUNTS_COUNTED_ONCE
+    return f"{km}: {count:,} / {en}: {count:,}"
 
 
 def _summary(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -133,17 +159,16 @@ def _summary(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, A
     for officer, own in rows.groupby("officer_id", sort=True):
         name = own["officer_name"].iloc[0]
         lines += [{"officer_id": officer, "officer_name": name, **line} for line in _by_reason(own)]
-        lines.append(
-            {"officer_id": officer, "officer_name": name, "reason": labels.bilingual(labels.TOTAL),
-             "accounts": own["od_account_id"].nunique(), "amount_usd": total(own["amount_usd"])}
-        )  # fmt: skip
+        lines.append(_distinct_accounts(own, officer_id=officer, officer_name=name))
     everyone = labels.bilingual(("មន្ត្រីទាំងអស់", "All officers"))
     totals = [{"officer_id": everyone, **line} for line in _by_reason(rows)]
-    totals.append(
-        {"officer_id": everyone, "reason": labels.bilingual(labels.TOTAL),
-         "accounts": rows["od_account_id"].nunique(), "amount_usd": total(rows["amount_usd"])}
-    )  # fmt: skip
+    totals.append(_distinct_accounts(rows, officer_id=everyone))
     return lines, totals
+
+
+def _distinct_accounts(rows: pd.DataFrame, **who: Any) -> dict[str, Any]:
+    """The total line: accounts counted once whatever their reasons; no amount (it would add reasons up)."""
+    return {**who, "reason": labels.bilingual(labels.TOTAL), "accounts": rows["od_account_id"].nunique()}
 
 
 def _by_reason(rows: pd.DataFrame) -> list[dict[str, Any]]:

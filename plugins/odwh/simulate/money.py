@@ -22,7 +22,6 @@ FloatArray: TypeAlias = npt.NDArray[Any]
 
 KHR, USD, THB = 0, 1, 2
 CURRENCY_CODES = ("KHR", "USD", "THB")
-MINOR_PER_UNIT = np.array([1, 100, 100], dtype=np.int64)
 # "Nice" steps for customer amounts: 1,000 riel, 1 dollar, 10 baht.
 NICE_STEP = np.array([1000, 100, 1000], dtype=np.int64)
 PPM = 1_000_000
