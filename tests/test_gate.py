@@ -76,18 +76,24 @@ CONTROL_TOTAL = sum(Decimal(a[6]) for a in ACCOUNTS.values() if a[6] is not None
 BALANCE_ROWS = sum(1 for a in ACCOUNTS.values() if a[6] is not None)
 
 
-def _seed_grading_rules(conn: psycopg.Connection) -> None:
-    """policy.nbc_grading_rules as `dbt seed` makes it, from the project's seed file."""
+SEED_COLUMNS = {
+    "nbc_grading_rules": "term_class text, grade text, grade_order integer, min_dpd integer, max_dpd integer,"
+    " provision_rate numeric, is_non_performing boolean, effective_from date, source text",
+    "policy_parameters": "parameter_name text, value numeric, value_text text, unit text, effective_from date,"
+    " source text, description text",
+}
+
+
+def _seed_policy(conn: psycopg.Connection) -> None:
+    """The policy seeds the gate reads (grading rules, rounding units) as `dbt seed` makes them."""
     conn.execute("create schema if not exists policy")
-    conn.execute(
-        "create table policy.nbc_grading_rules (term_class text, grade text, grade_order integer, min_dpd integer,"
-        " max_dpd integer, provision_rate numeric, is_non_performing boolean, effective_from date, source text)"
-    )
-    with (
-        (REPO / "dbt_project" / "seeds" / "nbc_grading_rules.csv").open() as fh,
-        conn.cursor().copy("copy policy.nbc_grading_rules from stdin with (format csv, header true)") as copy,
-    ):
-        copy.write(fh.read())
+    for seed, columns in SEED_COLUMNS.items():
+        conn.execute(f"create table policy.{seed} ({columns})")
+        with (
+            (REPO / "dbt_project" / "seeds" / f"{seed}.csv").open() as fh,
+            conn.cursor().copy(f"copy policy.{seed} from stdin with (format csv, header true)") as copy,
+        ):
+            copy.write(fh.read())
 
 
 def _load(
@@ -109,7 +115,7 @@ def _load(
 def _write_good_month(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute(MARTS_DDL)
-        _seed_grading_rules(conn)
+        _seed_policy(conn)
         _load(conn, MONTH_END, Decimal("999.00"), 3, current=False)  # superseded delivery: must be ignored
         load_id = _load(conn, MONTH_END, CONTROL_TOTAL, BALANCE_ROWS, current=True)
         for row, (acct, (ccy, limit, status, start, maturity, closed, principal)) in enumerate(
@@ -222,7 +228,7 @@ def test_a_failed_gate_summary_shows_the_failing_rows(good_month: str, tmp_path:
     result = gate.run_gate(good_month, MONTH_END, tmp_path / "dq")
     page = (tmp_path / "dq" / "gate-summary.html").read_text()
     assert "FAILED" in page and "fct_od_month_end.provision_amount" in page
-    assert "<td>A1</td>" in page and "<td>10.01</td>" in page and "<td>10.0000</td>" in page
+    assert "<td>A1</td>" in page and "<td>10.01</td>" in page and "<td>10.00</td>" in page
     assert [f.expectation for f in result.failures] == ["fct_od_month_end.provision_amount"]
 
 
@@ -263,7 +269,7 @@ BREAKS = [
      "fct_od_month_end.grade_valid", {"od_account_id": "A1", "nbc_grade": "Watch"}),
     ("provision off by 0.01",
      "update marts.fct_od_month_end set provision_amount = 10.01 where od_account_id = 'A1'",
-     "fct_od_month_end.provision_amount", {"od_account_id": "A1", "expected_provision_amount": "10.0000"}),
+     "fct_od_month_end.provision_amount", {"od_account_id": "A1", "expected_provision_amount": "10.00"}),
     ("provision rate not the seed's",
      "update marts.fct_od_month_end set provision_rate = 0.02, provision_amount = 20.0000"
      " where od_account_id = 'A1' and month_end = '2024-03-31'",

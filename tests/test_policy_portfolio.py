@@ -22,7 +22,11 @@ FIRST, LAST = date(2025, 10, 1), date(2026, 1, 31)
 MONTH_ENDS = (date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31))
 USD_KHR = {LAST: Decimal(4100)}  # riel per USD: 4,000 every day except the last month end
 THB_KHR = Decimal(125)
-MY_MODELS = "+int_od__policy_checks_month_end +fct_portfolio_month_end +fct_grade_distribution_month_end"
+MY_MODELS = (
+    "+int_od__policy_checks_month_end +fct_portfolio_month_end +fct_grade_distribution_month_end"
+    # the portfolio-quality marts read the positions too: built so that MY_OWN's descendants' tests have them
+    " +fct_par_month_end +fct_par_by_segment_month_end +fct_grade_migration_month_end"
+)
 MY_OWN = (
     "int_fx__rates_daily int_od__policy_facts_month_end int_od__policy_checks_month_end"
     " int_portfolio__positions_month_end+"

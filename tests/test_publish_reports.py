@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from odwh.publish.board_pack import render_board_pack
 from odwh.publish.dashboard import render_dashboard
 from odwh.publish.review_lists import write_review_lists
 from plotly.offline import get_plotlyjs
-from support.marts import MONTH_END, NATIONAL_ID, OD_TOTAL, PHONE, ScriptedMarts
+from support.marts import MIGRATION, MONTH_END, NATIONAL_ID, OD_TOTAL, PHONE, ScriptedMarts
 
 D = Decimal
 
@@ -342,6 +343,46 @@ def test_board_pack_pdf_pages_and_html_sections(
         "The month closed with 1 account over the limit, 1 account proposed for conversion to a term loan,"
         " 2 accounts failing a policy check and 1 account with a reconciliation break" in text
     )
+
+
+def test_board_pack_opens_with_par_30_and_the_roll_rate_heat_map(rendered: tuple[Path, list[Path]]) -> None:
+    """Rulebook K in the pack: PAR 30 first on the cover, then PAR, risk coverage and roll rates before section 1."""
+    html = (rendered[0] / "board-pack.html").read_text(encoding="utf-8")
+    kpis = re.findall(
+        r'<div class="kpi"><div class="label">([^<]+)</div><div class="value[^"]*">([^<]+)<', html
+    )
+    assert kpis[0] == ("PAR 30, OD and term loans", "9.72%")  # 106,500 / 1,096,200
+    quality = html.index("Portfolio at risk, risk coverage and roll rates")
+    assert quality < html.index("1. Portfolio size and trend")
+    section = html[quality : html.index("1. Portfolio size and trend")]
+    assert (
+        "PAR 30, OD and term loans" in section
+        and "Risk coverage (provisions / PAR 30 outstanding)" in section
+    )
+    assert section.count("<svg") == 2  # PAR 30 trend and risk coverage trend
+    assert "80%" in section  # risk coverage 85,701 / 106,500
+    assert "Written Off" in section and "Converted" in section and ">New<" in section
+    # heat map: Normal -> Normal is 2 of the row's 4 OD accounts (half-way to red), Doubtful -> Loss all of 1
+    assert 'style="background: #db8e8e">2<span class="usd">4,500.00</span>' in section
+    assert 'class="dark" style="background: #b71c1c">1<span class="usd">79,000.00</span>' in section
+
+
+def test_dashboard_quality_section_is_filterable(rendered: tuple[Path, list[Path]]) -> None:
+    """The dashboard carries PAR per book and month end, per segment, and the migration cells, as exact text."""
+    html = (rendered[0] / "dashboard.html").read_text(encoding="utf-8")
+    match = re.search(r'<script type="application/json" id="quality-data">(.*?)</script>', html, re.S)
+    assert match is not None
+    data = json.loads(match.group(1))
+    assert len(data["par"]) == 13 * 3 and len(data["migration"]) == len(MIGRATION)
+    now = [p for p in data["par"] if p["month_end"] == MONTH_END.isoformat() and p["product_family"] == "ALL"]
+    assert now[0]["par30_usd"] == "106500" and now[0]["months_in_window"] == 12
+    assert {(s["segment_type"], s["segment_value"]) for s in data["segments"]} == {
+        ("BRANCH", "B01"),
+        ("BRANCH", "B02"),
+    }
+    for control in ("quality-family", "quality-segment-type", "quality-segment-value", "quality-measure"):
+        assert f'id="{control}"' in html
+    assert 'Plotly.react("chart-roll-rates"' in html and '"heatmap"' in html
 
 
 def test_board_pack_with_short_history(fresh_db: str, tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ REPORTED_MARTS = (
     "fct_grade_distribution_month_end",
     "rpt_review_list",
     "fct_agent_alerts",
+    "fct_par_month_end",
+    "fct_par_by_segment_month_end",
+    "fct_grade_migration_month_end",
 )
 
 
@@ -210,6 +213,39 @@ def month_ends(last: date, count: int) -> list[date]:
     return out[::-1]
 
 
+# Portfolio quality (rulebook K). This month end's PAR by family: gross, PAR 1, 30, 90, provisions, written off
+# (OD: A1 20 DPD, A3 45, A5 120).
+PAR = {
+    "OD": ("96200", "91700", "86500", "79000", "80701", "0"),
+    "TERM": ("1000000", "30000", "20000", "5000", "5000", "2500"),
+    "ALL": ("1096200", "121700", "106500", "84000", "85701", "2500"),
+}
+PAR_INSERT = (
+    "insert into marts.fct_par_month_end values (%s, %s, 6, %s, %s, %s, %s, %s, %s, %s, 2, %s, %s, 0, %s, %s, %s,"
+    " %s, %s, 'par_thresholds_days@2019-01-01', 1)"
+)
+# OD by branch: branch, accounts, gross, PAR 1, 30, 90, provisions
+SEGMENTS = [
+    ("B01", 4, "17200", "12700", "7500", "0", "1701"),
+    ("B02", 2, "79000", "79000", "79000", "79000", "79000"),
+]
+SEGMENT_INSERT = (
+    "insert into marts.fct_par_by_segment_month_end values (%s, 'OD', 'BRANCH', %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, 1, %s, 'par_thresholds_days@2019-01-01', 1)"
+)
+# family, from, from order, to, to order, accounts, outstanding usd
+MIGRATION = [
+    ("OD", "Normal", 1, "Normal", 1, 2, "4500"),
+    ("OD", "Normal", 1, "Special Mention", 2, 1, "5200"),
+    ("OD", "Normal", 1, "CLOSED", 6, 1, "300"),
+    ("OD", "Special Mention", 2, "Substandard", 3, 1, "7500"),
+    ("OD", "Doubtful", 4, "Loss", 5, 1, "79000"),
+    ("OD", "NEW", 0, "Normal", 1, 1, "0"),
+    ("TERM", "Normal", 1, "Normal", 1, 40, "950000"),
+    ("TERM", "Normal", 1, "WRITTEN_OFF", 8, 1, "2500"),
+]
+
+
 class ScriptedMarts:
     """Creates the reported marts of a small scripted portfolio, and client identifiers in ``pii``."""
 
@@ -231,12 +267,34 @@ class ScriptedMarts:
             versioned = {"parameter_version": PARAMETER_VERSION}
             portfolio = self.portfolio_rows(history_months)
             insert(conn, "marts.fct_portfolio_month_end", PORTFOLIO_COLUMNS, portfolio, versioned)
-            grades = self.grade_rows()
-            insert(conn, "marts.fct_grade_distribution_month_end", GRADE_COLUMNS, grades, versioned)
+            distribution = self.grade_rows()
+            insert(conn, "marts.fct_grade_distribution_month_end", GRADE_COLUMNS, distribution, versioned)
+            self.create_quality(conn, history_months)
             clients = [(c, NATIONAL_ID, PHONE) for c in ("C1", "C2", "C3", "C4", "C5")]
             pii = {"_business_date": MONTH_END, "_load_id": 1}
             insert(conn, "pii.customers", ("customer_id", "national_id", "phone"), clients, pii)
             conn.commit()
+
+    @staticmethod
+    def create_quality(conn: psycopg.Connection, history_months: int) -> None:
+        """The portfolio-quality marts (rulebook K): PAR rising by 5% of this month's a month to this month end."""
+        with conn.cursor() as cur:
+            for age, end in enumerate(reversed(month_ends(MONTH_END, history_months))):
+                for family, (gross, par1, par30, par90, provisions, written_off) in PAR.items():
+                    g, provision, off = D(gross), D(provisions), D(written_off)
+                    p1, p30, p90 = (D(v) * (20 - age) / 20 for v in (par1, par30, par90))
+                    ratios = (p1 / g, p30 / g, p90 / g)
+                    coverage = (provision, provision / p30)
+                    write_offs = (off, off, g, min(history_months - age, 12), off / g)
+                    cur.execute(PAR_INSERT, (end, family, g, p1, p30, p90, *ratios, *coverage, *write_offs))
+            for branch, accounts, gross, par1, par30, par90, provision in SEGMENTS:
+                amounts = (D(gross), D(par1), D(par30), D(par90))
+                ratios = (D(par1) / D(gross), D(par30) / D(gross), D(par90) / D(gross))
+                cur.execute(SEGMENT_INSERT, (MONTH_END, branch, accounts, *amounts, *ratios, D(provision)))
+            cur.executemany(
+                "insert into marts.fct_grade_migration_month_end values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(MONTH_END, date(2025, 12, 31), *m[:5], m[5], D(m[6])) for m in MIGRATION],
+            )
 
     @staticmethod
     def portfolio_rows(count: int) -> list[tuple[object, ...]]:

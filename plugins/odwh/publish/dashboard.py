@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from odwh import grades
-from odwh.publish import labels
+from odwh.publish import labels, quality
 from odwh.publish.board_pack import environment
 from odwh.publish.data import MonthData, records, total
 
@@ -34,6 +34,7 @@ def render_dashboard(data: MonthData, out_dir: Path) -> Path:
             generated_at=data.generated_at,
             plotly_js=Markup(_inline_script(get_plotlyjs())),
             data_json=Markup(_json_script(payload(data))),
+            quality_json=_quality_json(data),
         )
     )
     path.write_text(html, encoding="utf-8")
@@ -84,6 +85,11 @@ def payload(data: MonthData) -> dict[str, Any]:
             for row in records(data.cube)
         ],
     }
+
+
+def _quality_json(data: MonthData) -> Markup | None:
+    """PAR, risk coverage and roll rates (odwh.publish.quality); none when the month has no quality data."""
+    return Markup(_json_script(quality.dashboard_payload(data.quality))) if data.quality else None
 
 
 def _text(value: Any) -> str | None:

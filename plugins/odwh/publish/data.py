@@ -17,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from odwh.publish.quality import QualityData
 
 MARTS = "marts"
 STAGING = "staging"
@@ -69,6 +72,7 @@ class MonthData:
     notes: tuple[str, ...] = ()
     generated_at: datetime | None = None
     list_rows: int = 25
+    quality: QualityData | None = None  # PAR, risk coverage, roll rates (odwh.publish.quality)
 
     @property
     def portfolio(self) -> dict[str, Any]:
@@ -135,6 +139,8 @@ def load_month(
     ``list_rows`` caps the board pack's account lists (candidates, breaches, breaks; their totals are exact),
     ``top_exposures`` the number of customers in the top-exposures table.
     """
+    from odwh.publish.quality import load_quality  # imported late: quality reads through this module
+
     od_columns = require(conn, "fct_od_month_end", OD_MONTH_END_COLUMNS)
     require(conn, "fct_portfolio_month_end", PORTFOLIO_COLUMNS)
     require(conn, "fct_grade_distribution_month_end", GRADE_COLUMNS)
@@ -177,6 +183,7 @@ def load_month(
         notes=tuple(notes),
         generated_at=generated_at,
         list_rows=list_rows,
+        quality=load_quality(conn, month_end),
     )
 
 

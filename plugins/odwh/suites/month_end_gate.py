@@ -104,11 +104,18 @@ def _not_null(column: str, description: str, meta: dict[str, Any]) -> Expectatio
 # --- marts.fct_od_month_end -------------------------------------------------------------------------------
 
 PROVISION_AMOUNT_SQL = """
-select od_account_id, principal_outstanding, provision_rate, provision_amount,
-       provision_rate * principal_outstanding as expected_provision_amount
-from {batch}
-where provision_amount is distinct from provision_rate * principal_outstanding
-order by od_account_id
+select f.od_account_id, f.principal_outstanding, f.provision_rate, f.provision_amount,
+       round(f.provision_rate * f.principal_outstanding / u.value) * u.value as expected_provision_amount
+from {batch} as f
+left join lateral (
+    select p.value
+    from policy.policy_parameters as p
+    where p.parameter_name = 'rounding_unit_' || lower(f.currency) and p.effective_from <= f.month_end
+    order by p.effective_from desc
+    limit 1
+) as u on true
+where f.provision_amount is distinct from round(f.provision_rate * f.principal_outstanding / u.value) * u.value
+order by f.od_account_id
 """
 
 # Every OD is SHORT term (policy-rules.md F); the grade's rate in force at the month end.

@@ -111,30 +111,21 @@ months as (
 units as (
     select
         m.*,
-        coalesce(
-            u.value,
-            (
-                'policy parameter rounding_unit_' || lower(m.currency) || ': 0 versions in force on '
-                || m.month_end
-            )::numeric
-        ) as rounding_unit,
+        {{ required_rounding_unit('u.value', 'm.currency', 'm.month_end') }} as rounding_unit,
         u.parameter_version as rounding_version
     from months as m
-    left join parameters as u
-        on
-            u.parameter_name = 'rounding_unit_' || lower(m.currency)
-            and m.month_end >= u.effective_from and m.month_end < u.effective_to
+    left join parameters as u on {{ join_rounding_unit('u', 'm.currency', 'm.month_end') }}
 ),
 
--- round(x / unit) * unit: PostgreSQL numeric round() is half away from zero. The sum is first rounded to 15
--- decimals so a sum that is exactly half a unit (e.g. thirds adding up to x.005) is not pushed below it by
--- the 20-decimal daily quotients.
+-- round_to_unit (macros/rounding.sql): half away from zero. The sum is first rounded to 15 decimals so a sum
+-- that is exactly half a unit (e.g. thirds adding up to x.005) is not pushed below it by the 20-decimal daily
+-- quotients.
 due as (
     select
         *,
-        round(round(interest_accrued, 15) / rounding_unit) * rounding_unit as interest_due,
-        round(round(unutilized_fee_accrued, 15) / rounding_unit) * rounding_unit as unutilized_fee_due,
-        round(round(excess_fee_accrued, 15) / rounding_unit) * rounding_unit as excess_fee_due
+        {{ round_to_unit('round(interest_accrued, 15)', 'rounding_unit') }} as interest_due,
+        {{ round_to_unit('round(unutilized_fee_accrued, 15)', 'rounding_unit') }} as unutilized_fee_due,
+        {{ round_to_unit('round(excess_fee_accrued, 15)', 'rounding_unit') }} as excess_fee_due
     from units
 )
 

@@ -5,7 +5,10 @@
 --                         of its original's class on its own date, so a pair inside the window nets to zero);
 --   no_net_inflow_60d   = evaluable and net_inflow_60d <= 0 and P(d-N) > 0;
 --   stagnant_amount_60d = min P over [d-N, d] when evaluable, else null ("not evaluable");
---   conversion_candidate = active and evaluable and (no_net_inflow_60d or stagnant_amount_60d > 0).
+--   conversion_candidate = open and drawn and evaluable and (no_net_inflow_60d or stagnant_amount_60d > 0),
+--                          open and drawn = status ACTIVE in the day's snapshot (not closed, converted or written
+--                          off) and P(d) > 0: a matured OD with a balance is still evaluated (rulebook E, §12.3
+--                          converts exactly that case).
 -- ("_60d" names the published columns; the window is the parameter's value.) RANGE frames over dates (not
 -- rows) are exact when an account misses a day. A frame offset must be a constant, so the model is compiled
 -- with one window per distinct parameter value (read at run time; var stagnation_window_days_values in unit
@@ -35,7 +38,12 @@
     else "where business_date >= '" ~ from_date ~ "'::date - " ~ longest %}
 
 with positions as (
-    select od_account_id, business_date, principal_outstanding, is_active, load_id
+    select
+        od_account_id,
+        business_date,
+        principal_outstanding,
+        coalesce(status = 'ACTIVE' and principal_outstanding > 0, false) as is_open_and_drawn,
+        load_id
     from {{ ref('int_od__positions_daily') }}
     {{ batch_filter }}
 ),
@@ -58,7 +66,7 @@ flow_history as (
         coalesce(p.business_date, f.business_date) as business_date,
         p.business_date is not null as is_observed,
         p.principal_outstanding,
-        p.is_active,
+        p.is_open_and_drawn,
         p.load_id,
         sum(coalesce(f.net_flow, 0)) over (
             partition by coalesce(p.od_account_id, f.od_account_id)
@@ -127,7 +135,7 @@ picked as (
     select
         x.od_account_id,
         x.business_date,
-        x.is_active,
+        x.is_open_and_drawn,
         w.window_days,
         w.parameter_version,
         x.load_id,
@@ -174,7 +182,7 @@ select
     coalesce(window_evaluable and net_inflow <= 0 and start_principal > 0, false) as no_net_inflow_60d,
     case when window_evaluable then min_principal end as stagnant_amount_60d,
     coalesce(
-        is_active and window_evaluable and ((net_inflow <= 0 and start_principal > 0) or min_principal > 0),
+        is_open_and_drawn and window_evaluable and ((net_inflow <= 0 and start_principal > 0) or min_principal > 0),
         false
     ) as conversion_candidate,
     parameter_version as stagnation_window_version,

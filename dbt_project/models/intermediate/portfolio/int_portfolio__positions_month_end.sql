@@ -3,7 +3,8 @@
 -- fct_grade_distribution_month_end. A view: the marts filter it by month_end and PostgreSQL pushes that down.
 -- OD: every fct_od_month_end row; it counts as an account of the portfolio while drawn or active.
 -- TERM: ACTIVE loans of the loans snapshot on the month end, converted ODs (OD_CONVERTED) included: once
--- converted they are term loans (the OD itself is closed). Choices: docs/policy-engine.md G.
+-- converted they are term loans (the OD itself is closed). Provisions in USD are rounded to the cent per
+-- account, from the unrounded amount (rulebook A). Choices: docs/policy-engine.md G.
 {{ config(materialized='view') }}
 
 with od_month_end as (
@@ -19,14 +20,22 @@ term_loans as (
 
 fx as (
     select * from {{ ref('int_fx__rates_daily') }}
+),
+
+usd_rounding_units as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name = 'rounding_unit_usd'
 )
 
 select
     'OD' as product_family,
     o.od_account_id as account_id,
     o.month_end,
+    o.customer_id,
     o.currency,
+    o.days_past_due,
     o.nbc_grade,
+    o.grade_order,
     o.principal_outstanding as outstanding,
     o.principal_outstanding_usd as outstanding_usd,
     o.provision_amount_usd as provision_usd,
@@ -40,19 +49,25 @@ select
     'TERM' as product_family,
     t.loan_id as account_id,
     t.business_date as month_end,
+    t.customer_id,
     t.currency,
+    t.days_past_due,
     t.nbc_grade,
+    t.grade_order,
     t.outstanding_principal as outstanding,
     -- USD needs no rate; another currency without the month end's rate stays null (flagged by the marts)
     case
         when t.currency = 'USD' then t.outstanding_principal
         else {{ to_usd('t.outstanding_principal', 'fx') }}
     end as outstanding_usd,
-    case
-        when t.currency = 'USD' then trim_scale(t.provision_rate * t.outstanding_principal)
-        else {{ to_usd('t.provision_rate * t.outstanding_principal', 'fx') }}
-    end as provision_usd,
+    -- a provision's USD equivalent: from the unrounded provision, rounded to the cent (rulebook A)
+    {{ round_to_unit(
+        "case when t.currency = 'USD' then t.provision_rate * t.outstanding_principal else "
+        ~ to_usd('t.provision_rate * t.outstanding_principal', 'fx') ~ " end",
+        required_rounding_unit('u.value', "'USD'", 't.business_date'),
+    ) }} as provision_usd,
     true as in_portfolio,
     t.load_id
 from term_loans as t
 left join fx on t.business_date = fx.business_date and t.currency = fx.currency
+left join usd_rounding_units as u on {{ join_rounding_unit('u', "'USD'", 't.business_date') }}

@@ -37,6 +37,11 @@ grades as (
 
 stagnation as (
     select * from {{ ref('int_od__stagnation_daily') }} {{ since }}
+),
+
+rounding_units as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name like 'rounding\_unit\_%'
 )
 
 select
@@ -65,7 +70,11 @@ select
     g.nbc_grade::text as nbc_grade,
     g.grade_order::integer as grade_order,
     g.provision_rate::numeric as provision_rate,
-    (g.provision_rate * p.principal_outstanding)::numeric as provision_amount,
+    -- a provision is booked: rounded like an amount due, in the account currency (rulebook A)
+    {{ round_to_unit(
+        'g.provision_rate * p.principal_outstanding',
+        required_rounding_unit('u.value', 'p.currency', 'p.business_date'),
+    ) }}::numeric as provision_amount,
     s.window_evaluable::boolean as window_evaluable,
     s.no_net_inflow_60d::boolean as no_net_inflow_60d,
     s.stagnant_amount_60d::numeric as stagnant_amount_60d,
@@ -79,3 +88,4 @@ left join accruals as a on p.od_account_id = a.od_account_id and p.business_date
 left join days_past_due as dpd on p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
 left join grades as g on p.od_account_id = g.od_account_id and p.business_date = g.business_date
 left join stagnation as s on p.od_account_id = s.od_account_id and p.business_date = s.business_date
+left join rounding_units as u on {{ join_rounding_unit('u', 'p.currency', 'p.business_date') }}

@@ -28,12 +28,18 @@ month_ends as (
         m.month_end,
         {{ max_input_load_id('m.month_end') }} as max_input_load_id,
         threshold.value as conversion_threshold_usd,
-        threshold.parameter_version as conversion_threshold_version
+        threshold.parameter_version as conversion_threshold_version,
+        {{ required_rounding_unit('usd_unit.value', "'USD'", 'm.month_end') }} as rounding_unit_usd,
+        {{ required_rounding_unit('khr_unit.value', "'KHR'", 'm.month_end') }} as rounding_unit_khr
     from (select distinct business_date as month_end from month_end_days) as m
     left join {{ ref('int_policy__parameter_versions') }} as threshold
         on
             threshold.parameter_name = 'sme_msme_conversion_threshold_usd'
             and m.month_end >= threshold.effective_from and m.month_end < threshold.effective_to
+    left join {{ ref('int_policy__parameter_versions') }} as usd_unit
+        on {{ join_rounding_unit('usd_unit', "'USD'", 'm.month_end') }}
+    left join {{ ref('int_policy__parameter_versions') }} as khr_unit
+        on {{ join_rounding_unit('khr_unit', "'KHR'", 'm.month_end') }}
 ),
 
 charges as (
@@ -69,10 +75,13 @@ joined as (
         k.checks_not_evaluable,
         k.parameter_version as checks_version,
         {{ to_usd('d.principal_outstanding', 'fx') }} as principal_outstanding_usd,
-        {{ to_usd('d.provision_amount', 'fx') }} as provision_amount_usd,
+        -- the provision's equivalents: converted from the unrounded provision, then rounded (rulebook A)
+        {{ round_to_unit(to_usd('d.provision_rate * d.principal_outstanding', 'fx'), 'me.rounding_unit_usd') }}
+            as provision_amount_usd,
         {{ to_usd('d.stagnant_amount_60d', 'fx') }} as stagnant_amount_60d_usd,
         d.principal_outstanding * fx.khr_per_unit as principal_outstanding_khr,
-        d.provision_amount * fx.khr_per_unit as provision_amount_khr
+        {{ round_to_unit('d.provision_rate * d.principal_outstanding * fx.khr_per_unit', 'me.rounding_unit_khr') }}
+            as provision_amount_khr
     from month_end_days as d
     inner join month_ends as me on d.business_date = me.month_end
     left join charges as c on d.od_account_id = c.od_account_id and d.business_date = c.month_end

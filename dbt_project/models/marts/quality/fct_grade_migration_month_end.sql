@@ -1,0 +1,115 @@
+-- Grade migration (roll rates; rulebook K), one row per (month_end, product_family, from_grade, to_grade) with
+-- at least one account, for each loaded month end whose previous calendar month end is loaded too: the graded
+-- accounts of int_quality__exposures_month_end at the earlier month end against the later one, OD and TERM
+-- apart. from_grade NEW for arrivals (graded at the later month end only). to_grade for exits (graded at the
+-- earlier month end only), by the account's status on the later month end: WRITTEN_OFF, CONVERTED (ODs), else
+-- CLOSED (closed, repaid and undrawn, or a term loan CLOSED or gone from the snapshot). outstanding_usd is
+-- at the earlier month end for exits, the later one otherwise. Each from_grade's rows add up to the accounts
+-- graded so at the earlier month end (tests/assert_grade_migration_rows_sum_to_earlier_month_never_violated.sql).
+-- Rebuilt in full at each month close. Choices: docs/policy-engine.md K.
+with exposures as (
+    select * from {{ ref('int_quality__exposures_month_end') }}
+    where nbc_grade is not null and product_family in ('OD', 'TERM')
+),
+
+-- consecutive pairs: a loaded month end and the previous calendar month end, when loaded
+pairs as (
+    select
+        later.month_end,
+        earlier.month_end as previous_month_end
+    from (select distinct month_end from {{ ref('int_portfolio__positions_month_end') }}) as later
+    inner join (select distinct month_end from {{ ref('int_portfolio__positions_month_end') }}) as earlier
+        on earlier.month_end = (date_trunc('month', later.month_end) - interval '1 day')::date
+),
+
+earlier as (
+    select
+        p.month_end,
+        e.product_family,
+        e.account_id,
+        e.nbc_grade,
+        e.grade_order,
+        e.outstanding_usd
+    from pairs as p
+    inner join exposures as e on p.previous_month_end = e.month_end
+),
+
+later as (
+    select
+        e.month_end,
+        e.product_family,
+        e.account_id,
+        e.nbc_grade,
+        e.grade_order,
+        e.outstanding_usd
+    from pairs as p
+    inner join exposures as e on p.month_end = e.month_end
+),
+
+od_status as (
+    select
+        od_account_id as account_id,
+        business_date as month_end,
+        status
+    from {{ ref('int_od__positions_daily') }}
+    where business_date in (select month_end from pairs)
+),
+
+loan_status as (
+    select
+        loan_id as account_id,
+        business_date as month_end,
+        status
+    from {{ ref('int_grading__term_loan_grades') }}
+    where business_date in (select month_end from pairs)
+),
+
+moves as (
+    select
+        coalesce(l.month_end, e.month_end) as month_end,
+        coalesce(l.product_family, e.product_family) as product_family,
+        coalesce(e.nbc_grade, 'NEW') as from_grade,
+        coalesce(e.grade_order, 0) as from_grade_order,
+        case
+            when l.account_id is not null then l.nbc_grade
+            when coalesce(od.status, loan.status) = 'WRITTEN_OFF' then 'WRITTEN_OFF'
+            when od.status = 'CONVERTED' then 'CONVERTED'
+            else 'CLOSED'
+        end as to_grade,
+        case
+            when l.account_id is not null then l.grade_order
+            when coalesce(od.status, loan.status) = 'WRITTEN_OFF' then 8
+            when od.status = 'CONVERTED' then 7
+            else 6
+        end as to_grade_order,
+        case when l.account_id is null then e.outstanding_usd else l.outstanding_usd end as outstanding_usd
+    from earlier as e
+    full outer join later as l
+        on e.month_end = l.month_end and e.product_family = l.product_family and e.account_id = l.account_id
+    left join od_status as od
+        on
+            l.account_id is null and e.product_family = 'OD'
+            and e.account_id = od.account_id and e.month_end = od.month_end
+    left join loan_status as loan
+        on
+            l.account_id is null and e.product_family = 'TERM'
+            and e.account_id = loan.account_id and e.month_end = loan.month_end
+)
+
+select
+    m.month_end::date as month_end,
+    p.previous_month_end::date as previous_month_end,
+    m.product_family::text as product_family,
+    m.from_grade::text as from_grade,
+    m.from_grade_order::integer as from_grade_order,
+    m.to_grade::text as to_grade,
+    m.to_grade_order::integer as to_grade_order,
+    count(*)::bigint as accounts,
+    -- null when any account lacks its month end's FX rate (never a silent partial sum)
+    (case when bool_or(m.outstanding_usd is null) then null else sum(m.outstanding_usd) end)::numeric
+        as outstanding_usd
+from moves as m
+inner join pairs as p on m.month_end = p.month_end
+group by
+    m.month_end, p.previous_month_end, m.product_family, m.from_grade, m.from_grade_order, m.to_grade,
+    m.to_grade_order
