@@ -142,9 +142,21 @@ def _write_good_month(url: str) -> None:
                 " days_past_due, nbc_grade, provision_rate, provision_amount, principal_outstanding_usd,"
                 " provision_amount_usd, stagnant_amount_60d, policy_breaches)"
                 " values (%s, %s, %s, 'B01', 'CM1', %s, %s, %s, %s, 0, 0, 0, %s, %s, %s, %s, %s, 0, '{}')",
-                (acct, MONTH_END, f"C{acct}", ccy, limit, principal, interest, grade, rate, provision,
-                 principal_usd, provision_usd),
-            )  # fmt: skip
+                (
+                    acct,
+                    MONTH_END,
+                    f"C{acct}",
+                    ccy,
+                    limit,
+                    principal,
+                    interest,
+                    grade,
+                    rate,
+                    provision,
+                    principal_usd,
+                    provision_usd,
+                ),
+            )
         # February: a duplicate and a negative balance the March gate must not see
         conn.execute(
             "insert into marts.fct_od_month_end (od_account_id, month_end, principal_outstanding, nbc_grade)"
@@ -254,61 +266,112 @@ def test_a_month_without_marts_fails_clearly(fresh_db: str, tmp_path: Path) -> N
 
 # (test id, SQL that breaks the good month, failing expectation, a row its sample must hold)
 BREAKS = [
-    ("duplicate seen from the snapshot",
-     "insert into marts.fct_od_month_end select * from marts.fct_od_month_end where od_account_id = 'A1'"
-     " and month_end = '2024-03-31'",
-     "od_accounts_snapshot.active_graded_once", {"od_account_id": "A1", "month_end_rows": 2}),
-    ("missing account",
-     "delete from marts.fct_od_month_end where od_account_id = 'A2'",
-     "od_accounts_snapshot.active_graded_once", {"od_account_id": "A2", "month_end_rows": 0}),
-    ("matured account not graded",
-     "update marts.fct_od_month_end set nbc_grade = null where od_account_id = 'A6'",
-     "od_accounts_snapshot.active_graded_once", {"od_account_id": "A6", "graded_rows": 0}),
-    ("grade outside the five",
-     "update marts.fct_od_month_end set nbc_grade = 'Watch' where od_account_id = 'A1'",
-     "fct_od_month_end.grade_valid", {"od_account_id": "A1", "nbc_grade": "Watch"}),
-    ("provision off by 0.01",
-     "update marts.fct_od_month_end set provision_amount = 10.01 where od_account_id = 'A1'",
-     "fct_od_month_end.provision_amount", {"od_account_id": "A1", "expected_provision_amount": "10.00"}),
-    ("provision rate not the seed's",
-     "update marts.fct_od_month_end set provision_rate = 0.02, provision_amount = 20.0000"
-     " where od_account_id = 'A1' and month_end = '2024-03-31'",
-     "fct_od_month_end.provision_rate", {"od_account_id": "A1", "seed_provision_rate": "0.01"}),
-    ("control-total mismatch with the manifest",
-     "update meta.load_files set control_total = control_total + 0.01 where file_name = 'od_balances.csv'",
-     "control_totals.control_total", {"file_name": "od_balances.csv", "mart_principal_total": "4101500.00"}),
-    ("row count differs from the manifest",
-     "update meta.load_files set rows = rows + 1 where file_name = 'od_balances.csv'",
-     "control_totals.control_total", {"manifest_rows": BALANCE_ROWS + 1, "mart_rows": BALANCE_ROWS}),
-    ("mart principal differs from the delivery",
-     "update marts.fct_od_month_end set principal_outstanding = 5, provision_amount = 0.05"
-     " where od_account_id = 'A3'",
-     "control_totals.principal_matches_delivery", {"od_account_id": "A3", "delivered_principal": "0.00"}),
-    ("no current load of the month end",
-     "update meta.loads set superseded_at = now() where superseded_at is null",
-     "control_totals.od_balances_loaded", {"observed_value": 0}),
-    ("negative balance",
-     "update marts.fct_od_month_end set interest_due = -1 where od_account_id = 'A3'",
-     "fct_od_month_end.non_negative.interest_due", {"od_account_id": "A3", "interest_due": "-1"}),
-    ("missing FX currency",
-     "delete from raw.fx_rates where currency = 'THB'",
-     "fx_rates.fx_currencies", {"missing_currency": "THB"}),
-    ("amount not converted to USD",
-     "update marts.fct_od_month_end set provision_amount_usd = null where od_account_id = 'A2'",
-     "fct_od_month_end.usd_present.provision_amount_usd", {"od_account_id": "A2"}),
-    ("review row without manager",
-     "update marts.rpt_review_list set manager_id = null where od_account_id = 'A2'",
-     "rpt_review_list.routed_manager", {"od_account_id": "A2"}),
-    ("review row routed to an unknown officer",
-     "update marts.rpt_review_list set officer_id = 'CM9' where od_account_id = 'A6'",
-     "rpt_review_list.routed_known", {"od_account_id": "A6", "officer_id": "CM9"}),
-]  # fmt: skip
+    (
+        "duplicate seen from the snapshot",
+        "insert into marts.fct_od_month_end select * from marts.fct_od_month_end where od_account_id = 'A1'"
+        " and month_end = '2024-03-31'",
+        "od_accounts_snapshot.active_graded_once",
+        {"od_account_id": "A1", "month_end_rows": 2},
+    ),
+    (
+        "missing account",
+        "delete from marts.fct_od_month_end where od_account_id = 'A2'",
+        "od_accounts_snapshot.active_graded_once",
+        {"od_account_id": "A2", "month_end_rows": 0},
+    ),
+    (
+        "matured account not graded",
+        "update marts.fct_od_month_end set nbc_grade = null where od_account_id = 'A6'",
+        "od_accounts_snapshot.active_graded_once",
+        {"od_account_id": "A6", "graded_rows": 0},
+    ),
+    (
+        "grade outside the five",
+        "update marts.fct_od_month_end set nbc_grade = 'Watch' where od_account_id = 'A1'",
+        "fct_od_month_end.grade_valid",
+        {"od_account_id": "A1", "nbc_grade": "Watch"},
+    ),
+    (
+        "provision off by 0.01",
+        "update marts.fct_od_month_end set provision_amount = 10.01 where od_account_id = 'A1'",
+        "fct_od_month_end.provision_amount",
+        {"od_account_id": "A1", "expected_provision_amount": "10.00"},
+    ),
+    (
+        "provision rate not the seed's",
+        "update marts.fct_od_month_end set provision_rate = 0.02, provision_amount = 20.0000"
+        " where od_account_id = 'A1' and month_end = '2024-03-31'",
+        "fct_od_month_end.provision_rate",
+        {"od_account_id": "A1", "seed_provision_rate": "0.01"},
+    ),
+    (
+        "control-total mismatch with the manifest",
+        "update meta.load_files set control_total = control_total + 0.01 where file_name = 'od_balances.csv'",
+        "control_totals.control_total",
+        {"file_name": "od_balances.csv", "mart_principal_total": "4101500.00"},
+    ),
+    (
+        "row count differs from the manifest",
+        "update meta.load_files set rows = rows + 1 where file_name = 'od_balances.csv'",
+        "control_totals.control_total",
+        {"manifest_rows": BALANCE_ROWS + 1, "mart_rows": BALANCE_ROWS},
+    ),
+    (
+        "mart principal differs from the delivery",
+        "update marts.fct_od_month_end set principal_outstanding = 5, provision_amount = 0.05"
+        " where od_account_id = 'A3'",
+        "control_totals.principal_matches_delivery",
+        {"od_account_id": "A3", "delivered_principal": "0.00"},
+    ),
+    (
+        "no current load of the month end",
+        "update meta.loads set superseded_at = now() where superseded_at is null",
+        "control_totals.od_balances_loaded",
+        {"observed_value": 0},
+    ),
+    (
+        "negative balance",
+        "update marts.fct_od_month_end set interest_due = -1 where od_account_id = 'A3'",
+        "fct_od_month_end.non_negative.interest_due",
+        {"od_account_id": "A3", "interest_due": "-1"},
+    ),
+    (
+        "missing FX currency",
+        "delete from raw.fx_rates where currency = 'THB'",
+        "fx_rates.fx_currencies",
+        {"missing_currency": "THB"},
+    ),
+    (
+        "amount not converted to USD",
+        "update marts.fct_od_month_end set provision_amount_usd = null where od_account_id = 'A2'",
+        "fct_od_month_end.usd_present.provision_amount_usd",
+        {"od_account_id": "A2"},
+    ),
+    (
+        "review row without manager",
+        "update marts.rpt_review_list set manager_id = null where od_account_id = 'A2'",
+        "rpt_review_list.routed_manager",
+        {"od_account_id": "A2"},
+    ),
+    (
+        "review row routed to an unknown officer",
+        "update marts.rpt_review_list set officer_id = 'CM9' where od_account_id = 'A6'",
+        "rpt_review_list.routed_known",
+        {"od_account_id": "A6", "officer_id": "CM9"},
+    ),
+]
 
 
 # the issue's seven kinds of bad data run in `make unit`; the further cases (each a ~3 s GX run) only in `make test`
-CORE_BREAKS = {"duplicate seen from the snapshot", "missing account", "provision off by 0.01",
-               "control-total mismatch with the manifest", "negative balance", "missing FX currency",
-               "review row without manager"}  # fmt: skip
+CORE_BREAKS = {
+    "duplicate seen from the snapshot",
+    "missing account",
+    "provision off by 0.01",
+    "control-total mismatch with the manifest",
+    "negative balance",
+    "missing FX currency",
+    "review row without manager",
+}
 
 
 @pytest.mark.parametrize(
@@ -333,10 +396,13 @@ def test_bad_mart_data_blocks_the_gate_naming_expectation_and_rows(
 
 @pytest.mark.slow
 def test_failure_samples_are_capped(good_month: str, tmp_path: Path) -> None:
-    _execute(good_month, """
+    _execute(
+        good_month,
+        """
         insert into marts.fct_od_month_end (od_account_id, month_end, principal_outstanding, nbc_grade)
         select 'X' || n, '2024-03-31', -n, 'Normal' from generate_series(1, 50) as n
-    """)  # fmt: skip
+    """,
+    )
     result = gate.run_gate(good_month, MONTH_END, tmp_path / "dq")
     failure = _failure(result, "fct_od_month_end.non_negative.principal_outstanding")
     assert failure.unexpected_count == 50 and len(failure.rows) == gate.MAX_SAMPLE_ROWS

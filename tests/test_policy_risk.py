@@ -178,8 +178,9 @@ def test_stagnation_by_hand(scripted_db):
     assert stagnation[date(2026, 3, 2)] == (True, D("0.00"), True, D("600.00"), True)
     # 4 March: the 50 of 3 March and its reversal cancel inside the window; min P = 583.05 on 3 March
     assert stagnation[date(2026, 3, 4)] == (True, D("0.00"), True, D("583.05"), True)
-    # 11 March: past maturity, no longer an active facility: flagged but not a conversion candidate
-    assert stagnation[date(2026, 3, 11)] == (True, D("0.00"), True, D("583.05"), False)
+    # 11 March: past maturity with a balance: still evaluated and a conversion candidate (rulebook E: a matured
+    # OD that still carries a balance is exactly the case §12.3 converts)
+    assert stagnation[date(2026, 3, 11)] == (True, D("0.00"), True, D("583.05"), True)
 
 
 def _my_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -55,59 +55,123 @@ def _drop_row(file: str, row: int) -> Callable[[Rows], None]:
 
 # (mutation, [(file, row, column, rule)]): exactly the Problems expected, nothing else
 CASES = {
-    "missing column": (_drop_column("od_balances.csv", "fees_receivable"),
-                       [("od_balances.csv", None, "fees_receivable", extract_contract.RULE_COLUMN_PRESENT)]),
-    "null in required column": (_set("od_accounts.csv", 2, "customer_id", ""),
-                                [("od_accounts.csv", 2, "customer_id", extract_contract.RULE_REQUIRED)]),
-    "bad date": (_set("customers.csv", 2, "registered_on", "2026-02-30"),
-                 [("customers.csv", 2, "registered_on", extract_contract.RULE_DATE)]),
-    "date not ISO": (_set("customers.csv", 1, "agent_since", "15/01/2024"),
-                     [("customers.csv", 1, "agent_since", extract_contract.RULE_DATE)]),
-    "bad numeric": (_set("od_balances.csv", 1, "interest_receivable", "12,34"),
-                    [("od_balances.csv", 1, "interest_receivable", extract_contract.RULE_DECIMAL)]),
-    "bad integer": (_set("loans.csv", 1, "original_term_months", "2.5"),
-                    [("loans.csv", 1, "original_term_months", extract_contract.RULE_INTEGER)]),
-    "bad boolean": (_set("fixed_deposits.csv", 2, "frozen", "FALSE"),
-                    [("fixed_deposits.csv", 2, "frozen", extract_contract.RULE_BOOLEAN)]),
-    "enum violation": (_set("od_transactions.csv", 2, "channel", "FAX"),
-                       [("od_transactions.csv", 2, "channel", extract_contract.RULE_ENUM)]),
-    "negative amount": (_set("od_transactions.csv", 2, "amount", "-5"),
-                        [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))]),
-    "zero amount": (_set("od_transactions.csv", 2, "amount", "0.00"),
-                    [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))]),
-    "negative balance": (_set("od_balances.csv", 2, "principal_outstanding", "-0.01"),
-                         [("od_balances.csv", 2, "principal_outstanding",
-                           _bounds("od_balances.csv", "principal_outstanding"))]),
-    "rate > 1": (_set("od_accounts.csv", 1, "monthly_interest_rate", "1.0000001"),
-                 [("od_accounts.csv", 1, "monthly_interest_rate",
-                   _bounds("od_accounts.csv", "monthly_interest_rate"))]),
-    "ppi > 100": (_set("ppi_surveys.csv", 2, "ppi_score", "100.5"),
-                  [("ppi_surveys.csv", 2, "ppi_score", _bounds("ppi_surveys.csv", "ppi_score"))]),
-    "duplicate key": (_set("od_balances.csv", 2, "od_account_id", "OD01"),
-                      [("od_balances.csv", 1, "od_account_id", extract_contract.RULE_KEY_UNIQUE),
-                       ("od_balances.csv", 2, "od_account_id", extract_contract.RULE_KEY_UNIQUE)]),
-    "compound duplicate key": (_duplicate_first_row("agent_liquidity.csv"),
-                               [("agent_liquidity.csv", 1, "customer_id, business_date", extract_contract.RULE_KEY_UNIQUE),
-                                ("agent_liquidity.csv", 2, "customer_id, business_date", extract_contract.RULE_KEY_UNIQUE)]),
-    "folder-date mismatch": (_set("od_balances.csv", 2, "business_date", "2026-09-30"),
-                             [("od_balances.csv", 2, "business_date", extract_contract.RULE_FOLDER_DATE)]),
-    "FK to missing account": (_set("od_balances.csv", 2, "od_account_id", "OD99"),
-                              [("od_balances.csv", 2, "od_account_id", _fk("od_balances.csv", "od_account_id"))]),
-    "FK to missing officer (self-reference)": (_set("officers.csv", 3, "manager_id", "O77"),
-                                               [("officers.csv", 3, "manager_id", _fk("officers.csv", "manager_id"))]),
-    "reversal of unknown txn": (_set("od_transactions.csv", 3, "reversed_txn_id", "T20261001-9"),
-                                [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)]),
-    "reversal with same direction": (_set("od_transactions.csv", 3, "direction", "DEBIT"),
-                                     [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)]),
-    "reversal of another account's txn": (_set("od_transactions.csv", 3, "od_account_id", "OD02"),
-                                          [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)]),
-    "fx missing a currency": (_drop_row("fx_rates.csv", 3),
-                              [("fx_rates.csv", None, "currency", extract_contract.RULE_FX_COMPLETE)]),
-    "fx KHR != 1": (_set("fx_rates.csv", 1, "khr_per_unit", "1.01"),
-                    [("fx_rates.csv", 1, "khr_per_unit", extract_contract.RULE_FX_COMPLETE)]),
-    "missing snapshot file": (lambda rows: rows.pop("od_balances.csv"),
-                              [("od_balances.csv", None, None, landing.RULE_SNAPSHOT_PRESENT)]),
-}  # fmt: skip
+    "missing column": (
+        _drop_column("od_balances.csv", "fees_receivable"),
+        [("od_balances.csv", None, "fees_receivable", extract_contract.RULE_COLUMN_PRESENT)],
+    ),
+    "null in required column": (
+        _set("od_accounts.csv", 2, "customer_id", ""),
+        [("od_accounts.csv", 2, "customer_id", extract_contract.RULE_REQUIRED)],
+    ),
+    "bad date": (
+        _set("customers.csv", 2, "registered_on", "2026-02-30"),
+        [("customers.csv", 2, "registered_on", extract_contract.RULE_DATE)],
+    ),
+    "date not ISO": (
+        _set("customers.csv", 1, "agent_since", "15/01/2024"),
+        [("customers.csv", 1, "agent_since", extract_contract.RULE_DATE)],
+    ),
+    "bad numeric": (
+        _set("od_balances.csv", 1, "interest_receivable", "12,34"),
+        [("od_balances.csv", 1, "interest_receivable", extract_contract.RULE_DECIMAL)],
+    ),
+    "bad integer": (
+        _set("loans.csv", 1, "original_term_months", "2.5"),
+        [("loans.csv", 1, "original_term_months", extract_contract.RULE_INTEGER)],
+    ),
+    "bad boolean": (
+        _set("fixed_deposits.csv", 2, "frozen", "FALSE"),
+        [("fixed_deposits.csv", 2, "frozen", extract_contract.RULE_BOOLEAN)],
+    ),
+    "enum violation": (
+        _set("od_transactions.csv", 2, "channel", "FAX"),
+        [("od_transactions.csv", 2, "channel", extract_contract.RULE_ENUM)],
+    ),
+    "negative amount": (
+        _set("od_transactions.csv", 2, "amount", "-5"),
+        [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))],
+    ),
+    "zero amount": (
+        _set("od_transactions.csv", 2, "amount", "0.00"),
+        [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))],
+    ),
+    "negative balance": (
+        _set("od_balances.csv", 2, "principal_outstanding", "-0.01"),
+        [
+            (
+                "od_balances.csv",
+                2,
+                "principal_outstanding",
+                _bounds("od_balances.csv", "principal_outstanding"),
+            )
+        ],
+    ),
+    "rate > 1": (
+        _set("od_accounts.csv", 1, "monthly_interest_rate", "1.0000001"),
+        [
+            (
+                "od_accounts.csv",
+                1,
+                "monthly_interest_rate",
+                _bounds("od_accounts.csv", "monthly_interest_rate"),
+            )
+        ],
+    ),
+    "ppi > 100": (
+        _set("ppi_surveys.csv", 2, "ppi_score", "100.5"),
+        [("ppi_surveys.csv", 2, "ppi_score", _bounds("ppi_surveys.csv", "ppi_score"))],
+    ),
+    "duplicate key": (
+        _set("od_balances.csv", 2, "od_account_id", "OD01"),
+        [
+            ("od_balances.csv", 1, "od_account_id", extract_contract.RULE_KEY_UNIQUE),
+            ("od_balances.csv", 2, "od_account_id", extract_contract.RULE_KEY_UNIQUE),
+        ],
+    ),
+    "compound duplicate key": (
+        _duplicate_first_row("agent_liquidity.csv"),
+        [
+            ("agent_liquidity.csv", 1, "customer_id, business_date", extract_contract.RULE_KEY_UNIQUE),
+            ("agent_liquidity.csv", 2, "customer_id, business_date", extract_contract.RULE_KEY_UNIQUE),
+        ],
+    ),
+    "folder-date mismatch": (
+        _set("od_balances.csv", 2, "business_date", "2026-09-30"),
+        [("od_balances.csv", 2, "business_date", extract_contract.RULE_FOLDER_DATE)],
+    ),
+    "FK to missing account": (
+        _set("od_balances.csv", 2, "od_account_id", "OD99"),
+        [("od_balances.csv", 2, "od_account_id", _fk("od_balances.csv", "od_account_id"))],
+    ),
+    "FK to missing officer (self-reference)": (
+        _set("officers.csv", 3, "manager_id", "O77"),
+        [("officers.csv", 3, "manager_id", _fk("officers.csv", "manager_id"))],
+    ),
+    "reversal of unknown txn": (
+        _set("od_transactions.csv", 3, "reversed_txn_id", "T20261001-9"),
+        [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)],
+    ),
+    "reversal with same direction": (
+        _set("od_transactions.csv", 3, "direction", "DEBIT"),
+        [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)],
+    ),
+    "reversal of another account's txn": (
+        _set("od_transactions.csv", 3, "od_account_id", "OD02"),
+        [("od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)],
+    ),
+    "fx missing a currency": (
+        _drop_row("fx_rates.csv", 3),
+        [("fx_rates.csv", None, "currency", extract_contract.RULE_FX_COMPLETE)],
+    ),
+    "fx KHR != 1": (
+        _set("fx_rates.csv", 1, "khr_per_unit", "1.01"),
+        [("fx_rates.csv", 1, "khr_per_unit", extract_contract.RULE_FX_COMPLETE)],
+    ),
+    "missing snapshot file": (
+        lambda rows: rows.pop("od_balances.csv"),
+        [("od_balances.csv", None, None, landing.RULE_SNAPSHOT_PRESENT)],
+    ),
+}
 
 DETAILS = {
     "reversal of unknown txn": "no such transaction",
@@ -208,8 +272,11 @@ def test_reversal_of_earlier_txn_is_valid_when_supplied(tmp_path, kind):
         asked.append(ids)
         return [EARLIER_TXN]
 
-    supplied = {"set": {EARLIER_TXN}, "callable": lookup,
-                "dataframe": pd.DataFrame([EARLIER_TXN], columns=["txn_id", "od_account_id", "direction"])}[kind]  # fmt: skip
+    supplied = {
+        "set": {EARLIER_TXN},
+        "callable": lookup,
+        "dataframe": pd.DataFrame([EARLIER_TXN], columns=["txn_id", "od_account_id", "direction"]),
+    }[kind]
     report = validate.validate_delivery(
         write_delivery(tmp_path, DAY, mutate=_reverse_earlier), earlier_txns=supplied
     )

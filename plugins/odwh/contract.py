@@ -18,13 +18,30 @@ FileKind = Literal["snapshot", "event"]
 
 CURRENCIES = ("KHR", "USD", "THB")
 ACTIVITIES = (
-    "AGRICULTURE", "LIVESTOCK", "FISHERIES", "TRADE", "SERVICES", "MANUFACTURING", "CONSTRUCTION",
-    "TRANSPORT", "HOUSING", "EDUCATION", "CONSUMPTION",
-)  # fmt: skip
+    "AGRICULTURE",
+    "LIVESTOCK",
+    "FISHERIES",
+    "TRADE",
+    "SERVICES",
+    "MANUFACTURING",
+    "CONSTRUCTION",
+    "TRANSPORT",
+    "HOUSING",
+    "EDUCATION",
+    "CONSUMPTION",
+)
 EXCLUDED_ACTIVITIES = (
-    "FORCED_OR_CHILD_LABOUR", "WEAPONS_MUNITIONS", "GAMBLING", "SEX_TRAFFICKING", "CITES_WILDLIFE_TRADE",
-    "RADIOACTIVE_OR_HAZARDOUS_CHEMICALS", "ILLEGAL_FISHING", "ILLEGAL_LOGGING", "TOBACCO", "OTHER_ILLEGAL",
-)  # fmt: skip
+    "FORCED_OR_CHILD_LABOUR",
+    "WEAPONS_MUNITIONS",
+    "GAMBLING",
+    "SEX_TRAFFICKING",
+    "CITES_WILDLIFE_TRADE",
+    "RADIOACTIVE_OR_HAZARDOUS_CHEMICALS",
+    "ILLEGAL_FISHING",
+    "ILLEGAL_LOGGING",
+    "TOBACCO",
+    "OTHER_ILLEGAL",
+)
 ALL_ACTIVITIES = ACTIVITIES + EXCLUDED_ACTIVITIES
 
 
@@ -41,8 +58,7 @@ class Column:
 
     @property
     def pg_type(self) -> str:
-        return {"text": "text", "date": "date", "numeric": "numeric", "integer": "integer",
-                "boolean": "boolean"}[self.type]  # fmt: skip
+        return self.type  # the contract's type names are PostgreSQL's
 
 
 @dataclass(frozen=True)
@@ -358,5 +374,9 @@ class Manifest:
             if e.control_total is not None:
                 entry["control_total"] = e.control_total
             files[name] = entry
-        return {"extract_version": self.extract_version, "business_date": self.business_date,
-                "source": self.source, "files": files}  # fmt: skip
+        return {
+            "extract_version": self.extract_version,
+            "business_date": self.business_date,
+            "source": self.source,
+            "files": files,
+        }

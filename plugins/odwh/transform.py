@@ -85,8 +85,13 @@ def run_dbt(
 
     project = project or dbt_project_dir()
     work_dir = work_dir or warehouse.odwh_home() / "dbt"
-    paths = ["--project-dir", str(project), "--profiles-dir", str(project),
-             "--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs")]  # fmt: skip
+    locations = {
+        "--project-dir": project,
+        "--profiles-dir": project,
+        "--target-path": work_dir / "target",
+        "--log-path": work_dir / "logs",
+    }
+    paths = [part for option, path in locations.items() for part in (option, str(path))]
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
     if not result.success:

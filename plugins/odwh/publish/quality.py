@@ -23,18 +23,45 @@ from odwh.publish import charts, labels
 from odwh.publish.data import frame, records, require
 
 PAR_COLUMNS = (
-    "month_end", "product_family", "accounts", "gross_outstanding_usd", "par1_usd", "par30_usd", "par90_usd",
-    "par1_ratio", "par30_ratio", "par90_ratio", "provisions_usd", "risk_coverage", "written_off_usd",
-    "write_off_ratio_12m", "months_in_window",
-)  # fmt: skip
+    "month_end",
+    "product_family",
+    "accounts",
+    "gross_outstanding_usd",
+    "par1_usd",
+    "par30_usd",
+    "par90_usd",
+    "par1_ratio",
+    "par30_ratio",
+    "par90_ratio",
+    "provisions_usd",
+    "risk_coverage",
+    "written_off_usd",
+    "write_off_ratio_12m",
+    "months_in_window",
+)
 SEGMENT_COLUMNS = (
-    "month_end", "product_family", "segment_type", "segment_value", "accounts", "gross_outstanding_usd",
-    "par1_usd", "par30_usd", "par90_usd", "par30_ratio", "provisions_usd",
-)  # fmt: skip
+    "month_end",
+    "product_family",
+    "segment_type",
+    "segment_value",
+    "accounts",
+    "gross_outstanding_usd",
+    "par1_usd",
+    "par30_usd",
+    "par90_usd",
+    "par30_ratio",
+    "provisions_usd",
+)
 MIGRATION_COLUMNS = (
-    "month_end", "product_family", "from_grade", "from_grade_order", "to_grade", "to_grade_order", "accounts",
+    "month_end",
+    "product_family",
+    "from_grade",
+    "from_grade_order",
+    "to_grade",
+    "to_grade_order",
+    "accounts",
     "outstanding_usd",
-)  # fmt: skip
+)
 FAMILIES = {"ALL": "OD and term loans", "OD": "Overdrafts", "TERM": "Term loans"}
 SEGMENT_TYPES = {
     "BRANCH": "Branch",
