@@ -3,6 +3,7 @@ quality gate, and publish the month's reports (review lists, board pack, dashboa
 
 Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset only when a month is
 ready to close. A month whose gate fails is not published (the previous publication stays) and the run fails.
+Retries come from ``[core] default_task_retries``, as in ``odwh_daily``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def odwh_month_end() -> None:
 
         return pipeline.close_months(pipeline.warehouse_url_from_airflow(), months)
 
-    @task
+    @task(retries=0)  # a failed gate needs new data, not a retry
     def fail_if_not_published(outcomes: list[dict]) -> None:
         from odwh import pipeline
 
