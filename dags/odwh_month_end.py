@@ -2,7 +2,7 @@
 quality gate, and publish the month's reports (review lists, board pack, dashboard, data quality, manifest).
 
 Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset only when a month is
-ready to close. A month whose gate fails is not published (the previous publication stays) and the run fails.
+ready to close, and the event's ``extra["months"]`` names the months this run closes. A month whose gate fails is not published (the previous publication stays) and the run fails.
 Retries come from ``[core] default_task_retries``, as in ``odwh_daily``.
 """
 
@@ -26,10 +26,15 @@ from odwh.assets import MONTH_LOADED, PUBLISHED
 )
 def odwh_month_end() -> None:
     @task
-    def months_to_close(params: dict | None = None) -> list[str]:
+    def months_to_close(params: dict | None = None, triggering_asset_events=None) -> list[str]:
+        """Explicit ``months`` first (a manual rerun), then the months the triggering events announced, then
+        whatever the warehouse says is ready (a manual run without ``months``)."""
         from odwh import pipeline
 
-        return (params or {}).get("months") or pipeline.months_ready_to_close(
+        if months := (params or {}).get("months"):
+            return months
+        events = (triggering_asset_events or {}).get(MONTH_LOADED, [])
+        return pipeline.months_announced([event.extra for event in events]) or pipeline.months_ready_to_close(
             pipeline.warehouse_url_from_airflow()
         )
 
