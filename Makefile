@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export ODWH_HOME ?= $(CURDIR)/.odwh
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install browser demo test lint typecheck unit bench lock docs clean
+.PHONY: install browser demo test cluster-test lint typecheck unit bench lock docs clean
 
 install: $(STAMP)
 
@@ -20,14 +20,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-# Debian's chromium + chromedriver (dashboard browser test) and Khmer fonts (PDF board pack). Installed where we
-# may (root with apt, as in CI); elsewhere install them yourself (README): the browser test is then skipped.
+# Debian's chromium + chromedriver (dashboard browser test), Khmer fonts (PDF board pack) and redis-server (the
+# Celery broker of the cluster test). Installed where we may (root with apt, as in CI); elsewhere install them
+# yourself (README): the browser and cluster tests are then skipped.
 browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list | grep -qi khmer; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v redis-server >/dev/null \
+	  && fc-list | grep -qi khmer; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-khmeros >/dev/null) \
-	  || echo "warning: could not install chromium; the browser test will be skipped"; \
-	else echo "note: chromium/chromedriver not found; the browser test will be skipped"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-khmeros redis-server >/dev/null) \
+	  || echo "warning: could not install chromium/redis-server; the browser and cluster tests will be skipped"; \
+	else echo "note: chromium/chromedriver/redis-server not found; the browser and cluster tests will be skipped"; fi
 
 lock:  ## re-resolve requirements.lock after changing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -p 3.11 -o requirements.lock --no-header --quiet
@@ -49,6 +51,11 @@ unit: install
 
 test: lint typecheck browser
 	$(BIN)/pytest -q -ra
+
+# Airflow's api-server, scheduler, dag-processor, triggerer and two Celery workers over Redis and PostgreSQL on
+# this machine, both DAGs end to end, a worker killed mid-run (tests/test_cluster.py; `make test` runs it too).
+cluster-test: install browser
+	$(BIN)/pytest -q -ra -m cluster
 
 bench: install
 	$(BIN)/odwh bench

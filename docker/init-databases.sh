@@ -12,4 +12,7 @@ create database airflow owner airflow;
 create database odwh owner odwh;
 revoke all on database airflow from public;
 revoke all on database odwh from public;
+-- odwh db migrate grants to these reader roles; it runs as odwh, which may not create roles itself.
+create role pii_reader nologin;
+create role odwh_reader nologin;
 SQL

@@ -81,6 +81,7 @@ def test_metadata_and_warehouse_have_separate_roles_and_databases():
     for role in ("airflow", "odwh"):
         assert f"create role {role} login password :'" in script
         assert f"create database {role} owner {role};" in script
+    assert "create role pii_reader nologin;" in script and "create role odwh_reader nologin;" in script
     assert "${" not in script.split("<<'SQL'")[1]  # quoted heredoc: the shell pastes nothing into the SQL
     assert _env("airflow-worker")["ODWH_WAREHOUSE_USER"] == "odwh"
 
