@@ -27,16 +27,16 @@ from odwh.assets import MONTH_LOADED, PUBLISHED
 def odwh_month_end() -> None:
     @task
     def months_to_close(params: dict | None = None, triggering_asset_events=None) -> list[str]:
-        """Explicit ``months`` first (a manual rerun), then the months the triggering events announced, then
-        whatever the warehouse says is ready (a manual run without ``months``)."""
+        """Explicit ``months`` (a manual rerun or republication), else the months the triggering events
+        announced that are still ready (an event queued behind a run that closed them is stale), else every
+        ready month (a manual run without ``months``)."""
         from odwh import pipeline
 
         if months := (params or {}).get("months"):
             return months
         events = (triggering_asset_events or {}).get(MONTH_LOADED, [])
-        return pipeline.months_announced([event.extra for event in events]) or pipeline.months_ready_to_close(
-            pipeline.warehouse_url_from_airflow()
-        )
+        announced = pipeline.months_announced([event.extra for event in events])
+        return pipeline.still_ready(pipeline.warehouse_url_from_airflow(), announced or None)
 
     @task
     def build_month_end_models(months: list[str]) -> list[str]:

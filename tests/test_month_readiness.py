@@ -62,3 +62,12 @@ def test_the_month_end_run_closes_the_months_its_triggering_events_announced():
     extras = [{"months": ["2026-02-28"]}, {"months": ["2026-01-31", "2026-02-28"]}, {}]
     assert pipeline.months_announced(extras) == ["2026-01-31", "2026-02-28"]
     assert pipeline.months_announced([]) == []
+
+
+def test_a_stale_announcement_closes_only_the_months_still_ready(fresh_db: str):
+    """Two daily runs can announce the same month before the month end runs: the second run closes nothing."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        _load(conn, date(2026, 1, 1), date(2026, 2, 28))
+        _gate(conn, "2026-01-31", passed=True)
+    assert pipeline.still_ready(fresh_db, ["2026-01-31", "2026-02-28"]) == ["2026-02-28"]
+    assert pipeline.still_ready(fresh_db, None) == ["2026-02-28"]  # nothing announced: every ready month

@@ -224,6 +224,12 @@ def months_ready_to_close(warehouse_url: str) -> list[str]:
         return [d.isoformat() for (d,) in conn.execute(MONTHS_READY_SQL)]
 
 
+def still_ready(warehouse_url: str, announced: list[str] | None) -> list[str]:
+    """The announced months that are still ready to close (all ready months when nothing was announced)."""
+    ready = months_ready_to_close(warehouse_url)
+    return ready if announced is None else [m for m in announced if m in ready]
+
+
 def months_announced(event_extras: list[dict[str, Any]]) -> list[str]:
     """The month ends the ``MONTH_LOADED`` events that triggered a run carry (several events may be merged
     into one run), sorted and without repeats."""
