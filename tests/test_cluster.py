@@ -46,9 +46,10 @@ pytestmark = [
     ),
 ]
 BIN = Path(sys.executable).parent
-FIRST_DAY, LAST_DAY = date(2026, 1, 27), date(2026, 2, 28)  # history starts late in January: two months close
+FIRST_DAY, LAST_DAY = date(2026, 1, 30), date(2026, 2, 28)  # history starts late in January: two months close
 MONTHS = ["2026-01-31", "2026-02-28"]
 DATES_BEFORE_THE_KILL = 4
+WORKERS = ("worker-1", "worker-2")
 
 
 def _free_port() -> int:
@@ -242,6 +243,36 @@ def _task_instance(meta_url: str, run_id: str) -> tuple[str, int]:
         ).fetchone()
 
 
+def start_cluster(procs: Processes, env: dict[str, str], redis_port: int, api_port: int, root: Path) -> None:
+    """Redis, Airflow's metadata schema, then every Airflow service and two Celery workers."""
+    redis_args = ["--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
+    procs.start("redis", [str(REDIS_SERVER), *redis_args, "--dir", str(procs.logs)], env)
+    airflow = str(BIN / "airflow")
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    api_server = ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
+    procs.start("api-server", [airflow, *api_server], env)
+    procs.start("scheduler", [airflow, "scheduler"], env)
+    procs.start("dag-processor", [airflow, "dag-processor"], env)
+    procs.start("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)
+    for worker in WORKERS:
+        worker_env = {**env, "ODWH_HOME": str(root / worker)}  # dbt's target folder is per worker
+        celery = ["celery", "worker", "--celery-hostname", f"{worker}@%h", "--skip-serve-logs"]
+        procs.start(worker, [airflow, *celery], worker_env)
+
+
+def kill_the_loading_worker(procs: Processes, databases: dict[str, str]) -> str:
+    """SIGKILL the worker running ``check_and_load`` (and its task process) a few dates in; its run id."""
+    wait_for("a few dates loaded", lambda: _loads(databases["warehouse"]) >= DATES_BEFORE_THE_KILL, 300, 1)
+    run_id, pid, tries = wait_for("check_and_load to run", lambda: _running(databases["meta"]), 60, 1)
+    assert tries == 1
+    victim = [w for w in WORKERS if pid in {p.pid for p in procs.tree(w)}]
+    assert len(victim) == 1, f"task process {pid} is under no worker"
+    procs.kill(victim[0])
+    assert _loads(databases["warehouse"]) < (LAST_DAY - FIRST_DAY).days + 1  # killed before the end
+    return run_id
+
+
 def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what_odwh_run_does(
     databases: dict[str, str], tmp_path: Path
 ) -> None:
@@ -262,22 +293,7 @@ def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what
         )
         ref_thread.start()
 
-        redis_args = ["--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
-        procs.start("redis", [str(REDIS_SERVER), *redis_args, "--dir", str(logs)], env)
-        migrate = subprocess.run(
-            [str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True
-        )
-        assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
-        airflow = str(BIN / "airflow")
-        api_server = ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
-        procs.start("api-server", [airflow, *api_server], env)
-        procs.start("scheduler", [airflow, "scheduler"], env)
-        procs.start("dag-processor", [airflow, "dag-processor"], env)
-        procs.start("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)
-        for worker in ("worker-1", "worker-2"):
-            worker_env = {**env, "ODWH_HOME": str(tmp_path / worker)}  # dbt's target folder is per worker
-            celery = ["celery", "worker", "--celery-hostname", f"{worker}@%h", "--skip-serve-logs"]
-            procs.start(worker, [airflow, *celery], worker_env)
+        start_cluster(procs, env, redis_port, api_port, tmp_path)
         wait_for("every Airflow component to report healthy", api.healthy, timeout=240, every=3)
         wait_for("both DAGs to be parsed", lambda: len(api.call("GET", "/api/v2/dags")["dags"]) == 2, 180)
 
@@ -290,16 +306,7 @@ def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what
         manual = api.call("POST", "/api/v2/dags/odwh_daily/dagRuns", {"logical_date": None})["dag_run_id"]
 
         # Unpausing also starts the latest scheduled run; whichever run loads, kill its worker a few dates in.
-        wait_for(
-            "a few dates loaded", lambda: _loads(databases["warehouse"]) >= DATES_BEFORE_THE_KILL, 300, 1
-        )
-        run_id, pid, tries = wait_for("check_and_load to run", lambda: _running(databases["meta"]), 60, 1)
-        assert tries == 1
-        victim = [w for w in ("worker-1", "worker-2") if pid in {p.pid for p in procs.tree(w)}]
-        assert len(victim) == 1, f"task process {pid} is under no worker"
-        procs.kill(victim[0])
-        assert _loads(databases["warehouse"]) < (LAST_DAY - FIRST_DAY).days + 1  # killed before the end
-
+        run_id = kill_the_loading_worker(procs, databases)
         daily_runs = wait_for(
             "every odwh_daily run to finish", lambda: api.all_finished("odwh_daily"), 900, 5
         )
