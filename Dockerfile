@@ -1,5 +1,5 @@
 # One image for every Airflow role (api-server, scheduler, dag-processor, triggerer, Celery worker) and the
-# odwh CLI. Same pinned lock as `make install`.
+# odwh CLI. Same pinned lock as `make install` (it includes the Celery provider and the Redis client).
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     AIRFLOW_HOME=/opt/airflow ODWH_PROJECT_DIR=/opt/odwh ODWH_HOME=/var/lib/odwh
@@ -8,11 +8,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 
 WORKDIR /opt/odwh
 COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv pip install --system --no-cache -r requirements.lock "apache-airflow-providers-celery" "redis"
+    && uv pip install --system --no-cache -r requirements.lock
 COPY plugins ./plugins
 COPY dags ./dags
 COPY dbt_project ./dbt_project
 COPY expectations ./expectations
+COPY docker ./docker
 RUN uv pip install --system --no-cache --no-deps -e . && mkdir -p /var/lib/odwh /opt/airflow \
     && chown -R airflow /var/lib/odwh /opt/airflow
 USER airflow
+# Reads the warehouse password from its Docker secret into the Airflow connection, then runs the command.
+ENTRYPOINT ["/opt/odwh/docker/entrypoint.sh"]

@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export ODWH_HOME ?= $(CURDIR)/.odwh
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install os-packages demo test lint typecheck unit bench lock docs clean
+.PHONY: install os-packages demo test cluster-test lint typecheck unit bench lock docs clean
 
 install: $(STAMP)
 
@@ -24,9 +24,10 @@ $(STAMP): requirements.lock pyproject.toml
 # them yourself (README) and the tests that need them are skipped, saying why. chromium + chromium-driver: the
 # dashboard's browser test; fonts-khmeros: Khmer in the PDF board pack; libharfbuzz-subset0: WeasyPrint's
 # deterministic font subsetting (reproducible PDFs); libreoffice-calc-nogui, poppler-utils and
-# fonts-crosextra-carlito (Calibri's metrics): the review lists printed as an office suite prints them.
+# fonts-crosextra-carlito (Calibri's metrics): the review lists printed as an office suite prints them;
+# redis-server: the Celery broker of the cluster test.
 OS_PACKAGES := chromium chromium-driver fonts-khmeros libharfbuzz-subset0 libreoffice-calc-nogui poppler-utils \
-	fonts-crosextra-carlito
+	fonts-crosextra-carlito redis-server
 
 os-packages:
 	@missing=$$(for p in $(OS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -56,6 +57,11 @@ unit: install
 
 test: lint typecheck os-packages
 	$(BIN)/pytest -q -ra
+
+# Airflow's api-server, scheduler, dag-processor, triggerer and two Celery workers over Redis and PostgreSQL on
+# this machine, both DAGs end to end, a worker killed mid-run (tests/test_cluster.py; `make test` runs it too).
+cluster-test: install os-packages
+	$(BIN)/pytest -q -ra -m cluster
 
 bench: install
 	$(BIN)/odwh bench

@@ -4,7 +4,9 @@ check (manifest + Great Expectations contract suite) -> load (COPY, one transact
 daily dbt models -> publish the day's agent alert lists and announce the months whose every date is loaded
 (asset ``MONTH_LOADED``, emitted only when there is such a month; it schedules ``odwh_month_end``). A refused
 date stops ingestion there; the run fails after the valid dates are built.
-Logic lives in the ``odwh`` package; this file only wires tasks, schedule and retries.
+Retries come from ``[core] default_task_retries`` (2 in the cluster deployment: a lost worker's task reruns and
+resumes; 0 for ``odwh run``, which fails fast), docs/decisions/0018.
+Logic lives in the ``odwh`` package; this file only wires tasks and schedule.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from odwh.assets import MONTH_LOADED, RAW_LOADED
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Phnom_Penh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 0},
     params={"landing_url": Param("", type="string", description="Landing URL; empty means ODWH_LANDING_URL")},
     tags=["odwh"],
 )
@@ -57,7 +58,7 @@ def odwh_daily() -> None:
         outlet_events[MONTH_LOADED].extra = {"months": months}
         return months
 
-    @task
+    @task(retries=0)  # a refused date needs a corrected delivery, not a retry
     def fail_if_refused(report: dict) -> None:
         from odwh import pipeline
 

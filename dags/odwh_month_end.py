@@ -2,7 +2,8 @@
 quality gate, and publish the month's reports (review lists, board pack, dashboard, data quality, manifest).
 
 Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset only when a month is
-ready to close. A month whose gate fails is not published (the previous publication stays) and the run fails.
+ready to close, and the event's ``extra["months"]`` names the months this run closes. A month whose gate fails is not published (the previous publication stays) and the run fails.
+Retries come from ``[core] default_task_retries``, as in ``odwh_daily``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ from odwh.assets import MONTH_LOADED, PUBLISHED
 )
 def odwh_month_end() -> None:
     @task
-    def months_to_close(params: dict | None = None) -> list[str]:
+    def months_to_close(params: dict | None = None, triggering_asset_events=None) -> list[str]:
+        """Explicit ``months`` (a manual rerun or republication), else the months the triggering events
+        announced that are still ready (an event queued behind a run that closed them is stale), else every
+        ready month (a manual run without ``months``)."""
         from odwh import pipeline
 
-        return (params or {}).get("months") or pipeline.months_ready_to_close(
-            pipeline.warehouse_url_from_airflow()
-        )
+        if months := (params or {}).get("months"):
+            return months
+        events = (triggering_asset_events or {}).get(MONTH_LOADED, [])
+        announced = pipeline.months_announced([event.extra for event in events])
+        return pipeline.still_ready(pipeline.warehouse_url_from_airflow(), announced or None)
 
     @task
     def build_month_end_models(months: list[str]) -> list[str]:
@@ -45,7 +51,7 @@ def odwh_month_end() -> None:
 
         return pipeline.close_months(pipeline.warehouse_url_from_airflow(), months)
 
-    @task
+    @task(retries=0)  # a failed gate needs new data, not a retry
     def fail_if_not_published(outcomes: list[dict]) -> None:
         from odwh import pipeline
 

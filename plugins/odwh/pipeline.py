@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -237,17 +238,35 @@ with loaded as (
 select m.month_end
 from months m cross join first_load f
 where m.days_loaded = m.month_end - greatest(m.month_start, f.first_day) + 1   -- no gap since history began
-  and not exists (
+  and not exists (  -- gated since its data last changed, passed or failed: only new data reopens it
       select 1 from meta.publications p
-      where p.month_end = m.month_end and p.gate_passed and p.published_at >= m.last_loaded_at)
+      where p.month_end = m.month_end and p.published_at >= m.last_loaded_at)
 order by m.month_end
 """
 
 
 def months_ready_to_close(warehouse_url: str) -> list[str]:
-    """Month ends whose every date is loaded and which have no publication as recent as their data."""
+    """Month ends whose every date is loaded and which were not gated since their data last changed.
+
+    A month whose gate failed is not offered again until a delivery for it is loaded (a corrected or late
+    date): re-gating the same data would fail the same way every day. ``odwh_month_end`` with explicit
+    ``months`` forces a month (docs/operations.md, "Rerun or republish a month").
+    """
     with psycopg.connect(warehouse_url) as conn:
         return [d.isoformat() for (d,) in conn.execute(MONTHS_READY_SQL)]
+
+
+def still_ready(warehouse_url: str, announced: list[str] | None) -> list[str]:
+    """The announced months that are still ready to close (all ready months when nothing was announced)."""
+    ready = months_ready_to_close(warehouse_url)
+    return ready if announced is None else [m for m in announced if m in ready]
+
+
+def months_announced(event_extras: list[dict[str, Any]]) -> list[str]:
+    """The month ends the ``MONTH_LOADED`` events that triggered a run carry (several events may be merged
+    into one run), sorted and without repeats."""
+    months = {str(m) for extra in event_extras for m in extra.get("months") or []}
+    return sorted(months)
 
 
 def build_month_end(warehouse_url: str, months: list[str]) -> None:

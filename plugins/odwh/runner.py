@@ -1,7 +1,7 @@
 """``odwh run``: the Airflow DAGs, in-process (``dag.test``), over a landing folder.
 
 Airflow keeps its home, logs and SQLite metadata database inside the project (``.airflow/``, ignored by git);
-production runs the same DAG files under a scheduler with PostgreSQL metadata (docs/deployment.md).
+production runs the same DAG files under a scheduler with PostgreSQL metadata (docs/operations.md).
 """
 
 from __future__ import annotations

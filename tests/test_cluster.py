@@ -1,0 +1,340 @@
+"""The production path, run for real on this machine (no Docker): Redis, PostgreSQL (Airflow's metadata and the
+warehouse as separate databases), Airflow 3's api-server, scheduler, dag-processor, triggerer and two Celery
+workers, all on 127.0.0.1 with the project's DAGs.
+
+Two months of simulated extracts land; ``odwh_daily`` is unpaused and triggered through the REST API; one
+Celery worker is killed (SIGKILL, its task with it) while ``check_and_load`` is loading; the scheduler notices
+the lost task, retries it on the other worker, and the retry resumes where the dead one stopped.
+``odwh_month_end`` then starts from the ``MONTH_LOADED`` asset alone, closes the months the event carries, and
+the marts equal, table by table (ordered md5), those ``odwh run`` builds from the same landing into another
+database. ``make cluster-test`` runs only this; it needs Debian's redis-server (``make browser`` installs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from odwh import pipeline, simulate, warehouse
+from odwh.warehouse import with_database
+from support import REPO
+from support.airflow import odwh_run
+
+REDIS_SERVER = shutil.which("redis-server")
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        REDIS_SERVER is None, reason="redis-server is not installed (make browser installs it)"
+    ),
+]
+BIN = Path(sys.executable).parent
+FIRST_DAY, LAST_DAY = date(2026, 1, 30), date(2026, 2, 28)  # history starts late in January: two months close
+MONTHS = ["2026-01-31", "2026-02-28"]
+DATES_BEFORE_THE_KILL = 4
+WORKERS = ("worker-1", "worker-2")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 2.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Processes:
+    """Every process the test starts, each in its own session; ``stop`` ends them and their descendants."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        with (self.logs / f"{name}.log").open("wb") as log:
+            self.started[name] = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.logs
+            )
+
+    def tree(self, name: str) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.started[name].pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        for proc in self.tree(name):  # children may sit in other process groups (task supervisors)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.started[name].pid, sig)
+
+    def stop(self) -> None:
+        for name in self.started:
+            self.kill(name, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.started.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for name in self.started:
+            self.kill(name)
+            self.started[name].wait(timeout=10)
+
+    def tail(self) -> str:
+        return "\n".join(
+            f"--- {name}.log\n"
+            + "\n".join((self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:])
+            for name in self.started
+        )
+
+
+def cluster_env(
+    root: Path, meta_url: str, warehouse_url: str, redis_port: int, api_port: int
+) -> dict[str, str]:
+    """One CeleryExecutor configuration for every Airflow process, as docker-compose.yml sets it."""
+    metadata = meta_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WAREHOUSE_URL", "ODWH_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(root / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "airflow" / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "2",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # the test's REST calls need no login
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata,
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            # A killed worker's task is declared lost after this long without a heartbeat (default 300 s).
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(root / "airflow" / "logs"),
+            "ODWH_PROJECT_DIR": str(REPO),
+            "ODWH_HOME": str(root / "home"),
+            "ODWH_LANDING_URL": str(root / "landing"),
+            "ODWH_ARCHIVE_DIR": str(root / "archive"),
+            "REPORTS_DIR": str(root / "reports"),
+            "PYTHONPATH": str(REPO / "plugins"),
+            "DBT_QUIET": "true",
+            **pipeline.airflow_connection_env(warehouse_url),
+        }
+    )
+    return env
+
+
+class Api:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def healthy(self) -> bool:
+        try:
+            health = self.call("GET", "/api/v2/monitor/health")
+        except OSError:
+            return False
+        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        return all((health.get(p) or {}).get("status") == "healthy" for p in parts)
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
+
+    def all_finished(self, dag_id: str) -> list[dict[str, Any]] | None:
+        """The DAG's runs once there is at least one and none is queued or running."""
+        runs = self.runs(dag_id)
+        return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        value = self.call("GET", path + "?deserialize=true&stringify=false")["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
+
+def marts_fingerprint(url: str) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of the ordered rows of every marts table and view."""
+    with psycopg.connect(url) as conn:
+        tables = "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+        names = [name for (name,) in conn.execute(tables)]
+        return {
+            name: conn.execute(
+                f"select count(*), md5(coalesce(string_agg(t::text, E'\\n' order by t::text), ''))"  # noqa: S608
+                f' from marts."{name}" t'
+            ).fetchone()
+            for name in names
+        }
+
+
+@pytest.fixture
+def databases(server_url: str) -> Iterator[dict[str, str]]:
+    """Airflow's metadata, the cluster's warehouse and the reference warehouse: three databases, one server."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"cluster_{role}_{suffix}" for role in ("meta", "warehouse", "reference")}
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in names.values():
+            conn.execute(f'create database "{name}"')
+    yield {role: with_database(server_url, name) for role, name in names.items()}
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in names.values():
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _loads(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*) from meta.loads").fetchone()[0]
+
+
+def _running(meta_url: str) -> tuple[str, int, int] | None:
+    """Run id, process id and try number of the ``check_and_load`` attempt running now, if any."""
+    with psycopg.connect(meta_url) as conn:
+        return conn.execute(
+            "select run_id, pid, try_number from task_instance"
+            " where dag_id = 'odwh_daily' and task_id = 'check_and_load' and state = 'running' and pid is not null"
+        ).fetchone()
+
+
+def _task_instance(meta_url: str, run_id: str) -> tuple[str, int]:
+    with psycopg.connect(meta_url) as conn:
+        return conn.execute(
+            "select state, try_number from task_instance"
+            " where dag_id = 'odwh_daily' and task_id = 'check_and_load' and run_id = %s",
+            (run_id,),
+        ).fetchone()
+
+
+def start_cluster(procs: Processes, env: dict[str, str], redis_port: int, api_port: int, root: Path) -> None:
+    """Redis, Airflow's metadata schema, then every Airflow service and two Celery workers."""
+    redis_args = ["--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
+    procs.start("redis", [str(REDIS_SERVER), *redis_args, "--dir", str(procs.logs)], env)
+    airflow = str(BIN / "airflow")
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    api_server = ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
+    procs.start("api-server", [airflow, *api_server], env)
+    procs.start("scheduler", [airflow, "scheduler"], env)
+    procs.start("dag-processor", [airflow, "dag-processor"], env)
+    procs.start("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)
+    for worker in WORKERS:
+        worker_env = {**env, "ODWH_HOME": str(root / worker)}  # dbt's target folder is per worker
+        celery = ["celery", "worker", "--celery-hostname", f"{worker}@%h", "--skip-serve-logs"]
+        procs.start(worker, [airflow, *celery], worker_env)
+
+
+def kill_the_loading_worker(procs: Processes, databases: dict[str, str]) -> str:
+    """SIGKILL the worker running ``check_and_load`` (and its task process) a few dates in; its run id."""
+    wait_for("a few dates loaded", lambda: _loads(databases["warehouse"]) >= DATES_BEFORE_THE_KILL, 300, 1)
+    run_id, pid, tries = wait_for("check_and_load to run", lambda: _running(databases["meta"]), 60, 1)
+    assert tries == 1
+    victim = [w for w in WORKERS if pid in {p.pid for p in procs.tree(w)}]
+    assert len(victim) == 1, f"task process {pid} is under no worker"
+    procs.kill(victim[0])
+    assert _loads(databases["warehouse"]) < (LAST_DAY - FIRST_DAY).days + 1  # killed before the end
+    return run_id
+
+
+def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what_odwh_run_does(
+    databases: dict[str, str], tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    simulate.simulate(landing, FIRST_DAY, LAST_DAY, accounts=20, seed=11)
+    warehouse.migrate(databases["warehouse"])
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    redis_port, api_port = _free_port(), _free_port()
+    env = cluster_env(tmp_path, databases["meta"], databases["warehouse"], redis_port, api_port)
+    api = Api(api_port)
+    try:
+        # The reference: `odwh run` (in-process DAGs) over the same landing, while the cluster starts.
+        reference: dict[str, subprocess.CompletedProcess[str]] = {}
+        ref_thread = threading.Thread(
+            target=lambda: reference.update(run=odwh_run(tmp_path / "ref", databases["reference"], landing))
+        )
+        ref_thread.start()
+
+        start_cluster(procs, env, redis_port, api_port, tmp_path)
+        wait_for("every Airflow component to report healthy", api.healthy, timeout=240, every=3)
+        wait_for("both DAGs to be parsed", lambda: len(api.call("GET", "/api/v2/dags")["dags"]) == 2, 180)
+
+        ref_thread.join(timeout=900)
+        ref = reference["run"]
+        assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
+
+        for dag_id in ("odwh_daily", "odwh_month_end"):
+            api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        manual = api.call("POST", "/api/v2/dags/odwh_daily/dagRuns", {"logical_date": None})["dag_run_id"]
+
+        # Unpausing also starts the latest scheduled run; whichever run loads, kill its worker a few dates in.
+        run_id = kill_the_loading_worker(procs, databases)
+        daily_runs = wait_for(
+            "every odwh_daily run to finish", lambda: api.all_finished("odwh_daily"), 900, 5
+        )
+        assert manual in {r["dag_run_id"] for r in daily_runs}
+        assert {r["state"] for r in daily_runs} == {"success"}, procs.tail()
+        assert _task_instance(databases["meta"], run_id) == ("success", 2)  # lost attempt, then the retry
+        assert api.xcom("odwh_daily", run_id, "announce_loaded_months") == MONTHS
+
+        month_runs = wait_for("odwh_month_end to finish", lambda: api.all_finished("odwh_month_end"), 900, 5)
+        assert {r["run_type"] for r in month_runs} == {"asset_triggered"}  # nobody triggered it
+        assert {r["state"] for r in month_runs} == {"success"}, procs.tail()
+        first_close = min(month_runs, key=lambda r: r["run_after"])["dag_run_id"]
+        assert api.xcom("odwh_month_end", first_close, "months_to_close") == MONTHS  # from the asset event
+    finally:
+        procs.stop()
+
+    with psycopg.connect(databases["warehouse"]) as conn:
+        published = conn.execute(
+            "select month_end::text from meta.publications where gate_passed order by 1"
+        ).fetchall()
+    assert [m for (m,) in published] == MONTHS
+    assert all((tmp_path / "reports" / m[:7] / "manifest.json").exists() for m in MONTHS)
+    cluster, reference_marts = (
+        marts_fingerprint(databases["warehouse"]),
+        marts_fingerprint(databases["reference"]),
+    )
+    assert cluster.keys() == reference_marts.keys() and len(cluster) >= 5
+    assert cluster == reference_marts
+    assert all(processes.poll() is not None for processes in procs.started.values())
