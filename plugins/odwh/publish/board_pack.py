@@ -16,7 +16,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from odwh.publish import charts, labels
+from odwh.publish import charts, labels, social
 from odwh.publish.data import MonthData, column, records, total
 
 COVER_KHMER = "គណៈកម្មាធិការហានិភ័យនៃក្រុមប្រឹក្សាភិបាល"  # Board Risk Committee
@@ -112,6 +112,7 @@ def context(data: MonthData) -> dict[str, Any]:
         "list_rows": data.list_rows,
         "notes": data.notes,
         "charts": _charts(data, months, grade_rows, branches, provinces, currencies, types),
+        "social": social.context(data.social),
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from odwh.publish import labels
+from odwh.publish import labels, social
 from odwh.publish.board_pack import environment
 from odwh.publish.data import MonthData, records, total
 
@@ -33,6 +33,7 @@ def render_dashboard(data: MonthData, out_dir: Path) -> Path:
             generated_at=data.generated_at,
             plotly_js=Markup(_inline_script(get_plotlyjs())),
             data_json=Markup(_json_script(payload(data))),
+            social=social.context(data.social),
         )
     )
     path.write_text(html, encoding="utf-8")

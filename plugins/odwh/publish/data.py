@@ -17,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from odwh.publish.social import SocialData
 
 MARTS = "marts"
 STAGING = "staging"
@@ -69,6 +72,7 @@ class MonthData:
     notes: tuple[str, ...] = ()
     generated_at: datetime | None = None
     list_rows: int = 25
+    social: SocialData | None = None  # rulebook I figures (publish/social.py); None when the marts are absent
 
     @property
     def portfolio(self) -> dict[str, Any]:
@@ -159,6 +163,11 @@ def load_month(
     params = {"m": month_end, "n": list_rows, "top": top_exposures}
     cube = frame(conn, sql.SQL(CUBE_SQL).format(accounts=accounts), params)
     cube = cube.merge(branches[["branch_code", "branch_name", "province"]], on="branch_code", how="left")
+    from odwh.publish.social import load_social  # late: social.py builds on this module
+
+    social = load_social(conn, month_end, list_rows)
+    if social is None:
+        notes.append("The social performance marts are not built: section 10 has no figures.")
     return MonthData(
         month_end=month_end,
         institution=institution,
@@ -177,6 +186,7 @@ def load_month(
         notes=tuple(notes),
         generated_at=generated_at,
         list_rows=list_rows,
+        social=social,
     )
 
 
