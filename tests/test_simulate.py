@@ -445,9 +445,44 @@ def test_ppi_waves_come_in_one_batch_and_complaints_twice(days):
 
 
 def test_applications_cover_screening_and_exclusion_cases(tmp_path):
+    threshold = Decimal(40_000_000)
     out = run(tmp_path, date(2026, 1, 1), date(2026, 2, 28), accounts=600, seed=2)
     apps = [a for f in folders(out) for a in read(f, "loan_applications.csv")]
     assert len(apps) > 50 and {a["decision"] for a in apps} == {"APPROVED", "REJECTED"}
     assert any(a["es_screened"] == "true" and a["es_risk"] == "HIGH" for a in apps)
     assert any(Decimal(a["debt_service_ratio"]) > Decimal("0.7") for a in apps)
+    assert any(Decimal(a["debt_service_ratio"]) == Decimal("0.5") for a in apps)  # exactly at the parameter
     assert all(a["decided_on"] >= a["applied_on"] for a in apps)
+    # amounts cluster at the KHR 40,000,000 screening threshold in every currency, at the application date's rate
+    rates = {
+        f.name: {r["currency"]: Decimal(r["khr_per_unit"]) for r in read(f, "fx_rates.csv")}
+        for f in folders(out)
+    }
+    first = min(rates)
+    minor = {"KHR": Decimal(1), "USD": Decimal("0.01"), "THB": Decimal("0.01")}
+    edges: dict[str, set[str]] = defaultdict(set)
+    near: set[str] = set()
+    for a in apps:
+        rate = rates[max(a["applied_on"], first)][a["currency"]]
+        khr, step = Decimal(a["amount"]) * rate, minor[a["currency"]] * rate
+        if threshold <= khr < threshold + step:
+            edges[a["currency"]].add("at")
+        elif threshold - step <= khr < threshold:
+            edges[a["currency"]].add("below")
+        if abs(khr / threshold - 1) <= Decimal("0.05"):
+            near.add(a["currency"])
+    # every currency comes within 5% of the threshold; the exact edges (the first amount at it, one minor unit
+    # below) show in the frequent currencies (THB is a few applications in 120)
+    assert near == {"KHR", "USD", "THB"} and edges.keys() >= {"KHR", "USD"}
+    assert set().union(*edges.values()) == {"at", "below"}
+
+
+def test_ppi_wave_arrives_in_batches_after_its_survey_window(tmp_path):
+    out = run(tmp_path, date(2025, 6, 1), date(2025, 9, 5), accounts=80, seed=5)
+    delivered_on: dict[str, str] = {}
+    for folder in folders(out):
+        for s in read(folder, "ppi_surveys.csv"):
+            if s["wave"] == "2025":
+                assert s["survey_id"] not in delivered_on and s["survey_date"] < folder.name
+                delivered_on[s["survey_id"]] = folder.name
+    assert set(delivered_on.values()) == {"2025-06-15", "2025-07-15", "2025-08-31"}

@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from odwh import grades
-from odwh.publish import charts, labels, quality
+from odwh.publish import charts, labels, quality, social
 from odwh.publish.data import MonthData, column, records, total
 
 COVER_KHMER = "គណៈកម្មាធិការហានិភ័យនៃក្រុមប្រឹក្សាភិបាល"  # Board Risk Committee
@@ -114,6 +114,7 @@ def context(data: MonthData) -> dict[str, Any]:
         "notes": data.notes,
         "charts": _charts(data, months, grade_rows, branches, provinces, currencies, types),
         "quality": quality.board_context(data.quality) if data.quality is not None else None,
+        "social": social.context(data.social),
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from odwh import grades
-from odwh.publish import labels, quality
+from odwh.publish import labels, quality, social
 from odwh.publish.board_pack import environment
 from odwh.publish.data import MonthData, records, total
 
@@ -35,6 +35,7 @@ def render_dashboard(data: MonthData, out_dir: Path) -> Path:
             plotly_js=Markup(_inline_script(get_plotlyjs())),
             data_json=Markup(_json_script(payload(data))),
             quality_json=_quality_json(data),
+            social=social.context(data.social),
         )
     )
     path.write_text(html, encoding="utf-8")

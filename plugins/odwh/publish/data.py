@@ -25,6 +25,7 @@ from psycopg import sql
 
 if TYPE_CHECKING:
     from odwh.publish.quality import QualityData
+    from odwh.publish.social import SocialData
 
 MARTS = "marts"
 STAGING = "staging"
@@ -73,6 +74,7 @@ class MonthData:
     generated_at: datetime | None = None
     list_rows: int = 25
     quality: QualityData | None = None  # PAR, risk coverage, roll rates (odwh.publish.quality)
+    social: SocialData | None = None  # rulebook I figures (publish/social.py); None when the marts are absent
 
     @property
     def portfolio(self) -> dict[str, Any]:
@@ -165,6 +167,11 @@ def load_month(
     params = {"m": month_end, "n": list_rows, "top": top_exposures}
     cube = frame(conn, sql.SQL(CUBE_SQL).format(accounts=accounts), params)
     cube = cube.merge(branches[["branch_code", "branch_name", "province"]], on="branch_code", how="left")
+    from odwh.publish.social import load_social  # late: social.py builds on this module
+
+    social = load_social(conn, month_end, list_rows)
+    if social is None:
+        notes.append("The social performance marts are not built: section 10 has no figures.")
     return MonthData(
         month_end=month_end,
         institution=institution,
@@ -184,6 +191,7 @@ def load_month(
         generated_at=generated_at,
         list_rows=list_rows,
         quality=load_quality(conn, month_end),
+        social=social,
     )
 
 

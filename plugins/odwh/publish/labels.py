@@ -46,6 +46,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "MATURITY": ("ដល់កាលកំណត់", "Maturity"),
     "BREACH": ("ការបំពានគោលនយោបាយ", "Policy breach"),
     "RECONCILIATION": ("ភាពខុសគ្នាពេលផ្ទៀងផ្ទាត់", "Reconciliation break"),
+    # rulebook I (social performance): the "account" of an application reason is the application id
+    "ES_SCREENING": ("ការត្រួតពិនិត្យបរិស្ថាន និងសង្គម", "E&S screening exception"),
+    "EXCLUSION": ("សកម្មភាពក្នុងបញ្ជីហាមឃាត់", "Excluded activity approved"),
+    "OVER_INDEBTEDNESS": ("ជំពាក់បំណុលហួសកម្រិត", "Over-indebtedness exception"),
+    "PRICING": ("អត្រាការប្រាក់លើសពិដាន", "Rate above the NBC ceiling"),
 }
 
 #: Agent alert states as the daily list shows them.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 
@@ -15,15 +15,16 @@ from odwh.simulate.money import CURRENCY_CODES, KHR, FxWalk, fmt_minor, in_cents
 from odwh.simulate.rates import Rates, pick_exact
 
 ES_THRESHOLD_KHR = 40_000_000  # business loans of KHR 40,000,000 (USD 10,000) or more are screened
-ES_THRESHOLD_USD = 10_000
+MAX_DSR = 0.5  # over_indebtedness_max_dsr
 ES_RISKS = ("LOW", "MEDIUM", "HIGH")
 COMPLAINT_CHANNELS = ("HOTLINE", "BRANCH", "FACEBOOK", "TELEGRAM", "LETTER")
 COMPLAINT_CATEGORIES = (
     "INTEREST_AND_FEES", "STAFF_CONDUCT", "SERVICE_QUALITY", "DEBT_COLLECTION", "PRODUCT_INFORMATION",
     "DATA_PRIVACY", "OVER_INDEBTEDNESS",
 )  # fmt: skip
-PPI_DELIVERY = (6, 15)  # a wave (March-May of an odd year) is delivered in one batch on 15 June
-PPI_WAVES_BACKFILLED = 2  # waves delivered before the run are delivered again on its first day
+# A wave (March-May of an odd year) reaches the warehouse in batches, as branches send their surveys in.
+PPI_BATCHES = ((6, 15), (7, 15), (8, 31))
+PPI_WAVES_BACKFILLED = 2  # batches due before the run (of the last two waves) are delivered on its first day
 
 
 def _bool(value: bool) -> str:
@@ -52,6 +53,10 @@ class SocialEvents:
         self.counts: Counter[str] = Counter()
         self._complaints_due: defaultdict[int, list[str]] = defaultdict(list)
         self._next_application = self._next_complaint = 1
+        self._khr_rates: dict[int, tuple[int, int]] = {}  # ordinal -> (riel per USD, hundredths per THB)
+        self._waves: dict[int, tuple[list[str], np.ndarray]] = {}
+        # draws added for rulebook I come from a child generator, so the main stream stays as it was
+        self.social_rng = rng.spawn(1)[0]
         self._applications_per_day = self._application_rate(loans, fx)
 
     def _application_rate(self, loans: LoanBook, fx: FxWalk) -> float:
@@ -77,6 +82,30 @@ class SocialEvents:
         return body, len(values), int(sum(values))
 
     # ---------------------------------------------------------------------------------------- applications
+    def _rates_on(self, applied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The NBC rates of each application date; before the first day, the first day's (as the warehouse)."""
+        first = min(self._khr_rates)
+        pairs = [self._khr_rates[max(o, first)] for o in applied.tolist()]
+        return (
+            np.array([p[0] for p in pairs], dtype=np.int64),
+            np.array([p[1] for p in pairs], dtype=np.int64),
+        )
+
+    @staticmethod
+    def _amount_khr(amount: np.ndarray, cur: np.ndarray, usd: np.ndarray, thb: np.ndarray) -> np.ndarray:
+        """Riel at the given rates, exactly (as a fraction): 100 x riel for KHR, USD cents x riel, satang x 1/100."""
+        return np.select([cur == KHR, cur == 1], [amount * 10_000, amount * usd * 100], amount * thb)
+
+    def _near_threshold(
+        self, rng: np.random.Generator, cur: np.ndarray, usd: np.ndarray, thb: np.ndarray
+    ) -> np.ndarray:
+        """Amounts at the screening threshold's edge in each currency at the day's rate: the smallest amount at or
+        above KHR 40,000,000, one minor unit below it, or within a few percent of it."""
+        khr_per_minor_x10000 = np.select([cur == KHR, cur == 1], [10_000, usd * 100], thb)
+        edge = -(-ES_THRESHOLD_KHR * 10_000 // khr_per_minor_x10000)  # ceiling: the first amount at/above
+        near = np.round(edge * rng.uniform(0.96, 1.04, len(cur))).astype(np.int64)
+        return np.choose(rng.integers(0, 3, len(cur)), [edge, edge - 1, near])
+
     def _steer(self, od_usd: float, fx: FxWalk) -> float:
         """Lend more when the OD share is above target, less when below: the share stays near the cap."""
         loans_usd = self.loans.outstanding_usd(fx)
@@ -90,6 +119,7 @@ class SocialEvents:
     ) -> tuple[str, int, int]:
         """Applications decided today (delivered once, on the decision day); approved ones become loans."""
         r = self.rates
+        self._khr_rates[d.toordinal()] = (fx.usd, fx.thb)  # every day: an application may be dated on any
         k = int(rng.poisson(self._applications_per_day * self._steer(od_usd, fx)))
         if k == 0:
             return "", 0, 0
@@ -105,7 +135,6 @@ class SocialEvents:
         cur = LoanSizer.currencies(rng, k)
         usd = self.sizer.usd(rng, k)
         amount = LoanSizer.to_minor(usd, cur, fx)
-        amount_usd = amount * fx.usd_per_minor()[cur]
         product = products_for(rng, ctype)
         activity = activities_for(rng, product)
         u = rng.random((10, k))
@@ -113,8 +142,6 @@ class SocialEvents:
         excluded_code = rng.integers(0, len(EXCLUDED_ACTIVITIES), k)
         approved = u[1] >= r.application_reject_share
         business = (ctype != RETAIL) | (u[2] < 0.7)
-        required = business & np.where(cur == KHR, amount >= ES_THRESHOLD_KHR, amount_usd >= ES_THRESHOLD_USD)
-        screened = np.where(required, u[3] >= r.es_unscreened_share, u[3] < 0.3)
         risk = np.searchsorted([0.7, 0.92], u[4], side="right")
         signed = np.where(risk == 2, u[5] >= r.es_high_risk_unsigned_share, (risk == 1) & (u[5] < 0.5))
         plan = np.where(risk == 2, u[6] < 0.9, (risk == 1) & (u[6] < 0.6))
@@ -122,8 +149,14 @@ class SocialEvents:
         dsr = np.where(
             high_dsr, rng.uniform(0.75, 1.2, k), np.clip(rng.lognormal(np.log(0.35), 0.3, k), 0.05, 0.7)
         )
+        dsr = np.where(self.social_rng.random(k) < r.dsr_at_limit_share, MAX_DSR, dsr)
         cbc = u[8] >= r.cbc_unchecked_share
-        applied = rng.integers(1, 22, k)
+        applied = d.toordinal() - rng.integers(1, 22, k)
+        usd_rate, thb_rate = self._rates_on(applied)
+        clustered = business & (u[9] < r.es_threshold_cluster_share)
+        amount = np.where(clustered, self._near_threshold(self.social_rng, cur, usd_rate, thb_rate), amount)
+        required = business & (self._amount_khr(amount, cur, usd_rate, thb_rate) >= ES_THRESHOLD_KHR * 10_000)
+        screened = np.where(required, u[3] >= r.es_unscreened_share, u[3] < 0.3)
         ids = [f"AP{self._next_application + i:08d}" for i in range(k)]
         self._next_application += k
         rows = []
@@ -131,7 +164,7 @@ class SocialEvents:
             activity_name = EXCLUDED_ACTIVITIES[excluded_code[i]] if excluded[i] else ACTIVITIES[activity[i]]
             is_screened = bool(screened[i])
             rows.append(
-                f"{ids[i]},{self.customers.ids[cust[i]]},{(d - timedelta(days=int(applied[i]))).isoformat()},"
+                f"{ids[i]},{self.customers.ids[cust[i]]},{iso(int(applied[i]))},"
                 f"{d.isoformat()},{'APPROVED' if approved[i] else 'REJECTED'},{CURRENCY_CODES[cur[i]]},"
                 f"{fmt_minor(int(amount[i]), int(cur[i]))},{activity_name},{_bool(bool(business[i]))},"
                 f"{_bool(is_screened)},{ES_RISKS[risk[i]] if is_screened else ''},"
@@ -141,7 +174,8 @@ class SocialEvents:
         self.counts["applications"] += k
         self.counts["approved_excluded_activity"] += int((approved & excluded).sum())
         self.counts["required_not_screened"] += int((required & ~screened).sum())
-        self.counts["approved_high_dsr"] += int((approved & high_dsr).sum())
+        self.counts["approved_high_dsr"] += int((approved & (dsr > MAX_DSR)).sum())
+        self.counts["near_es_threshold"] += int(clustered.sum())
         self.counts["approved_without_cbc"] += int((approved & ~cbc).sum())
         ok = np.flatnonzero(approved)
         term = rng.choice([12, 18, 24, 36], size=len(ok))
@@ -150,31 +184,38 @@ class SocialEvents:
 
     # ------------------------------------------------------------------------------------------------- PPI
     def ppi(self, d: date, rng: np.random.Generator) -> tuple[str, int]:
-        """Waves every two years (odd years), each delivered in one batch; earlier waves on the first day."""
-        waves = []
-        if d == self.first:
-            past = [w for w in range(d.year - 8, d.year + 1) if w % 2 and date(w, *PPI_DELIVERY) < d]
-            waves = past[-PPI_WAVES_BACKFILLED:]
-        if d.year % 2 and (d.month, d.day) == PPI_DELIVERY:
-            waves.append(d.year)
-        rows: list[str] = []
+        """Waves every two years (odd years), each delivered in batches; batches already due (of the last two
+        waves) on the first day."""
+        waves = [w for w in range(d.year - 8, d.year + 1) if w % 2 and date(w, *PPI_BATCHES[0]) <= d]
+        backfilled = [w for w in waves if date(w, *PPI_BATCHES[0]) < d][-PPI_WAVES_BACKFILLED:]
+        due: list[tuple[int, int]] = []
         for wave in waves:
-            rows.extend(self._wave(wave, rng))
+            batch_days = [date(wave, *md) for md in PPI_BATCHES]
+            due.extend((wave, b) for b, day in enumerate(batch_days) if day == d)
+            if d == self.first and wave in backfilled:
+                due.extend((wave, b) for b, day in enumerate(batch_days) if day < d)
+        rows: list[str] = []
+        for wave, batch in due:
+            if wave not in self._waves:
+                self._waves[wave] = self._wave(wave, rng)
+            wave_rows, batch_of = self._waves[wave]
+            rows.extend(row for row, b in zip(wave_rows, batch_of.tolist(), strict=True) if b == batch)
         return "".join(rows), len(rows)
 
-    def _wave(self, wave: int, rng: np.random.Generator) -> list[str]:
+    def _wave(self, wave: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
         window_start = date(wave, 3, 1).toordinal()
         eligible = self.customers.registered < window_start
         chosen = np.flatnonzero(pick_exact(rng, eligible, self.rates.ppi_sample_share))
         survey_day = window_start + rng.integers(0, 92, len(chosen))
         # poverty falls a little with every wave (the SPM report: 13.4% in 2015, 10.8% in 2017)
         scores = np.clip(np.round(rng.normal(42 + 1.0 * (wave - 2015), 13, len(chosen))), 0, 100).astype(int)
-        return [
+        rows = [
             f"PPI{wave}-{n + 1:07d},{self.customers.ids[c]},{iso(s)},{wave},{score},{poverty_likelihood(score)}\n"
             for n, (c, s, score) in enumerate(
                 zip(chosen.tolist(), survey_day.tolist(), scores.tolist(), strict=True)
             )
         ]
+        return rows, self.social_rng.choice(len(PPI_BATCHES), size=len(rows), p=[0.5, 0.3, 0.2])
 
     # ------------------------------------------------------------------------------------------ complaints
     def complaints(self, d: date, rng: np.random.Generator) -> tuple[str, int]:
@@ -184,7 +225,9 @@ class SocialEvents:
         cust = rng.integers(0, self.customers.n, k)
         channel = rng.integers(0, len(COMPLAINT_CHANNELS), k)
         category = rng.integers(0, len(COMPLAINT_CATEGORIES), k)
-        days = np.floor(rng.lognormal(np.log(6), 0.9, k)).astype(int)
+        # right-skewed: most within a week or two, a long tail past the 30-day limit, some never resolved
+        days = np.floor(rng.lognormal(np.log(6), 1.1, k)).astype(int)
+        never = self.social_rng.random(k) < self.rates.complaint_never_resolved_share
         rows = []
         for i in range(k):
             head = (
@@ -192,11 +235,12 @@ class SocialEvents:
                 f"{COMPLAINT_CHANNELS[channel[i]]},{COMPLAINT_CATEGORIES[category[i]]},"
             )
             self._next_complaint += 1
-            if days[i] == 0:
+            if days[i] == 0 and not never[i]:
                 rows.append(head + d.isoformat() + "\n")
             else:
                 rows.append(head + "\n")
-                self._complaints_due[o + int(days[i])].append(head)
+                if not never[i]:
+                    self._complaints_due[o + int(days[i])].append(head)
         rows.extend(head + d.isoformat() + "\n" for head in self._complaints_due.pop(o, []))
         self.counts["complaints"] += k
         return "".join(rows), len(rows)

@@ -20,6 +20,7 @@ from odwh.simulate.money import (
     round_to_step,
 )
 from odwh.simulate.od import (
+    ABOVE_CEILING_PPM,
     ACTIVE,
     AGENT_LIMIT_USD,
     AGENT_LIQUIDITY,
@@ -139,6 +140,10 @@ def _terms(book: OdBook, rng: np.random.Generator, rates: Rates, old: BoolArray)
     for cur, options in INTEREST_PPM.items():
         choices[book.cur == cur] = (list(options) * 2)[:4]
     book.interest_ppm = choices[np.arange(n), rng.integers(0, 4, n)]
+    # a child generator: drawing these leaves the main stream (and every other simulated behaviour) unchanged
+    pricing_rng = rng.spawn(1)[0]
+    above_ceiling = pick_exact(pricing_rng, np.ones(n, dtype=bool), rates.above_rate_ceiling_share)
+    book.interest_ppm[above_ceiling] = pricing_rng.choice(ABOVE_CEILING_PPM, int(above_ceiling.sum()))
     book.interest_ppm -= np.where(book.collateral == FIXED_DEPOSIT, 2000, 0)
     purpose = np.where(book.agent, AGENT_LIQUIDITY, np.where(rng.random(n) < 0.85, WORKING_CAPITAL, OTHER))
     book.flags["refinance"] = pick_exact(rng, ~book.agent, rates.refinance_share)

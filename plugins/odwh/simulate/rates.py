@@ -65,13 +65,17 @@ class Rates:
 
     # --- social performance ----------------------------------------------------------------------------------
     application_reject_share: float = 0.12
+    above_rate_ceiling_share: float = 0.03  # of OD accounts: monthly rate x 12 above the NBC 18% ceiling
     es_unscreened_share: float = 0.05  # of applications that require E&S screening (>= USD 10,000)
     es_high_risk_unsigned_share: float = 0.15  # of HIGH-risk screened: no signed E&S contract
     excluded_activity_share: float = 0.004  # of applications: an exclusion-list activity
     high_dsr_share: float = 0.03  # debt service ratio 0.75-1.2
+    dsr_at_limit_share: float = 0.04  # debt service ratio exactly at over_indebtedness_max_dsr (0.50)
+    es_threshold_cluster_share: float = 0.15  # of business applications: an amount at or near KHR 40,000,000
     cbc_unchecked_share: float = 0.01
     ppi_sample_share: float = 0.3  # of customers surveyed per wave (waves in odd years)
     complaint_daily_per_customer: float = 0.00012
+    complaint_never_resolved_share: float = 0.05
 
 
 DEFAULT_RATES = Rates()

@@ -10,6 +10,12 @@
 --   BREACH                policy_breaches not empty (rulebook G and restructuring); amount = limit
 --   RECONCILIATION        recomputed charges differ from the core's by more than a rounding unit;
 --                         amount = |interest difference| + |fees difference|
+-- Social performance (rulebook I, docs/policy-engine.md I), routed to the customer's officer at the month end:
+--   ES_SCREENING          approved application of the month with an E&S exception; amount = amount applied
+--   EXCLUSION             approved application of the month with an excluded activity; amount = amount applied
+--   OVER_INDEBTEDNESS     approved application of the month with DSR above the limit or no CBC check; amount
+--   PRICING               monthly rate x 12 above the NBC ceiling at the month end; amount = drawn
+-- An application reason carries the application id in od_account_id (decision 0014).
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
 {{ config(tags=['month_end']) }}
@@ -184,6 +190,21 @@ reasons as (
         || ', core ' || {{ money.replace('AMOUNT', 'core_fees_charged') }} as detail
     from accounts
     where reconciliation_break
+),
+
+-- rulebook I exceptions (int_social__review_reasons: already routed to the customer's officer)
+social_routed as (
+    select
+        s.*,
+        ch.officer_name,
+        ch.manager_id,
+        ch.senior_manager_id,
+        fx.khr_per_unit,
+        fx.khr_per_usd
+    from {{ ref('int_social__review_reasons') }} as s
+    inner join (select distinct month_end from month_end) as loaded on s.month_end = loaded.month_end
+    left join chains as ch on s.month_end = ch.business_date and s.officer_id = ch.officer_id
+    left join fx on s.month_end = fx.business_date and s.ccy = fx.currency
 )
 
 select
@@ -203,3 +224,23 @@ select
     r.parameter_version,
     r.load_id
 from reasons as r
+
+union all
+
+select
+    s.month_end,
+    s.od_account_id,
+    s.reason,
+    s.officer_id,
+    s.officer_name,
+    s.manager_id,
+    s.senior_manager_id,
+    s.branch_code,
+    s.customer_id,
+    s.ccy as currency,
+    s.detail,
+    s.amount,
+    {{ to_usd('s.amount', 's') }} as amount_usd,
+    s.parameter_version,
+    s.load_id
+from social_routed as s

@@ -1,0 +1,32 @@
+-- One row per (wave, surveyed client), rulebook I: a survey re-delivered later replaces the earlier delivery
+-- (latest delivery of a survey_id wins); a client surveyed twice in a wave counts once, with the latest survey.
+-- Province and customer type come from the customers and branches snapshots of the survey's delivery date
+-- (the client's branch when the survey reached the warehouse).
+with surveys as (
+    select distinct on (survey_id) *
+    from {{ ref('stg_core_banking__ppi_surveys') }}
+    order by survey_id asc, business_date desc, _load_id desc
+),
+
+per_client as (
+    select distinct on (wave, customer_id) *
+    from surveys
+    order by wave asc, customer_id asc, survey_date desc, survey_id desc
+)
+
+select
+    s.wave,
+    s.customer_id,
+    s.survey_id,
+    s.survey_date,
+    s.ppi_score,
+    s.poverty_likelihood,
+    s.business_date as delivered_on,
+    coalesce(b.province, 'UNKNOWN') as province,
+    coalesce(c.customer_type, 'UNKNOWN') as customer_type,
+    s._load_id as load_id
+from per_client as s
+left join {{ ref('stg_core_banking__customers') }} as c
+    on s.customer_id = c.customer_id and s.business_date = c.business_date
+left join {{ ref('stg_core_banking__branches') }} as b
+    on c.branch_code = b.branch_code and c.business_date = b.business_date
