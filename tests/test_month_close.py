@@ -8,7 +8,7 @@ import csv
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -51,13 +51,16 @@ def _weight(day: date) -> int:
     return 31 - last if day.month == 2 and day.day == last else 1
 
 
-def _rulebook_charges(landing: Path, month_end: date) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
-    """Rulebook C from the extract files alone, in exact fractions, rounded half away from zero (A)."""
+def _rulebook_charges(
+    landing: Path, month_end: date, weight: Callable[[date], int] = _weight
+) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """Rulebook C from the extract files alone, in exact fractions, rounded half away from zero (A); ``weight``
+    is the day count's daily weight (30E/360 by default)."""
     sums: dict[str, list[Fraction]] = defaultdict(lambda: [Fraction(0)] * 3)
     currency = {}
     for day_no in range(1, month_end.day + 1):
         day = month_end.replace(day=day_no)
-        w = _weight(day)
+        w = weight(day)
         accounts = {a["od_account_id"]: a for a in _rows(landing, day, "od_accounts.csv")}
         for b in _rows(landing, day, "od_balances.csv"):
             a = accounts[b["od_account_id"]]
@@ -119,7 +122,8 @@ def test_the_manifest_traces_every_file_to_its_extracts_and_parameters(
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((reports / "2024-02" / name).read_bytes()).hexdigest() == entry["sha256"], name
     params = manifest["parameter_versions"]["policy_parameters"]
-    assert params["interest_days_per_month"]["value"] == "30"
+    assert [v["value"] for v in params["interest_days_per_month"]] == ["30"]
+    assert params["interest_days_per_month"][0]["origin"] == "seed"
 
 
 @pytest.mark.slow
