@@ -21,31 +21,28 @@ with defaults as (
 ),
 
 recorded as (
-    select
-        rule.term_class,
-        rule.grade,
-        rule.grade_order,
-        rule.min_dpd,
-        rule.max_dpd,
+    -- the seed rule in force on the change's date, with the recorded rate
+    select distinct on (c.change_id)
+        d.term_class,
+        d.grade,
+        d.grade_order,
+        d.min_dpd,
+        d.max_dpd,
         c.value as provision_rate,
-        rule.is_non_performing,
+        d.is_non_performing,
         c.effective_from,
         'odwh policy set (change ' || c.change_id || ')' as source,
         'recorded' as origin,
         c.recorded_by,
         c.reason
     from {{ ref('stg_odwh_meta__policy_changes') }} as c
-    cross join lateral (
-        select d.*
-        from defaults as d
-        where
+    inner join defaults as d
+        on
             c.parameter_name
             = 'provision_rate_' || lower(d.term_class) || '_' || replace(lower(d.grade), ' ', '_')
             and d.effective_from <= c.effective_from
-        order by d.effective_from desc
-        limit 1
-    ) as rule
     where c.is_latest_for_date
+    order by c.change_id asc, d.effective_from desc
 ),
 
 rules as (

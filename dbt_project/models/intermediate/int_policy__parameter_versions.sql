@@ -24,7 +24,7 @@ units as (
         parameter_name,
         unit
     from defaults
-    order by parameter_name, effective_from desc
+    order by parameter_name asc, effective_from desc
 ),
 
 recorded as (
