@@ -24,6 +24,7 @@ import pytest
 from conftest import REPO, airflow_env, odwh_run
 from odwh import policy, publication, simulate
 from test_month_close import UNIT, _rulebook_charges
+from test_month_close import _weight as thirty_e_360
 from test_policy_accruals import query, throwaway_database
 
 FIRST_DAY, CUT, FEB = date(2023, 11, 1), date(2024, 2, 20), date(2024, 2, 29)
@@ -119,12 +120,8 @@ def test_a_change_on_or_before_the_last_published_month_end_is_refused_naming_it
 @pytest.mark.slow
 def test_act_360_from_the_first_of_february_charges_every_day_once(changed) -> None:
     url, landing, *_ = changed
-    for month_end, weight in ((JAN, None), (FEB, lambda _day: 1)):
-        expected = (
-            _rulebook_charges(landing, month_end)
-            if weight is None
-            else _rulebook_charges(landing, month_end, weight)
-        )
+    for month_end, weight in ((JAN, thirty_e_360), (FEB, lambda _day: 1)):  # ACT/360: every day weighs 1
+        expected = _rulebook_charges(landing, month_end, weight)
         got = {
             r[0]: tuple(r[1:])
             for r in query(
