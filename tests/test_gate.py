@@ -84,8 +84,25 @@ SEED_COLUMNS = {
 }
 
 
+# The policy versions the gate reads, as dbt builds them from the seeds when no change is recorded (the versions
+# with recorded changes are unit-tested in dbt and end to end in test_policy_changes.py).
+VERSION_VIEWS = """
+create schema if not exists intermediate;
+create view intermediate.int_policy__parameter_versions as
+select parameter_name, value, effective_from,
+       coalesce(lead(effective_from) over (partition by parameter_name order by effective_from), 'infinity')
+           as effective_to
+from policy.policy_parameters;
+create view intermediate.int_policy__nbc_grading_rule_versions as
+select term_class, grade, provision_rate, effective_from,
+       coalesce(lead(effective_from) over (partition by term_class, grade order by effective_from), 'infinity')
+           as effective_to
+from policy.nbc_grading_rules;
+"""
+
+
 def _seed_policy(conn: psycopg.Connection) -> None:
-    """The policy seeds the gate reads (grading rules, rounding units) as `dbt seed` makes them."""
+    """The policy seeds as `dbt seed` makes them, and their versions (grading rules, rounding units)."""
     conn.execute("create schema if not exists policy")
     for seed, columns in SEED_COLUMNS.items():
         conn.execute(f"create table policy.{seed} ({columns})")
@@ -94,6 +111,7 @@ def _seed_policy(conn: psycopg.Connection) -> None:
             conn.cursor().copy(f"copy policy.{seed} from stdin with (format csv, header true)") as copy,
         ):
             copy.write(fh.read())
+    conn.execute(VERSION_VIEWS)
 
 
 def _load(
@@ -302,7 +320,7 @@ BREAKS = [
         "update marts.fct_od_month_end set provision_rate = 0.02, provision_amount = 20.0000"
         " where od_account_id = 'A1' and month_end = '2024-03-31'",
         "fct_od_month_end.provision_rate",
-        {"od_account_id": "A1", "seed_provision_rate": "0.01"},
+        {"od_account_id": "A1", "policy_provision_rate": "0.01"},
     ),
     (
         "control-total mismatch with the manifest",

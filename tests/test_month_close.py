@@ -3,15 +3,11 @@ rulebook's charges recomputed here from the extract files, and a failed gate lea
 
 from __future__ import annotations
 
-import calendar
-import csv
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -19,9 +15,9 @@ import pytest
 from odwh import contract, publication, simulate
 from support.airflow import month_loaded_events, odwh_run
 from support.database import query, throwaway_database
+from support.rulebook import extract_rows, rulebook_charges
 
 JAN, FEB = date(2024, 1, 31), date(2024, 2, 29)  # a 31-day month and a leap February
-UNIT = {"USD": Decimal("0.01"), "THB": Decimal("0.01"), "KHR": Decimal("1")}
 
 
 @pytest.fixture(scope="module")
@@ -36,49 +32,6 @@ def closed(
         run = odwh_run(tmp, url, landing)
         assert run.returncode == 0, run.stdout + run.stderr
         yield url, landing, tmp / "reports", run.stdout
-
-
-def _rows(landing: Path, day: date, name: str) -> list[dict[str, str]]:
-    with (landing / day.isoformat() / name).open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _weight(day: date) -> int:
-    """30E/360 (rulebook B): day 31 weighs 0, the last day of February 31 - its length, other days 1."""
-    last = calendar.monthrange(day.year, day.month)[1]
-    if day.day == 31:
-        return 0
-    return 31 - last if day.month == 2 and day.day == last else 1
-
-
-def _rulebook_charges(landing: Path, month_end: date) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
-    """Rulebook C from the extract files alone, in exact fractions, rounded half away from zero (A)."""
-    sums: dict[str, list[Fraction]] = defaultdict(lambda: [Fraction(0)] * 3)
-    currency = {}
-    for day_no in range(1, month_end.day + 1):
-        day = month_end.replace(day=day_no)
-        w = _weight(day)
-        accounts = {a["od_account_id"]: a for a in _rows(landing, day, "od_accounts.csv")}
-        for b in _rows(landing, day, "od_balances.csv"):
-            a = accounts[b["od_account_id"]]
-            p, limit = Fraction(b["principal_outstanding"]), Fraction(a["limit_amount"])
-            active = (
-                a["status"] == "ACTIVE"
-                and date.fromisoformat(a["start_date"]) <= day <= date.fromisoformat(a["maturity_date"])
-                and (not a["closed_on"] or day < date.fromisoformat(a["closed_on"]))
-            )
-            s = sums[a["od_account_id"]]
-            s[0] += p * Fraction(a["monthly_interest_rate"]) / 30 * w
-            if active:
-                s[1] += max(limit - p, 0) * Fraction(a["unutilized_fee_rate_annual"]) / 360 * w
-            s[2] += max(p - limit, 0) * Fraction(a["excess_fee_rate_monthly"]) / 30 * w
-            currency[a["od_account_id"]] = a["currency"]
-
-    def due(x: Fraction, unit: Decimal) -> Decimal:
-        exact = Decimal(x.numerator) / Decimal(x.denominator)  # 28 significant digits: far below a unit
-        return exact.quantize(unit, rounding=ROUND_HALF_UP)  # amounts are >= 0: half up = away from zero
-
-    return {acc: tuple(due(x, UNIT[currency[acc]]) for x in s) for acc, s in sums.items()}  # type: ignore[misc]
 
 
 @pytest.mark.slow
@@ -120,7 +73,8 @@ def test_the_manifest_traces_every_file_to_its_extracts_and_parameters(
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((reports / "2024-02" / name).read_bytes()).hexdigest() == entry["sha256"], name
     params = manifest["parameter_versions"]["policy_parameters"]
-    assert params["interest_days_per_month"]["value"] == "30"
+    assert [v["value"] for v in params["interest_days_per_month"]] == ["30"]
+    assert params["interest_days_per_month"][0]["origin"] == "seed"
 
 
 @pytest.mark.slow
@@ -129,7 +83,7 @@ def test_month_end_charges_equal_the_rulebook_computed_from_the_files(
 ) -> None:
     url, landing, _, _ = closed
     for month_end in (JAN, FEB):
-        expected = _rulebook_charges(landing, month_end)
+        expected = rulebook_charges(landing, month_end)
         got = {
             r[0]: tuple(r[1:])
             for r in query(
@@ -144,10 +98,10 @@ def test_month_end_charges_equal_the_rulebook_computed_from_the_files(
 
     balances = {
         b["od_account_id"]: Decimal(b["principal_outstanding"])
-        for b in _rows(landing, FEB, "od_balances.csv")
+        for b in extract_rows(landing, FEB, "od_balances.csv")
     }
-    rates = {r["currency"]: Decimal(r["khr_per_unit"]) for r in _rows(landing, FEB, "fx_rates.csv")}
-    ccy = {a["od_account_id"]: a["currency"] for a in _rows(landing, FEB, "od_accounts.csv")}
+    rates = {r["currency"]: Decimal(r["khr_per_unit"]) for r in extract_rows(landing, FEB, "fx_rates.csv")}
+    ccy = {a["od_account_id"]: a["currency"] for a in extract_rows(landing, FEB, "od_accounts.csv")}
     od_usd = sum(p * rates[ccy[acc]] / rates["USD"] for acc, p in balances.items())
     (mart_od_usd,) = query(
         url, "select od_outstanding_usd from marts.fct_portfolio_month_end where month_end = %s", FEB

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from odwh import contract, transform
+from odwh import contract, policy, transform
 
 STAGING = transform.dbt_project_dir() / "models" / "staging"
 NO_SERVER_URL = "postgresql://nobody:secret@127.0.0.1:9/none"  # parse and compile never connect
@@ -121,7 +121,9 @@ def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
                 "select table_name from information_schema.views where table_schema = 'staging'"
             )
         }
-        assert views == {f"stg_core_banking__{f.table}" for f in contract.FILES}
+        assert views == {f"stg_core_banking__{f.table}" for f in contract.FILES} | {
+            "stg_meta__policy_changes"
+        }
         parameters = conn.execute(
             "select count(*), count(distinct parameter_name) from policy.policy_parameters"
         ).fetchone()
@@ -166,7 +168,10 @@ def test_policy_param_resolves_the_version_in_force_on_a_date(fresh_db, tmp_path
             " values ('stagnation_window_days', 45, 'days', '2027-01-01', 'board minute (test)')"
         )
         conn.commit()
-    transform.run_dbt(["run", "--select", "int_policy__parameter_versions"], fresh_db, work_dir=tmp_path)
+    # ... and the institution records a change in the warehouse (rulebook L, odwh policy set)
+    policy.record_change(fresh_db, "stagnation_window_days", "90", date(2028, 1, 1), "board (test)", "risk")
+    versions = "stg_meta__policy_changes int_policy__parameter_versions"
+    transform.run_dbt(["run", "--select", versions], fresh_db, work_dir=tmp_path)
 
     def compiled(sql: str) -> str:
         result = transform.run_dbt(["compile", "--inline", sql], fresh_db, work_dir=tmp_path)
@@ -176,7 +181,8 @@ def test_policy_param_resolves_the_version_in_force_on_a_date(fresh_db, tmp_path
         "select {{ policy_param('stagnation_window_days', \"date '2026-12-31'\") }} as before_change,"
         " {{ policy_param('stagnation_window_days', 'd') }} as after_change,"
         " {{ policy_param_version('stagnation_window_days', 'd') }} as version,"
-        " {{ policy_param_text('day_count_convention', 'd') }} as convention"
+        " {{ policy_param_text('day_count_convention', 'd') }} as convention,"
+        " {{ policy_param_version('stagnation_window_days', \"date '2028-01-01'\") }} as recorded"
         " from (select date '2027-01-01' as d) as days"
     )
     with psycopg.connect(fresh_db) as conn:
@@ -185,6 +191,7 @@ def test_policy_param_resolves_the_version_in_force_on_a_date(fresh_db, tmp_path
             Decimal("45"),
             "stagnation_window_days@2027-01-01",
             "30E/360",
+            "stagnation_window_days@2028-01-01",
         )
         assert conn.execute(
             "select effective_to from intermediate.int_policy__parameter_versions"

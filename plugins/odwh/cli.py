@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,11 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 app = typer.Typer(help="odwh: overdraft-risk data platform.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The embedded PostgreSQL warehouse.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+policy_app = typer.Typer(
+    help="Policy parameters: the shipped defaults and the changes recorded in the warehouse (rulebook L).",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
 
 
 @db_app.command("start")
@@ -56,6 +63,69 @@ def db_url() -> None:
     try:
         typer.echo(warehouse.url())
     except warehouse.WarehouseError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+@policy_app.command("show")
+def policy_show(
+    at: str = typer.Option("", "--at", help="Date YYYY-MM-DD (default today)."),
+) -> None:
+    """Every policy parameter in force on a date, with its version, source and who set it."""
+    from odwh import policy, warehouse
+
+    on = date.fromisoformat(at) if at else date.today()
+    with _policy_errors(), warehouse.connect(_migrated_warehouse()) as conn:
+        typer.echo(policy.table(policy.in_force(conn, on)))
+
+
+@policy_app.command("set", context_settings={"ignore_unknown_options": True})  # a value may be negative
+def policy_set(
+    name: str = typer.Argument(..., help="Parameter name, as `odwh policy show` lists it."),
+    value: str = typer.Argument(..., help="New value (a number, or a day-count convention)."),
+    effective_from: str = typer.Option(..., "--from", help="First business date it applies, YYYY-MM-DD."),
+    reason: str = typer.Option(..., "--reason", help="Why: the board decision it implements."),
+    by: str = typer.Option("", "--by", help="Who records it (default: the OS user)."),
+) -> None:
+    """Record a parameter change; refused in a published month or when the value is invalid."""
+    from odwh import policy
+
+    with _policy_errors():
+        start = date.fromisoformat(effective_from)
+        version = policy.record_change(_migrated_warehouse(), name, value, start, reason, by or None)
+    typer.echo(
+        f"recorded {version.version_id} = {version.value} (change {version.change_id} by {version.recorded_by}); "
+        "the next `odwh run` rebuilds the affected days"
+    )
+
+
+@policy_app.command("history")
+def policy_history(
+    name: str = typer.Argument("", help="One parameter (default: all)."),
+) -> None:
+    """Every version of a parameter (or of all), oldest first."""
+    from odwh import policy, warehouse
+
+    with _policy_errors(), warehouse.connect(_migrated_warehouse()) as conn:
+        typer.echo(policy.table(policy.versions(conn, name or None), history=True))
+
+
+def _migrated_warehouse() -> str:
+    from odwh import warehouse
+
+    url = warehouse.ensure_running()
+    warehouse.migrate(url)
+    return url
+
+
+@contextmanager
+def _policy_errors() -> Iterator[None]:
+    """A refused change or bad date: the message on stderr and exit status 1, not a traceback."""
+    from odwh import policy, warehouse
+
+    try:
+        yield
+    except (policy.PolicyError, warehouse.WarehouseError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
 

@@ -198,14 +198,38 @@ def raise_if_refused(report: IngestReport) -> None:
 
 
 def build_daily(warehouse_url: str, report: IngestReport) -> None:
-    """Build the daily dbt models when something new was loaded (incremental: a new day costs a day)."""
-    if not report.loaded_dates:
+    """Build the daily dbt models when something new was loaded (incremental: a new day costs a day), or
+    rebuild them fully when a policy change was recorded since their last full build."""
+    refresh = _policy_refresh(warehouse_url, "daily")
+    if not report.loaded_dates and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
         return
     from odwh import transform
 
     transform.run_dbt(["seed"], warehouse_url)
-    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", "daily"], warehouse_url)
+    _build_selector(warehouse_url, "daily", refresh)
+
+
+def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
+    """The newest policy change a full rebuild of ``selector`` must take in, or None (odwh.policy)."""
+    from odwh import policy
+
+    with psycopg.connect(warehouse_url) as conn:
+        return policy.full_refresh_needed(conn, selector)
+
+
+def _build_selector(warehouse_url: str, selector: str, policy_change: int | None) -> None:
+    """Build ``selector``; fully when a policy change is newer than its last full build (the incremental
+    watermarks follow loads, so they would keep rows computed with the old values)."""
+    from odwh import policy, transform
+
+    full = ["--full-refresh"] if policy_change is not None else []
+    if full:
+        print(f"policy change {policy_change} recorded: rebuilding the {selector} models in full", flush=True)
+    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", selector, *full], warehouse_url)
+    if policy_change is not None:
+        with psycopg.connect(warehouse_url) as conn:
+            policy.record_full_refresh(conn, selector, policy_change)
 
 
 def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
@@ -274,9 +298,7 @@ def build_month_end(warehouse_url: str, months: list[str]) -> None:
     if not months:
         print("no month to close", flush=True)
         return
-    from odwh import transform
-
-    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", "month_end"], warehouse_url)
+    _build_selector(warehouse_url, "month_end", _policy_refresh(warehouse_url, "month_end"))
 
 
 def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object]]:

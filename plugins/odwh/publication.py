@@ -139,29 +139,51 @@ def publication_manifest(
 
 
 def _parameter_versions(conn: psycopg.Connection, month_end: date) -> dict[str, Any]:
-    """The policy parameters and NBC grading rules in force on the month end (seed rows)."""
+    """Every policy parameter and NBC grading rule version in force on any day of the month (rulebook L: a
+    change effective mid-month adds a version), as the models read them (seed defaults and recorded changes)."""
+    month = {"start": month_end.replace(day=1), "end": month_end}
     params = conn.execute(
         """
-        select distinct on (parameter_name) parameter_name, coalesce(value::text, value_text), effective_from
-        from policy.policy_parameters where effective_from <= %s
-        order by parameter_name, effective_from desc
+        select parameter_name, parameter_version, coalesce(value::text, value_text),
+               origin, recorded_by, reason, effective_from, nullif(effective_to, 'infinity')
+        from intermediate.int_policy__parameter_versions
+        where effective_from <= %(end)s and effective_to > %(start)s
+        order by parameter_name, effective_from
         """,
-        (month_end,),
+        month,
     ).fetchall()
     grading = conn.execute(
         """
-        select distinct on (term_class, grade) term_class, grade, provision_rate::text, effective_from
-        from policy.nbc_grading_rules where effective_from <= %s
-        order by term_class, grade, effective_from desc
+        select term_class, grade, grading_version, provision_rate::text,
+               origin, recorded_by, reason, effective_from, nullif(effective_to, 'infinity')
+        from intermediate.int_policy__nbc_grading_rule_versions
+        where effective_from <= %(end)s and effective_to > %(start)s
+        order by term_class, grade_order, effective_from
         """,
-        (month_end,),
+        month,
     ).fetchall()
+    policy_parameters: dict[str, list[dict[str, Any]]] = {}
+    for name, version, value, *provenance in params:
+        policy_parameters.setdefault(name, []).append(
+            {"version": version, "value": value, **_provenance(provenance)}
+        )
     return {
-        "policy_parameters": {n: {"value": v, "effective_from": str(e)} for n, v, e in params},
+        "policy_parameters": policy_parameters,
         "nbc_grading_rules": [
-            {"term_class": t, "grade": g, "provision_rate": r, "effective_from": str(e)}
-            for t, g, r, e in grading
+            {"term_class": t, "grade": g, "version": v, "provision_rate": r, **_provenance(provenance)}
+            for t, g, v, r, *provenance in grading
         ],
+    }
+
+
+def _provenance(row: list[Any]) -> dict[str, Any]:
+    origin, recorded_by, reason, effective_from, effective_to = row
+    return {
+        "effective_from": str(effective_from),
+        "effective_to": None if effective_to is None else str(effective_to),
+        "origin": origin,
+        "recorded_by": recorded_by,
+        "reason": reason,
     }
 
 

@@ -328,6 +328,29 @@ create table if not exists meta.publications (
 );
 """
 
+# Policy changes recorded by the risk team (rulebook L; odwh.policy, docs/decisions/0016-policy-changes.md).
+# Append-only: a correction is a new row; the models read the seeds (defaults) united with these rows.
+# policy_builds: the newest change_id each dbt selector was fully rebuilt with (a newer change forces a rebuild).
+POLICY_DDL = """
+create table if not exists meta.policy_changes (
+    change_id      bigserial   primary key,
+    parameter_name text        not null,
+    value          numeric,
+    value_text     text,
+    effective_from date        not null,
+    recorded_by    text        not null,
+    recorded_at    timestamptz not null default now(),
+    reason         text        not null check (btrim(reason) <> ''),
+    check ((value is null) <> (value_text is null))
+);
+create index if not exists policy_changes_name on meta.policy_changes (parameter_name, effective_from);
+create table if not exists meta.policy_builds (
+    selector       text        primary key,
+    last_change_id bigint      not null,
+    built_at       timestamptz not null default now()
+);
+"""
+
 
 def raw_table_ddl(f: contract.ExtractFile) -> str:
     cols = [f"{c.name} {c.pg_type}" for c in f.columns if not c.pii]
@@ -366,6 +389,7 @@ def migrate(warehouse_url: str | None = None) -> None:
         for schema in SCHEMAS:
             conn.execute(f"create schema if not exists {schema}")
         conn.execute(META_DDL)
+        conn.execute(POLICY_DDL)
         for f in contract.FILES:
             conn.execute(raw_table_ddl(f))
             if has_pii(f):

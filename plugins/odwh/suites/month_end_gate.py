@@ -107,28 +107,20 @@ PROVISION_AMOUNT_SQL = """
 select f.od_account_id, f.principal_outstanding, f.provision_rate, f.provision_amount,
        round(f.provision_rate * f.principal_outstanding / u.value) * u.value as expected_provision_amount
 from {batch} as f
-left join lateral (
-    select p.value
-    from policy.policy_parameters as p
-    where p.parameter_name = 'rounding_unit_' || lower(f.currency) and p.effective_from <= f.month_end
-    order by p.effective_from desc
-    limit 1
-) as u on true
+left join intermediate.int_policy__parameter_versions as u
+    on u.parameter_name = 'rounding_unit_' || lower(f.currency)
+    and f.month_end >= u.effective_from and f.month_end < u.effective_to
 where f.provision_amount is distinct from round(f.provision_rate * f.principal_outstanding / u.value) * u.value
 order by f.od_account_id
 """
 
 # Every OD is SHORT term (policy-rules.md F); the grade's rate in force at the month end.
 PROVISION_RATE_SQL = """
-select f.od_account_id, f.nbc_grade, f.provision_rate, r.provision_rate as seed_provision_rate
+select f.od_account_id, f.nbc_grade, f.provision_rate, r.provision_rate as policy_provision_rate
 from {batch} as f
-left join lateral (
-    select g.provision_rate
-    from policy.nbc_grading_rules as g
-    where g.term_class = 'SHORT' and g.grade = f.nbc_grade and g.effective_from <= f.month_end
-    order by g.effective_from desc
-    limit 1
-) as r on true
+left join intermediate.int_policy__nbc_grading_rule_versions as r
+    on r.term_class = 'SHORT' and r.grade = f.nbc_grade
+    and f.month_end >= r.effective_from and f.month_end < r.effective_to
 where f.nbc_grade is not null and f.provision_rate is distinct from r.provision_rate
 order by f.od_account_id
 """
@@ -157,10 +149,13 @@ def _fct_expectations() -> list[Expectation]:
         ),
         _unexpected_rows(
             PROVISION_RATE_SQL,
-            "provision_rate is the rate of the account's grade in policy.nbc_grading_rules "
-            "(SHORT term class, version in force at the month end).",
+            "provision_rate is the rate of the account's grade in the NBC grading rules in force at the month "
+            "end (SHORT term class; the seed's default or a change recorded with `odwh policy set`).",
             _meta(
-                "provision_rate", RULE_PROVISION, table, "provision_rate is not the seed's rate for the grade"
+                "provision_rate",
+                RULE_PROVISION,
+                table,
+                "provision_rate is not the policy's rate for the grade",
             ),
         ),
     ]

@@ -3,8 +3,54 @@
 --     on pv.parameter_name = 'stagnation_window_days'
 --    and d.business_date >= pv.effective_from and d.business_date < pv.effective_to
 -- then carry pv.parameter_version on the output row so every mart row names the version it used.
-with parameters as (
-    select * from {{ ref('policy_parameters') }}
+-- Versions are the seed's defaults united with the changes recorded by `odwh policy set` (rulebook L); a
+-- recorded change on the same date as a seed row replaces it (docs/decisions/0016-policy-changes.md).
+with defaults as (
+    select
+        parameter_name,
+        value,
+        value_text,
+        unit,
+        effective_from,
+        source,
+        'seed' as origin,
+        null::text as recorded_by,
+        null::text as reason
+    from {{ ref('policy_parameters') }}
+),
+
+units as (
+    select distinct on (parameter_name)
+        parameter_name,
+        unit
+    from defaults
+    order by parameter_name asc, effective_from desc
+),
+
+recorded as (
+    select
+        c.parameter_name,
+        c.value,
+        c.value_text,
+        u.unit,
+        c.effective_from,
+        'odwh policy set (change ' || c.change_id || ')' as source,
+        'recorded' as origin,
+        c.recorded_by,
+        c.reason
+    from {{ ref('stg_meta__policy_changes') }} as c
+    inner join units as u on c.parameter_name = u.parameter_name
+    where c.is_latest_for_date
+),
+
+parameters as (
+    select * from recorded
+    union all
+    select d.* from defaults as d
+    where not exists (
+        select 1 from recorded as r
+        where r.parameter_name = d.parameter_name and r.effective_from = d.effective_from
+    )
 )
 
 select
@@ -18,5 +64,8 @@ select
         'infinity'::date
     ) as effective_to,
     parameter_name || '@' || to_char(effective_from, 'YYYY-MM-DD') as parameter_version,
-    source
+    source,
+    origin,
+    recorded_by,
+    reason
 from parameters
