@@ -122,9 +122,21 @@ def test_empty_event_files_can_be_omitted(tmp_path):
 
 def test_cli_simulate_writes_a_landing_folder(tmp_path):
     result = CliRunner().invoke(
-        app, ["simulate", "--out", str(tmp_path), "--start", "2026-03-30", "--end", "2026-04-01",
-              "--accounts", "12", "--seed", "5"],
-    )  # fmt: skip
+        app,
+        [
+            "simulate",
+            "--out",
+            str(tmp_path),
+            "--start",
+            "2026-03-30",
+            "--end",
+            "2026-04-01",
+            "--accounts",
+            "12",
+            "--seed",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert [f.name for f in folders(tmp_path)] == ["2026-03-30", "2026-03-31", "2026-04-01"]
     assert (tmp_path / "2026-04-01" / contract.MANIFEST_NAME).exists()
@@ -368,9 +380,11 @@ def test_injected_behaviours_appear_in_a_quarter(days, quarter):
     is_agent = {a: customers[x["customer_id"]]["customer_type"] == "AGENT" for a, x in accounts.items()}
     assert any(t["txn_type"] == "CASH_WITHDRAWAL" and is_agent[t["od_account_id"]] for t in txns)
     excess_days = [
-        (day, b["od_account_id"]) for day, files in days for b in files["od_balances.csv"]
+        (day, b["od_account_id"])
+        for day, files in days
+        for b in files["od_balances.csv"]
         if Decimal(b["principal_outstanding"]) > Decimal(accounts[b["od_account_id"]]["limit_amount"])
-    ]  # fmt: skip
+    ]
     assert excess_days and any(d[8:] not in ("01", "28", "30", "31") for d, _ in excess_days)  # mid-month too
 
     def usd(a: dict[str, str], column: str) -> Decimal:
@@ -379,9 +393,10 @@ def test_injected_behaviours_appear_in_a_quarter(days, quarter):
     agents = [a for a in accounts.values() if is_agent[a["od_account_id"]]]
     assert any(usd(a, "limit_amount") > 5000 for a in agents)
     assert any(
-        a["collateral_type"] == "PROPERTY" and Decimal(a["limit_amount"]) > Decimal("0.7") * Decimal(a["collateral_value"])
+        a["collateral_type"] == "PROPERTY"
+        and Decimal(a["limit_amount"]) > Decimal("0.7") * Decimal(a["collateral_value"])
         for a in accounts.values()
-    )  # fmt: skip
+    )
     assert any(a["purpose"] == "REFINANCE" for a in accounts.values())
     assert any(a["restructured"] == "true" for a in accounts.values())
     assert any(a["status"] == "CONVERTED" for a in accounts.values())
@@ -418,8 +433,10 @@ def test_od_share_of_the_book_stays_near_the_cap(days):
             for b in files["od_balances.csv"]
         )
         loans = sum(
-            Decimal(ln["outstanding_principal"]) * fx[ln["currency"]] for ln in files["loans.csv"] if ln["status"] == "ACTIVE"
-        )  # fmt: skip
+            Decimal(ln["outstanding_principal"]) * fx[ln["currency"]]
+            for ln in files["loans.csv"]
+            if ln["status"] == "ACTIVE"
+        )
         assert Decimal("0.075") <= od / (od + loans) <= Decimal("0.115"), day  # ~8-11%, noisy at 300 accounts
 
 

@@ -137,8 +137,11 @@ def test_screening_exclusion_and_over_indebtedness_match_the_rules(run):
             code = None
         else:
             signed, plan = a["es_contract_signed"] == "true", a["es_mitigation_plan"] == "true"
-            code = {(False, False): "HIGH_RISK_NO_CONTRACT_NO_PLAN", (False, True): "HIGH_RISK_NO_CONTRACT",
-                    (True, False): "HIGH_RISK_NO_PLAN"}.get((signed, plan))  # fmt: skip
+            code = {
+                (False, False): "HIGH_RISK_NO_CONTRACT_NO_PLAN",
+                (False, True): "HIGH_RISK_NO_CONTRACT",
+                (True, False): "HIGH_RISK_NO_PLAN",
+            }.get((signed, plan))
         screening[a["application_id"]] = (required, code)
     got = query(url, "select application_id, requires_screening, exception from marts.fct_es_screening")
     assert {r[0]: (r[1], r[2]) for r in got} == screening
@@ -189,10 +192,12 @@ def test_complaints_per_month_end_match_the_deliveries(run):
             for c in resolved
         ]
         over = [
-            c for c in complaints
-            if c["received_on"] <= end and not (c["resolved_on"] and c["resolved_on"] <= end)
+            c
+            for c in complaints
+            if c["received_on"] <= end
+            and not (c["resolved_on"] and c["resolved_on"] <= end)
             and (month_end - date.fromisoformat(c["received_on"])).days > OPEN_LIMIT
-        ]  # fmt: skip
+        ]
         median = Decimal(str(statistics.median(days))) if days else None
         assert got[month_end] == (len(received), len(resolved), median, len(over)), month_end
 
@@ -206,10 +211,11 @@ def test_pricing_exceptions_match_the_accounts(run):
         with (folder / "od_accounts.csv").open(newline="") as f:
             accounts = list(csv.DictReader(f))
         expected = {
-            a["od_account_id"] for a in accounts
+            a["od_account_id"]
+            for a in accounts
             if Decimal(a["monthly_interest_rate"]) * 12 > CEILING
             and (a["status"] == "ACTIVE" or a["od_account_id"] in drawn)
-        }  # fmt: skip
+        }
         got = query(
             url,
             "select od_account_id, officer_id from marts.fct_pricing_exceptions where month_end = %s",
@@ -248,8 +254,14 @@ def test_section_10_in_the_board_pack_and_the_dashboard(run):
         folder = reports / f"{month_end:%Y-%m}"
         html = (folder / "board-pack.html").read_text(encoding="utf-8")
         section = html[html.index("10. Social performance and client protection") :]
-        for text in ("Prevention of over-indebtedness", "Responsible pricing", "Transparency",
-                     "arrives with the reliability work", "PPI poverty rate per wave", "2025 (provisional)"):  # fmt: skip
+        for text in (
+            "Prevention of over-indebtedness",
+            "Responsible pricing",
+            "Transparency",
+            "arrives with the reliability work",
+            "PPI poverty rate per wave",
+            "2025 (provisional)",
+        ):
             assert text in section, (month_end, text)
         dashboard = (folder / "dashboard.html").read_text(encoding="utf-8")
         assert 'id="tab-social"' in dashboard and "Mechanisms for complaint resolution" in dashboard
@@ -260,6 +272,11 @@ def test_section_10_in_the_board_pack_and_the_dashboard(run):
             words = " ".join(
                 pdf.stdout.split()
             )  # a hyphen at a cell's line end is dropped: "overindebtedness"
-            for text in ("Social performance and client protection", "Prevention of over", "Responsible pricing",
-                         "Mechanisms for complaint resolution", "PPI poverty rate per wave"):  # fmt: skip
+            for text in (
+                "Social performance and client protection",
+                "Prevention of over",
+                "Responsible pricing",
+                "Mechanisms for complaint resolution",
+                "PPI poverty rate per wave",
+            ):
                 assert text in words, (month_end, text)

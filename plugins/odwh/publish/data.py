@@ -31,20 +31,48 @@ MARTS = "marts"
 STAGING = "staging"
 
 OD_MONTH_END_COLUMNS = (
-    "od_account_id", "month_end", "customer_id", "branch_code", "officer_id", "currency", "limit_amount",
-    "principal_outstanding", "interest_due", "core_interest_charged", "reconciliation_break", "days_past_due",
-    "nbc_grade", "provision_amount_usd", "principal_outstanding_usd", "conversion_candidate",
-    "stagnant_amount_60d", "policy_breaches",
-)  # fmt: skip
+    "od_account_id",
+    "month_end",
+    "customer_id",
+    "branch_code",
+    "officer_id",
+    "currency",
+    "limit_amount",
+    "principal_outstanding",
+    "interest_due",
+    "core_interest_charged",
+    "reconciliation_break",
+    "days_past_due",
+    "nbc_grade",
+    "provision_amount_usd",
+    "principal_outstanding_usd",
+    "conversion_candidate",
+    "stagnant_amount_60d",
+    "policy_breaches",
+)
 PORTFOLIO_COLUMNS = (
-    "month_end", "od_outstanding_usd", "term_loan_outstanding_usd", "total_portfolio_usd", "od_share", "od_cap",
-    "cap_breached", "npl_ratio_od", "provision_total_usd",
-)  # fmt: skip
+    "month_end",
+    "od_outstanding_usd",
+    "term_loan_outstanding_usd",
+    "total_portfolio_usd",
+    "od_share",
+    "od_cap",
+    "cap_breached",
+    "npl_ratio_od",
+    "provision_total_usd",
+)
 GRADE_COLUMNS = ("month_end", "product_family", "nbc_grade", "accounts", "outstanding_usd", "provision_usd")
 REVIEW_COLUMNS = (
-    "month_end", "od_account_id", "reason", "officer_id", "manager_id", "senior_manager_id", "branch_code",
-    "detail", "amount_usd",
-)  # fmt: skip
+    "month_end",
+    "od_account_id",
+    "reason",
+    "officer_id",
+    "manager_id",
+    "senior_manager_id",
+    "branch_code",
+    "detail",
+    "amount_usd",
+)
 REVIEW_OPTIONAL = ("customer_id", "currency", "amount", "officer_name")
 
 

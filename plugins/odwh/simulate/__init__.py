@@ -155,9 +155,14 @@ def simulate(
     days = sim.days()
     console = Console(stderr=True)
     with Progress(
-        TextColumn("simulating {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not (progress and console.is_terminal), transient=False,
-    ) as bar:  # fmt: skip
+        TextColumn("simulating {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (progress and console.is_terminal),
+        transient=False,
+    ) as bar:
         task = bar.add_task(start.isoformat(), total=len(days))
         for d in days:
             sim.write_day(out, d, omit_empty_events=omit_empty_events)

@@ -88,18 +88,20 @@ def render_customers(rng: np.random.Generator, c: Customers) -> tuple[str, int]:
     codes = [b[0] for b in reference.BRANCHES]
     for i in range(c.n):
         since = int(c.agent_since[i])
-        writer.writerow((
-            c.ids[i],
-            CUSTOMER_TYPES[c.ctype[i]],
-            "LEGAL_ENTITY" if c.legal_entity[i] else "INDIVIDUAL",
-            c.names[i],
-            "" if c.legal_entity[i] else f"{national_ids[i]:09d}",
-            f"{prefixes[phone_prefix[i]]}{phone_number[i]}",
-            codes[c.branch[i]],
-            c.officer[i],
-            date.fromordinal(since).isoformat() if since else "",
-            date.fromordinal(int(c.registered[i])).isoformat(),
-        ))  # fmt: skip
+        writer.writerow(
+            (
+                c.ids[i],
+                CUSTOMER_TYPES[c.ctype[i]],
+                "LEGAL_ENTITY" if c.legal_entity[i] else "INDIVIDUAL",
+                c.names[i],
+                "" if c.legal_entity[i] else f"{national_ids[i]:09d}",
+                f"{prefixes[phone_prefix[i]]}{phone_number[i]}",
+                codes[c.branch[i]],
+                c.officer[i],
+                date.fromordinal(since).isoformat() if since else "",
+                date.fromordinal(int(c.registered[i])).isoformat(),
+            )
+        )
     return buf.getvalue(), c.n
 
 

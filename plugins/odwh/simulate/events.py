@@ -19,9 +19,14 @@ MAX_DSR = 0.5  # over_indebtedness_max_dsr
 ES_RISKS = ("LOW", "MEDIUM", "HIGH")
 COMPLAINT_CHANNELS = ("HOTLINE", "BRANCH", "FACEBOOK", "TELEGRAM", "LETTER")
 COMPLAINT_CATEGORIES = (
-    "INTEREST_AND_FEES", "STAFF_CONDUCT", "SERVICE_QUALITY", "DEBT_COLLECTION", "PRODUCT_INFORMATION",
-    "DATA_PRIVACY", "OVER_INDEBTEDNESS",
-)  # fmt: skip
+    "INTEREST_AND_FEES",
+    "STAFF_CONDUCT",
+    "SERVICE_QUALITY",
+    "DEBT_COLLECTION",
+    "PRODUCT_INFORMATION",
+    "DATA_PRIVACY",
+    "OVER_INDEBTEDNESS",
+)
 # A wave (March-May of an odd year) reaches the warehouse in batches, as branches send their surveys in.
 PPI_BATCHES = ((6, 15), (7, 15), (8, 31))
 PPI_WAVES_BACKFILLED = 2  # batches due before the run (of the last two waves) are delivered on its first day
@@ -38,12 +43,24 @@ def poverty_likelihood(score: int) -> str:
 
 class SocialEvents:
     def __init__(
-        self, rng: np.random.Generator, customers: Customers, n_od: int, loans: LoanBook, sizer: LoanSizer,
-        first: date, fx: FxWalk, rates: Rates,
-    ) -> None:  # fmt: skip
+        self,
+        rng: np.random.Generator,
+        customers: Customers,
+        n_od: int,
+        loans: LoanBook,
+        sizer: LoanSizer,
+        first: date,
+        fx: FxWalk,
+        rates: Rates,
+    ) -> None:
         self.customers, self.n_od, self.loans, self.sizer, self.rates, self.first = (
-            customers, n_od, loans, sizer, rates, first,
-        )  # fmt: skip
+            customers,
+            n_od,
+            loans,
+            sizer,
+            rates,
+            first,
+        )
         self.agents = np.flatnonzero(customers.ctype == AGENT)
         low = pick_exact(rng, np.ones(len(self.agents), dtype=bool), rates.agent_low_liquidity_share)
         self.low_liquidity = self.agents[low]

@@ -67,12 +67,21 @@ class LoanBook:
         self._cols: dict[str, np.ndarray] = {
             name: np.zeros(0, dtype=dtype)
             for name, dtype in (
-                ("cust", np.int64), ("product", np.int8), ("cur", np.int8), ("disbursed", np.int64),
-                ("term", np.int64), ("instalment", np.int64), ("outstanding", np.int64), ("dpd", np.int64),
-                ("activity", np.int64), ("status", np.int8), ("source", np.int64), ("pay_day", np.int64),
+                ("cust", np.int64),
+                ("product", np.int8),
+                ("cur", np.int8),
+                ("disbursed", np.int64),
+                ("term", np.int64),
+                ("instalment", np.int64),
+                ("outstanding", np.int64),
+                ("dpd", np.int64),
+                ("activity", np.int64),
+                ("status", np.int8),
+                ("source", np.int64),
+                ("pay_day", np.int64),
                 ("chronic", bool),
             )
-        }  # fmt: skip
+        }
         self._rows: list[str] = []
         self._dirty = np.zeros(0, dtype=bool)
 
@@ -102,14 +111,28 @@ class LoanBook:
         self.n += k
 
     def disburse(
-        self, d: date, cust: IntArray, product: np.ndarray, cur: np.ndarray, amount: IntArray, term: IntArray,
-        activity: np.ndarray, source: IntArray | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        d: date,
+        cust: IntArray,
+        product: np.ndarray,
+        cur: np.ndarray,
+        amount: IntArray,
+        term: IntArray,
+        activity: np.ndarray,
+        source: IntArray | None = None,
+    ) -> None:
         self.add(
-            cust=cust, product=product, cur=cur, disbursed=np.full(len(cust), d.toordinal()), term=term,
-            instalment=-(-amount // term), outstanding=amount, activity=activity,
-            source=np.full(len(cust), -1) if source is None else source, pay_day=np.full(len(cust), min(d.day, 28)),
-        )  # fmt: skip
+            cust=cust,
+            product=product,
+            cur=cur,
+            disbursed=np.full(len(cust), d.toordinal()),
+            term=term,
+            instalment=-(-amount // term),
+            outstanding=amount,
+            activity=activity,
+            source=np.full(len(cust), -1) if source is None else source,
+            pay_day=np.full(len(cust), min(d.day, 28)),
+        )
 
     def step(self, d: date, rng: np.random.Generator) -> None:
         """Instalments on the disbursement day of month, unless in arrears; arrears come and (mostly) go."""
@@ -169,9 +192,15 @@ def _activity_weights() -> np.ndarray:
 
 
 def create_loans(
-    rng: np.random.Generator, customers: Customers, book: OdBook, n_old: int, n_loans: int, first: date,
-    fx: FxWalk, rates: Rates,
-) -> tuple[LoanBook, LoanSizer]:  # fmt: skip
+    rng: np.random.Generator,
+    customers: Customers,
+    book: OdBook,
+    n_old: int,
+    n_loans: int,
+    first: date,
+    fx: FxWalk,
+    rates: Rates,
+) -> tuple[LoanBook, LoanSizer]:
     """The term-loan book at the start, scaled so that OD / (OD + loans) = ``rates.od_share_target``."""
     n_od_holders = min(round(n_loans * rates.od_customer_loan_share), n_old)
     n_retail = customers.n - book.n
@@ -200,11 +229,18 @@ def create_loans(
     chronic = rng.random(n_loans) < 0.006
     loans = LoanBook(customers.ids, book.ids, rates)
     loans.add(
-        cust=cust, product=product, cur=cur, disbursed=disbursed, term=term, instalment=instalment,
-        outstanding=original - elapsed * instalment, activity=activities_for(rng, product),
-        dpd=np.where(chronic, rng.integers(1, 300, n_loans), 0), chronic=chronic,
+        cust=cust,
+        product=product,
+        cur=cur,
+        disbursed=disbursed,
+        term=term,
+        instalment=instalment,
+        outstanding=original - elapsed * instalment,
+        activity=activities_for(rng, product),
+        dpd=np.where(chronic, rng.integers(1, 300, n_loans), 0),
+        chronic=chronic,
         pay_day=np.array([min(date.fromordinal(int(x)).day, 28) for x in disbursed]),
-    )  # fmt: skip
+    )
     return loans, sizer
 
 

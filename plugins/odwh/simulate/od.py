@@ -79,9 +79,16 @@ STAGNATION_DAYS = 60
 
 # Account-level injections recorded for the ground truth (see Rates for their shares).
 BREACH_FLAGS = (
-    "agent_limit_over_5000", "agent_tenure_under_6m", "property_ltv_over_70", "limit_over_100k",
-    "fd_limit_over_deposit", "fd_matures_first_not_frozen", "term_over_12m", "refinance", "restructured",
-)  # fmt: skip
+    "agent_limit_over_5000",
+    "agent_tenure_under_6m",
+    "property_ltv_over_70",
+    "limit_over_100k",
+    "fd_limit_over_deposit",
+    "fd_matures_first_not_frozen",
+    "term_over_12m",
+    "refinance",
+    "restructured",
+)
 
 
 @dataclass

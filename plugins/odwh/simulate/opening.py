@@ -44,9 +44,15 @@ from odwh.simulate.rates import Rates, pick_exact
 
 
 def create_book(
-    rng: np.random.Generator, customers: Customers, n_old: int, n_new: int, first: date, last: date,
-    rates: Rates, fx: FxWalk,
-) -> OdBook:  # fmt: skip
+    rng: np.random.Generator,
+    customers: Customers,
+    n_old: int,
+    n_new: int,
+    first: date,
+    last: date,
+    rates: Rates,
+    fx: FxWalk,
+) -> OdBook:
     """Accounts 0..n_old-1 exist before ``first``; the rest are approved on random days of the run."""
     n = n_old + n_new
     book = OdBook(n, rates)
@@ -163,9 +169,12 @@ def _behaviour(book: OdBook, rng: np.random.Generator, rates: Rates, old: BoolAr
     book.pay_day = np.where(late, rng.integers(16, 29, n), rng.integers(1, 8, n)).astype(np.int64)
     book.recon_diff = pick_exact(rng, everyone, rates.recon_diff_share)
     book.flags.update(
-        stagnant_at_start=stagnant, dormant=dormant, excess_prone=book.excess_prone, late_payer=late,
+        stagnant_at_start=stagnant,
+        dormant=dormant,
+        excess_prone=book.excess_prone,
+        late_payer=late,
         core_interest_act365=book.recon_diff,
-    )  # fmt: skip
+    )
 
 
 def _opening_balances(book: OdBook, rng: np.random.Generator, first: date, old: BoolArray) -> None:

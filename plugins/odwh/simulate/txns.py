@@ -9,13 +9,27 @@ import numpy as np
 from odwh.simulate.money import IntArray, in_cents
 
 TXN_TYPES = (
-    "DRAWDOWN", "CASH_WITHDRAWAL", "TRANSFER_OUT", "REPAYMENT", "INTEREST_CHARGE", "FEE_CHARGE",
-    "PROCESSING_FEE", "INTEREST_CAPITALIZATION", "REVERSAL",
-)  # fmt: skip
+    "DRAWDOWN",
+    "CASH_WITHDRAWAL",
+    "TRANSFER_OUT",
+    "REPAYMENT",
+    "INTEREST_CHARGE",
+    "FEE_CHARGE",
+    "PROCESSING_FEE",
+    "INTEREST_CAPITALIZATION",
+    "REVERSAL",
+)
 (
-    DRAWDOWN, CASH_WITHDRAWAL, TRANSFER_OUT, REPAYMENT, INTEREST_CHARGE, FEE_CHARGE,
-    PROCESSING_FEE, CAPITALIZATION, REVERSAL,
-) = range(len(TXN_TYPES))  # fmt: skip
+    DRAWDOWN,
+    CASH_WITHDRAWAL,
+    TRANSFER_OUT,
+    REPAYMENT,
+    INTEREST_CHARGE,
+    FEE_CHARGE,
+    PROCESSING_FEE,
+    CAPITALIZATION,
+    REVERSAL,
+) = range(len(TXN_TYPES))
 CUSTOMER_DEBITS = (DRAWDOWN, CASH_WITHDRAWAL, TRANSFER_OUT)
 DIRECTIONS = ("DEBIT", "CREDIT")
 DEBIT, CREDIT = 0, 1
@@ -94,8 +108,14 @@ class TxnLog:
             f"TX{i:010d},{account_ids[a]},{business_date},{TXN_TYPES[t]},{DIRECTIONS[d]},{amt},{CHANNELS[ch]},"
             f"{'' if r < 0 else f'TX{r:010d}'}\n"
             for i, a, t, d, amt, ch, r in zip(
-                ids.tolist(), acc.tolist(), ttype.tolist(), direction.tolist(), amounts, channel.tolist(),
-                rev.tolist(), strict=True,
+                ids.tolist(),
+                acc.tolist(),
+                ttype.tolist(),
+                direction.tolist(),
+                amounts,
+                channel.tolist(),
+                rev.tolist(),
+                strict=True,
             )
-        ]  # fmt: skip
+        ]
         return "".join(lines), len(lines), in_cents(amount, cur)
