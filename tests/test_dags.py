@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -80,7 +81,7 @@ def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
         (bad / "od_balances.csv").read_text().replace(",2026-01-15,", ",2026-01-16,", 1)
     )
     write_manifest(bad, date(2026, 1, 15))  # a well-formed delivery whose content breaks a rule
-    (landing / "2026-01-15").symlink_to(bad, target_is_directory=True)
+    shutil.copytree(bad, landing / "2026-01-15")  # a symlinked folder would be refused for the link itself
     refused = odwh_run(tmp_path, fresh_db, landing)
     assert refused.returncode == 1
     assert "2026-01-15  REFUSED" in refused.stdout

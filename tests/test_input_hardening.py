@@ -261,6 +261,23 @@ def test_dangling_symlink_manifest_is_refused_not_skipped(tmp_path):
         landing.archive_delivery(delivery, tmp_path / "archive")
 
 
+def test_a_header_only_snapshot_of_fixed_deposits_is_loaded(fresh_db, tmp_path, archive):
+    """An institution may hold no fixed deposits: that snapshot alone may be empty (contract may_be_empty)."""
+
+    def no_deposits(rows):
+        rows["fixed_deposits.csv"].clear()
+        for account in rows["od_accounts.csv"]:
+            if account["collateral_type"] == "FIXED_DEPOSIT":
+                account.update(collateral_type="PROPERTY", fd_account_id="")
+
+    write_delivery(tmp_path / "landing", DAY, mutate=no_deposits)
+    (outcome,) = pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False).outcomes
+    assert outcome.status == "loaded", outcome.detail
+    assert [f.name for f in contract.FILES if f.kind == "snapshot" and f.may_be_empty] == [
+        "fixed_deposits.csv"
+    ]
+
+
 def test_extra_column_is_printed_recorded_and_not_staged(fresh_db, tmp_path, archive, capsys):
     odd = 'note "; drop table raw.od_balances; --'  # a header is data, never an identifier
     landing_dir = tmp_path / "landing"

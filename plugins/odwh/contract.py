@@ -79,6 +79,9 @@ class ExtractFile:
     control_total: str | None = None
     foreign_keys: tuple[ForeignKey, ...] = ()
     folder_date_column: str | None = None  # must equal the folder's business date
+    # A snapshot is the full current state: without data rows the day's portfolio would vanish, so it is refused,
+    # except where an institution may truly hold none (fixed deposits: an MFI may take no deposits).
+    may_be_empty: bool = False
 
     @property
     def table(self) -> str:
@@ -268,6 +271,7 @@ FILES: tuple[ExtractFile, ...] = (
         key=("fd_account_id",),
         control_total="principal",
         foreign_keys=(ForeignKey(("customer_id",), "customers.csv", ("customer_id",)),),
+        may_be_empty=True,
     ),
     ExtractFile(
         "agent_liquidity.csv",

@@ -494,7 +494,7 @@ class _CsvScan:
                     else:
                         self.bad_numbers.add(self.rows, f"value {value!r}")
             self.row = self.rows + 1
-        if self.spec and self.spec.kind == "snapshot" and self.rows == 0:
+        if self.spec and self.spec.kind == "snapshot" and not self.spec.may_be_empty and self.rows == 0:
             self.problems.append(Problem(self.label, None, None, RULE_SNAPSHOT_ROWS, "header only"))
 
 

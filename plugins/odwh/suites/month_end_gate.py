@@ -56,6 +56,7 @@ RULE_TOTALS = "3. totals reconcile to the manifests' control totals"
 RULE_NON_NEGATIVE = "4. no negative balances"
 RULE_FX = "5. FX present"
 RULE_ROUTED = "6. review-list rows routed to an officer with a manager"
+RULE_SOCIAL = "7. social marts: every decided application classified, rates in [0, 1], complaints reconciled"
 
 # An account that must carry a month-end grade: ACTIVE in the month end's od_accounts snapshot, started and not
 # closed. A matured account still ACTIVE is included: its balance is still an exposure to grade (DPD since
@@ -348,6 +349,118 @@ def _review_list_expectations() -> list[Expectation]:
     ]
 
 
+# --- social performance and client protection (rulebook I) ------------------------------------------------
+# Reconciled against what was delivered (raw, where a re-delivered date's rows are replaced), not against the
+# staging views the marts read: a second path to the same figures. The batch of the application and complaint
+# checks is the month end alone (MONTH_END_BATCH), so a check still runs when the mart has no row at all.
+MONTH_END_BATCH = "select {month_end} as month_end"
+
+NOT_CLASSIFIED_SQL = """
+with delivered as (
+    select distinct on (trim(application_id)) trim(application_id) as application_id, decision, decided_on,
+           business_purpose
+    from raw.loan_applications
+    order by trim(application_id), _business_date desc, _load_id desc
+)
+select d.application_id, d.decision, d.decided_on
+from delivered as d
+cross join {batch} as b
+left join marts.fct_es_screening as s on s.application_id = d.application_id
+where d.business_purpose and d.decision is not null and d.decided_on <= b.month_end and s.application_id is null
+order by d.application_id
+"""
+
+RATES_OUTSIDE_UNIT_SQL = """
+select 'fct_ppi_wave' as mart, wave::text as key, poverty_rate as rate from marts.fct_ppi_wave
+where poverty_rate not between 0 and 1
+union all
+select 'fct_ppi_wave_by_province', wave || ' ' || province, poverty_rate from marts.fct_ppi_wave_by_province
+where poverty_rate not between 0 and 1
+union all
+select 'fct_ppi_wave_by_customer_type', wave || ' ' || customer_type, poverty_rate
+from marts.fct_ppi_wave_by_customer_type where poverty_rate not between 0 and 1
+union all
+select 'fct_client_protection_month_end', 'cbc_coverage', cbc_coverage from {batch}
+where cbc_coverage not between 0 and 1
+union all
+select 'fct_client_protection_month_end', 'es_coverage', es_coverage from {batch}
+where es_coverage not between 0 and 1
+"""
+
+COMPLAINTS_UNRECONCILED_SQL = """
+with delivered as (
+    select distinct on (trim(complaint_id)) received_on, resolved_on
+    from raw.complaints
+    order by trim(complaint_id), _business_date desc, _load_id desc
+),
+counted as (
+    select b.month_end,
+           count(d.*) filter (where d.received_on >= date_trunc('month', b.month_end)) as received,
+           count(d.*) filter (where d.resolved_on between date_trunc('month', b.month_end) and b.month_end)
+               as resolved
+    from {batch} as b
+    left join delivered as d on d.received_on <= b.month_end
+    group by b.month_end
+)
+select c.month_end, m.received, c.received as delivered_received, m.resolved, c.resolved as delivered_resolved,
+       m.open_at_month_end, m.open_over_limit
+from counted as c
+left join marts.fct_complaints_month_end as m on m.month_end = c.month_end
+where m.month_end is null or m.received <> c.received or m.resolved <> c.resolved
+   or m.open_over_limit > m.open_at_month_end
+"""
+
+
+def _social_check(check: str, sql: str, description: str, table: str, failure: str) -> Expectation:
+    return _unexpected_rows(sql, description, _meta(check, RULE_SOCIAL, table, failure))
+
+
+def _es_screening_expectations() -> list[Expectation]:
+    return [
+        _social_check(
+            "classified",
+            NOT_CLASSIFIED_SQL,
+            "Every decided business-purpose application delivered up to the month end is classified in "
+            "fct_es_screening (its key makes it once).",
+            "marts.fct_es_screening",
+            "a decided business-purpose application is not classified",
+        )
+    ]
+
+
+def _client_protection_expectations() -> list[Expectation]:
+    import great_expectations.expectations as gxe
+
+    table = "marts.fct_client_protection_month_end"
+    return [
+        gxe.ExpectTableRowCountToEqual(
+            value=1,
+            description="The month end has its client-protection row (the board pack's section 10).",
+            meta=_meta("row_present", RULE_SOCIAL, table, "no client-protection row for the month end"),
+        ),
+        _social_check(
+            "rates_in_unit_interval",
+            RATES_OUTSIDE_UNIT_SQL,
+            "Poverty rates (per wave, province, customer type) and CBC and E&S coverage lie in [0, 1].",
+            table,
+            "a rate outside [0, 1]",
+        ),
+    ]
+
+
+def _complaints_expectations() -> list[Expectation]:
+    return [
+        _social_check(
+            "reconciled",
+            COMPLAINTS_UNRECONCILED_SQL,
+            "The month's complaints received and resolved equal those delivered (latest delivery of each "
+            "complaint), and no more are open over the limit than are open.",
+            "marts.fct_complaints_month_end",
+            "complaints do not reconcile to the deliveries",
+        )
+    ]
+
+
 # --- the suites -------------------------------------------------------------------------------------------
 
 _CURRENT_OD_BALANCES = """
@@ -382,6 +495,27 @@ SUITES: tuple[GateSuite, ...] = (
         "marts.rpt_review_list",
         "select * from marts.rpt_review_list where month_end = {month_end}",
         _review_list_expectations,
+        optional=True,
+    ),
+    GateSuite(
+        "fct_es_screening",
+        "marts.fct_es_screening",
+        MONTH_END_BATCH,
+        _es_screening_expectations,
+        optional=True,
+    ),
+    GateSuite(
+        "fct_client_protection_month_end",
+        "marts.fct_client_protection_month_end",
+        "select * from marts.fct_client_protection_month_end where month_end = {month_end}",
+        _client_protection_expectations,
+        optional=True,
+    ),
+    GateSuite(
+        "fct_complaints_month_end",
+        "marts.fct_complaints_month_end",
+        MONTH_END_BATCH,
+        _complaints_expectations,
         optional=True,
     ),
 )
