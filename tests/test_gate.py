@@ -19,10 +19,14 @@ import pytest
 from odwh import gate, grades
 from odwh.suites import month_end_gate
 from support import REPO
+from support.marts import create_mart_table
 
 MONTH_END = date(2024, 3, 31)
 FEBRUARY_END = date(2024, 2, 29)
 
+# Written here, not built from the contracts (support.marts.create_mart_table), on purpose: without the marts'
+# keys and checks, the tests can plant the faults (a duplicate row, a negative amount) that the gate must catch
+# or must not see.
 MARTS_DDL = """
 create schema if not exists marts;
 create table marts.fct_od_month_end (
@@ -200,7 +204,23 @@ def _write_good_month(url: str) -> None:
             " (%s, 'A6', 'MATURITY', 'CM1', 'AM1', 'SM1', 'B01', 'matured 2024-03-15 with balance', 500.00)",
             (MONTH_END, MONTH_END),
         )
+        _write_social_marts(conn)
         conn.commit()
+
+
+def _write_social_marts(conn: psycopg.Connection) -> None:
+    """The social marts of a month without applications or complaints (tables from their contracts)."""
+    for mart in ("fct_es_screening", "fct_client_protection_month_end", "fct_complaints_month_end"):
+        create_mart_table(conn, mart)
+    conn.execute(
+        "insert into marts.fct_client_protection_month_end (month_end, applications_decided) values (%s, 0)",
+        (MONTH_END,),
+    )
+    conn.execute(
+        "insert into marts.fct_complaints_month_end (month_end, received, resolved, open_at_month_end,"
+        " open_over_limit) values (%s, 0, 0, 0, 0)",
+        (MONTH_END,),
+    )
 
 
 @pytest.fixture

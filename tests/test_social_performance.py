@@ -284,8 +284,8 @@ def test_section_10_in_the_board_pack_and_the_dashboard(run):
 
 
 def test_the_gate_checks_the_social_marts(run, tmp_path):
-    """The month-end gate refuses a month whose social marts lose an application, miscount complaints or carry
-    a coverage outside [0, 1]; the same month passes once they are restored (it was published by the run)."""
+    """The month-end gate refuses a month whose social marts lose an application, miscount complaints or lack
+    the client-protection row; the same month passes once they are restored (the run published it)."""
     url, _, _ = run
     july = MONTH_ENDS[1]
     with psycopg.connect(url) as conn:
@@ -294,38 +294,35 @@ def test_the_gate_checks_the_social_marts(run, tmp_path):
             (july,),
         ).fetchone()
         conn.execute(
-            "create temp table kept as select * from marts.fct_es_screening where application_id = %s",
+            "create temp table kept_screening as select * from marts.fct_es_screening where application_id = %s",
             (application_id,),
         )
         conn.execute("delete from marts.fct_es_screening where application_id = %s", (application_id,))
         conn.execute(
-            "update marts.fct_complaints_month_end set received = received + 1 where month_end = %s", (july,)
-        )
-        conn.execute(
-            "update marts.fct_client_protection_month_end set cbc_coverage = 1.5 where month_end = %s",
+            "create temp table kept_protection as"
+            " select * from marts.fct_client_protection_month_end where month_end = %s",
             (july,),
+        )
+        conn.execute("delete from marts.fct_client_protection_month_end where month_end = %s", (july,))
+        conn.execute(
+            "update marts.fct_complaints_month_end set received = received + 1 where month_end = %s", (july,)
         )
         conn.commit()
         try:
             result = gate.run_gate(url, july, tmp_path / "docs", require_review_list=True)
         finally:
-            conn.execute("insert into marts.fct_es_screening select * from kept")
+            conn.execute("insert into marts.fct_es_screening select * from kept_screening")
+            conn.execute("insert into marts.fct_client_protection_month_end select * from kept_protection")
             conn.execute(
                 "update marts.fct_complaints_month_end set received = received - 1 where month_end = %s",
                 (july,),
             )
-            conn.execute(
-                "update marts.fct_client_protection_month_end set cbc_coverage = approved_cbc_checked::numeric"
-                " / nullif(applications_approved, 0) where month_end = %s",
-                (july,),
-            )
             conn.commit()
     assert not result.passed
-    failed = {f.check for f in result.failures}
-    assert failed == {
+    assert {f.expectation for f in result.failures} == {
         "fct_es_screening.classified",
         "fct_complaints_month_end.reconciled",
-        "fct_client_protection_month_end.rates_in_unit_interval",
+        "fct_client_protection_month_end.row_present",
     }
     assert any(application_id in str(f.rows) for f in result.failures)
     assert gate.run_gate(url, july, tmp_path / "again", require_review_list=True).passed

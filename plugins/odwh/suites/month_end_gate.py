@@ -56,7 +56,7 @@ RULE_TOTALS = "3. totals reconcile to the manifests' control totals"
 RULE_NON_NEGATIVE = "4. no negative balances"
 RULE_FX = "5. FX present"
 RULE_ROUTED = "6. review-list rows routed to an officer with a manager"
-RULE_SOCIAL = "7. social marts: every decided application classified, rates in [0, 1], complaints reconciled"
+RULE_SOCIAL = "7. social marts: every decided application classified, complaints reconciled"
 
 # An account that must carry a month-end grade: ACTIVE in the month end's od_accounts snapshot, started and not
 # closed. A matured account still ACTIVE is included: its balance is still an exposure to grade (DPD since
@@ -351,7 +351,8 @@ def _review_list_expectations() -> list[Expectation]:
 
 # --- social performance and client protection (rulebook I) ------------------------------------------------
 # Reconciled against what was delivered (raw, where a re-delivered date's rows are replaced), not against the
-# staging views the marts read: a second path to the same figures. The batch of the application and complaint
+# staging views the marts read: a second path to the same figures. Rates in [0, 1] (poverty rates, CBC and E&S
+# coverage) are check constraints of the marts' contracts: a build fails on them before the gate could. The batch of the application and complaint
 # checks is the month end alone (MONTH_END_BATCH), so a check still runs when the mart has no row at all.
 MONTH_END_BATCH = "select {month_end} as month_end"
 
@@ -368,23 +369,6 @@ cross join {batch} as b
 left join marts.fct_es_screening as s on s.application_id = d.application_id
 where d.business_purpose and d.decision is not null and d.decided_on <= b.month_end and s.application_id is null
 order by d.application_id
-"""
-
-RATES_OUTSIDE_UNIT_SQL = """
-select 'fct_ppi_wave' as mart, wave::text as key, poverty_rate as rate from marts.fct_ppi_wave
-where poverty_rate not between 0 and 1
-union all
-select 'fct_ppi_wave_by_province', wave || ' ' || province, poverty_rate from marts.fct_ppi_wave_by_province
-where poverty_rate not between 0 and 1
-union all
-select 'fct_ppi_wave_by_customer_type', wave || ' ' || customer_type, poverty_rate
-from marts.fct_ppi_wave_by_customer_type where poverty_rate not between 0 and 1
-union all
-select 'fct_client_protection_month_end', 'cbc_coverage', cbc_coverage from {batch}
-where cbc_coverage not between 0 and 1
-union all
-select 'fct_client_protection_month_end', 'es_coverage', es_coverage from {batch}
-where es_coverage not between 0 and 1
 """
 
 COMPLAINTS_UNRECONCILED_SQL = """
@@ -437,13 +421,6 @@ def _client_protection_expectations() -> list[Expectation]:
             value=1,
             description="The month end has its client-protection row (the board pack's section 10).",
             meta=_meta("row_present", RULE_SOCIAL, table, "no client-protection row for the month end"),
-        ),
-        _social_check(
-            "rates_in_unit_interval",
-            RATES_OUTSIDE_UNIT_SQL,
-            "Poverty rates (per wave, province, customer type) and CBC and E&S coverage lie in [0, 1].",
-            table,
-            "a rate outside [0, 1]",
         ),
     ]
 
