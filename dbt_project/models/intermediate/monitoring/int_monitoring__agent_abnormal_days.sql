@@ -22,12 +22,7 @@
 {{ config(
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= " ~ recompute_from
         ~ "{% endif %}",
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['customer_id', 'business_date']},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
+    indexes=account_day_indexes() + [{'columns': ['customer_id', 'business_date']}],
 ) }}
 
 {%- set from_date = daily_rebuild_from(agent_days) %}

@@ -7,13 +7,7 @@
 -- the day, resolved once per distinct date. 30E/360 weight, with p = interest_days_per_month: days after
 -- the p-th weigh 0 (day 31), the last day of a month shorter than p weighs p + 1 - days_in_month (28 Feb:
 -- 3, 29 Feb: 2), every other day 1. ACT/360: every day 1.
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 

@@ -14,13 +14,7 @@
 -- with one window per distinct parameter value (read at run time; var stagnation_window_days_values in unit
 -- tests) and each row picks the one in force on its date.
 -- Incremental: whole business dates from the earliest date touched by a newer load, reading N days back.
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set windows = var('stagnation_window_days_values', none) -%}
 {%- if windows is none -%}
