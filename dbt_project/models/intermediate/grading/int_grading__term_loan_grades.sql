@@ -69,15 +69,4 @@ select
     r.grading_version,
     c._load_id as load_id
 from classified as c
--- a lateral probe of the few rule rows per row: a hash or merge join on the range conditions costs far more
-left join lateral (
-    select *
-    from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
-    where
-        rule.term_class = c.term_class
-        and c.days_past_due >= rule.min_dpd
-        and (rule.max_dpd is null or c.days_past_due <= rule.max_dpd)
-        and c.business_date >= rule.effective_from
-        and c.business_date < rule.effective_to
-    limit 1
-) as r on true
+{{ nbc_grade_rule_join('c') }}
