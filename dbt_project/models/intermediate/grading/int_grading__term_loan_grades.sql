@@ -40,14 +40,9 @@ classified as (
         end as term_class
     from loans as l
     left join {{ ref('int_policy__parameter_versions') }} as pv
-        on
-            pv.parameter_name = 'short_term_max_months'
-            and l.business_date >= pv.effective_from and l.business_date < pv.effective_to
+        on {{ join_policy_param('pv', 'short_term_max_months', 'l.business_date') }}
     cross join lateral (
-        select coalesce(
-            pv.value,
-            ('policy parameter short_term_max_months: 0 versions in force on ' || l.business_date)::numeric
-        ) as short_term_max_months
+        select {{ required_policy_param('pv', 'short_term_max_months', 'l.business_date') }} as short_term_max_months
     ) as t
 )
 
