@@ -118,8 +118,7 @@ select
     m.to_grade_order::integer as to_grade_order,
     count(*)::bigint as accounts,
     -- null when any account lacks its month end's FX rate (never a silent partial sum)
-    (case when bool_or(m.outstanding_usd is null) then null else sum(m.outstanding_usd) end)::numeric
-        as outstanding_usd
+    ({{ complete_sum('m.outstanding_usd') }})::numeric as outstanding_usd
 from ranked_moves as m
 inner join pairs as p on m.month_end = p.month_end
 group by
