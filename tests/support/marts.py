@@ -116,6 +116,7 @@ OFFICER_COLUMNS = (
     "regional_manager_id",
 )
 
+# the columns the ACCOUNTS rows below give, in order (data: the scripted part of fct_od_month_end)
 ACCOUNT_COLUMNS = (
     "od_account_id",
     "customer_id",
