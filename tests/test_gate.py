@@ -302,7 +302,8 @@ def test_a_month_without_marts_fails_clearly(fresh_db: str, tmp_path: Path) -> N
     assert (tmp_path / "dq" / "gate-result.json").exists()
 
 
-# (test id, SQL that breaks the good month, failing expectation, a row its sample must hold)
+# (test id, SQL that breaks the good month, failing expectation, a row its sample must hold): a table of
+# cases, one per break, alike in shape by design (data; the one test below runs them all)
 BREAKS = [
     (
         "duplicate seen from the snapshot",

@@ -11,6 +11,12 @@
     and join it on the date (see int_policy__parameter_versions). A name with no version in force on the date
     fails the query with "policy parameter <name>: 0 versions in force on <date>" instead of yielding null
     (the message depends on count(*), so PostgreSQL cannot fold it into a plan-time error).
+
+    The same rules for a model that joins int_policy__parameter_versions (or a CTE of it) once per date:
+    join_policy_param('pv', 'stagnation_window_days', 'x.business_date')
+        -> the join condition of the version in force on that date (alias pv)
+    required_policy_param('pv', 'stagnation_window_days', 'x.business_date'[, 'value_text'])
+        -> pv.value (or pv.value_text), or fails the query with the message above when no version is in force
 -#}
 {% macro policy_param(name, on_date) -%}
     {{ _policy_param_lookup(name, on_date, 'value', 'numeric') }}
@@ -42,5 +48,18 @@
             pv.parameter_name = '{{ name }}'
             and pv.effective_from <= {{ on_date }}
             and {{ on_date }} < pv.effective_to
+    )
+{%- endmacro %}
+
+{% macro join_policy_param(alias, name, on_date) -%}
+    {{ alias }}.parameter_name = '{{ name }}'
+    and {{ on_date }} >= {{ alias }}.effective_from and {{ on_date }} < {{ alias }}.effective_to
+{%- endmacro %}
+
+{% macro required_policy_param(alias, name, on_date, column='value') -%}
+    {%- set failing_cast = 'integer::text' if column == 'value_text' else 'numeric' -%}
+    coalesce(
+        {{ alias }}.{{ column }},
+        ('policy parameter {{ name }}: 0 versions in force on ' || {{ on_date }})::{{ failing_cast }}
     )
 {%- endmacro %}

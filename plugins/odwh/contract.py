@@ -43,6 +43,20 @@ EXCLUDED_ACTIVITIES = (
     "OTHER_ILLEGAL",
 )
 ALL_ACTIVITIES = ACTIVITIES + EXCLUDED_ACTIVITIES
+# od_transactions' enumerations (the simulator writes them by their index in these tuples)
+TXN_TYPES = (
+    "DRAWDOWN",
+    "CASH_WITHDRAWAL",
+    "TRANSFER_OUT",
+    "REPAYMENT",
+    "INTEREST_CHARGE",
+    "FEE_CHARGE",
+    "PROCESSING_FEE",
+    "INTEREST_CAPITALIZATION",
+    "REVERSAL",
+)
+TXN_DIRECTIONS = ("DEBIT", "CREDIT")
+TXN_CHANNELS = ("COUNTER", "AGENT", "ATM", "MOBILE", "SYSTEM")
 
 
 @dataclass(frozen=True)
@@ -198,21 +212,10 @@ FILES: tuple[ExtractFile, ...] = (
             _c("txn_id"),
             _c("od_account_id"),
             _c("business_date", "date"),
-            _enum(
-                "txn_type",
-                "DRAWDOWN",
-                "CASH_WITHDRAWAL",
-                "TRANSFER_OUT",
-                "REPAYMENT",
-                "INTEREST_CHARGE",
-                "FEE_CHARGE",
-                "PROCESSING_FEE",
-                "INTEREST_CAPITALIZATION",
-                "REVERSAL",
-            ),
-            _enum("direction", "DEBIT", "CREDIT"),
+            _enum("txn_type", *TXN_TYPES),
+            _enum("direction", *TXN_DIRECTIONS),
             _money("amount", positive=True),
-            _enum("channel", "COUNTER", "AGENT", "ATM", "MOBILE", "SYSTEM"),
+            _enum("channel", *TXN_CHANNELS),
             _c("reversed_txn_id", required=False),
         ),
         key=("txn_id",),

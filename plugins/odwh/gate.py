@@ -227,15 +227,9 @@ def _banner(data_docs_dir: Path, passed: bool) -> str:
 
 def summary_html(gate: GateResult) -> str:
     """One self-contained page: the verdict, counts, skipped suites and each failure with its sample rows."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    from odwh.html_pages import template_environment
 
-    env = Environment(
-        loader=PackageLoader("odwh", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = template_environment("odwh")
     env.filters["columns"] = lambda rows: list(dict.fromkeys(k for row in rows for k in row))
     env.filters["cell"] = lambda value: "null" if value is None else str(_json_value(value))
     return env.get_template("gate_summary.html.j2").render(

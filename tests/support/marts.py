@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import yaml
 from odwh import grades
+from odwh.publish.data import GRADE_COLUMNS, PORTFOLIO_COLUMNS
 from psycopg import sql
 
 from support import REPO
@@ -114,19 +115,8 @@ OFFICER_COLUMNS = (
     "senior_manager_id",
     "regional_manager_id",
 )
-PORTFOLIO_COLUMNS = (
-    "month_end",
-    "od_outstanding_usd",
-    "term_loan_outstanding_usd",
-    "total_portfolio_usd",
-    "od_share",
-    "od_cap",
-    "cap_breached",
-    "npl_ratio_od",
-    "provision_total_usd",
-)
-GRADE_COLUMNS = ("month_end", "product_family", "nbc_grade", "accounts", "outstanding_usd", "provision_usd")
 
+# the columns the ACCOUNTS rows below give, in order (data: the scripted part of fct_od_month_end)
 ACCOUNT_COLUMNS = (
     "od_account_id",
     "customer_id",

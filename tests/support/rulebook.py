@@ -11,6 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
+from support.database import query
+
 UNIT = {"USD": Decimal("0.01"), "THB": Decimal("0.01"), "KHR": Decimal("1")}  # rulebook A: rounding units
 
 
@@ -60,3 +62,14 @@ def rulebook_charges(
         return exact.quantize(unit, rounding=ROUND_HALF_UP)  # amounts are >= 0: half up = away from zero
 
     return {acc: tuple(due(x, UNIT[currency[acc]]) for x in s) for acc, s in sums.items()}  # type: ignore[misc]
+
+
+def mart_charges(url: str, month_end: date) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """fct_od_month_end's interest, unutilized fee and excess fee of ``month_end``, shaped as rulebook_charges."""
+    rows = query(
+        url,
+        "select od_account_id, interest_due, unutilized_fee_due, excess_fee_due"
+        " from marts.fct_od_month_end where month_end = %s",
+        month_end,
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 
 from odwh import grades
+from odwh.html_pages import template_environment
 from odwh.publish import charts, labels, quality, social
 from odwh.publish.data import MonthData, column, records, total
 
@@ -31,13 +32,7 @@ class BoardPack:
 
 
 def environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("odwh.publish", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = template_environment("odwh.publish")
     env.filters["usd"] = lambda v: labels.thousands(v, 2)
     env.filters["whole"] = lambda v: labels.thousands(v, 0)
     env.filters["pct"] = lambda v, places=1: labels.percent(v, places)

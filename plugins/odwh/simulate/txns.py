@@ -6,19 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from odwh.contract import TXN_CHANNELS, TXN_DIRECTIONS, TXN_TYPES
 from odwh.simulate.money import IntArray, in_cents
 
-TXN_TYPES = (
-    "DRAWDOWN",
-    "CASH_WITHDRAWAL",
-    "TRANSFER_OUT",
-    "REPAYMENT",
-    "INTEREST_CHARGE",
-    "FEE_CHARGE",
-    "PROCESSING_FEE",
-    "INTEREST_CAPITALIZATION",
-    "REVERSAL",
-)
+# the simulator's codes: indexes into the extract contract's enumerations
 (
     DRAWDOWN,
     CASH_WITHDRAWAL,
@@ -31,10 +22,8 @@ TXN_TYPES = (
     REVERSAL,
 ) = range(len(TXN_TYPES))
 CUSTOMER_DEBITS = (DRAWDOWN, CASH_WITHDRAWAL, TRANSFER_OUT)
-DIRECTIONS = ("DEBIT", "CREDIT")
-DEBIT, CREDIT = 0, 1
-CHANNELS = ("COUNTER", "AGENT", "ATM", "MOBILE", "SYSTEM")
-COUNTER, AGENT_CHANNEL, ATM, MOBILE, SYSTEM = range(len(CHANNELS))
+DEBIT, CREDIT = range(len(TXN_DIRECTIONS))
+COUNTER, AGENT_CHANNEL, ATM, MOBILE, SYSTEM = range(len(TXN_CHANNELS))
 
 
 def txn_id(number: int) -> str:
@@ -105,7 +94,7 @@ class TxnLog:
             for v, c in zip(amount.tolist(), cur.tolist(), strict=True)
         ]
         lines = [
-            f"TX{i:010d},{account_ids[a]},{business_date},{TXN_TYPES[t]},{DIRECTIONS[d]},{amt},{CHANNELS[ch]},"
+            f"TX{i:010d},{account_ids[a]},{business_date},{TXN_TYPES[t]},{TXN_DIRECTIONS[d]},{amt},{TXN_CHANNELS[ch]},"
             f"{'' if r < 0 else f'TX{r:010d}'}\n"
             for i, a, t, d, amt, ch, r in zip(
                 ids.tolist(),

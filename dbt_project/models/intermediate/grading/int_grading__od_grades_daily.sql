@@ -3,13 +3,7 @@
 -- business date: the grade history is kept, never overwritten (migrations compare two dates' rows).
 -- Incremental: whole business dates from the earliest date touched by a newer load (no look-back: a row uses
 -- its own day's days past due only).
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__days_past_due_daily')) %}
 
@@ -36,15 +30,4 @@ select
     r.grading_version,
     d.load_id
 from days_past_due as d
--- a lateral probe of the few rule rows per row: a hash or merge join on the range conditions costs far more
-left join lateral (
-    select *
-    from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
-    where
-        rule.term_class = d.term_class
-        and d.days_past_due >= rule.min_dpd
-        and (rule.max_dpd is null or d.days_past_due <= rule.max_dpd)
-        and d.business_date >= rule.effective_from
-        and d.business_date < rule.effective_to
-    limit 1
-) as r on true
+{{ nbc_grade_rule_join('d') }}

@@ -40,14 +40,9 @@ classified as (
         end as term_class
     from loans as l
     left join {{ ref('int_policy__parameter_versions') }} as pv
-        on
-            pv.parameter_name = 'short_term_max_months'
-            and l.business_date >= pv.effective_from and l.business_date < pv.effective_to
+        on {{ join_policy_param('pv', 'short_term_max_months', 'l.business_date') }}
     cross join lateral (
-        select coalesce(
-            pv.value,
-            ('policy parameter short_term_max_months: 0 versions in force on ' || l.business_date)::numeric
-        ) as short_term_max_months
+        select {{ required_policy_param('pv', 'short_term_max_months', 'l.business_date') }} as short_term_max_months
     ) as t
 )
 
@@ -69,15 +64,4 @@ select
     r.grading_version,
     c._load_id as load_id
 from classified as c
--- a lateral probe of the few rule rows per row: a hash or merge join on the range conditions costs far more
-left join lateral (
-    select *
-    from {{ ref('int_policy__nbc_grading_rule_versions') }} as rule
-    where
-        rule.term_class = c.term_class
-        and c.days_past_due >= rule.min_dpd
-        and (rule.max_dpd is null or c.days_past_due <= rule.max_dpd)
-        and c.business_date >= rule.effective_from
-        and c.business_date < rule.effective_to
-    limit 1
-) as r on true
+{{ nbc_grade_rule_join('c') }}

@@ -22,12 +22,7 @@
 {{ config(
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= " ~ recompute_from
         ~ "{% endif %}",
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['customer_id', 'business_date']},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
+    indexes=account_day_indexes() + [{'columns': ['customer_id', 'business_date']}],
 ) }}
 
 {%- set from_date = daily_rebuild_from(agent_days) %}
@@ -42,24 +37,16 @@ with parameters as (
 candidates as (
     select
         d.*,
-        coalesce(
-            multiple.value,
-            ('policy parameter agent_abnormal_drawdown_multiple: 0 versions on ' || d.business_date)::numeric
-        ) as drawdown_multiple,
-        coalesce(
-            trail.value,
-            ('policy parameter agent_drawdown_trailing_days: 0 versions on ' || d.business_date)::numeric
-        )::integer as trailing_days,
+        {{ required_policy_param('multiple', 'agent_abnormal_drawdown_multiple', 'd.business_date') }}
+            as drawdown_multiple,
+        {{ required_policy_param('trail', 'agent_drawdown_trailing_days', 'd.business_date') }}::integer
+            as trailing_days,
         concat_ws(',', multiple.parameter_version, trail.parameter_version) as parameter_version
     from {{ agent_days }} as d
     left join parameters as multiple
-        on
-            multiple.parameter_name = 'agent_abnormal_drawdown_multiple'
-            and d.business_date >= multiple.effective_from and d.business_date < multiple.effective_to
+        on {{ join_policy_param('multiple', 'agent_abnormal_drawdown_multiple', 'd.business_date') }}
     left join parameters as trail
-        on
-            trail.parameter_name = 'agent_drawdown_trailing_days'
-            and d.business_date >= trail.effective_from and d.business_date < trail.effective_to
+        on {{ join_policy_param('trail', 'agent_drawdown_trailing_days', 'd.business_date') }}
     where
         (d.is_excess or d.cash_withdrawals > 0 or d.drawdowns > 0)
         {% if from_date %}and d.business_date >= '{{ from_date }}'::date{% endif %}

@@ -7,13 +7,7 @@
 --   what was known), and it is no withdrawal or drawdown of its own date either.
 -- Incremental: whole business dates from the earliest date touched by a load newer than this table's newest
 -- load_id (a day depends only on that day's rows, so no lookback is needed).
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 

@@ -15,10 +15,7 @@
 {{ config(
     unique_key=['month_end'],
     tags=['month_end'],
-    indexes=[
-        {'columns': ['od_account_id', 'month_end'], 'unique': true},
-        {'columns': ['month_end']},
-    ],
+    indexes=account_month_end_indexes(),
 ) }}
 
 {%- set from_date = none -%}

@@ -7,13 +7,7 @@
 -- the day, resolved once per distinct date. 30E/360 weight, with p = interest_days_per_month: days after
 -- the p-th weigh 0 (day 31), the last day of a month shorter than p weighs p + 1 - days_in_month (28 Feb:
 -- 3, 29 Feb: 2), every other day 1. ACT/360: every day 1.
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
@@ -37,37 +31,20 @@ dates as (
 day_count as (
     select
         d.business_date,
-        coalesce(
-            conv.value_text,
-            (
-                'policy parameter day_count_convention: 0 versions in force on ' || d.business_date
-            )::text::int::text
-        ) as convention,
-        coalesce(
-            per_month.value,
-            ('policy parameter interest_days_per_month: 0 versions in force on ' || d.business_date)::numeric
-        ) as days_per_month,
-        coalesce(
-            per_year.value,
-            ('policy parameter interest_days_per_year: 0 versions in force on ' || d.business_date)::numeric
-        ) as days_per_year,
+        {{ required_policy_param('conv', 'day_count_convention', 'd.business_date', 'value_text') }} as convention,
+        {{ required_policy_param('per_month', 'interest_days_per_month', 'd.business_date') }} as days_per_month,
+        {{ required_policy_param('per_year', 'interest_days_per_year', 'd.business_date') }} as days_per_year,
         conv.parameter_version,
         extract(day from d.business_date)::int as day_of_month,
         extract(day from date_trunc('month', d.business_date) + interval '1 month - 1 day')::int
             as days_in_month
     from dates as d
     left join parameters as conv
-        on
-            conv.parameter_name = 'day_count_convention'
-            and d.business_date >= conv.effective_from and d.business_date < conv.effective_to
+        on {{ join_policy_param('conv', 'day_count_convention', 'd.business_date') }}
     left join parameters as per_month
-        on
-            per_month.parameter_name = 'interest_days_per_month'
-            and d.business_date >= per_month.effective_from and d.business_date < per_month.effective_to
+        on {{ join_policy_param('per_month', 'interest_days_per_month', 'd.business_date') }}
     left join parameters as per_year
-        on
-            per_year.parameter_name = 'interest_days_per_year'
-            and d.business_date >= per_year.effective_from and d.business_date < per_year.effective_to
+        on {{ join_policy_param('per_year', 'interest_days_per_year', 'd.business_date') }}
 ),
 
 weights as (

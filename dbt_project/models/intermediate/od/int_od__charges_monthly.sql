@@ -7,10 +7,7 @@
 -- newer load reverses.
 {{ config(
     unique_key=['month_end'],
-    indexes=[
-        {'columns': ['od_account_id', 'month_end'], 'unique': true},
-        {'columns': ['month_end']},
-    ],
+    indexes=account_month_end_indexes(),
 ) }}
 
 {%- set from_month = none -%}

@@ -15,13 +15,7 @@
 -- "version" of the account's credit history starts on every date a credit reversal is loaded).
 -- Incremental: events (month-end charges, credits) are few, so their cumulative state is recomputed in full;
 -- only the new days are joined to it. The excess run carries over from the account's last computed row.
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 

@@ -15,11 +15,7 @@
 {{ config(
     unique_key=['month_end'],
     tags=['month_end'],
-    indexes=[
-        {'columns': ['od_account_id', 'month_end'], 'unique': true},
-        {'columns': ['month_end']},
-        {'columns': ['load_id']},
-    ],
+    indexes=account_month_end_indexes(with_load_id=true),
 ) }}
 
 {%- set from_date = month_end_rebuild_from() %}

@@ -9,11 +9,7 @@
 -- planner overestimates the (account, date) joins by orders of magnitude and picks merge joins that sort the
 -- whole snapshot in every parallel worker; hash joins are 2-3x faster here.
 {{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
+    indexes=account_day_indexes(),
     pre_hook="set local enable_mergejoin = off",
 ) }}
 

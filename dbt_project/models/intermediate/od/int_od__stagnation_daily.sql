@@ -14,13 +14,7 @@
 -- with one window per distinct parameter value (read at run time; var stagnation_window_days_values in unit
 -- tests) and each row picks the one in force on its date.
 -- Incremental: whole business dates from the earliest date touched by a newer load, reading N days back.
-{{ config(
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
+{{ config(indexes=account_day_indexes()) }}
 
 {%- set windows = var('stagnation_window_days_values', none) -%}
 {%- if windows is none -%}
@@ -150,14 +144,10 @@ picked as (
         {%- endfor %}
     from framed as x
     left join {{ ref('int_policy__parameter_versions') }} as pv
-        on pv.parameter_name = 'stagnation_window_days'
-        and x.business_date >= pv.effective_from and x.business_date < pv.effective_to
+        on {{ join_policy_param('pv', 'stagnation_window_days', 'x.business_date') }}
     cross join lateral (
         select
-            coalesce(
-                pv.value,
-                ('policy parameter stagnation_window_days: 0 versions in force on ' || x.business_date)::numeric
-            )::int as window_days,
+            {{ required_policy_param('pv', 'stagnation_window_days', 'x.business_date') }}::int as window_days,
             pv.parameter_version
     ) as w
     {% if from_date -%}

@@ -46,15 +46,10 @@ thresholds as (
         pv.parameter_version
     from (select distinct month_end from exposures) as m
     left join {{ ref('int_policy__parameter_versions') }} as pv
-        on
-            pv.parameter_name = 'par_thresholds_days'
-            and m.month_end >= pv.effective_from and m.month_end < pv.effective_to
+        on {{ join_policy_param('pv', 'par_thresholds_days', 'm.month_end') }}
     cross join lateral unnest(
         string_to_array(
-            coalesce(
-                pv.value_text,
-                ('policy parameter par_thresholds_days: 0 versions in force on ' || m.month_end)::integer::text
-            ),
+            {{ required_policy_param('pv', 'par_thresholds_days', 'm.month_end', 'value_text') }},
             ','
         )
     ) as t (threshold)

@@ -9,11 +9,7 @@
 -- incremental day keeps them (a day's rows, index probes are right).
 {{ config(
     pre_hook="{{ 'set local enable_nestloop = off' if not is_incremental() else 'select 1' }}",
-    indexes=[
-        {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
+    indexes=account_day_indexes(),
 ) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}

@@ -9,10 +9,7 @@
 {{ config(
     unique_key=['month_end'],
     tags=['month_end'],
-    indexes=[
-        {'columns': ['od_account_id', 'month_end'], 'unique': true},
-        {'columns': ['month_end']},
-    ],
+    indexes=account_month_end_indexes(),
 ) }}
 
 {%- set from_date = month_end_rebuild_from() -%}
@@ -33,9 +30,7 @@ month_ends as (
         {{ required_rounding_unit('khr_unit.value', "'KHR'", 'm.month_end') }} as rounding_unit_khr
     from (select distinct business_date as month_end from month_end_days) as m
     left join {{ ref('int_policy__parameter_versions') }} as threshold
-        on
-            threshold.parameter_name = 'sme_msme_conversion_threshold_usd'
-            and m.month_end >= threshold.effective_from and m.month_end < threshold.effective_to
+        on {{ join_policy_param('threshold', 'sme_msme_conversion_threshold_usd', 'm.month_end') }}
     left join {{ ref('int_policy__parameter_versions') }} as usd_unit
         on {{ join_rounding_unit('usd_unit', "'USD'", 'm.month_end') }}
     left join {{ ref('int_policy__parameter_versions') }} as khr_unit

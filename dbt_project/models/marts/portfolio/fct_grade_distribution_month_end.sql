@@ -48,8 +48,8 @@ by_grade as (
         nbc_grade,
         count(*) filter (where in_portfolio) as accounts,
         -- null when any position lacks the month end's FX rate (never a silent partial sum)
-        case when bool_or(outstanding_usd is null) then null else sum(outstanding_usd) end as outstanding_usd,
-        case when bool_or(provision_usd is null) then null else sum(provision_usd) end as provision_usd
+        {{ complete_sum('outstanding_usd') }} as outstanding_usd,
+        {{ complete_sum('provision_usd') }} as provision_usd
     from positions
     group by month_end, product_family, nbc_grade
 )

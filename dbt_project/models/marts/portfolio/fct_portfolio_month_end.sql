@@ -57,18 +57,9 @@ totals as (
     select
         p.month_end,
         {%- for family, prefix in [('OD', 'od'), ('TERM', 'term_loan')] %}
-            case
-                when
-                    bool_or(p.outstanding_usd is null) filter (where p.product_family = '{{ family }}')
-                    then null
-                else coalesce(sum(p.outstanding_usd) filter (where p.product_family = '{{ family }}'), 0)
-            end as {{ prefix }}_outstanding_usd,
-            case
-                when
-                    bool_or(p.provision_usd is null) filter (where p.product_family = '{{ family }}')
-                    then null
-                else coalesce(sum(p.provision_usd) filter (where p.product_family = '{{ family }}'), 0)
-            end as {{ prefix }}_provision_usd,
+            {%- set of_family = "p.product_family = '" ~ family ~ "'" %}
+            {{ complete_sum('p.outstanding_usd', of_family, zero_when_empty=true) }} as {{ prefix }}_outstanding_usd,
+            {{ complete_sum('p.provision_usd', of_family, zero_when_empty=true) }} as {{ prefix }}_provision_usd,
             count(*) filter (where p.product_family = '{{ family }}' and p.in_portfolio)
                 as {{ prefix }}_accounts,
         {%- endfor %}

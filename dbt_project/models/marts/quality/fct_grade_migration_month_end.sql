@@ -22,6 +22,8 @@ pairs as (
         on earlier.month_end = (date_trunc('month', later.month_end) - interval '1 day')::date
 ),
 
+-- earlier and later differ only in the month end they read: two plain CTEs for the full outer join of moves
+-- (one CTE with a side flag would have to be split again to be joined to itself)
 earlier as (
     select
         p.month_end,
@@ -46,17 +48,18 @@ later as (
     inner join exposures as e on p.month_end = e.month_end
 ),
 
-od_status as (
+-- every account's status on the later month end, ODs and term loans apart (an exit's to_grade)
+later_status as (
     select
+        'OD' as product_family,
         od_account_id as account_id,
         business_date as month_end,
         status
     from {{ ref('int_od__positions_daily') }}
     where business_date in (select month_end from pairs)
-),
-
-loan_status as (
+    union all
     select
+        'TERM' as product_family,
         loan_id as account_id,
         business_date as month_end,
         status
@@ -72,28 +75,37 @@ moves as (
         coalesce(e.grade_order, 0) as from_grade_order,
         case
             when l.account_id is not null then l.nbc_grade
-            when coalesce(od.status, loan.status) = 'WRITTEN_OFF' then 'WRITTEN_OFF'
-            when od.status = 'CONVERTED' then 'CONVERTED'
+            when s.status = 'WRITTEN_OFF' then 'WRITTEN_OFF'
+            when s.status = 'CONVERTED' and s.product_family = 'OD' then 'CONVERTED'
             else 'CLOSED'
         end as to_grade,
-        case
-            when l.account_id is not null then l.grade_order
-            when coalesce(od.status, loan.status) = 'WRITTEN_OFF' then 8
-            when od.status = 'CONVERTED' then 7
-            else 6
-        end as to_grade_order,
+        l.grade_order as later_grade_order,
         case when l.account_id is null then e.outstanding_usd else l.outstanding_usd end as outstanding_usd
     from earlier as e
     full outer join later as l
         on e.month_end = l.month_end and e.product_family = l.product_family and e.account_id = l.account_id
-    left join od_status as od
+    left join later_status as s
         on
-            l.account_id is null and e.product_family = 'OD'
-            and e.account_id = od.account_id and e.month_end = od.month_end
-    left join loan_status as loan
-        on
-            l.account_id is null and e.product_family = 'TERM'
-            and e.account_id = loan.account_id and e.month_end = loan.month_end
+            l.account_id is null and e.product_family = s.product_family
+            and e.account_id = s.account_id and e.month_end = s.month_end
+),
+
+-- an exit's to_grade ranks after the five grades: CLOSED 6, CONVERTED 7, WRITTEN_OFF 8
+ranked_moves as (
+    select
+        month_end,
+        product_family,
+        from_grade,
+        from_grade_order,
+        to_grade,
+        case to_grade
+            when 'CLOSED' then 6
+            when 'CONVERTED' then 7
+            when 'WRITTEN_OFF' then 8
+            else later_grade_order
+        end as to_grade_order,
+        outstanding_usd
+    from moves
 )
 
 select
@@ -106,9 +118,8 @@ select
     m.to_grade_order::integer as to_grade_order,
     count(*)::bigint as accounts,
     -- null when any account lacks its month end's FX rate (never a silent partial sum)
-    (case when bool_or(m.outstanding_usd is null) then null else sum(m.outstanding_usd) end)::numeric
-        as outstanding_usd
-from moves as m
+    ({{ complete_sum('m.outstanding_usd') }})::numeric as outstanding_usd
+from ranked_moves as m
 inner join pairs as p on m.month_end = p.month_end
 group by
     m.month_end, p.previous_month_end, m.product_family, m.from_grade, m.from_grade_order, m.to_grade,

@@ -28,8 +28,7 @@ write_offs as (
         w.month_end,
         f.product_family,
         count(*) as written_off_accounts,
-        case when bool_or(w.amount_written_off_usd is null) then null else sum(w.amount_written_off_usd) end
-            as written_off_usd
+        {{ complete_sum('w.amount_written_off_usd') }} as written_off_usd
     from {{ ref('int_quality__write_offs_month_end') }} as w
     cross join lateral (values (w.product_family), ('ALL')) as f (product_family)
     group by w.month_end, f.product_family
@@ -66,8 +65,7 @@ last_12_months as (
         m.month_end,
         m.product_family,
         count(*) as months_in_window,
-        case when bool_or(h.written_off_usd is null) then null else sum(h.written_off_usd) end
-            as written_off_12m_usd,
+        {{ complete_sum('h.written_off_usd') }} as written_off_12m_usd,
         case when bool_or(h.gross_outstanding_usd is null) then null else avg(h.gross_outstanding_usd) end
             as average_gross_outstanding_12m_usd
     from monthly as m

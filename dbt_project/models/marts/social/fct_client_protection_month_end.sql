@@ -27,6 +27,7 @@ screening as (
     group by 1
 ),
 
+-- one small count per source mart and month end below: alike in shape, each its own indicator
 over_indebtedness as (
     select
         (date_trunc('month', decided_on) + interval '1 month - 1 day')::date as month_end,

@@ -1,0 +1,38 @@
+{#-
+    Generic test: each loaded date's file_name extract reaches the model whole: one model row per delivered row
+    and amount_column summing to the manifest's control total, so the daily build fails on the date that breaks
+    it (the month-end gate re-checks fct_od_daily on month ends only). Returns the offending dates.
+-#}
+{% test matches_file_control_total(model, file_name, amount_column) %}
+with delivered as (
+    select
+        l.business_date,
+        f.rows as manifest_rows,
+        f.control_total as manifest_total
+    from {{ source('meta', 'loads') }} as l
+    inner join {{ source('meta', 'load_files') }} as f on l.load_id = f.load_id
+    where l.superseded_at is null and f.file_name = '{{ file_name }}'
+),
+
+model_totals as (
+    select
+        business_date,
+        count(*) as model_rows,
+        coalesce(sum({{ amount_column }}), 0) as model_total
+    from {{ model }}
+    where business_date in (select d.business_date from delivered as d)
+    group by business_date
+)
+
+select
+    d.business_date,
+    d.manifest_rows,
+    m.model_rows,
+    d.manifest_total,
+    m.model_total
+from delivered as d
+left join model_totals as m on d.business_date = m.business_date
+where
+    d.manifest_rows <> coalesce(m.model_rows, 0)
+    or d.manifest_total is distinct from coalesce(m.model_total, 0)
+{% endtest %}
