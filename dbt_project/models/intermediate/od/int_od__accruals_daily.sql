@@ -12,8 +12,7 @@
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
 with positions as (
-    select * from {{ ref('int_od__positions_daily') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('int_od__positions_daily'), from_date) }}
 ),
 
 parameters as (

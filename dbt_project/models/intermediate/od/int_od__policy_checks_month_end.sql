@@ -21,8 +21,7 @@
 {%- set from_date = month_end_rebuild_from() %}
 
 with facts as (
-    select * from {{ ref('int_od__policy_facts_month_end') }}
-    {% if from_date %}where month_end >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('int_od__policy_facts_month_end'), from_date, 'month_end') }}
 ),
 
 checks as (

@@ -16,18 +16,15 @@
 {%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') %}
 
 with balances as not materialized (
-    select * from {{ ref('stg_core_banking__od_balances') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('stg_core_banking__od_balances'), from_date) }}
 ),
 
 accounts as (
-    select * from {{ ref('stg_core_banking__od_accounts') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('stg_core_banking__od_accounts'), from_date) }}
 ),
 
 customers as (
-    select * from {{ ref('stg_core_banking__customers') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('stg_core_banking__customers'), from_date) }}
 ),
 
 {% if from_date -%}

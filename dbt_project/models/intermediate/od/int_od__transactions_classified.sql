@@ -70,8 +70,7 @@ reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_busi
 ),
 
 transactions as (
-    select * from {{ ref('stg_core_banking__od_transactions') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('stg_core_banking__od_transactions'), from_date) }}
 )
 
 select

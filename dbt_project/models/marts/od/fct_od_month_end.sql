@@ -38,18 +38,15 @@ month_ends as (
 ),
 
 charges as (
-    select * from {{ ref('int_od__charges_monthly') }}
-    {% if from_date %}where month_end >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('int_od__charges_monthly'), from_date, 'month_end') }}
 ),
 
 checks as (
-    select * from {{ ref('int_od__policy_checks_month_end') }}
-    {% if from_date %}where month_end >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('int_od__policy_checks_month_end'), from_date, 'month_end') }}
 ),
 
 fx as (
-    select * from {{ ref('int_fx__rates_daily') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('int_fx__rates_daily'), from_date) }}
 ),
 
 joined as (

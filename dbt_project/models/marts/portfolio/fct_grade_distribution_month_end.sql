@@ -7,8 +7,7 @@
 {% set from_date = month_end_rebuild_from() -%}
 
 with positions as (
-    select * from {{ ref('int_portfolio__positions_month_end') }}
-    {% if from_date %}where month_end >= '{{ from_date }}'::date{% endif %}
+    {{ rows_since_from_date(ref('int_portfolio__positions_month_end'), from_date, 'month_end') }}
 ),
 
 month_ends as (
