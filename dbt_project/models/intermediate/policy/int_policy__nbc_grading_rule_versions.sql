@@ -4,6 +4,7 @@
 -- A provision rate recorded by `odwh policy set provision_rate_<term_class>_<grade>` (rulebook L) is a new
 -- rule row from its date: the seed rule in force then, with the recorded rate.
 with defaults as (
+    -- listed, not *: `recorded` below gives the same columns in this order (union all pairs by position)
     select
         term_class,
         grade,
@@ -13,10 +14,7 @@ with defaults as (
         provision_rate,
         is_non_performing,
         effective_from,
-        source,
-        'seed' as origin,
-        null::text as recorded_by,
-        null::text as reason
+        {{ seed_provenance() }}
     from {{ ref('nbc_grading_rules') }}
 ),
 
@@ -31,10 +29,7 @@ recorded as (
         c.value as provision_rate,
         d.is_non_performing,
         c.effective_from,
-        'odwh policy set (change ' || c.change_id || ')' as source,
-        'recorded' as origin,
-        c.recorded_by,
-        c.reason
+        {{ recorded_change_provenance('c') }}
     from {{ ref('stg_meta__policy_changes') }} as c
     inner join defaults as d
         on
@@ -55,6 +50,7 @@ rules as (
     )
 )
 
+-- listed again, not a shared list: the output puts effective_to and the version id among rules' columns
 select
     term_class,
     grade,

@@ -6,16 +6,14 @@
 -- Versions are the seed's defaults united with the changes recorded by `odwh policy set` (rulebook L); a
 -- recorded change on the same date as a seed row replaces it (docs/decisions/0016-policy-changes.md).
 with defaults as (
+    -- listed, not *: `recorded` below gives the same columns in this order (union all pairs by position)
     select
         parameter_name,
         value,
         value_text,
         unit,
         effective_from,
-        source,
-        'seed' as origin,
-        null::text as recorded_by,
-        null::text as reason
+        {{ seed_provenance() }}
     from {{ ref('policy_parameters') }}
 ),
 
@@ -34,10 +32,7 @@ recorded as (
         c.value_text,
         u.unit,
         c.effective_from,
-        'odwh policy set (change ' || c.change_id || ')' as source,
-        'recorded' as origin,
-        c.recorded_by,
-        c.reason
+        {{ recorded_change_provenance('c') }}
     from {{ ref('stg_meta__policy_changes') }} as c
     inner join units as u on c.parameter_name = u.parameter_name
     where c.is_latest_for_date
@@ -53,6 +48,7 @@ parameters as (
     )
 )
 
+-- listed again, not a shared list: the output puts effective_to and the version id among parameters' columns
 select
     parameter_name,
     value,
