@@ -20,8 +20,10 @@ EARLIER_TXN = ("T20260930-7", "OD01", "DEBIT")
 TXNS = ["od_transactions.csv"]
 
 
-def _bounds(file: str, column: str) -> str:
-    return extract_contract.rule_bounds(contract.FILES_BY_NAME[file].column(column))
+def _out_of_bounds(file: str, row: int, column: str) -> tuple[str, int, str, str]:
+    """The Problem of a value outside the column's contract bounds."""
+    rule = extract_contract.rule_bounds(contract.FILES_BY_NAME[file].column(column))
+    return (file, row, column, rule)
 
 
 def _fk(file: str, column: str) -> str:
@@ -53,7 +55,8 @@ def _drop_row(file: str, row: int) -> Callable[[Rows], None]:
     return lambda rows: rows[file].pop(row - 1)
 
 
-# (mutation, [(file, row, column, rule)]): exactly the Problems expected, nothing else
+# (mutation, [(file, row, column, rule)]): exactly the Problems expected, nothing else. A table of cases,
+# one per rule, alike in shape by design (data; the one parametrized test below runs them all)
 CASES = {
     "missing column": (
         _drop_column("od_balances.csv", "fees_receivable"),
@@ -89,37 +92,23 @@ CASES = {
     ),
     "negative amount": (
         _set("od_transactions.csv", 2, "amount", "-5"),
-        [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))],
+        [_out_of_bounds("od_transactions.csv", 2, "amount")],
     ),
     "zero amount": (
         _set("od_transactions.csv", 2, "amount", "0.00"),
-        [("od_transactions.csv", 2, "amount", _bounds("od_transactions.csv", "amount"))],
+        [_out_of_bounds("od_transactions.csv", 2, "amount")],
     ),
     "negative balance": (
         _set("od_balances.csv", 2, "principal_outstanding", "-0.01"),
-        [
-            (
-                "od_balances.csv",
-                2,
-                "principal_outstanding",
-                _bounds("od_balances.csv", "principal_outstanding"),
-            )
-        ],
+        [_out_of_bounds("od_balances.csv", 2, "principal_outstanding")],
     ),
     "rate > 1": (
         _set("od_accounts.csv", 1, "monthly_interest_rate", "1.0000001"),
-        [
-            (
-                "od_accounts.csv",
-                1,
-                "monthly_interest_rate",
-                _bounds("od_accounts.csv", "monthly_interest_rate"),
-            )
-        ],
+        [_out_of_bounds("od_accounts.csv", 1, "monthly_interest_rate")],
     ),
     "ppi > 100": (
         _set("ppi_surveys.csv", 2, "ppi_score", "100.5"),
-        [("ppi_surveys.csv", 2, "ppi_score", _bounds("ppi_surveys.csv", "ppi_score"))],
+        [_out_of_bounds("ppi_surveys.csv", 2, "ppi_score")],
     ),
     "duplicate key": (
         _set("od_balances.csv", 2, "od_account_id", "OD01"),

@@ -293,18 +293,10 @@ class ScriptedPortfolio:
         reverses: str | None = None,
         direction: str | None = None,
     ) -> None:
-        self.events["od_transactions", day].append(
-            {
-                "txn_id": txn_id,
-                "od_account_id": od_account_id,
-                "business_date": day,
-                "txn_type": txn_type,
-                "direction": direction or ("DEBIT" if txn_type in DEBIT_TYPES else "CREDIT"),
-                "amount": D(amount),
-                "channel": "SYSTEM" if reverses else "AGENT",
-                "reversed_txn_id": reverses,
-            }
-        )
+        """transaction()'s row (same arguments, plus its day), dated and with its channel."""
+        row = transaction(txn_id, od_account_id, txn_type, amount, direction, reversed_txn_id=reverses)
+        channel = "SYSTEM" if reverses else "AGENT"
+        self.events["od_transactions", day].append({**row, "business_date": day, "channel": channel})
 
     def rows(self, day: date) -> Rows:
         rows: Rows = defaultdict(list, {table: list(r) for table, r in self.snapshots.items()})

@@ -102,6 +102,12 @@ def _not_null(column: str, description: str, meta: dict[str, Any]) -> Expectatio
     return gxe.ExpectColumnValuesToNotBeNull(column=column, description=description, meta=meta)
 
 
+def _one_row(description: str, meta: dict[str, Any]) -> Expectation:
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectTableRowCountToEqual(value=1, description=description, meta=meta)
+
+
 # --- marts.fct_od_month_end -------------------------------------------------------------------------------
 
 PROVISION_AMOUNT_SQL = """
@@ -250,14 +256,11 @@ order by 1
 
 
 def _control_expectations() -> list[Expectation]:
-    import great_expectations.expectations as gxe
-
     table = "meta.load_files"
     return [
-        gxe.ExpectTableRowCountToEqual(
-            value=1,
-            description="The month end has a current load with od_balances.csv in meta.load_files.",
-            meta=_meta(
+        _one_row(
+            "The month end has a current load with od_balances.csv in meta.load_files.",
+            _meta(
                 "od_balances_loaded",
                 RULE_TOTALS,
                 table,
@@ -413,14 +416,11 @@ def _es_screening_expectations() -> list[Expectation]:
 
 
 def _client_protection_expectations() -> list[Expectation]:
-    import great_expectations.expectations as gxe
-
     table = "marts.fct_client_protection_month_end"
     return [
-        gxe.ExpectTableRowCountToEqual(
-            value=1,
-            description="The month end has its client-protection row (the board pack's section 10).",
-            meta=_meta("row_present", RULE_SOCIAL, table, "no client-protection row for the month end"),
+        _one_row(
+            "The month end has its client-protection row (the board pack's section 10).",
+            _meta("row_present", RULE_SOCIAL, table, "no client-protection row for the month end"),
         ),
     ]
 
