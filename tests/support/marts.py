@@ -106,6 +106,7 @@ OFFICERS = [  # officer_id, name, role, branch, manager, senior manager, regiona
 ]
 OFFICER_NAMES = {officer[0]: officer[1] for officer in OFFICERS}
 BRANCH_COLUMNS = ("branch_code", "branch_name", "province", "region_code", "region_name")
+# the dim_officers columns the OFFICERS rows above give, in order (data, like the rows)
 OFFICER_COLUMNS = (
     "officer_id",
     "officer_name",
@@ -116,7 +117,8 @@ OFFICER_COLUMNS = (
     "regional_manager_id",
 )
 
-# the columns the ACCOUNTS rows below give, in order (data: the scripted part of fct_od_month_end)
+# the columns the ACCOUNTS rows below give, in order (data: the scripted part of fct_od_month_end; not
+# publish.data's OD_MONTH_END_COLUMNS, which is the reports' read list in the mart's order)
 ACCOUNT_COLUMNS = (
     "od_account_id",
     "customer_id",

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 MARTS = "marts"
 STAGING = "staging"
 
+# the fct_od_month_end columns the reports read (`require` checks them); the test scripts in
+# tests/support/marts.py give a subset in their own row order, so the two lists are not one
 OD_MONTH_END_COLUMNS = (
     "od_account_id",
     "month_end",

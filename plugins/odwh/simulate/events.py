@@ -18,6 +18,7 @@ ES_THRESHOLD_KHR = 40_000_000  # business loans of KHR 40,000,000 (USD 10,000) o
 MAX_DSR = 0.5  # over_indebtedness_max_dsr
 ES_RISKS = ("LOW", "MEDIUM", "HIGH")
 COMPLAINT_CHANNELS = ("HOTLINE", "BRANCH", "FACEBOOK", "TELEGRAM", "LETTER")
+# the categories complaints are drawn from (data: the warehouse passes any text through)
 COMPLAINT_CATEGORIES = (
     "INTEREST_AND_FEES",
     "STAFF_CONDUCT",

@@ -66,7 +66,7 @@ class LoanBook:
         self.n = 0
         self._cols: dict[str, np.ndarray] = {
             name: np.zeros(0, dtype=dtype)
-            for name, dtype in (
+            for name, dtype in (  # one (column, dtype) per loan attribute: a table, alike by design
                 ("cust", np.int64),
                 ("product", np.int8),
                 ("cur", np.int8),

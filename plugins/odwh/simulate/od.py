@@ -13,6 +13,7 @@ from datetime import date
 
 import numpy as np
 
+# names, not logic: opening.py imports many of the same money helpers (each module says what it uses)
 from odwh.simulate.money import (
     CURRENCY_CODES,
     KHR,

@@ -7,6 +7,8 @@ from datetime import date
 import numpy as np
 
 from odwh.simulate.customers import AGENT, SME, Customers
+
+# names, not logic: od.py imports many of the same money helpers (each module says what it uses)
 from odwh.simulate.money import (
     KHR,
     PPM,
