@@ -1,3 +1,4 @@
+-- the staging shape of the dbt structure guide (source, renamed): one view per raw table, alike by design
 with source as (
     select * from {{ source('core_banking', 'od_balances') }}
 ),

@@ -7,6 +7,7 @@
 
 {%- set from_date = daily_rebuild_from(ref('int_od__days_past_due_daily')) %}
 
+-- the columns grading reads, with the term class every OD has (a narrower read than the DPD model's rows)
 with days_past_due as (
     select
         od_account_id,

@@ -14,6 +14,7 @@
 
 {%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') %}
 
+-- the loan columns the grade and the output need, not *: staging carries more than a graded loan keeps
 with loans as (
     select
         loan_id,

@@ -55,6 +55,7 @@ day_flows as (
     group by od_account_id, business_date
 )
 
+-- the agent-day columns named one by one, not p.*: rulebook H reads these; a new position column stays out
 select
     p.od_account_id,
     p.business_date,

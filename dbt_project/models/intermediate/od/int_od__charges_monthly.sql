@@ -38,6 +38,7 @@ transactions as (
     select * from {{ ref('int_od__transactions_classified') }}
 ),
 
+-- only the three columns a posted charge needs (its currency): the positions row is wide, not *
 positions as not materialized (
     select
         od_account_id,
@@ -126,6 +127,7 @@ due as (
     from units
 )
 
+-- the model's columns in order, named one by one (its unit tests and fct_od_month_end read them by name)
 select
     due.od_account_id,
     due.month_end,

@@ -19,6 +19,7 @@
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
+-- only the columns read below, not *: `days` is read four times, so PostgreSQL materializes it (narrow rows)
 with days as (
     select
         od_account_id,
@@ -366,6 +367,7 @@ excess_runs as (
     window account_days as (partition by od_account_id order by business_date rows unbounded preceding)
 ),
 
+-- the three DPD components side by side, each its own rule (charges, excess, maturity: rulebook F)
 components as (
     select
         r.od_account_id,

@@ -24,6 +24,7 @@ with facts as (
     {{ rows_since_from_date(ref('int_od__policy_facts_month_end'), from_date, 'month_end') }}
 ),
 
+-- one policy_check call per rule, alike in shape by design: the macro is the shape, its arguments the rule
 checks as (
     select
         od_account_id,

@@ -252,6 +252,8 @@ flows as (
     from chain
 ),
 
+-- net flows of one root type per account; processing_fees below is alike in shape with its own window
+-- (approval to start date) and applies to every OD, not agents only: two facts, two CTEs
 cash_withdrawals as (
     select
         b.od_account_id,
@@ -267,7 +269,7 @@ cash_withdrawals as (
     group by b.od_account_id, b.month_end
 ),
 
--- the fee of the current approval: posted on or after approved_on and on or before the start date (a limit
+-- (alike in shape with cash_withdrawals above: see there) the fee of the current approval: posted on or after approved_on and on or before the start date (a limit
 -- increase keeps its old start date, so its fee is due on the approval date itself)
 processing_fees as (
     select

@@ -91,6 +91,8 @@ positions as (
         on a.customer_id = c.customer_id and b.business_date = c.business_date
 )
 
+-- the position columns named one by one, not p.*: every OD model reads this row; an input column added
+-- upstream must not reach them unseen (int_monitoring__agent_days lists its own subset the same way)
 select
     p.od_account_id,
     p.business_date,

@@ -90,6 +90,7 @@ blocks as (
     from days
 ),
 
+-- the window of blocks above in the opposite order (suffix minima): van Herk / Gil-Werman needs both passes
 suffixes as (
     select
         *

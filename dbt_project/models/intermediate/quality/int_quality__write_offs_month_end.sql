@@ -25,6 +25,7 @@ term_written_off as (
     group by loan_id
 ),
 
+-- one arm per product family, alike in shape: each reads its own positions (OD days, graded term loans)
 written_off as (
     select
         'OD' as product_family,

@@ -30,6 +30,7 @@ settle as (
     from as_of
 )
 
+-- the model's columns in order, named one by one (a wave row: alike in shape with other final selects only)
 select
     w.wave,
     w.first_survey_date,

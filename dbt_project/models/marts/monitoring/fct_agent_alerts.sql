@@ -18,6 +18,7 @@ with abnormal as (
     select * from {{ ref('int_monitoring__agent_abnormal_days') }}
 ),
 
+-- only the columns escalation needs from the officer chains (a narrow read; each model names its own)
 officers as (
     select
         business_date,

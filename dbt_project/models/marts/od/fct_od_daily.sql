@@ -40,6 +40,7 @@ rounding_units as (
     where parameter_name like 'rounding\_unit\_%'
 )
 
+-- one cast per column to the enforced contract's type (_od__models.yml): each mart's own columns, not shared
 select
     p.od_account_id::text as od_account_id,
     p.business_date::date as business_date,

@@ -108,6 +108,7 @@ ranked_moves as (
     from moves
 )
 
+-- one cast per column to the enforced contract's type (_quality__models.yml): each mart's own columns, not shared
 select
     m.month_end::date as month_end,
     p.previous_month_end::date as previous_month_end,

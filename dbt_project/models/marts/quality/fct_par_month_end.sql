@@ -77,6 +77,7 @@ last_12_months as (
     group by m.month_end, m.product_family
 )
 
+-- one cast per column to the enforced contract's type (_quality__models.yml): each mart's own columns, not shared
 select
     m.month_end::date as month_end,
     m.product_family::text as product_family,
