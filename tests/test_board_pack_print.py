@@ -204,3 +204,20 @@ def test_every_cover_figure_links_to_the_section_explaining_it(pack: BoardPack) 
     targets = Counter(int(page) for page in re.findall(r'<a href="[^"#]*#(\d+)"', xml))
     assert set(targets) == {dests[a] for a in SECTIONS}
     assert sum(targets.values()) >= sum(anchors.values())  # a link split over two lines counts twice
+
+
+def test_nothing_prints_beyond_the_right_margin(pack: BoardPack) -> None:
+    """Every word of every page ends inside the 15 mm right margin (a wide table used to run off the page)."""
+    boxes = poppler("pdftotext", "-bbox", str(pack.pdf), "-")
+    for number, page in enumerate(boxes.split("<page ")[1:], start=1):
+        width = float(re.search(r'width="([\d.]+)"', page).group(1))  # type: ignore[union-attr]
+        right_edge = width - 15 / 25.4 * 72 + 1  # points; 1 pt for glyph overhang
+        words = re.findall(r'xMax="([\d.]+)"[^>]*>([^<]*)<', page)
+        assert [w for x, w in words if float(x) > right_edge] == [], number
+
+
+def test_chart_months_name_month_and_year(pack: BoardPack) -> None:
+    """The trend charts label a month end "Jan 2026" (or "Jan" over "2026"), never "Jan 26", which reads as a day."""
+    svg_texts = re.findall(r"<text[^>]*>([^<]+)</text>", pack.html.read_text(encoding="utf-8"))
+    assert not [t for t in svg_texts if re.fullmatch(r"[A-Z][a-z]{2} \d{2}", t.strip())]
+    assert "Jan 2026" in [t.strip() for t in svg_texts]

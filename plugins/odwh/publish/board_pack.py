@@ -64,7 +64,7 @@ def context(data: MonthData) -> dict[str, Any]:
     portfolio = data.portfolio
     cube = _with_npl(data.cube)
     trend = data.portfolio_trend
-    months = [f"{m:%b %y}" for m in trend["month_end"]]
+    months = charts.month_labels(trend["month_end"])
     branches = _grouped(cube, ["branch_code", "branch_name", "province"], portfolio["od_outstanding_usd"])
     provinces = _grouped(cube, ["province"], portfolio["od_outstanding_usd"])
     currencies = _grouped(cube, ["currency"], portfolio["od_outstanding_usd"], local=True)
