@@ -162,7 +162,7 @@ def test_cover_account_count_is_the_grade_tables(pack: BoardPack) -> None:
     assert total is not None and total.group(1) == "26"
     assert "The 26 OD accounts are the cover's: 25 drawn, 1 active with nothing drawn." in grades
     assert (
-        "2 more OD facilities, neither drawn nor active (closed, matured or expired), are in no figure"
+        "2 more OD facilities, neither drawn nor active (closed, matured or not yet started), are in no figure"
         in grades
     )
 

@@ -231,9 +231,9 @@ def load_month(
 def _accounts_cte(conn: psycopg.Connection, od_columns: list[str], notes: list[str]) -> sql.Composable:
     """A subquery of the month end's OD accounts with ``customer_type``; parameter ``%(m)s`` is the month end.
 
-    Accounts in the portfolio: drawn, or active on the month end (``is_active``; a closed, matured or expired
-    facility with nothing drawn is not part of the portfolio: same reading as fct_grade_distribution_month_end,
-    so the pack's account count is the grade table's).
+    Accounts in the portfolio: drawn, or active on the month end (``is_active``). A closed, matured or not yet
+    started facility with nothing drawn is not part of the portfolio: the reading of
+    fct_grade_distribution_month_end, so the pack's account count is the grade table's.
     """
     customer_type, join = _customer_type(conn, od_columns, notes)
     return sql.SQL(
