@@ -106,10 +106,37 @@ def page_texts(pdf: Path, pages: int) -> list[str]:
     ]
 
 
-def rows_per_page(pdf: Path, pages: int, ids: list[str]) -> list[int]:
-    """How many of ``ids`` (one per table row) each page prints, pages without any left out."""
-    counts = [sum(re.search(rf"\b{i}\b", text) is not None for i in ids) for text in page_texts(pdf, pages)]
-    return [n for n in counts if n]
+def row_tops(pdf: Path) -> list[tuple[int, float]]:
+    """(page, top of the text in points) of each top customer's row, in rank order (pdftotext -bbox)."""
+    tops = {}
+    for number, page in enumerate(poppler("pdftotext", "-bbox", str(pdf), "-").split("<page ")[1:], start=1):
+        for top, word in re.findall(r'yMin="([\d.]+)"[^>]*>(TOP\d\d)<', page):
+            tops[word] = (number, float(top))
+    return [tops[customer] for customer in TOP_CUSTOMERS]
+
+
+def rows_per_page(pdf: Path) -> list[int]:
+    """How many top-exposure rows each page holds, pages without any left out."""
+    return [n for _, n in sorted(Counter(page for page, _ in row_tops(pdf)).items())]
+
+
+def page_bottom(pdf: Path) -> float:
+    """Where the page's content ends, in points from the top: the page's height less the 18 mm bottom margin."""
+    height = re.search(
+        r'<page width="[\d.]+" height="([\d.]+)"', poppler("pdftotext", "-bbox", str(pdf), "-")
+    )
+    assert height is not None
+    return float(height.group(1)) - 18 / 25.4 * 72
+
+
+def printed(html: str, pdf: Path, push: float, *, keep_rows: bool = True) -> Path:
+    """The pack's HTML printed with section 4 at the top of a page, ``push`` points lower (test-only CSS)."""
+    from weasyprint import HTML
+
+    style = f"<style>#top-exposures {{ break-before: page; padding-top: {push:.2f}pt; }}</style></head>"
+    html = html.replace("</head>", style)
+    HTML(string=html if keep_rows else html.replace("</head>", KEEP_ROWS_APART)).write_pdf(pdf)
+    return pdf
 
 
 def table_fragments(html: str) -> dict[Any, list[int]]:
@@ -132,17 +159,23 @@ def descendants(box: Any) -> Any:
 
 
 def test_top_exposures_never_leave_one_row_alone(pack: BoardPack, tmp_path: Path) -> None:
-    """Exactly 20 rows across a page break: the last two travel together (the issue's demo printed 19 + 1)."""
-    split = rows_per_page(pack.pdf, pack.pages, TOP_CUSTOMERS)
-    assert sum(split) == 20 and len(split) == 2, split
-    assert min(split) >= 2, split
-    # the same pack without the keep-together rule prints the lone row: this month is the case the rule is for
-    from weasyprint import HTML
+    """Exactly 20 rows across a page break: the last two travel together (the issue's demo printed 19 + 1).
 
-    control = tmp_path / "without-rule.pdf"
-    loose = HTML(string=pack.html.read_text(encoding="utf-8").replace("</head>", KEEP_ROWS_APART)).render()
-    loose.write_pdf(control)
-    assert rows_per_page(control, len(loose.pages), TOP_CUSTOMERS) == [19, 1]
+    The pack as printed keeps no row alone. Then the case itself, whatever the sections above print: section 4
+    moved to the top of a page and pushed down until the page ends in the middle of row 20. Without the
+    keep-together rule that page holds 19 rows and the next one row alone; with it, 18 and 2.
+    """
+    as_printed = rows_per_page(pack.pdf)
+    assert sum(as_printed) == 20 and (len(as_printed) == 1 or min(as_printed) >= 2), as_printed
+
+    html = pack.html.read_text(encoding="utf-8")
+    tops = row_tops(printed(html, tmp_path / "measure.pdf", 0))
+    assert len({page for page, _ in tops}) == 1  # a fresh page holds the twenty rows
+    (_, first), (_, second) = tops[0], tops[1]
+    push = page_bottom(tmp_path / "measure.pdf") - (first + 19.5 * (second - first))
+    assert push > 0
+    assert rows_per_page(printed(html, tmp_path / "loose.pdf", push, keep_rows=False)) == [19, 1]
+    assert rows_per_page(printed(html, tmp_path / "kept.pdf", push)) == [18, 2]
 
 
 def test_no_table_of_the_pack_prints_a_lone_row_on_a_page(pack: BoardPack) -> None:
