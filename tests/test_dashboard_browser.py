@@ -7,14 +7,16 @@ where ``/usr/bin/chromium`` or ``/usr/bin/chromedriver`` is not installed (``mak
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from odwh import publish
 from odwh.publish.dashboard import render_dashboard
-from support.marts import MONTH_END, ScriptedMarts
+from support.marts import MONTH_END, ScriptedMarts, month_ends
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -99,5 +101,120 @@ def test_dashboard_offline_kpis_and_branch_filter(dashboard: Path, browser: obje
     driver.save_screenshot(str(tmp_path / "dashboard-reset.png"))
     assert (tmp_path / "dashboard.png").read_bytes().startswith(b"\x89PNG")
 
+    severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]  # type: ignore[attr-defined]
+    assert severe == []
+
+
+MONTH_TICK = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}$")
+MONTHS = [f"{end:%b %Y}" for end in month_ends(MONTH_END, 13)]  # Jan 2025 ... Jan 2026
+
+
+def tick_labels(driver: Any, chart: str) -> list[str]:
+    """The x-axis tick labels as drawn: the text elements of the chart's SVG."""
+    return [t.text for t in driver.find_elements("css selector", f"#{chart} .xaxislayer-above .xtick text")]
+
+
+def chart_table(driver: Any, chart: str) -> list[list[str]]:
+    """The rows of the chart's table of numbers (read from the DOM, shown or folded)."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+        ".map((tr) => [...tr.cells].map((cell) => cell.textContent));",
+        f"#{chart}-data",
+    )
+
+
+def chart_traces(driver: Any, chart: str) -> list[dict[str, Any]]:
+    """What plotly drew: each trace's x, y, text and customdata."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return document.getElementById(arguments[0]).data.map((t) => ({x: t.x, y: t.y, text: t.text || null,"
+        " customdata: t.customdata || null}));",
+        chart,
+    )
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def percent(value: float | str, places: int = 2) -> str:
+    return f"{float(value) * 100:.{places}f}%"
+
+
+def test_dashboard_monthly_axes_and_chart_tables(dashboard: Path, browser: object) -> None:
+    """Month ticks on the monthly charts, and under every chart a table with the numbers the chart draws."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    driver.get(dashboard.as_uri())
+    wait = WebDriverWait(driver, 30)
+    for chart in ("chart-trend", "chart-par-trend"):
+        wait.until(lambda d, c=chart: tick_labels(d, c))
+        ticks = tick_labels(driver, chart)
+        assert all(MONTH_TICK.match(t) for t in ticks), (chart, ticks)  # "Jan 2026", never "Jan 25" or a day
+        assert ticks[-1] == "Jan 2026" and set(ticks) <= set(MONTHS), (chart, ticks)
+        assert [row[0] for row in chart_table(driver, chart)] == MONTHS
+
+    bars, share, cap = chart_traces(driver, "chart-trend")
+    assert bars["x"] == MONTHS
+    expected = [
+        [m, money(o), percent(s), percent(c)]
+        for m, o, s, c in zip(MONTHS, bars["y"], share["y"], cap["y"], strict=True)
+    ]
+    assert chart_table(driver, "chart-trend") == expected
+    assert expected[-1] == ["Jan 2026", "96,200.00", "8.78%", "10.00%"]
+
+    par30, par90, coverage = chart_traces(driver, "chart-par-trend")
+    assert chart_table(driver, "chart-par-trend") == [
+        [m, percent(a), percent(b), percent(c, 0)]
+        for m, a, b, c in zip(par30["x"], par30["y"], par90["y"], coverage["y"], strict=True)
+    ]
+    (heat,) = chart_traces(driver, "chart-roll-rates")
+    assert chart_table(driver, "chart-roll-rates") == [
+        [f, *t] for f, t in zip(heat["y"], heat["text"], strict=True)
+    ]
+
+    def by_category() -> dict[str, list[list[str]]]:
+        """Each category chart's table, and the same rows rebuilt from what the chart draws."""
+        out = {}
+        for chart, horizontal in (
+            ("chart-grades", False),
+            ("chart-branches", True),
+            ("chart-currencies", False),
+        ):
+            (trace,) = chart_traces(driver, chart)
+            names, values = (trace["y"], trace["x"]) if horizontal else (trace["x"], trace["y"])
+            drawn = [[n, money(v)] for n, v in zip(names, values, strict=True)]
+            table = chart_table(driver, chart)
+            assert [row[:2] for row in table] == drawn, chart
+            if trace["customdata"]:
+                assert [row[2] for row in table] == [f"{n:,}" for n in trace["customdata"]], chart
+            out[chart] = table
+        return out
+
+    tables = by_category()
+    assert ["Loss", "79,000.00", "1"] in tables["chart-grades"]
+    assert tables["chart-currencies"] == [
+        ["KHR", "3,000.00", "1"],
+        ["THB", "7,500.00", "1"],
+        ["USD", "85,700.00", "4"],
+    ]
+
+    Select(driver.find_element(By.ID, "filter-branch")).select_by_value(
+        "B02"
+    )  # the tables follow the filters
+    wait.until(lambda d: ["Normal", "0.00", "1"] in chart_table(d, "chart-grades"))
+    tables = by_category()
+    assert tables["chart-branches"] == [["B02 Battambang", "79,000.00", "2"]]
+
+    toggle = driver.find_element(By.CSS_SELECTOR, "#chart-grades + details summary")
+    table = driver.find_element(By.ID, "chart-grades-data")
+    assert not table.is_displayed()
+    toggle.click()
+    assert table.is_displayed() and table.find_element(By.TAG_NAME, "caption").text.startswith(
+        "Outstanding by NBC"
+    )
+    assert driver.find_element(By.ID, "chart-grades").get_attribute("aria-describedby") == "chart-grades-data"
     severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]  # type: ignore[attr-defined]
     assert severe == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, publication, simulate
+from odwh import contract, publication, publish, simulate
 from support.airflow import month_loaded_events, odwh_run
 from support.database import query, throwaway_database
 from support.rulebook import extract_rows, mart_charges, rulebook_charges
@@ -98,6 +98,23 @@ def test_month_end_charges_equal_the_rulebook_computed_from_the_files(
         url, "select od_outstanding_usd from marts.fct_portfolio_month_end where month_end = %s", FEB
     )[0]
     assert abs(mart_od_usd - od_usd) <= Decimal("0.01")
+
+
+@pytest.mark.slow
+def test_the_packs_accounts_are_the_grade_distributions(closed: tuple[str, Path, Path, str]) -> None:
+    """On dbt-built marts, the pack's OD accounts (the cover's count) are those the grade table totals, and
+    every other facility of the month end is counted as outside the portfolio (docs/decisions/0024)."""
+    url = closed[0]
+    for month_end in (JAN, FEB):
+        with psycopg.connect(url) as conn:
+            data = publish.load_month(conn, month_end)
+        graded = data.grades[
+            (data.grades["month_end"] == month_end) & (data.grades["product_family"] == "OD")
+        ]
+        in_portfolio = int(data.cube["accounts"].sum())
+        assert in_portfolio == int(graded["accounts"].sum()) > 0, month_end
+        (rows,) = query(url, "select count(*) from marts.fct_od_month_end where month_end = %s", month_end)[0]
+        assert in_portfolio + data.facilities_outside == rows, month_end
 
 
 @pytest.mark.slow

@@ -253,7 +253,8 @@ class ScriptedMarts:
             insert(conn, "marts.dim_branches", BRANCH_COLUMNS, branches, loaded)
             insert(conn, "marts.dim_officers", OFFICER_COLUMNS, OFFICERS, loaded)
             month = {"month_end": MONTH_END, "load_id": 1}
-            insert(conn, "marts.fct_od_month_end", ACCOUNT_COLUMNS, table_rows(ACCOUNTS), month)
+            active = {**month, "is_active": True}  # A4 is an active facility with nothing drawn
+            insert(conn, "marts.fct_od_month_end", ACCOUNT_COLUMNS, table_rows(ACCOUNTS), active)
             review = [[*row, OFFICER_NAMES[str(row[2])]] for row in table_rows(REVIEW)]
             insert(conn, "marts.rpt_review_list", (*REVIEW_COLUMNS, "officer_name"), review, month)
             versioned = {"parameter_version": PARAMETER_VERSION}

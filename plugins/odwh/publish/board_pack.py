@@ -64,7 +64,7 @@ def context(data: MonthData) -> dict[str, Any]:
     portfolio = data.portfolio
     cube = _with_npl(data.cube)
     trend = data.portfolio_trend
-    months = [f"{m:%b %y}" for m in trend["month_end"]]
+    months = charts.month_labels(trend["month_end"])
     branches = _grouped(cube, ["branch_code", "branch_name", "province"], portfolio["od_outstanding_usd"])
     provinces = _grouped(cube, ["province"], portfolio["od_outstanding_usd"])
     currencies = _grouped(cube, ["currency"], portfolio["od_outstanding_usd"], local=True)
@@ -80,7 +80,11 @@ def context(data: MonthData) -> dict[str, Any]:
         "candidates_usd": total(cube["conversion_usd"]),
         "breach_accounts": int(cube["breach_accounts"].sum()),
         "breaks": int(cube["reconciliation_breaks"].sum()),
+        "drawn": int(cube["drawn_accounts"].sum()),
+        "outside": data.facilities_outside,
+        "graded": grade_totals["OD_accounts"],
     }
+    counts["undrawn"] = counts["accounts"] - counts["drawn"]
     return {
         "data": data,
         "institution": data.institution,
@@ -113,42 +117,75 @@ def context(data: MonthData) -> dict[str, Any]:
     }
 
 
-def summary(data: MonthData, counts: dict[str, Any]) -> str:
-    """The cover's one paragraph, from the figures only."""
+def summary(data: MonthData, counts: dict[str, Any]) -> Markup:
+    """The cover's one paragraph, from the figures only; each figure links to the section that explains it."""
     p, previous = data.portfolio, data.previous_portfolio
-    cap = p["od_cap"]
-    share = p["od_share"]
-    if share is None:
-        position = "with no loan portfolio to compare against the cap"
+    cap = _link("od-share", labels.percent(p["od_cap"], 0))
+    if p["od_share"] is None:
+        position = Markup("with no loan portfolio to compare against the cap")
     elif p["cap_breached"]:
-        position = f"above the board's cap of {labels.percent(cap, 0)}"
+        position = Markup("above the board's cap of {}").format(cap)
     else:
-        position = f"within the board's cap of {labels.percent(cap, 0)}"
-    text = (
-        f"At {data.month_end.day} {data.month_end:%B %Y} the overdraft (OD) portfolio stood at "
-        f"USD {labels.thousands(p['od_outstanding_usd'])} on {counts['accounts']:,} accounts, "
-        f"{labels.percent(share)} of the total loan portfolio of USD {labels.thousands(p['total_portfolio_usd'])}, "
-        f"{position}."
-    )
+        position = Markup("within the board's cap of {}").format(cap)
+    sentences = [
+        Markup(
+            "At {} the overdraft (OD) portfolio stood at {} on {}, {} of the total loan portfolio of {}, {}."
+        ).format(
+            f"{data.month_end.day} {data.month_end:%B %Y}",
+            _link("trend", _usd(p["od_outstanding_usd"])),
+            _link("grades", _portfolio_accounts(counts)),
+            _link("od-share", labels.percent(p["od_share"])),
+            _link("trend", _usd(p["total_portfolio_usd"])),
+            position,
+        )
+    ]
     if previous is not None and previous["od_outstanding_usd"]:
         change = _ratio(
             p["od_outstanding_usd"] - previous["od_outstanding_usd"], previous["od_outstanding_usd"]
         )
         direction = "up" if change is not None and change >= 0 else "down"
-        text += f" OD outstanding is {direction} {labels.percent(abs(change) if change is not None else None)} on the previous month end."
-    text += (
-        f" The OD NPL ratio is {labels.percent(p['npl_ratio_od'])}"
-        + (
-            f" (previous month end {labels.percent(previous['npl_ratio_od'])})"
-            if previous is not None
-            else ""
+        moved = f"{direction} {labels.percent(abs(change) if change is not None else None)}"
+        sentences.append(
+            Markup("OD outstanding is {} on the previous month end.").format(_link("trend", moved))
         )
-        + f" and provisions for OD and term loans total USD {labels.thousands(p['provision_total_usd'])}."
-        + " The month closed with"
-        f" {_accounts(counts['excess'])} over the limit, {_accounts(counts['candidates'])} proposed for"
-        f" conversion to a term loan, {_accounts(counts['breach_accounts'])} failing a policy check and"
-        f" {_accounts(counts['breaks'])} with a reconciliation break against the core banking system."
+    npl = _link("od-share", labels.percent(p["npl_ratio_od"]))
+    if previous is not None:
+        npl += Markup(" (previous month end {})").format(
+            _link("od-share", labels.percent(previous["npl_ratio_od"]))
+        )
+    sentences.append(
+        Markup("The OD NPL ratio is {} and provisions for OD and term loans total {}.").format(
+            npl, _link("grades", _usd(p["provision_total_usd"]))
+        )
     )
+    sentences.append(
+        Markup(
+            "The month closed with {} over the limit, {} proposed for conversion to a term loan, {} failing a"
+            " policy check and {} with a reconciliation break against the core banking system."
+        ).format(
+            _link("utilization", _accounts(counts["excess"])),
+            _link("candidates", _accounts(counts["candidates"])),
+            _link("breaches", _accounts(counts["breach_accounts"])),
+            _link("reconciliation", _accounts(counts["breaks"])),
+        )
+    )
+    return Markup(" ").join(sentences)
+
+
+def _link(anchor: str, text: str) -> Markup:
+    """A figure linked to the section of the pack with the same anchor (a link in the PDF too)."""
+    return Markup('<a href="#{}">{}</a>').format(anchor, text)
+
+
+def _usd(value: Any) -> str:
+    return f"USD {labels.thousands(value)}"
+
+
+def _portfolio_accounts(counts: dict[str, Any]) -> str:
+    """'6 accounts (5 drawn, 1 active with nothing drawn)': the grade table counts the same accounts."""
+    text = _accounts(counts["accounts"])
+    if counts["undrawn"]:
+        text += f" ({counts['drawn']:,} drawn, {counts['undrawn']:,} active with nothing drawn)"
     return text
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +55,16 @@ def short_money(value: float, _position: object = None) -> str:
     return f"{value:.3g}" if value else "0"
 
 
+def month_labels(month_ends: Iterable[date]) -> list[str]:
+    """'Jan 2026': a month end names its month and year ('Jan 26' would read as a day)."""
+    return [f"{m:%b %Y}" for m in month_ends]
+
+
+def _stacked(months: Sequence[str]) -> list[str]:
+    """'Jan\n2026': month over year, so thirteen labels fit side by side on the pack's width."""
+    return [m.replace(" ", "\n", 1) for m in months]
+
+
 def _floats(values: Sequence[Decimal | int | None]) -> list[float]:
     return [float(v) if v is not None else float("nan") for v in values]
 
@@ -86,7 +97,7 @@ def portfolio_trend(months: Sequence[str], od_usd: Sequence[Decimal | None]) -> 
     with rc_context(STYLE):
         figure, axes = _figure(2.3)
         colors = [LIGHT] * (len(months) - 1) + [NAVY]
-        axes.bar(months, _floats(od_usd), color=colors, width=0.65)
+        axes.bar(_stacked(months), _floats(od_usd), color=colors, width=0.65)
         axes.yaxis.set_major_formatter(FuncFormatter(short_money))
         axes.set_title("OD outstanding, USD equivalent")
         for label in axes.get_xticklabels():
@@ -106,7 +117,15 @@ def ratio_trend(
     with rc_context(STYLE):
         figure, axes = _figure(2.0, width)
         values = [v * 100 for v in _floats(ratios)]
-        axes.plot(months, values, color=NAVY, marker="o", markersize=3, linewidth=1.6)
+        narrow = width < WIDTH  # a half-width chart turns its month labels upright instead
+        axes.plot(
+            months if narrow else _stacked(months),
+            values,
+            color=NAVY,
+            marker="o",
+            markersize=3,
+            linewidth=1.6,
+        )
         top = max([v for v in values if v == v] or [0.0])
         if cap is not None:
             axes.axhline(float(cap) * 100, color=CAP_RED, linestyle="--", linewidth=1.2)
@@ -117,7 +136,7 @@ def ratio_trend(
         axes.set_ylim(0, top * 1.25 or 1)
         axes.yaxis.set_major_formatter(PercentFormatter(decimals=None))
         axes.set_title(title)
-        axes.tick_params(axis="x", labelsize=6, labelrotation=90 if width < WIDTH else 0)
+        axes.tick_params(axis="x", labelsize=6, labelrotation=90 if narrow else 0)
         return to_svg(figure)
 
 

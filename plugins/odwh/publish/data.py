@@ -105,6 +105,7 @@ class MonthData:
     list_rows: int = 25
     quality: QualityData | None = None  # PAR, risk coverage, roll rates (odwh.publish.quality)
     social: SocialData | None = None  # rulebook I figures (publish/social.py); None when the marts are absent
+    facilities_outside: int = 0  # OD facilities of the month end neither drawn nor active (not in the cube)
 
     @property
     def portfolio(self) -> dict[str, Any]:
@@ -222,6 +223,7 @@ def load_month(
         list_rows=list_rows,
         quality=load_quality(conn, month_end),
         social=social,
+        facilities_outside=_facilities_outside(conn, od_columns, month_end),
     )
 
 
@@ -231,19 +233,34 @@ def load_month(
 def _accounts_cte(conn: psycopg.Connection, od_columns: list[str], notes: list[str]) -> sql.Composable:
     """A subquery of the month end's OD accounts with ``customer_type``; parameter ``%(m)s`` is the month end.
 
-    Accounts in the portfolio: drawn, or active on the month end when the mart says so (a closed, undrawn OD is
-    not part of the portfolio: same reading as fct_grade_distribution_month_end).
+    Accounts in the portfolio: drawn, or active on the month end (``is_active``). A closed, matured or not yet
+    started facility with nothing drawn is not part of the portfolio: the reading of
+    fct_grade_distribution_month_end, so the pack's account count is the grade table's.
     """
-    in_portfolio = (
-        sql.SQL("and (m.principal_outstanding > 0 or m.status = 'ACTIVE')")
-        if "status" in od_columns
-        else sql.SQL("")
-    )
     customer_type, join = _customer_type(conn, od_columns, notes)
     return sql.SQL(
         "(select m.*, {customer_type} as customer_type from marts.fct_od_month_end m {join}"
-        " where m.month_end = %(m)s {in_portfolio})"
-    ).format(customer_type=customer_type, join=join, in_portfolio=in_portfolio)
+        " where m.month_end = %(m)s and {in_portfolio})"
+    ).format(customer_type=customer_type, join=join, in_portfolio=_in_portfolio(od_columns))
+
+
+def _in_portfolio(od_columns: list[str]) -> sql.Composable:
+    """The condition on ``m`` (a fct_od_month_end row) for an account of the portfolio."""
+    if "is_active" not in od_columns:
+        return sql.SQL("true")
+    return sql.SQL("(m.principal_outstanding > 0 or coalesce(m.is_active, false))")
+
+
+def _facilities_outside(conn: psycopg.Connection, od_columns: list[str], month_end: date) -> int:
+    """The month end's OD facilities neither drawn nor active: in the mart, outside every figure of the pack."""
+    return int(
+        conn.execute(
+            sql.SQL("select count(*) from marts.fct_od_month_end m where m.month_end = %s and not {}").format(
+                _in_portfolio(od_columns)
+            ),
+            (month_end,),
+        ).fetchone()[0]  # type: ignore[index]
+    )
 
 
 def _customer_type(

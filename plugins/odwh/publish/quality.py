@@ -168,7 +168,7 @@ def board_context(quality: QualityData) -> dict[str, Any]:
     """What ``board_pack_quality.html.j2`` shows: PAR by family, its trend, risk coverage, both matrices."""
     trend = quality.par_trend
     everything = trend[trend["product_family"] == "ALL"]
-    months = [f"{m:%b %y}" for m in everything["month_end"]]
+    months = charts.month_labels(everything["month_end"])
     return {
         "par": {family: quality.par(family) for family in FAMILIES},
         "families": FAMILIES,
@@ -176,11 +176,16 @@ def board_context(quality: QualityData) -> dict[str, Any]:
         "matrices": [matrix(quality.migration, family) for family in ("OD", "TERM")],
         "has_migration": len(quality.migration) > 0,
         "par_chart": Markup(
-            charts.ratio_trend(months, list(everything["par30_ratio"]), "PAR 30, OD and term loans")
+            charts.ratio_trend(
+                months, list(everything["par30_ratio"]), "PAR 30, OD and term loans", width=3.2
+            )
         ),
         "coverage_chart": Markup(
             charts.ratio_trend(
-                months, list(everything["risk_coverage"]), "Risk coverage (provisions / PAR 30 outstanding)"
+                months,
+                list(everything["risk_coverage"]),
+                "Risk coverage (provisions / PAR 30 outstanding)",
+                width=3.2,  # the pair shares the page's width, like section 2's charts
             )
         ),
     }
