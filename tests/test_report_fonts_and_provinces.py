@@ -24,6 +24,7 @@ from odwh import provinces, publish
 from odwh.publish import fonts
 from odwh.publish.board_pack import COVER_KHMER, BoardPack, render_board_pack
 from odwh.publish.dashboard import payload, render_dashboard
+from support.fonts import without_khmer_fonts
 from support.marts import MONTH_END, ScriptedMarts
 
 PDFFONTS, PDFTOTEXT, FC_LIST = shutil.which("pdffonts"), shutil.which("pdftotext"), shutil.which("fc-list")
@@ -34,14 +35,6 @@ needs_poppler = pytest.mark.skipif(
 # pdftotext maps some of the font's Khmer ligatures back imperfectly ("នៃក្រុម" reads "នកុម"): the test looks for
 # words it reads back whole
 TITLE_WORDS = ("គណៈកម្មាធិការ", "ហានិភ័យ", "ប្រឹក្សាភិបាល")  # committee, risk, board
-# Every font file that covers Khmer is rejected: the machine without fonts-khmeros (or any other Khmer font)
-NO_KHMER_FONTS = """<?xml version="1.0"?>
-<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
-<fontconfig>
-  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>
-  <selectfont><rejectfont><pattern><patelt name="lang"><string>km</string></patelt></pattern></rejectfont></selectfont>
-</fontconfig>
-"""
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +98,7 @@ def test_board_pack_pdf_embeds_noto_sans_khmer_and_its_text_holds_the_khmer_titl
 def test_board_pack_renders_khmer_on_a_machine_without_khmer_fonts(marts_url: str, tmp_path: Path) -> None:
     """WeasyPrint in a process whose fontconfig rejects every Khmer font: the packaged font still prints the
     title; the same process without the @font-face has no Khmer font to print with (the control)."""
-    config = tmp_path / "fonts.conf"
-    config.write_text(NO_KHMER_FONTS, encoding="utf-8")
+    config = without_khmer_fonts(tmp_path)
     env = {**os.environ, "FONTCONFIG_FILE": str(config), "PYTHONPATH": str(Path(odwh.__file__).parents[1])}
     listed = subprocess.run(
         [FC_LIST, ":lang=km", "file"], env=env, check=True, capture_output=True, text=True
