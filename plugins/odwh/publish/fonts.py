@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-import fontpkg
+import fontpkg  # the package's own resolver (its dependency): family name -> installed file
+import fontpkg_noto_sans_khmer
 from markupsafe import Markup
 
-KHMER_FAMILY = "Noto Sans Khmer"
+KHMER_FAMILY: str = fontpkg_noto_sans_khmer.FAMILY  # "Noto Sans Khmer"
 # CSS font-family value: Latin text keeps the reports' sans serif, Khmer falls back to the packaged font only
 TEXT_FAMILIES = f'"Liberation Sans", "DejaVu Sans", "{KHMER_FAMILY}", Arial, sans-serif'
 KHMER_FAMILIES = f'"{KHMER_FAMILY}", sans-serif'
