@@ -3,7 +3,8 @@
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     AIRFLOW_HOME=/opt/airflow ODWH_PROJECT_DIR=/opt/odwh ODWH_HOME=/var/lib/odwh
-RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-khmeros \
+# no Khmer font package: the reports carry Noto Sans Khmer from the Python lock (odwh.publish.fonts)
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
     && rm -rf /var/lib/apt/lists/* && useradd --create-home --uid 50000 airflow
 WORKDIR /opt/odwh
 COPY requirements.lock pyproject.toml README.md ./

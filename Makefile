@@ -22,7 +22,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 # Debian packages the tests and reports use, installed where we may (root with apt, as in CI); elsewhere install
 # them yourself (README) and the tests that need them are skipped, saying why. chromium + chromium-driver: the
-# dashboard's browser test; fonts-khmeros: Khmer in the PDF board pack; libharfbuzz-subset0: WeasyPrint's
+# dashboard's browser test; fonts-khmeros: Khmer when LibreOffice prints the review lists (the board pack and
+# dashboard carry their own Khmer font, odwh.publish.fonts); libharfbuzz-subset0: WeasyPrint's
 # deterministic font subsetting (reproducible PDFs); libreoffice-calc-nogui, poppler-utils and
 # fonts-crosextra-carlito (Calibri's metrics): the review lists printed as an office suite prints them;
 # redis-server: the Celery broker of the cluster test.

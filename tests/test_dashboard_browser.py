@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from odwh import publish
 from odwh.publish.dashboard import render_dashboard
+from support.fonts import without_khmer_fonts
 from support.marts import MONTH_END, ScriptedMarts, month_ends
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -218,3 +219,29 @@ def test_dashboard_monthly_axes_and_chart_tables(dashboard: Path, browser: objec
     assert driver.find_element(By.ID, "chart-grades").get_attribute("aria-describedby") == "chart-grades-data"
     severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]  # type: ignore[attr-defined]
     assert severe == []
+
+
+@pytest.fixture
+def no_khmer_fonts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium (started after this fixture) sees no system Khmer font."""
+    monkeypatch.setenv("FONTCONFIG_FILE", str(without_khmer_fonts(tmp_path)))
+
+
+def test_dashboard_prints_khmer_with_its_own_font(
+    no_khmer_fonts: None, dashboard: Path, browser: object
+) -> None:
+    """The branch table's Khmer province names make Chromium load the inline Noto Sans Khmer (a web font is
+    loaded only when text needs it); no system Khmer font is there to fall back on."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    driver.get(dashboard.as_uri())
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#portfolio-table tbody tr"))
+    assert "Battambang បាត់ដំបង" in driver.find_element(By.ID, "portfolio-table").text
+    faces = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "document.fonts.ready.then(() => done([...document.fonts].map((f) => [f.family, f.status])));"
+    )
+    assert ["Noto Sans Khmer", "loaded"] in [[family.strip('"'), status] for family, status in faces], faces

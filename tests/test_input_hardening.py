@@ -278,6 +278,22 @@ def test_a_header_only_snapshot_of_fixed_deposits_is_loaded(fresh_db, tmp_path, 
     ]
 
 
+def test_unknown_province_is_recorded_with_the_load_and_staged_as_delivered(fresh_db, tmp_path, archive):
+    def misspelt(rows: dict[str, list[dict[str, str]]]) -> None:
+        rows["branches.csv"][1]["province"] = "Battambangg"
+
+    write_delivery(tmp_path / "landing", DAY, mutate=misspelt)
+    (outcome,) = pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False).outcomes
+    assert outcome.status == "loaded", outcome.detail
+    assert len(outcome.warnings) == 1 and "row 2, column province: province known" in outcome.warnings[0]
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select warnings from meta.loads").fetchone() == (outcome.warnings,)
+        assert conn.execute("select province from raw.branches order by _row_number").fetchall() == [
+            ("Phnom Penh",),
+            ("Battambangg",),
+        ]
+
+
 def test_extra_column_is_printed_recorded_and_not_staged(fresh_db, tmp_path, archive, capsys):
     odd = 'note "; drop table raw.od_balances; --'  # a header is data, never an identifier
     landing_dir = tmp_path / "landing"

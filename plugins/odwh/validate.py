@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 
-from odwh import contract, gx
+from odwh import contract, gx, provinces
 from odwh.landing import (
     DECIMAL_PATTERN,
     MAX_ROWS_LISTED,
@@ -38,6 +38,7 @@ from odwh.landing import (
 from odwh.suites.extract_contract import (
     FOLDER_DATE_PARAM,
     FX_KHR_IS_ONE,
+    PROVINCE_KNOWN,
     REVERSAL_DELIVERED,
     REVERSAL_OPPOSITE,
     REVERSAL_SAME_ACCOUNT,
@@ -124,10 +125,18 @@ def _fx_columns(frame: pd.DataFrame, _: EarlierTxns | None) -> dict[str, pd.Seri
     return {FX_KHR_IS_ONE: (value == Decimal(1)).astype(object).where(checked, None)}
 
 
+def _province_columns(frame: pd.DataFrame, _: EarlierTxns | None) -> dict[str, pd.Series]:
+    if "province" not in frame.columns:
+        return {}
+    known = frame["province"].map(provinces.is_known).astype(object)
+    return {PROVINCE_KNOWN: known.where(frame["province"].notna(), None)}
+
+
 # file name -> the builder of the derived columns its further rules check (odwh.suites.extract_contract)
 _DERIVED_COLUMNS: dict[str, Callable[[pd.DataFrame, EarlierTxns | None], dict[str, pd.Series]]] = {
     "od_transactions.csv": _reversal_columns,
     "fx_rates.csv": _fx_columns,
+    "branches.csv": _province_columns,
 }
 
 
@@ -291,10 +300,7 @@ def _to_problems(
         elif outcome.success:
             continue
         elif outcome.warning:
-            warnings += [
-                f"{label}: column {name!r} is not in the contract, ignored"
-                for name in _mismatched(outcome, "unexpected")
-            ]
+            warnings += _warnings(label, frame, outcome)
         elif meta["rule"] == RULE_COLUMN_PRESENT:
             missing = _mismatched(outcome, "missing")
             problems += [
@@ -314,6 +320,22 @@ def _to_problems(
         ]
         problems += overflow_problem(label, column, rule, len(rows))
     return problems, warnings
+
+
+def _warnings(label: str, frame: pd.DataFrame, outcome: gx.Outcome) -> list[str]:
+    """A warning per extra column, or per row of a row rule of severity "warning" (an unknown province)."""
+    if (rows := outcome.result.get("unexpected_index_list")) is None:
+        return [
+            f"{label}: column {name!r} is not in the contract, ignored"
+            for name in _mismatched(outcome, "unexpected")
+        ]
+    columns, rule, explain = outcome.meta["columns"], outcome.meta["rule"], outcome.meta.get("explain", "")
+    column = ", ".join(columns)
+    listed = [
+        Problem(label, row, column, rule, _row_detail(frame, row, columns, explain))
+        for row in sorted(rows)[:MAX_ROWS_LISTED]
+    ]
+    return [str(p) for p in [*listed, *overflow_problem(label, column, rule, len(rows))]]
 
 
 def _mismatched(outcome: gx.Outcome, kind: str) -> list[str]:

@@ -7,6 +7,7 @@
   inputs that use it: :class:`raw.ScriptedAccounts` and :class:`raw.ScriptedPortfolio`.
 - ``extract``: tiny valid core-banking deliveries (CSV files and manifest) for the landing and ingest tests.
 - ``marts``: published marts created from the dbt contracts, with a small scripted month for the reports.
+- ``fonts``: a fontconfig file that hides every Khmer font (the reports must carry their own).
 - ``airflow``: `odwh run` in a subprocess with its own Airflow home.
 """
 

@@ -136,7 +136,7 @@ Principal = Callable[[str, date], Decimal | None]  # None: no balance row for th
 BRANCH = {
     "branch_code": "B01",
     "branch_name": "Main",
-    "province": "PP",
+    "province": "Phnom Penh",
     "region_code": "R1",
     "region_name": "Central",
 }

@@ -2,7 +2,8 @@
 
 One jinja2 template (``templates/board_pack.html.j2``) with inline CSS and inline SVG charts; the PDF is the
 same HTML printed on A4 with running headers and "Page n of N" footers. Nothing is fetched: no base URL, no
-external stylesheet, font or image.
+external stylesheet or image; the Khmer font comes from a pinned package (``odwh.publish.fonts``), inline in the
+HTML and embedded in the PDF.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from markupsafe import Markup
 
 from odwh import grades
 from odwh.html_pages import template_environment
-from odwh.publish import charts, labels, quality, social
+from odwh.publish import charts, fonts, labels, quality, social
 from odwh.publish.data import MonthData, column, records, total
 
 COVER_KHMER = "គណៈកម្មាធិការហានិភ័យនៃក្រុមប្រឹក្សាភិបាល"  # Board Risk Committee
@@ -37,6 +38,11 @@ def environment() -> Environment:
     env.filters["whole"] = lambda v: labels.thousands(v, 0)
     env.filters["pct"] = lambda v, places=1: labels.percent(v, places)
     env.filters["amount"] = lambda v, ccy: labels.thousands(v, labels.decimals(ccy))
+    env.globals |= {
+        "text_fonts": Markup(fonts.TEXT_FAMILIES),
+        "khmer_fonts": Markup(fonts.KHMER_FAMILIES),
+        "khmer_family": fonts.KHMER_FAMILY,
+    }
     return env
 
 
@@ -44,17 +50,23 @@ def render_board_pack(data: MonthData, out_dir: Path) -> BoardPack:
     """Write both files; ``pages`` is WeasyPrint's page count of the PDF."""
     from weasyprint import HTML  # imported late: pango/cairo load only when a pack is printed
 
-    html = board_pack_html(data)
+    page = context(data)
     html_path = out_dir / "board-pack.html"
-    html_path.write_text(html, encoding="utf-8")
-    document = HTML(string=html).render()
+    html_path.write_text(_render(page, fonts.embedded_font_face()), encoding="utf-8")
     pdf_path = out_dir / "board-pack.pdf"
-    document.write_pdf(pdf_path, pdf_identifier=f"odwh-board-pack-{data.month_end}".encode())
+    with fonts.reproducible_fonts(data.month_end):  # same marts, same bytes
+        document = HTML(string=_render(page, fonts.file_font_face())).render()
+        document.write_pdf(pdf_path, pdf_identifier=f"odwh-board-pack-{data.month_end}".encode())
     return BoardPack(html_path, pdf_path, len(document.pages))
 
 
 def board_pack_html(data: MonthData) -> str:
-    return environment().get_template("board_pack.html.j2").render(**context(data))
+    """The self-contained page (the Khmer font inline)."""
+    return _render(context(data), fonts.embedded_font_face())
+
+
+def _render(page: dict[str, Any], font_face: Markup) -> str:
+    return environment().get_template("board_pack.html.j2").render(**page, font_face=font_face)
 
 
 # --- what the template shows ------------------------------------------------------------------------------
@@ -65,8 +77,10 @@ def context(data: MonthData) -> dict[str, Any]:
     cube = _with_npl(data.cube)
     trend = data.portfolio_trend
     months = charts.month_labels(trend["month_end"])
-    branches = _grouped(cube, ["branch_code", "branch_name", "province"], portfolio["od_outstanding_usd"])
-    provinces = _grouped(cube, ["province"], portfolio["od_outstanding_usd"])
+    branches = _grouped(
+        cube, ["branch_code", "branch_name", "province", "province_km"], portfolio["od_outstanding_usd"]
+    )
+    provinces = _grouped(cube, ["province", "province_km"], portfolio["od_outstanding_usd"])
     currencies = _grouped(cube, ["currency"], portfolio["od_outstanding_usd"], local=True)
     types = _grouped(cube, ["customer_type"], portfolio["od_outstanding_usd"])
     grade_rows, grade_totals = _grade_table(data)
@@ -205,8 +219,8 @@ def _with_npl(cube: pd.DataFrame) -> pd.DataFrame:
     cube["npl_usd"] = column(
         [v if flag else Decimal(0) for v, flag in zip(cube["outstanding_usd"], npl, strict=True)], cube
     )
-    for name in ("branch_name", "province"):
-        cube[name] = cube[name].where(cube[name].notna(), "—")
+    for name, unknown in (("branch_name", "—"), ("province", "—"), ("province_km", "")):
+        cube[name] = cube[name].where(cube[name].notna(), unknown)
     return cube
 
 

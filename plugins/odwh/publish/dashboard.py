@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from odwh import grades
-from odwh.publish import labels, quality, social
+from odwh.publish import fonts, labels, quality, social
 from odwh.publish.board_pack import environment
 from odwh.publish.data import MonthData, records, total
 
@@ -29,6 +29,7 @@ def render_dashboard(data: MonthData, out_dir: Path) -> Path:
         .get_template("dashboard.html.j2")
         .render(
             institution=data.institution,
+            font_face=fonts.embedded_font_face(),
             month_label=f"{data.month_end:%B %Y}",
             month_end=data.month_end,
             generated_at=data.generated_at,
@@ -72,7 +73,9 @@ def payload(data: MonthData) -> dict[str, Any]:
             {
                 "branch": row["branch_code"],
                 "branch_name": row["branch_name"] if isinstance(row["branch_name"], str) else "",
-                "province": row["province"] if isinstance(row["province"], str) else "",
+                "province": " ".join(
+                    name for name in (row["province"], row["province_km"]) if isinstance(name, str) and name
+                ),
                 "currency": row["currency"],
                 "grade": row["nbc_grade"],
                 "customer_type": row["customer_type"],

