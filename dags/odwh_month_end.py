@@ -2,7 +2,9 @@
 quality gate, and publish the month's reports (review lists, board pack, dashboard, data quality, manifest).
 
 Scheduled on data, not on the clock: ``odwh_daily`` updates the ``MONTH_LOADED`` asset only when a month is
-ready to close, and the event's ``extra["months"]`` names the months this run closes. A month whose gate fails is not published (the previous publication stays) and the run fails.
+ready to close, and the event's ``extra["months"]`` names the months this run closes. A month whose gate fails
+is not published (the previous publication stays) and the run fails; it is offered again only once a newer load
+of a date it is built from arrives (``pipeline.months_ready_to_close``).
 Retries come from ``[core] default_task_retries``, as in ``odwh_daily``.
 """
 
@@ -39,17 +41,17 @@ def odwh_month_end() -> None:
         return pipeline.still_ready(pipeline.warehouse_url_from_airflow(), announced or None)
 
     @task
-    def build_month_end_models(months: list[str]) -> list[str]:
+    def build_month_end_models(months: list[str]) -> int | None:
+        """The newest load the build includes: the gate records it (which data its verdict covers)."""
         from odwh import pipeline
 
-        pipeline.build_month_end(pipeline.warehouse_url_from_airflow(), months)
-        return months
+        return pipeline.build_month_end(pipeline.warehouse_url_from_airflow(), months)
 
     @task(outlets=[PUBLISHED])
-    def gate_and_publish(months: list[str]) -> list[dict]:
+    def gate_and_publish(months: list[str], loads_through: int | None) -> list[dict]:
         from odwh import pipeline
 
-        return pipeline.close_months(pipeline.warehouse_url_from_airflow(), months)
+        return pipeline.close_months(pipeline.warehouse_url_from_airflow(), months, loads_through)
 
     @task(retries=0)  # a failed gate needs new data, not a retry
     def fail_if_not_published(outcomes: list[dict]) -> None:
@@ -57,7 +59,8 @@ def odwh_month_end() -> None:
 
         pipeline.raise_if_unpublished(outcomes)
 
-    fail_if_not_published(gate_and_publish(build_month_end_models(months_to_close())))
+    months = months_to_close()
+    fail_if_not_published(gate_and_publish(months, build_month_end_models(months)))
 
 
 odwh_month_end()

@@ -7,12 +7,19 @@ Celery worker is killed (SIGKILL, its task with it) while ``check_and_load`` is 
 the lost task, retries it on the other worker, and the retry resumes where the dead one stopped.
 ``odwh_month_end`` then starts from the ``MONTH_LOADED`` asset alone, closes the months the event carries, and
 the marts equal, table by table (ordered md5), those ``odwh run`` builds from the same landing into another
-database. ``make cluster-test`` runs only this; it needs Debian's redis-server (``make browser`` installs it).
+database.
+
+Then, on the same cluster, the asset's semantics (issue 11, item 2): a re-delivered month end that loses an active
+account's balance (the contract cannot see it, the gate's rule 1 does) reopens February alone, whose gate fails;
+a run that loads only 1 March (no month ready, nothing new for February) emits no event and starts no month end;
+the corrected re-delivery reopens February, which the next asset-triggered run closes and publishes.
+``make cluster-test`` runs only this; it needs Debian's redis-server (``make browser`` installs it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import secrets
@@ -35,9 +42,11 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from odwh import pipeline, simulate, warehouse
+from odwh.assets import MONTH_LOADED
 from odwh.warehouse import with_database
 from support import REPO
 from support.airflow import odwh_run
+from support.extract import write_manifest
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = [
@@ -50,6 +59,9 @@ pytestmark = [
 BIN = Path(sys.executable).parent
 FIRST_DAY, LAST_DAY = date(2026, 1, 30), date(2026, 2, 28)  # history starts late in January: two months close
 MONTHS = ["2026-01-31", "2026-02-28"]
+FEBRUARY = MONTHS[1]
+NEXT_MONTH_DAY = date(2026, 3, 1)  # simulated with the rest, delivered only once both months closed
+FINISHED = ("success", "failed")
 DATES_BEFORE_THE_KILL = 4
 WORKERS = ("worker-1", "worker-2")
 
@@ -183,10 +195,35 @@ class Api:
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
 
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+    def trigger(self, dag_id: str) -> str:
+        return self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+
+    def finished(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+        """The run once it succeeded or failed."""
+
+        def done() -> dict[str, Any] | None:
+            run = self.run(dag_id, run_id)
+            return run if run["state"] in FINISHED else None
+
+        return wait_for(f"{dag_id} run {run_id} to finish", done, timeout, 3)
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str:
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")["state"]
+
+    def month_loaded_events(self) -> list[dict[str, Any]]:
+        """Every ``MONTH_LOADED`` event, oldest first, with the runs each one created."""
+        assets = self.call("GET", "/api/v2/assets?limit=100")["assets"]
+        (asset_id,) = [a["id"] for a in assets if a["uri"] == MONTH_LOADED.uri]
+        path = f"/api/v2/assets/events?asset_id={asset_id}&order_by=timestamp&limit=100"
+        return self.call("GET", path)["asset_events"]
+
     def all_finished(self, dag_id: str) -> list[dict[str, Any]] | None:
         """The DAG's runs once there is at least one and none is queued or running."""
         runs = self.runs(dag_id)
-        return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else None
+        return runs if runs and all(r["state"] in FINISHED for r in runs) else None
 
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
@@ -245,6 +282,96 @@ def _task_instance(meta_url: str, run_id: str) -> tuple[str, int]:
         ).fetchone()
 
 
+def _queued_month_ends(meta_url: str) -> int:
+    """Asset events Airflow holds to start an ``odwh_month_end`` run (none: no run can start later)."""
+    with psycopg.connect(meta_url) as conn:
+        return conn.execute(
+            "select count(*) from asset_dag_run_queue where target_dag_id = 'odwh_month_end'"
+        ).fetchone()[0]
+
+
+def _gate_verdicts(url: str, month_end: str) -> list[bool]:
+    """Every gate verdict ``meta.publications`` recorded for the month, oldest first."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select gate_passed from meta.publications where month_end = %s order by published_at",
+            (month_end,),
+        )
+        return [passed for (passed,) in rows]
+
+
+def _last_gate(url: str, month_end: str) -> tuple[int, list[dict[str, Any]]]:
+    """The month's newest verdict: the newest load its build included, and its failures."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select loads_through, coalesce(manifest -> 'gate' -> 'failures', '[]') from meta.publications"
+            " where month_end = %s order by published_at desc limit 1",
+            (month_end,),
+        ).fetchone()
+
+
+def deliver(landing: Path, delivery: Path) -> None:
+    """Drop a delivery in the landing, replacing that date's folder (no daily run is reading it now)."""
+    shutil.rmtree(landing / delivery.name, ignore_errors=True)
+    shutil.copytree(delivery, landing / delivery.name)
+
+
+def without_an_active_balance(delivery: Path, out: Path) -> tuple[Path, str]:
+    """A copy of ``delivery`` whose od_balances.csv lost the row of an account active that day, with a correct
+    manifest: the contract accepts it (balances need not cover every account), the gate's rule 1 does not."""
+    copy = Path(shutil.copytree(delivery, out / delivery.name))
+    with (copy / "od_accounts.csv").open(newline="") as fh:
+        active = {
+            a["od_account_id"]
+            for a in csv.DictReader(fh)
+            if a["status"] == "ACTIVE" and not a["closed_on"] and a["start_date"] <= delivery.name
+        }
+    header, *rows = (copy / "od_balances.csv").read_text().splitlines(keepends=True)
+    account = next(row.split(",", 1)[0] for row in rows if row.split(",", 1)[0] in active)
+    kept = [row for row in rows if not row.startswith(f"{account},")]
+    (copy / "od_balances.csv").write_text(header + "".join(kept))
+    write_manifest(copy, date.fromisoformat(delivery.name))
+    return copy, account
+
+
+def daily_run(api: Api) -> str:
+    """Trigger ``odwh_daily``, wait for it to succeed; its run id."""
+    run_id = api.trigger("odwh_daily")
+    assert api.finished("odwh_daily", run_id, 600)["state"] == "success"
+    return run_id
+
+
+def month_end_run_started_by(api: Api, daily_run_id: str, months: list[str]) -> dict[str, Any]:
+    """The finished ``odwh_month_end`` run that the daily run's ``MONTH_LOADED`` event (carrying ``months``)
+    started, after checking the event and that the run closed exactly those months."""
+    assert api.xcom("odwh_daily", daily_run_id, "announce_loaded_months") == months
+
+    def event_with_its_run() -> dict[str, Any] | None:
+        events = [e for e in api.month_loaded_events() if e["source_run_id"] == daily_run_id]
+        return events[0] if events and events[0]["created_dagruns"] else None
+
+    event = wait_for("the MONTH_LOADED event to start odwh_month_end", event_with_its_run, 120)
+    assert event["extra"] == {"months": months}
+    (created,) = event["created_dagruns"]
+    run = api.finished("odwh_month_end", created["run_id"], 600)
+    assert run["run_type"] == "asset_triggered"
+    assert api.xcom("odwh_month_end", run["dag_run_id"], "months_to_close") == months
+    return run
+
+
+def assert_no_month_end_started(api: Api, meta_url: str, daily_run_id: str, before: set[str]) -> None:
+    """The daily run skipped its announcement: no event, nothing queued, no new ``odwh_month_end`` run."""
+    assert api.task_state("odwh_daily", daily_run_id, "announce_loaded_months") == "skipped"
+    assert [e for e in api.month_loaded_events() if e["source_run_id"] == daily_run_id] == []
+    assert _queued_month_ends(meta_url) == 0
+    assert {r["dag_run_id"] for r in api.runs("odwh_month_end")} == before
+
+
+def month_ends_settled(api: Api, meta_url: str) -> list[dict[str, Any]] | None:
+    """Every ``odwh_month_end`` run, once none is queued, running or waiting in the asset queue."""
+    return api.all_finished("odwh_month_end") if _queued_month_ends(meta_url) == 0 else None
+
+
 def start_cluster(procs: Processes, env: dict[str, str], redis_port: int, api_port: int, root: Path) -> None:
     """Redis, Airflow's metadata schema, then every Airflow service and two Celery workers."""
     redis_args = ["--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
@@ -275,11 +402,71 @@ def kill_the_loading_worker(procs: Processes, databases: dict[str, str]) -> str:
     return run_id
 
 
+def assert_cluster_published_what_odwh_run_does(databases: dict[str, str], reports: Path) -> None:
+    with psycopg.connect(databases["warehouse"]) as conn:
+        published = conn.execute(
+            "select month_end::text from meta.publications where gate_passed order by 1"
+        ).fetchall()
+    assert [m for (m,) in published] == MONTHS
+    assert all((reports / m[:7] / "manifest.json").exists() for m in MONTHS)
+    cluster, reference_marts = (
+        marts_fingerprint(databases["warehouse"]),
+        marts_fingerprint(databases["reference"]),
+    )
+    assert cluster.keys() == reference_marts.keys() and len(cluster) >= 5
+    assert cluster == reference_marts
+
+
+def close_only_ready_months(
+    api: Api, databases: dict[str, str], extracts: Path, landing: Path, reports: Path
+) -> None:
+    """Issue 11, item 2, under the real scheduler: the asset is emitted only for a ready month and carries it;
+    a failed gate is retried only when new data arrives for the month."""
+    warehouse_url, meta_url = databases["warehouse"], databases["meta"]
+    published_february = (reports / FEBRUARY[:7] / "manifest.json").read_bytes()
+
+    # A corrected-looking re-delivery of 28 February that lost an active account's balance: February reopens
+    # (its data changed), alone, and its gate fails on that account.
+    bad, account = without_an_active_balance(extracts / FEBRUARY, extracts.parent / "bad")
+    deliver(landing, bad)
+    failed = month_end_run_started_by(api, daily_run(api), [FEBRUARY])
+    assert failed["state"] == "failed"
+    assert api.task_state("odwh_month_end", failed["dag_run_id"], "gate_and_publish") == "success"
+    assert api.task_state("odwh_month_end", failed["dag_run_id"], "fail_if_not_published") == "failed"
+    assert _gate_verdicts(warehouse_url, FEBRUARY) == [True, False]
+    loads_through, (failure,) = _last_gate(warehouse_url, FEBRUARY)
+    assert loads_through == pipeline.newest_load_id(warehouse_url)  # the verdict covers the bad delivery
+    assert failure["expectation"] == "od_accounts_snapshot.active_graded_once"
+    assert [row["od_account_id"] for row in failure["rows"]] == [account]
+    assert (reports / FEBRUARY[:7] / "manifest.json").read_bytes() == published_february  # still the old one
+
+    # 1 March: a new, incomplete month and nothing new for the failed February: no event, no month-end run.
+    month_end_runs = {r["dag_run_id"] for r in api.runs("odwh_month_end")}
+    deliver(landing, extracts / NEXT_MONTH_DAY.isoformat())
+    quiet = daily_run(api)
+    loaded = pipeline.IngestReport.from_json(api.xcom("odwh_daily", quiet, "check_and_load")).loaded_dates
+    assert loaded == [NEXT_MONTH_DAY.isoformat()]
+    assert_no_month_end_started(api, meta_url, quiet, month_end_runs)
+    assert _gate_verdicts(warehouse_url, FEBRUARY) == [True, False]  # not re-gated
+
+    # The corrected 28 February: new data for February, which is re-gated, passes and is published again.
+    deliver(landing, extracts / FEBRUARY)
+    regated = month_end_run_started_by(api, daily_run(api), [FEBRUARY])
+    assert regated["state"] == "success"
+    assert _gate_verdicts(warehouse_url, FEBRUARY) == [True, False, True]
+    assert _last_gate(warehouse_url, FEBRUARY) == (pipeline.newest_load_id(warehouse_url), [])
+    assert _gate_verdicts(warehouse_url, MONTHS[0]) == [True]  # January's data never changed
+    assert json.loads((reports / FEBRUARY[:7] / "manifest.json").read_text())["quality_gate"]["passed"]
+
+
 def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what_odwh_run_does(
     databases: dict[str, str], tmp_path: Path
 ) -> None:
-    landing = tmp_path / "landing"
-    simulate.simulate(landing, FIRST_DAY, LAST_DAY, accounts=20, seed=11)
+    extracts, landing, reports = tmp_path / "extracts", tmp_path / "landing", tmp_path / "reports"
+    simulate.simulate(extracts, FIRST_DAY, NEXT_MONTH_DAY, accounts=20, seed=11)
+    for delivery in sorted(extracts.iterdir()):
+        if delivery.name <= LAST_DAY.isoformat():
+            deliver(landing, delivery)
     warehouse.migrate(databases["warehouse"])
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -305,7 +492,7 @@ def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what
 
         for dag_id in ("odwh_daily", "odwh_month_end"):
             api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        manual = api.call("POST", "/api/v2/dags/odwh_daily/dagRuns", {"logical_date": None})["dag_run_id"]
+        manual = api.trigger("odwh_daily")
 
         # Unpausing also starts the latest scheduled run; whichever run loads, kill its worker a few dates in.
         run_id = kill_the_loading_worker(procs, databases)
@@ -317,24 +504,19 @@ def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what
         assert _task_instance(databases["meta"], run_id) == ("success", 2)  # lost attempt, then the retry
         assert api.xcom("odwh_daily", run_id, "announce_loaded_months") == MONTHS
 
-        month_runs = wait_for("odwh_month_end to finish", lambda: api.all_finished("odwh_month_end"), 900, 5)
+        month_runs = wait_for(
+            "odwh_month_end to finish", lambda: month_ends_settled(api, databases["meta"]), 900, 5
+        )
         assert {r["run_type"] for r in month_runs} == {"asset_triggered"}  # nobody triggered it
         assert {r["state"] for r in month_runs} == {"success"}, procs.tail()
         first_close = min(month_runs, key=lambda r: r["run_after"])["dag_run_id"]
         assert api.xcom("odwh_month_end", first_close, "months_to_close") == MONTHS  # from the asset event
+        assert_cluster_published_what_odwh_run_does(databases, reports)
+
+        close_only_ready_months(api, databases, extracts, landing, reports)
+    except AssertionError:
+        print(procs.tail())
+        raise
     finally:
         procs.stop()
-
-    with psycopg.connect(databases["warehouse"]) as conn:
-        published = conn.execute(
-            "select month_end::text from meta.publications where gate_passed order by 1"
-        ).fetchall()
-    assert [m for (m,) in published] == MONTHS
-    assert all((tmp_path / "reports" / m[:7] / "manifest.json").exists() for m in MONTHS)
-    cluster, reference_marts = (
-        marts_fingerprint(databases["warehouse"]),
-        marts_fingerprint(databases["reference"]),
-    )
-    assert cluster.keys() == reference_marts.keys() and len(cluster) >= 5
-    assert cluster == reference_marts
     assert all(processes.poll() is not None for processes in procs.started.values())

@@ -252,29 +252,38 @@ def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
 
 MONTHS_READY_SQL = """
 with loaded as (
-    select business_date, loaded_at from meta.loads where superseded_at is null
+    select business_date, load_id, loaded_at from meta.loads where superseded_at is null
 ), months as (
     select date_trunc('month', business_date)::date as month_start,
            (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
-           count(*) as days_loaded, max(loaded_at) as last_loaded_at, min(business_date) as first_day
+           count(*) as days_loaded, max(loaded_at) as last_loaded_at
     from loaded group by 1, 2
 ), first_load as (select min(business_date) as first_day from loaded)
 select m.month_end
 from months m cross join first_load f
+cross join lateral (  -- the newest load the month's marts are built from: its dates and every earlier one
+    select max(l.load_id) as input_load_id from loaded l where l.business_date <= m.month_end
+) i
 where m.days_loaded = m.month_end - greatest(m.month_start, f.first_day) + 1   -- no gap since history began
-  and not exists (  -- gated since its data last changed, passed or failed: only new data reopens it
+  and not exists (  -- gated, passed or failed, on every load it depends on: only newer data reopens it
       select 1 from meta.publications p
-      where p.month_end = m.month_end and p.published_at >= m.last_loaded_at)
+      where p.month_end = m.month_end
+        and (p.loads_through >= i.input_load_id
+             or (p.loads_through is null and p.published_at >= m.last_loaded_at)))  -- an older record
 order by m.month_end
 """
 
 
 def months_ready_to_close(warehouse_url: str) -> list[str]:
-    """Month ends whose every date is loaded and which were not gated since their data last changed.
+    """Month ends whose every date is loaded and which were not gated on their newest data.
 
-    A month whose gate failed is not offered again until a delivery for it is loaded (a corrected or late
-    date): re-gating the same data would fail the same way every day. ``odwh_month_end`` with explicit
-    ``months`` forces a month (docs/operations.md, "Rerun or republish a month").
+    A month's marts are built from its dates and every earlier one (DPD, stagnation and charges look back), so a
+    load of any date up to the month end reopens it, and nothing else does: a month whose gate failed is not
+    offered again until a corrected or late delivery for it or an earlier date is loaded (re-gating the same
+    data would fail the same way every day). A gate is compared by the loads its build started from
+    (``meta.publications.loads_through``), not by time: a delivery loaded while the month was being built or
+    gated reopens it. ``odwh_month_end`` with explicit ``months`` forces a month (docs/operations.md, "Rerun
+    or republish a month").
     """
     with psycopg.connect(warehouse_url) as conn:
         return [d.isoformat() for (d,) in conn.execute(MONTHS_READY_SQL)]
@@ -293,22 +302,37 @@ def months_announced(event_extras: list[dict[str, Any]]) -> list[str]:
     return sorted(months)
 
 
-def build_month_end(warehouse_url: str, months: list[str]) -> None:
-    """Rebuild the month-end models (selector ``month_end``) when there is a month to close."""
+def newest_load_id(warehouse_url: str) -> int:
+    """The newest ``meta.loads.load_id`` committed (0 before the first load). Dates load one at a time, so a
+    load still in flight will get a larger id: every load up to this one is in a build that starts now."""
+    with psycopg.connect(warehouse_url) as conn:
+        [(newest,)] = conn.execute("select coalesce(max(load_id), 0) from meta.loads").fetchall()
+    return int(newest)
+
+
+def build_month_end(warehouse_url: str, months: list[str]) -> int | None:
+    """Rebuild the month-end models (selector ``month_end``) when there is a month to close; the newest load
+    the build includes (taken before it starts), for the gate's record, or None when nothing was built."""
     if not months:
         print("no month to close", flush=True)
-        return
+        return None
+    loads_through = newest_load_id(warehouse_url)
     _build_selector(warehouse_url, "month_end", _policy_refresh(warehouse_url, "month_end"))
+    return loads_through
 
 
-def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object]]:
-    """Gate and publish each month in order; one line per month."""
+def close_months(
+    warehouse_url: str, months: list[str], loads_through: int | None = None
+) -> list[dict[str, object]]:
+    """Gate and publish each month in order, built from the loads up to ``loads_through``; one line per month."""
     from odwh import publication
 
     outcomes = []
     for month_end in months:
         try:
-            outcome = publication.close_month(warehouse_url, date.fromisoformat(month_end))
+            outcome = publication.close_month(
+                warehouse_url, date.fromisoformat(month_end), loads_through=loads_through
+            )
         except Exception as exc:  # one month's failure must not hide the others; the run still fails
             outcome = publication.MonthOutcome(month_end, False, "", f"{type(exc).__name__}: {exc}")
         print(outcome.line(), flush=True)

@@ -44,17 +44,26 @@ def month_folder(month_end: date) -> str:
     return f"{month_end:%Y-%m}"
 
 
-def close_month(warehouse_url: str, month_end: date, *, out_root: Path | None = None) -> MonthOutcome:
-    """Gate the month's marts and, if they pass, publish every report for it."""
-    from odwh import gate, publish
+def close_month(
+    warehouse_url: str, month_end: date, *, out_root: Path | None = None, loads_through: int | None = None
+) -> MonthOutcome:
+    """Gate the month's marts and, if they pass, publish every report for it.
 
+    ``loads_through``: the newest load the marts were built from (``pipeline.build_month_end``); recorded with
+    the verdict, it tells which data the verdict covers (``pipeline.MONTHS_READY_SQL``). Without it, the newest
+    load now.
+    """
+    from odwh import gate, pipeline, publish
+
+    if loads_through is None:
+        loads_through = pipeline.newest_load_id(warehouse_url)
     out_root = out_root or reports_dir()
     out_root.mkdir(parents=True, exist_ok=True)
     work = out_root / f".{month_folder(month_end)}.{uuid.uuid4().hex[:8]}.partial"
     try:
         result = gate.run_gate(warehouse_url, month_end, work / "data-quality", require_review_list=True)
         if not result.passed:
-            _record(warehouse_url, month_end, False, {"gate": result.to_json()})
+            _record(warehouse_url, month_end, False, {"gate": result.to_json()}, loads_through)
             failed = "; ".join(f.describe() for f in result.failures[:5])
             return MonthOutcome(month_end.isoformat(), False, "", f"quality gate failed: {failed}")
         with psycopg.connect(warehouse_url) as conn:
@@ -63,7 +72,7 @@ def close_month(warehouse_url: str, month_end: date, *, out_root: Path | None = 
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         target = out_root / month_folder(month_end)
         _swap_into_place(work, target)
-        _record(warehouse_url, month_end, True, manifest)
+        _record(warehouse_url, month_end, True, manifest, loads_through)
         stats = result.statistics
         return MonthOutcome(
             month_end.isoformat(),
@@ -89,11 +98,14 @@ def _swap_into_place(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _record(warehouse_url: str, month_end: date, passed: bool, manifest: dict[str, Any]) -> None:
+def _record(
+    warehouse_url: str, month_end: date, passed: bool, manifest: dict[str, Any], loads_through: int
+) -> None:
     with psycopg.connect(warehouse_url) as conn:
         conn.execute(
-            "insert into meta.publications (month_end, gate_passed, manifest) values (%s, %s, %s)",
-            (month_end, passed, json.dumps(manifest, default=str)),
+            "insert into meta.publications (month_end, gate_passed, manifest, loads_through)"
+            " values (%s, %s, %s, %s)",
+            (month_end, passed, json.dumps(manifest, default=str), loads_through),
         )
         conn.commit()
 

@@ -346,6 +346,8 @@ create table if not exists meta.publications (
     gate_passed    boolean     not null,
     manifest       jsonb       not null
 );
+-- the newest meta.loads.load_id the gated marts were built from (null in records made before it was kept)
+alter table meta.publications add column if not exists loads_through bigint;
 """
 
 # Policy changes recorded by the risk team (rulebook L; odwh.policy, docs/decisions/0016-policy-changes.md).
