@@ -72,6 +72,7 @@ def test_odwh_run_loads_simulated_extracts_once(fresh_db, tmp_path):
     again = odwh_run(tmp_path, fresh_db, landing)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "odwh run: 0 of 0 pending date(s) loaded" in again.stdout
+    assert "no DAG run needed" in again.stdout  # nothing new: neither Airflow nor dbt was started
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from meta.loads").fetchone() == loads_before
 

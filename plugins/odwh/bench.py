@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from odwh import contract, pipeline, publication, simulate, transform, warehouse
+from odwh import contract, pipeline, progress, publication, simulate, transform, warehouse
 
 BENCH_DB = "odwh_bench"
 DEFAULT_SIZES = (10_000, 20_000, 50_000, 100_000)
@@ -231,7 +231,10 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
         return _count(url, "raw.od_balances")
 
     def build() -> int:
-        transform.seed_and_build(url, exclude="tag:raw_keys", unit_tests=False)  # as the DAGs build
+        shown = [progress.DbtProgress("dbt build")]
+        transform.seed_and_build(
+            url, exclude="tag:raw_keys", unit_tests=False, callbacks=shown
+        )  # as the DAGs
         return _count(url, "marts.fct_od_daily")
 
     def close_months() -> int:

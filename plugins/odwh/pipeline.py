@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import landing, load, validate, warehouse
+from odwh import landing, load, progress, validate, warehouse
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -110,6 +110,15 @@ def pending_deliveries(conn: psycopg.Connection, source: str) -> list[landing.De
     return [d for d in landing.list_deliveries(source) if loaded.get(d.business_date) != d.manifest_sha256]
 
 
+def has_work(warehouse_url: str, source: str) -> bool:
+    """Whether a run over ``source`` has anything to do: a date to load (or to refuse again), a policy change
+    the daily models must take in, or a month ready to close. ``odwh run`` starts Airflow and dbt only then."""
+    with psycopg.connect(warehouse_url) as conn:
+        if pending_deliveries(conn, source):
+            return True
+    return _policy_refresh(warehouse_url, "daily") is not None or bool(months_ready_to_close(warehouse_url))
+
+
 def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
     """Check and load every pending date in order; stop at the first invalid one."""
     source = source or landing_url()
@@ -119,6 +128,7 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
         pending = pending_deliveries(conn, source)
         last_loaded = max(load.current_loads(conn), default=None)
         blocked_by: str | None = None
+        bar = progress.Progress("check and load", len(pending), log_lines=not echo)
         for delivery in pending:
             if blocked_by:
                 outcome = DateOutcome(delivery.business_date.isoformat(), "waiting", f"after {blocked_by}")
@@ -130,7 +140,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                     blocked_by = f"{outcome.business_date} was refused"
             report.outcomes.append(outcome)
             if echo:
-                print(format_outcome(outcome), flush=True)
+                bar.note(format_outcome(outcome))
+            bar.advance(outcome.business_date)
         if report.loaded_dates:
             load.analyze_raw(conn)
     return report
@@ -226,7 +237,8 @@ def _build_selector(warehouse_url: str, selector: str, policy_change: int | None
     full = ["--full-refresh"] if policy_change is not None else []
     if full:
         print(f"policy change {policy_change} recorded: rebuilding the {selector} models in full", flush=True)
-    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", selector, *full], warehouse_url)
+    build = [*transform.PIPELINE_BUILD, "--selector", selector, *full]
+    transform.run_dbt(build, warehouse_url, callbacks=[progress.DbtProgress(f"dbt build {selector}")])
     if policy_change is not None:
         with psycopg.connect(warehouse_url) as conn:
             policy.record_full_refresh(conn, selector, policy_change)
@@ -306,12 +318,14 @@ def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object
     from odwh import publication
 
     outcomes = []
+    bar = progress.Progress("close months", len(months), log_lines=False)
     for month_end in months:
         try:
             outcome = publication.close_month(warehouse_url, date.fromisoformat(month_end))
         except Exception as exc:  # one month's failure must not hide the others; the run still fails
             outcome = publication.MonthOutcome(month_end, False, "", f"{type(exc).__name__}: {exc}")
-        print(outcome.line(), flush=True)
+        bar.note(outcome.line())
+        bar.advance(month_end)
         outcomes.append(outcome)
     return publication.outcome_json(outcomes)
 
