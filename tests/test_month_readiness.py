@@ -58,6 +58,20 @@ def test_a_failed_gate_is_retried_only_when_new_data_arrives_for_the_month(fresh
         assert pipeline.months_ready_to_close(fresh_db) == []
 
 
+def test_a_corrected_date_reopens_its_month_and_every_later_published_one(fresh_db: str):
+    """A month's figures carry its history (days past due, stagnation, roll rates from the month before)."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        _load(conn, date(2026, 1, 1), date(2026, 3, 31))
+        for month_end in ("2026-01-31", "2026-02-28", "2026-03-31"):
+            _gate(conn, month_end, passed=True)
+        _load(conn, date(2026, 2, 10), date(2026, 2, 10))  # a corrected February date
+        assert pipeline.months_ready_to_close(fresh_db) == ["2026-02-28", "2026-03-31"]  # not January
+        _gate(conn, "2026-02-28", passed=True)
+        _gate(conn, "2026-03-31", passed=True)
+        _load(conn, date(2026, 4, 1), date(2026, 4, 1))  # a later month's date reopens nothing before it
+        assert pipeline.months_ready_to_close(fresh_db) == []
+
+
 def test_the_month_end_run_closes_the_months_its_triggering_events_announced():
     extras = [{"months": ["2026-02-28"]}, {"months": ["2026-01-31", "2026-02-28"]}, {}]
     assert pipeline.months_announced(extras) == ["2026-01-31", "2026-02-28"]

@@ -114,9 +114,29 @@ def has_work(warehouse_url: str, source: str) -> bool:
     """Whether a run over ``source`` has anything to do: a date to load (or to refuse again), a policy change
     the daily models must take in, or a month ready to close. ``odwh run`` starts Airflow and dbt only then."""
     with psycopg.connect(warehouse_url) as conn:
-        if pending_deliveries(conn, source):
+        if pending_deliveries(conn, source) or models_behind(conn, "daily") is not None:
             return True
     return _policy_refresh(warehouse_url, "daily") is not None or bool(months_ready_to_close(warehouse_url))
+
+
+def models_behind(conn: psycopg.Connection, selector: str) -> int | None:
+    """The newest load id when ``selector``'s models were not built over it since (a build failed or was
+    killed after its dates were loaded), else None."""
+    newest, built = conn.execute(
+        "select (select max(load_id) from meta.loads),"
+        " (select loads_through from meta.model_builds where selector = %s)",
+        (selector,),
+    ).fetchone() or (None, None)
+    return newest if newest is not None and (built is None or newest > built) else None
+
+
+def record_build(warehouse_url: str, selector: str, loads_through: int) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "insert into meta.model_builds (selector, loads_through) values (%s, %s) on conflict (selector)"
+            " do update set loads_through = excluded.loads_through, built_at = now()",
+            (selector, loads_through),
+        )
 
 
 def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
@@ -162,6 +182,8 @@ def _ingest_one(
     except landing.LandingError as exc:
         return _reject(conn, delivery, [str(exc)])
     problems = [str(p) for p in landing.verify_manifest(archived)]
+    if problems and not landing.verify_manifest(delivery.path):  # the delivery is sound, its archive is not
+        problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
     warnings: list[str] = []
     if not problems:
         earlier = validate.earlier_txns_from_warehouse(conn, delivery.business_date)
@@ -177,6 +199,12 @@ def _ingest_one(
     replaced = " (replaces an earlier delivery)" if loaded.replaced_load_id else ""
     detail = f"{len(loaded.rows)} files{replaced}"
     return DateOutcome(day, "loaded", detail, loaded.total_rows, warnings)
+
+
+TAMPERED_ARCHIVE = (
+    "the archive copy of this delivery no longer matches its manifest (changed after it was archived); it is"
+    " kept as it is for investigation: move it aside and rerun to archive the delivery again"
+)
 
 
 def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:
@@ -208,17 +236,22 @@ def raise_if_refused(report: IngestReport) -> None:
         raise IngestionRefused("; ".join(f"{o.business_date} {o.status}" for o in bad[:5]))
 
 
-def build_daily(warehouse_url: str, report: IngestReport) -> None:
-    """Build the daily dbt models when something new was loaded (incremental: a new day costs a day), or
-    rebuild them fully when a policy change was recorded since their last full build."""
+def build_daily(warehouse_url: str) -> None:
+    """Build the daily dbt models when a load is newer than their last build (incremental: a new day costs a
+    day; a build that failed after its dates were loaded is made up by the next run, even with no new date),
+    or rebuild them fully when a policy change was recorded since their last full build."""
     refresh = _policy_refresh(warehouse_url, "daily")
-    if not report.loaded_dates and refresh is None:
+    with psycopg.connect(warehouse_url) as conn:
+        behind = models_behind(conn, "daily")
+    if behind is None and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
         return
     from odwh import transform
 
     transform.run_dbt(["seed"], warehouse_url)
     _build_selector(warehouse_url, "daily", refresh)
+    if behind is not None:
+        record_build(warehouse_url, "daily", behind)
 
 
 def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
@@ -268,11 +301,14 @@ with loaded as (
 ), months as (
     select date_trunc('month', business_date)::date as month_start,
            (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
-           count(*) as days_loaded, max(loaded_at) as last_loaded_at, min(business_date) as first_day
+           count(*) as days_loaded, max(loaded_at) as month_loaded_at, min(business_date) as first_day
     from loaded group by 1, 2
+), with_history as (  -- a month's figures carry its history (days past due, stagnation, roll rates): a
+    -- corrected earlier date changes it too, so a month's data last changed at its own or any earlier load
+    select *, max(month_loaded_at) over (order by month_end) as last_loaded_at from months
 ), first_load as (select min(business_date) as first_day from loaded)
 select m.month_end
-from months m cross join first_load f
+from with_history m cross join first_load f
 where m.days_loaded = m.month_end - greatest(m.month_start, f.first_day) + 1   -- no gap since history began
   and not exists (  -- gated since its data last changed, passed or failed: only new data reopens it
       select 1 from meta.publications p
@@ -282,7 +318,8 @@ order by m.month_end
 
 
 def months_ready_to_close(warehouse_url: str) -> list[str]:
-    """Month ends whose every date is loaded and which were not gated since their data last changed.
+    """Month ends whose every date is loaded and which were not gated since their data (that month's dates or
+    any earlier one's) last changed: a corrected date republishes its month and every later one.
 
     A month whose gate failed is not offered again until a delivery for it is loaded (a corrected or late
     date): re-gating the same data would fail the same way every day. ``odwh_month_end`` with explicit
