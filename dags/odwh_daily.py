@@ -34,10 +34,10 @@ def odwh_daily() -> None:
         return pipeline.ingest(pipeline.warehouse_url_from_airflow(), source).to_json()
 
     @task
-    def build_daily_models(report: dict) -> None:
+    def build_daily_models() -> None:  # after the load; builds whenever the models are behind meta.loads
         from odwh import pipeline
 
-        pipeline.build_daily(pipeline.warehouse_url_from_airflow(), pipeline.IngestReport.from_json(report))
+        pipeline.build_daily(pipeline.warehouse_url_from_airflow())
 
     @task
     def publish_agent_alerts(report: dict) -> list[str]:
@@ -65,7 +65,8 @@ def odwh_daily() -> None:
         pipeline.raise_if_refused(pipeline.IngestReport.from_json(report))
 
     report = check_and_load()
-    built = build_daily_models(report)
+    built = build_daily_models()
+    report >> built
     built >> publish_agent_alerts(report)
     built >> announce_loaded_months()
     built >> fail_if_refused(report)

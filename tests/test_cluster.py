@@ -46,6 +46,7 @@ from odwh.assets import MONTH_LOADED
 from odwh.warehouse import with_database
 from support import REPO
 from support.airflow import odwh_run
+from support.database import marts_fingerprint
 from support.extract import write_manifest
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -229,20 +230,6 @@ class Api:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
         value = self.call("GET", path + "?deserialize=true&stringify=false")["value"]
         return json.loads(value) if isinstance(value, str) else value
-
-
-def marts_fingerprint(url: str) -> dict[str, tuple[int, str]]:
-    """Row count and md5 of the ordered rows of every marts table and view."""
-    with psycopg.connect(url) as conn:
-        tables = "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
-        names = [name for (name,) in conn.execute(tables)]
-        return {
-            name: conn.execute(
-                f"select count(*), md5(coalesce(string_agg(t::text, E'\\n' order by t::text), ''))"  # noqa: S608
-                f' from marts."{name}" t'
-            ).fetchone()
-            for name in names
-        }
 
 
 @pytest.fixture

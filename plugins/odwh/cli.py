@@ -230,7 +230,7 @@ def _report(summary: RunSummary, *, exit_on_failure: bool = True) -> None:
     typer.echo(
         f"odwh run: {loaded} of {len(outcomes)} pending date(s) loaded; "
         f"{published} of {len(summary.months)} month(s) published; "
-        + ", ".join(f"{dag} {state}" for dag, state in summary.dag_states.items())
+        + (", ".join(f"{dag} {state}" for dag, state in summary.dag_states.items()) or "no DAG run needed")
         + f" ({summary.seconds:.0f} s)"
     )
     if exit_on_failure and not summary.ok:

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import landing, load, validate, warehouse
+from odwh import landing, load, progress, validate, warehouse
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -110,6 +110,35 @@ def pending_deliveries(conn: psycopg.Connection, source: str) -> list[landing.De
     return [d for d in landing.list_deliveries(source) if loaded.get(d.business_date) != d.manifest_sha256]
 
 
+def has_work(warehouse_url: str, source: str) -> bool:
+    """Whether a run over ``source`` has anything to do: a date to load (or to refuse again), a policy change
+    the daily models must take in, or a month ready to close. ``odwh run`` starts Airflow and dbt only then."""
+    with psycopg.connect(warehouse_url) as conn:
+        if pending_deliveries(conn, source) or models_behind(conn, "daily") is not None:
+            return True
+    return _policy_refresh(warehouse_url, "daily") is not None or bool(months_ready_to_close(warehouse_url))
+
+
+def models_behind(conn: psycopg.Connection, selector: str) -> int | None:
+    """The newest load id when ``selector``'s models were not built over it since (a build failed or was
+    killed after its dates were loaded), else None."""
+    newest, built = conn.execute(
+        "select (select max(load_id) from meta.loads),"
+        " (select loads_through from meta.model_builds where selector = %s)",
+        (selector,),
+    ).fetchone() or (None, None)
+    return newest if newest is not None and (built is None or newest > built) else None
+
+
+def record_build(warehouse_url: str, selector: str, loads_through: int) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "insert into meta.model_builds (selector, loads_through) values (%s, %s) on conflict (selector)"
+            " do update set loads_through = excluded.loads_through, built_at = now()",
+            (selector, loads_through),
+        )
+
+
 def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
     """Check and load every pending date in order; stop at the first invalid one."""
     source = source or landing_url()
@@ -119,6 +148,7 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
         pending = pending_deliveries(conn, source)
         last_loaded = max(load.current_loads(conn), default=None)
         blocked_by: str | None = None
+        bar = progress.Progress("check and load", len(pending), log_lines=not echo)
         for delivery in pending:
             if blocked_by:
                 outcome = DateOutcome(delivery.business_date.isoformat(), "waiting", f"after {blocked_by}")
@@ -130,7 +160,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                     blocked_by = f"{outcome.business_date} was refused"
             report.outcomes.append(outcome)
             if echo:
-                print(format_outcome(outcome), flush=True)
+                bar.note(format_outcome(outcome))
+            bar.advance(outcome.business_date)
         if report.loaded_dates:
             load.analyze_raw(conn)
     return report
@@ -151,6 +182,8 @@ def _ingest_one(
     except landing.LandingError as exc:
         return _reject(conn, delivery, [str(exc)])
     problems = [str(p) for p in landing.verify_manifest(archived)]
+    if problems and not landing.verify_manifest(delivery.path):  # the delivery is sound, its archive is not
+        problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
     warnings: list[str] = []
     if not problems:
         earlier = validate.earlier_txns_from_warehouse(conn, delivery.business_date)
@@ -166,6 +199,12 @@ def _ingest_one(
     replaced = " (replaces an earlier delivery)" if loaded.replaced_load_id else ""
     detail = f"{len(loaded.rows)} files{replaced}"
     return DateOutcome(day, "loaded", detail, loaded.total_rows, warnings)
+
+
+TAMPERED_ARCHIVE = (
+    "the archive copy of this delivery no longer matches its manifest (changed after it was archived); it is"
+    " kept as it is for investigation: move it aside and rerun to archive the delivery again"
+)
 
 
 def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:
@@ -197,17 +236,22 @@ def raise_if_refused(report: IngestReport) -> None:
         raise IngestionRefused("; ".join(f"{o.business_date} {o.status}" for o in bad[:5]))
 
 
-def build_daily(warehouse_url: str, report: IngestReport) -> None:
-    """Build the daily dbt models when something new was loaded (incremental: a new day costs a day), or
-    rebuild them fully when a policy change was recorded since their last full build."""
+def build_daily(warehouse_url: str) -> None:
+    """Build the daily dbt models when a load is newer than their last build (incremental: a new day costs a
+    day; a build that failed after its dates were loaded is made up by the next run, even with no new date),
+    or rebuild them fully when a policy change was recorded since their last full build."""
     refresh = _policy_refresh(warehouse_url, "daily")
-    if not report.loaded_dates and refresh is None:
+    with psycopg.connect(warehouse_url) as conn:
+        behind = models_behind(conn, "daily")
+    if behind is None and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
         return
     from odwh import transform
 
     transform.run_dbt(["seed"], warehouse_url)
     _build_selector(warehouse_url, "daily", refresh)
+    if behind is not None:
+        record_build(warehouse_url, "daily", behind)
 
 
 def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
@@ -226,7 +270,8 @@ def _build_selector(warehouse_url: str, selector: str, policy_change: int | None
     full = ["--full-refresh"] if policy_change is not None else []
     if full:
         print(f"policy change {policy_change} recorded: rebuilding the {selector} models in full", flush=True)
-    transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", selector, *full], warehouse_url)
+    build = [*transform.PIPELINE_BUILD, "--selector", selector, *full]
+    transform.run_dbt(build, warehouse_url, callbacks=[progress.DbtProgress(f"dbt build {selector}")])
     if policy_change is not None:
         with psycopg.connect(warehouse_url) as conn:
             policy.record_full_refresh(conn, selector, policy_change)
@@ -328,6 +373,7 @@ def close_months(
     from odwh import publication
 
     outcomes = []
+    bar = progress.Progress("close months", len(months), log_lines=False)
     for month_end in months:
         try:
             outcome = publication.close_month(
@@ -335,7 +381,8 @@ def close_months(
             )
         except Exception as exc:  # one month's failure must not hide the others; the run still fails
             outcome = publication.MonthOutcome(month_end, False, "", f"{type(exc).__name__}: {exc}")
-        print(outcome.line(), flush=True)
+        bar.note(outcome.line())
+        bar.advance(month_end)
         outcomes.append(outcome)
     return publication.outcome_json(outcomes)
 

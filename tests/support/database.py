@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from odwh import warehouse
+from odwh import contract, warehouse
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -39,3 +43,61 @@ def query_dicts(url: str, statement: str, *params: object) -> list[dict[str, Any
     """Rows of ``statement`` as dicts keyed by column name."""
     with psycopg.connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(statement, params or None).fetchall()  # type: ignore[arg-type]
+
+
+def marts_fingerprint(url: str) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of the ordered rows of every marts table and view: equal fingerprints, equal marts.
+
+    A ``load_id`` (or ``max_input_load_id``) is compared as the extract it names (business date and manifest
+    sha256): two warehouses that loaded the same deliveries number their loads alike only if no load was ever
+    cut short (a rolled-back load still uses up its id)."""
+    extract = (
+        "(select l.business_date::text || ':' || l.manifest_sha256 from meta.loads l where l.load_id = t.{})"
+    )
+    with psycopg.connect(url) as conn:
+        found: dict[str, tuple[int, str]] = {}
+        for (name,) in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+        ).fetchall():
+            columns = conn.execute(
+                "select column_name from information_schema.columns"
+                " where table_schema = 'marts' and table_name = %s order by ordinal_position",
+                (name,),
+            ).fetchall()
+            selected = sql.SQL(", ").join(
+                sql.SQL(extract if column.endswith("load_id") else "t.{}").format(sql.Identifier(column))
+                for (column,) in columns
+            )
+            found[name] = conn.execute(
+                sql.SQL(
+                    "select count(*), md5(coalesce(string_agg(r::text, E'\\n' order by r::text), ''))"
+                    " from (select {} from marts.{} t) r"
+                ).format(selected, sql.Identifier(name))
+            ).fetchone()
+        return found
+
+
+def manifest_mismatches(url: str, landing: Path) -> list[tuple[str, str, object, object]]:
+    """(date, file, manifest's, raw's) for every row count or control total of a delivery in ``landing``
+    that raw does not hold exactly once: empty when nothing was lost or doubled."""
+    found: list[tuple[str, str, object, object]] = []
+    with psycopg.connect(url) as conn:
+        for folder in sorted(p for p in landing.iterdir() if p.is_dir()):
+            manifest = json.loads((folder / contract.MANIFEST_NAME).read_text())
+            day = date.fromisoformat(folder.name)
+            for name, entry in manifest["files"].items():
+                f = contract.FILES_BY_NAME[name]
+                total = (
+                    sql.SQL("sum({})").format(sql.Identifier(f.control_total))
+                    if f.control_total
+                    else sql.SQL("null")
+                )
+                statement = sql.SQL("select count(*), {} from raw.{} where _business_date = %s").format(
+                    total, sql.Identifier(f.table)
+                )
+                count, loaded_total = conn.execute(statement, (day,)).fetchone() or (0, None)
+                if count != entry["rows"]:
+                    found.append((folder.name, name, entry["rows"], count))
+                elif f.control_total and count and loaded_total != Decimal(entry["control_total"]):
+                    found.append((folder.name, name, entry["control_total"], loaded_total))
+    return found

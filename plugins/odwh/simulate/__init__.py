@@ -37,9 +37,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from odwh.progress import Progress
 from odwh.simulate.customers import AGENT, MSME, SME, assign_officers, build_customers, render_customers
 from odwh.simulate.customers import render_reference as _render_reference
 from odwh.simulate.events import SocialEvents
@@ -153,21 +152,12 @@ def simulate(
     out = Path(out)
     sim = Simulation(start, end, accounts=accounts, seed=seed, rates=rates)
     days = sim.days()
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("simulating {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not (progress and console.is_terminal),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(start.isoformat(), total=len(days))
-        for d in days:
-            sim.write_day(out, d, omit_empty_events=omit_empty_events)
-            bar.update(task, advance=1, description=d.isoformat())
+    bar = Progress("simulating", len(days), stream=sys.stderr) if progress else None
+    for d in days:
+        sim.write_day(out, d, omit_empty_events=omit_empty_events)
+        if bar:
+            bar.advance(d.isoformat())
     if truth_path is not None:
         Path(truth_path).write_text(json.dumps(sim.truth(), indent=1) + "\n")
-    if progress and not console.is_terminal:
+    if progress:
         print(f"simulated {len(days)} days, {accounts} OD accounts, into {out}", file=sys.stderr)
