@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import landing, load, validate, warehouse
+from odwh import landing, load, runlock, validate, warehouse
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -110,6 +110,7 @@ def pending_deliveries(conn: psycopg.Connection, source: str) -> list[landing.De
     return [d for d in landing.list_deliveries(source) if loaded.get(d.business_date) != d.manifest_sha256]
 
 
+@runlock.exclusive("load")
 def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
     """Check and load every pending date in order; stop at the first invalid one."""
     source = source or landing_url()
@@ -197,6 +198,7 @@ def raise_if_refused(report: IngestReport) -> None:
         raise IngestionRefused("; ".join(f"{o.business_date} {o.status}" for o in bad[:5]))
 
 
+@runlock.exclusive("build daily models")
 def build_daily(warehouse_url: str, report: IngestReport) -> None:
     """Build the daily dbt models when something new was loaded (incremental: a new day costs a day), or
     rebuild them fully when a policy change was recorded since their last full build."""
@@ -232,8 +234,10 @@ def _build_selector(warehouse_url: str, selector: str, policy_change: int | None
             policy.record_full_refresh(conn, selector, policy_change)
 
 
+@runlock.exclusive("publish agent alerts")
 def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
-    """The daily agent alert list per branch, for the latest business date this run loaded.
+    """The daily agent alert list per branch, for the latest business date this run loaded, published like a
+    month (``REPORTS_DIR/daily/<date>`` flipped to a complete release: odwh.publication).
 
     Earlier dates of a backfill get none: the list is an operational to-do for today, and history stays
     queryable in ``marts.fct_agent_alerts``.
@@ -243,12 +247,18 @@ def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
     from odwh import publication, publish
 
     latest = max(report.loaded_dates)
-    out_dir = publication.reports_dir() / "daily" / latest / "agent-alerts"
-    with psycopg.connect(warehouse_url) as conn:
-        files = publish.write_agent_alert_lists(conn, date.fromisoformat(latest), out_dir)
-    print(f"{latest}  agent alert lists: {len(files)} file(s) in {out_dir}", flush=True)
+    with publication.staged_release(publication.reports_dir() / "daily", latest) as release:
+        with publication.snapshot(warehouse_url) as conn:
+            rendered = publish.write_agent_alert_lists(
+                conn, date.fromisoformat(latest), release.path / AGENT_ALERTS
+            )
+        release.publish()
+    files = [release.link / f.relative_to(release.path) for f in rendered]
+    print(f"{latest}  agent alert lists: {len(files)} file(s) in {release.link / AGENT_ALERTS}", flush=True)
     return [str(f) for f in files]
 
+
+AGENT_ALERTS = "agent-alerts"
 
 MONTHS_READY_SQL = """
 with loaded as (
@@ -293,6 +303,7 @@ def months_announced(event_extras: list[dict[str, Any]]) -> list[str]:
     return sorted(months)
 
 
+@runlock.exclusive("build month-end models")
 def build_month_end(warehouse_url: str, months: list[str]) -> None:
     """Rebuild the month-end models (selector ``month_end``) when there is a month to close."""
     if not months:
@@ -301,6 +312,7 @@ def build_month_end(warehouse_url: str, months: list[str]) -> None:
     _build_selector(warehouse_url, "month_end", _policy_refresh(warehouse_url, "month_end"))
 
 
+@runlock.exclusive("publish months")
 def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object]]:
     """Gate and publish each month in order; one line per month."""
     from odwh import publication
