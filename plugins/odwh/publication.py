@@ -130,7 +130,8 @@ def clean_leftovers(root: Path) -> list[Path]:
     and the ``.partial`` / ``.old`` folders of the publication before releases. Returns what was removed."""
     if not root.is_dir():
         return []
-    in_use = {target.resolve() for entry in root.iterdir() if (target := _current_release(entry))}
+    published = [entry for entry in root.iterdir() if not entry.name.startswith(".")]  # not a temporary link
+    in_use = {target.resolve() for entry in published if (target := _current_release(entry))}
     releases = root / RELEASES
     stale = [p for p in releases.iterdir() if p.resolve() not in in_use] if releases.is_dir() else []
     stale += [
