@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from odwh import warehouse
+from odwh import pseudonym, warehouse
 from support.database import throwaway_database
+
+# published reports pseudonymise clients with a keyed HMAC; tests (and the `odwh` they start) share a fixed key
+os.environ.setdefault(pseudonym.KEY_ENV, "odwh-test-pseudonym-key-not-a-secret")
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from pathlib import Path
 import openpyxl
 import psycopg
 import pytest
-from odwh import publish
+from odwh import pseudonym, publish
 from odwh.publish import labels, workbook
 from odwh.publish.board_pack import render_board_pack
 from odwh.publish.dashboard import render_dashboard
@@ -79,8 +79,10 @@ def test_load_month_reads_only_marts(marts_db: str) -> None:
     assert set(data.cube["customer_type"]) == {"UNKNOWN"}  # no mart publishes it, staging not readable
     assert any("Customer type unknown" in n for n in data.notes)
     assert set(data.review_list["officer_name"]) >= {"Sok Dara", "Keo Vanna"}  # names the mart carries
-    assert list(data.top_exposures["customer_id"][:2]) == ["C5", "C3"]
-    c1 = data.top_exposures[data.top_exposures["customer_id"] == "C1"].iloc[0]
+    top = data.top_exposures
+    assert "customer_id" not in top.columns  # the board pack names no client, it tells rows apart
+    assert list(top["customer_ref"][:2]) == [pseudonym.of("customer", "C5"), pseudonym.of("customer", "C3")]
+    c1 = top[top["customer_ref"] == pseudonym.of("customer", "C1")].iloc[0]
     assert (c1["accounts"], c1["outstanding_usd"], c1["worst_grade"]) == (2, D("6700"), "Special Mention")
 
 
@@ -334,7 +336,9 @@ def test_board_pack_pdf_pages_and_html_sections(
     group_ids = Counter(re.findall(r'<g id="([^"]+)"', html))
     assert [i for i, n in group_ids.items() if n > 1] == []  # several charts, one page: no repeated anchors
     assert "The social performance marts are not built" in html  # none scripted here: test_social_performance
-    assert "CROSS_FINANCE_EXPOSURE" in html and "A5" in html  # breach and reconciliation lists
+    # breach and reconciliation lists: accounts told apart by pseudonym, never by their core-banking ID
+    assert "CROSS_FINANCE_EXPOSURE" in html and pseudonym.of("account", "A5") in html
+    assert not re.search(r">(A|C)\d+<", html)
     summary = re.search(r'<p class="summary">(.*?)</p>', html, re.S)
     assert summary is not None
     text = " ".join(re.sub(r"<[^>]+>", "", summary.group(1)).split())  # figures are links to their sections

@@ -152,9 +152,14 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Airflow's own log lines."),
 ) -> None:
     """Run the Airflow DAGs in-process over every complete, not yet loaded business date, in date order."""
-    from odwh import runner
+    from odwh import runlock, runner
 
-    _report(runner.run(landing, verbose=verbose))
+    try:
+        summary = runner.run(landing, verbose=verbose)
+    except runlock.WarehouseBusy as exc:
+        typer.echo(f"odwh run: {exc}", err=True)
+        raise typer.Exit(runlock.EXIT_BUSY) from exc
+    _report(summary)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import landing, load, progress, validate, warehouse
+from odwh import landing, load, progress, runlock, validate, warehouse
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -139,6 +139,7 @@ def record_build(warehouse_url: str, selector: str, loads_through: int) -> None:
         )
 
 
+@runlock.exclusive("load")
 def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
     """Check and load every pending date in order; stop at the first invalid one."""
     source = source or landing_url()
@@ -236,6 +237,7 @@ def raise_if_refused(report: IngestReport) -> None:
         raise IngestionRefused("; ".join(f"{o.business_date} {o.status}" for o in bad[:5]))
 
 
+@runlock.exclusive("build daily models")
 def build_daily(warehouse_url: str) -> None:
     """Build the daily dbt models when a load is newer than their last build (incremental: a new day costs a
     day; a build that failed after its dates were loaded is made up by the next run, even with no new date),
@@ -277,8 +279,10 @@ def _build_selector(warehouse_url: str, selector: str, policy_change: int | None
             policy.record_full_refresh(conn, selector, policy_change)
 
 
+@runlock.exclusive("publish agent alerts")
 def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
-    """The daily agent alert list per branch, for the latest business date this run loaded.
+    """The daily agent alert list per branch, for the latest business date this run loaded, published like a
+    month (``REPORTS_DIR/daily/<date>`` flipped to a complete release: odwh.publication).
 
     Earlier dates of a backfill get none: the list is an operational to-do for today, and history stays
     queryable in ``marts.fct_agent_alerts``.
@@ -288,12 +292,18 @@ def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
     from odwh import publication, publish
 
     latest = max(report.loaded_dates)
-    out_dir = publication.reports_dir() / "daily" / latest / "agent-alerts"
-    with psycopg.connect(warehouse_url) as conn:
-        files = publish.write_agent_alert_lists(conn, date.fromisoformat(latest), out_dir)
-    print(f"{latest}  agent alert lists: {len(files)} file(s) in {out_dir}", flush=True)
+    with publication.staged_release(publication.reports_dir() / "daily", latest) as release:
+        with publication.snapshot(warehouse_url) as conn:
+            rendered = publish.write_agent_alert_lists(
+                conn, date.fromisoformat(latest), release.path / AGENT_ALERTS
+            )
+        release.publish()
+    files = [release.link / f.relative_to(release.path) for f in rendered]
+    print(f"{latest}  agent alert lists: {len(files)} file(s) in {release.link / AGENT_ALERTS}", flush=True)
     return [str(f) for f in files]
 
+
+AGENT_ALERTS = "agent-alerts"
 
 MONTHS_READY_SQL = """
 with loaded as (
@@ -355,6 +365,7 @@ def newest_load_id(warehouse_url: str) -> int:
     return int(newest)
 
 
+@runlock.exclusive("build month-end models")
 def build_month_end(warehouse_url: str, months: list[str]) -> int | None:
     """Rebuild the month-end models (selector ``month_end``) when there is a month to close; the newest load
     the build includes (taken before it starts), for the gate's record, or None when nothing was built."""
@@ -366,6 +377,7 @@ def build_month_end(warehouse_url: str, months: list[str]) -> int | None:
     return loads_through
 
 
+@runlock.exclusive("publish months")
 def close_months(
     warehouse_url: str, months: list[str], loads_through: int | None = None
 ) -> list[dict[str, object]]:

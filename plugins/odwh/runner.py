@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from odwh import pipeline, warehouse
+from odwh import pipeline, runlock, warehouse
 
 
 def airflow_env(warehouse_url: str, *, verbose: bool = False) -> dict[str, str]:
@@ -73,11 +73,17 @@ def run(landing: str, *, verbose: bool = False) -> RunSummary:
     """Drain every complete pending date of ``landing`` through ``odwh_daily``."""
     started = time.monotonic()
     url = warehouse.ensure_running()
+    with runlock.warehouse_lock(url, "run", wait=False):  # WarehouseBusy when another run holds it
+        summary = _run_dags(url, landing, verbose)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _run_dags(url: str, landing: str, verbose: bool) -> RunSummary:
     warehouse.migrate(url)
     summary = RunSummary()
     if not pipeline.has_work(url, landing):  # no Airflow start-up, no dbt parse: an idle rerun takes seconds
         print("nothing new: every complete date is loaded and every ready month is closed", flush=True)
-        summary.seconds = time.monotonic() - started
         return summary
     _prepare_airflow(url, verbose)
     daily = load_dag("odwh_daily")
@@ -90,7 +96,6 @@ def run(landing: str, *, verbose: bool = False) -> RunSummary:
         month_run = load_dag("odwh_month_end").test(run_conf={"months": months})
         summary.dag_states["odwh_month_end"] = str(month_run.state)
         summary.months = _xcom(month_run, "gate_and_publish") or []
-    summary.seconds = time.monotonic() - started
     return summary
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from odwh import provinces
+from odwh import provinces, pseudonym
 
 if TYPE_CHECKING:
     from odwh.publish.quality import QualityData
@@ -95,12 +95,13 @@ class MonthData:
     grades: pd.DataFrame  # fct_grade_distribution_month_end over the same month ends
     cube: pd.DataFrame  # OD accounts aggregated by branch, currency, grade, customer type
     utilization: pd.DataFrame  # accounts and outstanding by limit-utilization band
+    # the board's lists name no client: customer_ref / account_ref are keyed pseudonyms (pseudonymised)
     top_exposures: pd.DataFrame  # largest customers by OD outstanding USD
     conversion_candidates: pd.DataFrame  # largest candidates (count and totals are in the cube)
     breaches_by_code: pd.DataFrame
     breach_accounts: pd.DataFrame  # largest accounts with a breach
     reconciliation_breaks: pd.DataFrame  # largest breaks
-    review_list: pd.DataFrame  # rpt_review_list of the month, with officer names where known
+    review_list: pd.DataFrame  # rpt_review_list of the month with customer IDs (it goes to the owning branch)
     branches: pd.DataFrame  # branch_code, branch_name, province (English), province_km (odwh.provinces)
     officers: pd.DataFrame  # officer_id, officer_name, role
     notes: tuple[str, ...] = ()
@@ -214,11 +215,19 @@ def load_month(
         grades=grades,
         cube=cube,
         utilization=frame(conn, sql.SQL(UTILIZATION_SQL).format(accounts=accounts), params),
-        top_exposures=frame(conn, sql.SQL(TOP_EXPOSURES_SQL).format(accounts=accounts), params),
-        conversion_candidates=frame(conn, sql.SQL(CANDIDATES_SQL).format(accounts=accounts), params),
+        top_exposures=pseudonymised(
+            frame(conn, sql.SQL(TOP_EXPOSURES_SQL).format(accounts=accounts), params)
+        ),
+        conversion_candidates=pseudonymised(
+            frame(conn, sql.SQL(CANDIDATES_SQL).format(accounts=accounts), params)
+        ),
         breaches_by_code=frame(conn, sql.SQL(BREACH_CODES_SQL).format(accounts=accounts), params),
-        breach_accounts=frame(conn, sql.SQL(BREACH_ACCOUNTS_SQL).format(accounts=accounts), params),
-        reconciliation_breaks=frame(conn, sql.SQL(RECONCILIATION_SQL).format(accounts=accounts), params),
+        breach_accounts=pseudonymised(
+            frame(conn, sql.SQL(BREACH_ACCOUNTS_SQL).format(accounts=accounts), params)
+        ),
+        reconciliation_breaks=pseudonymised(
+            frame(conn, sql.SQL(RECONCILIATION_SQL).format(accounts=accounts), params)
+        ),
         review_list=_review_list(conn, month_end),
         branches=branches,
         officers=_officers(conn),
@@ -435,6 +444,20 @@ def _review_list(conn: psycopg.Connection, month_end: date) -> pd.DataFrame:
         if missing not in review.columns:
             review[missing] = None
     return review
+
+
+IDENTIFIERS = {"customer_id": ("customer", "customer_ref"), "od_account_id": ("account", "account_ref")}
+
+
+def pseudonymised(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its customer and account IDs replaced by keyed pseudonyms (``customer_ref``,
+    ``account_ref``; :mod:`odwh.pseudonym`): board pack and dashboard rows are told apart, never identified."""
+    secret = pseudonym.key()
+    out = table.copy()
+    for name, (kind, _) in IDENTIFIERS.items():
+        if name in out.columns:
+            out[name] = column([pseudonym.of(kind, str(v), secret) for v in out[name]], out)
+    return out.rename(columns={name: ref for name, (_, ref) in IDENTIFIERS.items()})
 
 
 def total(values: pd.Series) -> Decimal:

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from odwh.publish import charts, labels
-from odwh.publish.data import columns_of, frame, records
+from odwh.publish.data import columns_of, frame, pseudonymised, records
 
 SOCIAL_MARTS = ("fct_client_protection_month_end", "fct_complaints_month_end", "fct_ppi_wave")
 NO_INDICATOR = "The extracts hold no indicator for this principle."
@@ -71,7 +71,11 @@ def load_social(conn: psycopg.Connection, month_end: date, list_rows: int = 25) 
         params,
     )
     return SocialData(
-        month_end, row("fct_client_protection_month_end"), row("fct_complaints_month_end"), waves, pricing
+        month_end,
+        row("fct_client_protection_month_end"),
+        row("fct_complaints_month_end"),
+        waves,
+        pseudonymised(pricing),
     )
 
 
