@@ -16,6 +16,7 @@ import io
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from babel.dates import format_date
@@ -38,14 +39,18 @@ def N_(message: str) -> str:
 
 @functools.cache
 def translations(locale: str) -> Translations:
-    """The catalogue of ``locale`` compiled from its ``.po`` (fuzzy entries left out, as msgfmt does)."""
-    po = files("odwh") / "locale" / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+    """The catalogue of ``locale``, compiled once per process."""
+    return compiled(files("odwh") / "locale" / locale / "LC_MESSAGES" / f"{DOMAIN}.po", locale)
+
+
+def compiled(po: Traversable, locale: str) -> Translations:
+    """A ``.po`` file compiled in memory, fuzzy (unchecked) entries left out as msgfmt does."""
     with po.open("rb") as source:
         catalog = read_po(source, locale=locale, domain=DOMAIN)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled, domain=DOMAIN)
+    binary = io.BytesIO()
+    write_mo(binary, catalog)
+    binary.seek(0)
+    return Translations(binary, domain=DOMAIN)
 
 
 def gettext(locale: str, message: str, **values: Any) -> str:

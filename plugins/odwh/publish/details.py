@@ -97,7 +97,7 @@ def _conversion_candidate(s: _Sentence) -> str:
         parts.append(s._("no net inflow over {days} days", days=window))
     parts.append(s._("drawn {amount}", amount=s.amount("drawn")))
     if s["term_product"]:
-        parts.append(s._("propose a {product} term loan", product=s["term_product"]))
+        parts.append(s._("propose {product} term loan", product=s["term_product"]))
     else:
         parts.append(s._("propose a term loan (no FX rate)"))
     parts.append(

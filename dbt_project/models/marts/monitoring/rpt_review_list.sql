@@ -97,7 +97,9 @@ reasons as (
         'No customer transaction in the month; drawn '
         || {{ money.replace('AMOUNT', 'principal_outstanding') }}
         || ', charges of the month ' || {{ money.replace('AMOUNT', 'coalesce(total_due, 0)') }} as detail,
-        jsonb_build_object('drawn', principal_outstanding::text, 'charges', coalesce(total_due, 0)::text) as detail_params
+        jsonb_build_object(
+            'drawn', principal_outstanding::text, 'charges', coalesce(total_due, 0)::text
+        ) as detail_params
     from accounts
     where month_observed and customer_transactions = 0 and (is_active or principal_outstanding > 0)
 
