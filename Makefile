@@ -69,7 +69,7 @@ bench: install
 # The report catalogues (docs/reports.md, "Translating"): extract every message of the code and templates into
 # messages.pot, then merge it into the km and en .po files (new messages arrive untranslated, for the translator).
 LOCALE_DIR := plugins/odwh/locale
-I18N_KEYWORDS := -k N_ -k n_:1,2 -k gettext:2 -k ngettext:2,3
+I18N_KEYWORDS := -k N_ -k NP_:1,2 -k n_:1,2 -k gettext:2 -k ngettext:2,3
 i18n: install
 	$(BIN)/pybabel -q extract -F babel.cfg $(I18N_KEYWORDS) --no-location --sort-output --no-wrap \
 		--project odwh --copyright-holder "odwh contributors" --msgid-bugs-address "risk team (docs/reports.md)" \

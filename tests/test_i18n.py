@@ -153,7 +153,8 @@ def test_review_list_details_in_khmer_then_english(fresh_db: str, tmp_path: Path
 
 
 def test_agent_alert_list_in_khmer_then_english(fresh_db: str, tmp_path: Path) -> None:
-    """The daily list's status and detail in Khmer first, the detail from fct_agent_alerts.detail_params."""
+    """The daily list's status and detail in Khmer first, the detail from fct_agent_alerts.detail_params (a kind
+    of day without its figure is named without an amount)."""
     ScriptedMarts(fresh_db).create()
     with psycopg.connect(fresh_db) as conn:
         conn.execute(
@@ -162,7 +163,7 @@ def test_agent_alert_list_in_khmer_then_english(fresh_db: str, tmp_path: Path) -
             " days_open, abnormal_days, status)"
             " values ('C1', 'A1', 'CM1', 'RM1', 'B01', 'KHR', 'CASH_WITHDRAWAL,EXCESS', 'English detail',"
             " jsonb_build_object('cash_withdrawal_days', 1, 'cash_withdrawn', '400000.5', 'excess_days', 3,"
-            " 'peak_excess', '1234567'), '2026-01-20', '2026-01-22', false, 3, 3, 'OPEN')"
+            " 'peak_excess', '1234567', 'drawdown_days', 1), '2026-01-20', '2026-01-22', false, 3, 3, 'OPEN')"
         )
         publish.write_agent_alert_lists(conn, date(2026, 1, 22), tmp_path)
     sheet = openpyxl.load_workbook(tmp_path / "B01.xlsx").worksheets[0]
@@ -171,8 +172,11 @@ def test_agent_alert_list_in_khmer_then_english(fresh_db: str, tmp_path: Path) -
     assert row[6].split("\n") == [
         _khmer("{n} day with a cash withdrawal, total {amount}", n=1, amount="KHR 400,001")
         + "; "
-        + _khmer("{n} day in excess, peak {amount}", n=3, amount="KHR 1,234,567"),
-        "1 day with a cash withdrawal, total KHR 400,001; 3 days in excess, peak KHR 1,234,567",
+        + _khmer("{n} day in excess, peak {amount}", n=3, amount="KHR 1,234,567")
+        + "; "
+        + _khmer("{n} day with an abnormal drawdown", n=1),  # no figure for the drawdown: none shown
+        "1 day with a cash withdrawal, total KHR 400,001; 3 days in excess, peak KHR 1,234,567;"
+        " 1 day with an abnormal drawdown",
     ]
 
 

@@ -6,7 +6,7 @@ Lokalize, Weblate). The ``.po`` files are compiled in memory when first used (no
 repository; decision 0022). Source strings (msgids) are English; ``en/messages.po`` may override them.
 
 Staff read Khmer first and the policy says the Khmer text prevails, so a bilingual text puts Khmer first:
-``both("Total")`` is "សរុប / Total". Mark a string for extraction without translating it yet with ``N_``.
+``both("Total")`` is "សរុប / Total". Mark a string for extraction without translating it yet with ``N_`` (a plural pair: ``NP_``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ CURRENCY_DECIMALS: dict[str, int] = {"KHR": 0, "USD": 2, "THB": 2}
 def N_(message: str) -> str:
     """Marks ``message`` for the catalogue; it is translated where it is shown."""
     return message
+
+
+def NP_(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a singular/plural pair for the catalogue (for ``ngettext`` where it is shown)."""
+    return singular, plural
 
 
 @functools.cache

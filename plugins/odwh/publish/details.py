@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from odwh.i18n import KHMER, LOCALES, N_, day, gettext, money, ngettext, number
+from odwh.i18n import KHMER, LOCALES, N_, NP_, day, gettext, money, ngettext, number
 
 #: NBC grade names as the review lists show them (the marts carry the English name).
 GRADES = {
@@ -191,36 +191,42 @@ def _pricing(s: _Sentence) -> str:
     )
 
 
+#: Agent alert figures: (days key, amount key, message without the amount, message with it).
+ALERT_DAYS = (
+    (
+        "cash_withdrawal_days",
+        "cash_withdrawn",
+        NP_("{n} day with a cash withdrawal", "{n} days with a cash withdrawal"),
+        NP_(
+            "{n} day with a cash withdrawal, total {amount}",
+            "{n} days with a cash withdrawal, total {amount}",
+        ),
+    ),
+    (
+        "excess_days",
+        "peak_excess",
+        NP_("{n} day in excess", "{n} days in excess"),
+        NP_("{n} day in excess, peak {amount}", "{n} days in excess, peak {amount}"),
+    ),
+    (
+        "drawdown_days",
+        "largest_drawdown",
+        NP_("{n} day with an abnormal drawdown", "{n} days with an abnormal drawdown"),
+        NP_(
+            "{n} day with an abnormal drawdown, largest {amount}",
+            "{n} days with an abnormal drawdown, largest {amount}",
+        ),
+    ),
+)
+
+
 def _agent_alert(s: _Sentence) -> str:
-    parts = []
-    if s["cash_withdrawal_days"]:
-        parts.append(
-            s.n_(
-                "{n} day with a cash withdrawal, total {amount}",
-                "{n} days with a cash withdrawal, total {amount}",
-                s["cash_withdrawal_days"],
-                amount=s.amount("cash_withdrawn"),
-            )
-        )
-    if s["excess_days"]:
-        parts.append(
-            s.n_(
-                "{n} day in excess, peak {amount}",
-                "{n} days in excess, peak {amount}",
-                s["excess_days"],
-                amount=s.amount("peak_excess"),
-            )
-        )
-    if s["drawdown_days"]:
-        parts.append(
-            s.n_(
-                "{n} day with an abnormal drawdown, largest {amount}",
-                "{n} days with an abnormal drawdown, largest {amount}",
-                s["drawdown_days"],
-                amount=s.amount("largest_drawdown"),
-            )
-        )
-    return "; ".join(parts)
+    """Each kind of abnormal day that occurred, with its figure when the opening account has one."""
+    return "; ".join(
+        s.n_(*without, s[days]) if s[amount] is None else s.n_(*with_amount, s[days], amount=s.amount(amount))
+        for days, amount, without, with_amount in ALERT_DAYS
+        if s[days]
+    )
 
 
 SENTENCES: dict[str, Callable[[_Sentence], str]] = {
