@@ -18,6 +18,8 @@
 -- An application reason carries the application id in od_account_id (decision 0014).
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
+-- detail is an English sentence; detail_params holds its figures (JSON, amounts as exact decimal strings),
+-- from which the reports write the detail in Khmer and English (odwh.publish.details, decision 0022).
 {{ config(tags=['month_end']) }}
 
 {#- "USD 1,234.56" / "KHR 1,234,567": money.replace('AMOUNT', <sql>) with the row's currency in ccy -#}
