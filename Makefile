@@ -72,7 +72,7 @@ LOCALE_DIR := plugins/odwh/locale
 I18N_KEYWORDS := -k N_ -k NP_:1,2 -k n_:1,2 -k gettext:2 -k ngettext:2,3
 i18n: install
 	$(BIN)/pybabel -q extract -F babel.cfg $(I18N_KEYWORDS) --no-location --sort-output --no-wrap \
-		--project odwh --copyright-holder "odwh contributors" --msgid-bugs-address "risk team (docs/reports.md)" \
+		--project odwh --version 0.1.0 --copyright-holder "odwh contributors" --msgid-bugs-address "risk team (docs/reports.md)" \
 		-o $(LOCALE_DIR)/messages.pot plugins/odwh
 	$(BIN)/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages \
 		--no-wrap --no-fuzzy-matching --ignore-obsolete
