@@ -4,7 +4,8 @@ Workbook: a summary sheet per senior manager (SM) and per manager (AM) of the br
 amounts by reason, officer by officer), then one sheet per credit officer (CM) with that officer's accounts,
 a subtotal per reason and the number of distinct accounts. Amounts are never summed across reasons: one account
 can be listed for several reasons with the same balance, so such a sum would count it several times. The CSV holds the same rows as the officer sheets, one file per branch, UTF-8 with a BOM so Excel
-shows the Khmer headers.
+shows the Khmer headers. Each detail is written from the mart's figures (``detail_params``) in Khmer, then in
+English on the line below (``odwh.publish.details``).
 """
 
 from __future__ import annotations
