@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export ODWH_HOME ?= $(CURDIR)/.odwh
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: install os-packages demo test cluster-test lint typecheck unit bench lock docs clean
+.PHONY: install os-packages demo test cluster-test lint typecheck unit bench lock docs i18n clean
 
 install: $(STAMP)
 
@@ -66,6 +66,17 @@ cluster-test: install os-packages
 
 bench: install
 	$(BIN)/odwh bench
+
+# The report catalogues (docs/reports.md, "Translating"): extract every message of the code and templates into
+# messages.pot, then merge it into the km and en .po files (new messages arrive untranslated, for the translator).
+LOCALE_DIR := plugins/odwh/locale
+I18N_KEYWORDS := -k N_ -k NP_:1,2 -k n_:1,2 -k gettext:2 -k ngettext:2,3
+i18n: install
+	$(BIN)/pybabel -q extract -F babel.cfg $(I18N_KEYWORDS) --no-location --sort-output --no-wrap \
+		--project odwh --version 0.1.0 --copyright-holder "odwh contributors" --msgid-bugs-address "risk team (docs/reports.md)" \
+		-o $(LOCALE_DIR)/messages.pot plugins/odwh
+	$(BIN)/pybabel -q update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages \
+		--no-wrap --no-fuzzy-matching --ignore-obsolete
 
 docs: install
 	$(BIN)/odwh dbt docs generate

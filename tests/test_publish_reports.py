@@ -361,8 +361,8 @@ def test_board_pack_opens_with_par_30_and_the_roll_rate_heat_map(rendered: tuple
     )
     assert kpis[0] == ("PAR 30, OD and term loans", "9.72%")  # 106,500 / 1,096,200
     quality = html.index("Portfolio at risk, risk coverage and roll rates")
-    assert quality < html.index("1. Portfolio size and trend")
-    section = html[quality : html.index("1. Portfolio size and trend")]
+    assert quality < html.index('<h2 id="trend">1. ')
+    section = html[quality : html.index('<h2 id="trend">1. ')]
     assert (
         "PAR 30, OD and term loans" in section
         and "Risk coverage (provisions / PAR 30 outstanding)" in section
@@ -485,8 +485,9 @@ def _alert_lists(url: str, out_dir: Path, day: date = date(2026, 1, 21)) -> list
             cur.executemany(
                 "insert into marts.fct_agent_alerts (customer_id, od_account_id, officer_id, regional_manager_id,"
                 " branch_code, reason, detail, opened_on, last_abnormal_on, closed_on, escalated_on, escalated,"
-                " days_open, abnormal_days, status, currency)"
-                " values (%s, %s, %s, %s, %s, %s, 'detail ' || %s, %s, %s, %s, %s, %s::date is not null, 1, 1, 'X', 'USD')",
+                " days_open, abnormal_days, status, currency, detail_params)"
+                " values (%s, %s, %s, %s, %s, %s, 'detail ' || %s, %s, %s, %s, %s, %s::date is not null, 1, 1, 'X', 'USD',"
+                " jsonb_build_object('excess_days', 2, 'peak_excess', '150.5'))",
                 [(*a[:6], a[0], *a[6:], a[9]) for a in ALERTS],
             )
         conn.commit()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import re
 import shutil
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ import psycopg
 import pytest
 from odwh import gate, simulate
 from odwh.contract import EXCLUDED_ACTIVITIES
+from odwh.publish import labels
 from odwh.simulate.rates import DEFAULT_RATES
 from support.airflow import odwh_run
 from support.database import query, throwaway_database
@@ -247,6 +249,17 @@ def test_review_lists_carry_the_social_reasons(run):
     assert not query(
         url, "select 1 from marts.rpt_review_list where reason = 'PRICING' and officer_id is null"
     )
+    # the published lists write each social reason's detail from its figures: Khmer, then English
+    social = ("ES_SCREENING", "EXCLUSION", "OVER_INDEBTEDNESS", "PRICING")
+    details = [
+        row["ព័ត៌មានលម្អិត / Detail"].split("\n")
+        for path in run[2].glob("*/review-lists/*.csv")
+        for row in csv.DictReader(path.open(encoding="utf-8-sig", newline=""))
+        if any(row["មូលហេតុ / Reason"].endswith(labels.REASONS[code]) for code in social)
+    ]
+    assert len(details) == sum(counts.values())
+    khmer = re.compile("[\u1780-\u17ff]")
+    assert all(len(d) == 2 and khmer.search(d[0]) and not khmer.search(d[1]) for d in details)
 
 
 def test_section_10_in_the_board_pack_and_the_dashboard(run):
@@ -254,7 +267,7 @@ def test_section_10_in_the_board_pack_and_the_dashboard(run):
     for month_end in MONTH_ENDS:
         folder = reports / f"{month_end:%Y-%m}"
         html = (folder / "board-pack.html").read_text(encoding="utf-8")
-        section = html[html.index("10. Social performance and client protection") :]
+        section = html[html.index('<h2 id="social-performance">10. ') :]
         for text in (
             "Prevention of over-indebtedness",
             "Responsible pricing",

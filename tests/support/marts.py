@@ -166,18 +166,28 @@ REVIEW_COLUMNS = (
     "amount",
     "detail",
     "amount_usd",
+    "detail_params",
 )
 REVIEW = """
-# od | reason             | officer manager senior branch customer ccy | amount   | detail | amount usd
+# od | reason             | officer manager senior branch customer ccy | amount   | detail | amount usd | detail params
 A1 | EXCESS               | CM1 | AM1 | SM1 | B01 | C1 | USD | 200        | 31 day(s) in excess, peak USD 200.00 | 200
+   | {"days": 31, "peak": "200", "excess_fee": "6.2"}
 A1 | BREACH               | CM1 | AM1 | SM1 | B01 | C1 | USD | 5000       | AGENT_LIMIT_EXCEEDED                 | 5000
+   | {"breaches": ["AGENT_LIMIT_EXCEEDED"]}
 A1 | GRADE                | CM1 | AM1 | SM1 | B01 | C1 | USD | 5200       | Special Mention (was Normal)         | 5200
+   | {"previous": "Normal", "grade": "Special Mention", "days_past_due": 20}
 A2 | NO_TRANSACTION       | CM1 | AM1 | SM1 | B01 | C2 | KHR | 12000000.4 | no transaction                       | 3000.0001
+   | {"drawn": "12000000.4", "charges": "120000.5"}
 A3 | CONVERSION_CANDIDATE | CM3 | AM1 | SM1 | B01 | C3 | THB | 200000.5   | stagnant                             | 6000.015
+   | {"stagnant": "200000.5", "no_net_inflow": true, "window_days": 60, "drawn": "250000", "agent": false}
 A3 | GRADE                | CM3 | AM1 | SM1 | B01 | C3 | THB | 250000     | Substandard                          | 7500
+   | {"previous": "Special Mention", "grade": "Substandard", "days_past_due": 45}
 A5 | RECONCILIATION       | CM2 | AM2 | SM1 | B02 | C5 | USD | 4.5        | interest 1185.00 vs 1180.50          | 4.5
+   | {"interest": "1185.00", "core_interest": "1180.50", "fees": "0", "core_fees": "0"}
 A5 | GRADE                | CM2 | AM2 | SM1 | B02 | C5 | USD | 79000      | Loss                                 | 79000
+   | {"previous": "Doubtful", "grade": "Loss", "days_past_due": 120}
 A5 | MATURITY             | CM2 | AM2 | SM1 | B02 | C5 | USD |            | matures 2026-02-28                   |
+   | {"maturity_date": "2026-02-28", "drawn": "79000", "days_matured": null}
 """
 
 

@@ -16,11 +16,12 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from odwh.publish import labels
+from odwh.i18n import N_
+from odwh.publish import details, labels
 from odwh.publish.data import MARTS, columns_of, frame, records, require
 from odwh.publish.workbook import Column, new_workbook, save, sheet_name, write_table
 
-TITLE = ("បញ្ជីជូនដំណឹងភ្នាក់ងារប្រចាំថ្ងៃ", "Daily agent alert list")
+TITLE = N_("Daily agent alert list")
 ALERT_COLUMNS = (
     "customer_id",
     "od_account_id",
@@ -48,7 +49,8 @@ FIELDS = (
 )
 
 ALERTS_SQL = """
-select a.customer_id, a.od_account_id, a.officer_id, {branch} as branch_code, {detail} as detail, a.reason,
+select a.customer_id, a.od_account_id, a.officer_id, {branch} as branch_code, {detail} as detail,
+       {params} as detail_params, {currency} as currency, a.reason,
        a.opened_on, a.last_abnormal_on, %(d)s::date - a.opened_on + 1 as days_open,
        case when a.escalated_on <= %(d)s then a.escalated_on end as escalated_on,
        case when a.escalated_on <= %(d)s then 'ESCALATED' else 'OPEN' end as status,
@@ -92,11 +94,30 @@ def open_alerts(conn: psycopg.Connection, business_date: date) -> pd.DataFrame:
         regional: sql.Composable = sql.SQL("a.regional_manager_id")
     else:
         regional = sql.SQL("o.regional_manager_id") if "regional_manager_id" in officers else sql.SQL("null")
-    detail = sql.SQL("a.detail") if "detail" in has else sql.SQL("null::text")
-    query = sql.SQL(ALERTS_SQL).format(branch=branch, detail=detail, regional=regional, join=join)
+    query = sql.SQL(ALERTS_SQL).format(
+        branch=branch,
+        detail=_optional(has, "detail", "text"),
+        params=_optional(has, "detail_params", "jsonb"),
+        currency=_optional(has, "currency", "text"),
+        regional=regional,
+        join=join,
+    )
     alerts = frame(conn, query, {"d": business_date})
     alerts["status"] = alerts["status"].map(lambda s: labels.bilingual(labels.ALERT_STATUS[s]))
+    alerts["detail"] = [
+        details.bilingual("AGENT_ALERT", params, currency, detail)
+        for params, currency, detail in zip(
+            alerts["detail_params"], alerts["currency"], alerts["detail"], strict=True
+        )
+    ]
     return alerts
+
+
+def _optional(has: set[str], name: str, pg_type: str) -> sql.Composable:
+    """The alert's column, or a typed null where the mart predates it."""
+    if name in has:
+        return sql.SQL("a.{}").format(sql.Identifier(name))
+    return sql.SQL("null::{}").format(sql.SQL(pg_type))
 
 
 def _workbook(rows: pd.DataFrame, branch_code: str, business_date: date) -> object:

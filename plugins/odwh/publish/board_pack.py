@@ -17,12 +17,12 @@ import pandas as pd
 from jinja2 import Environment
 from markupsafe import Markup
 
-from odwh import grades
+from odwh import grades, i18n
 from odwh.html_pages import template_environment
 from odwh.publish import charts, fonts, labels, quality, social
 from odwh.publish.data import MonthData, column, records, total
 
-COVER_KHMER = "គណៈកម្មាធិការហានិភ័យនៃក្រុមប្រឹក្សាភិបាល"  # Board Risk Committee
+COVER_KHMER = i18n.gettext(i18n.KHMER, "Board Risk Committee")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def context(data: MonthData) -> dict[str, Any]:
         "data": data,
         "institution": data.institution,
         "cover_khmer": COVER_KHMER,
-        "month_label": f"{data.month_end:%B %Y}",
+        "month_label": i18n.month(data.month_end),
         "month_end": data.month_end,
         "generated_at": data.generated_at,
         "portfolio": portfolio,

@@ -78,7 +78,7 @@ REVIEW_COLUMNS = (
     "detail",
     "amount_usd",
 )
-REVIEW_OPTIONAL = ("customer_id", "currency", "amount", "officer_name")
+REVIEW_OPTIONAL = ("customer_id", "currency", "amount", "officer_name", "detail_params")
 
 
 class MartMissing(LookupError):
@@ -440,7 +440,7 @@ def _review_list(conn: psycopg.Connection, month_end: date) -> pd.DataFrame:
         ).format(picked=picked, names=names, join=join),
         (month_end,),
     )
-    for missing in ("customer_id", "currency", "amount", "officer_name"):
+    for missing in REVIEW_OPTIONAL:
         if missing not in review.columns:
             review[missing] = None
     return review

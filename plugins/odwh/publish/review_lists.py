@@ -4,7 +4,8 @@ Workbook: a summary sheet per senior manager (SM) and per manager (AM) of the br
 amounts by reason, officer by officer), then one sheet per credit officer (CM) with that officer's accounts,
 a subtotal per reason and the number of distinct accounts. Amounts are never summed across reasons: one account
 can be listed for several reasons with the same balance, so such a sum would count it several times. The CSV holds the same rows as the officer sheets, one file per branch, UTF-8 with a BOM so Excel
-shows the Khmer headers.
+shows the Khmer headers. Each detail is written from the mart's figures (``detail_params``) in Khmer, then in
+English on the line below (``odwh.publish.details``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from odwh.publish import labels
+from odwh import i18n
+from odwh.i18n import N_
+from odwh.publish import details, labels
 from odwh.publish.data import MonthData, column, records, total
 from odwh.publish.workbook import Column, new_workbook, save, sheet_name, write_table
 
-TITLE = ("បញ្ជីត្រួតពិនិត្យប្រចាំខែ", "Monthly review list")
-SUMMARY_TITLE = ("សេចក្តីសង្ខេប", "Summary")
+TITLE = N_("Monthly review list")
+SUMMARY_TITLE = N_("Summary")
+ALL_OFFICERS = N_("All officers")
 UNASSIGNED = "UNASSIGNED"
 
 OFFICER_COLUMNS = (
@@ -67,7 +71,8 @@ def write_review_lists(data: MonthData, out_dir: Path) -> list[Path]:
     written: list[Path] = []
     for code in codes:
         rows = review[review["branch_code"] == code]
-        heading = f"{data.month_end:%B %Y} — {code} {branch_names.get(code) or ''}".rstrip()
+        # the month in English only: the bilingual title already fills the printed width
+        heading = f"{i18n.month(data.month_end)} — {code} {branch_names.get(code) or ''}".rstrip()
         written.append(save(_branch_workbook(rows, heading), folder / f"{code}.xlsx", when))
         written.append(_write_csv(rows, folder / f"{code}.csv"))
     return written
@@ -86,6 +91,19 @@ def _prepared(data: MonthData) -> pd.DataFrame:
         review,
     )
     review["reason_code"] = review["reason"]
+    review["detail"] = column(
+        [
+            details.bilingual(*row)
+            for row in zip(
+                review["reason_code"],
+                review["detail_params"],
+                review["currency"],
+                review["detail"],
+                strict=True,
+            )
+        ],
+        review,
+    )
     review["reason"] = review["reason_code"].map(labels.reason_label)
     review["_rank"] = review["reason_code"].map(labels.reason_rank)
     review["_usd"] = column([_sortable(v) for v in review["amount_usd"]], review)
@@ -149,8 +167,10 @@ def _officer_totals(rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _accounts(count: int) -> str:
-    km, en = labels.ACCOUNTS_COUNTED_ONCE
-    return f"{km}: {count:,} / {en}: {count:,}"
+    return " / ".join(
+        f"{i18n.gettext(locale, labels.ACCOUNTS_COUNTED_ONCE)}: {i18n.number(count, 0, locale)}"
+        for locale in i18n.LOCALES
+    )
 
 
 def _summary(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -160,7 +180,7 @@ def _summary(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, A
         name = own["officer_name"].iloc[0]
         lines += [{"officer_id": officer, "officer_name": name, **line} for line in _by_reason(own)]
         lines.append(_distinct_accounts(own, officer_id=officer, officer_name=name))
-    everyone = labels.bilingual(("មន្ត្រីទាំងអស់", "All officers"))
+    everyone = labels.bilingual(ALL_OFFICERS)
     totals = [{"officer_id": everyone, **line} for line in _by_reason(rows)]
     totals.append(_distinct_accounts(rows, officer_id=everyone))
     return lines, totals

@@ -33,6 +33,7 @@ TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
 THIN = Side(style="thin", color="A6A6A6")
 BOLD = Font(bold=True)
 WRAP_TOP = Alignment(wrap_text=True, vertical="top")  # shared style objects: a style per cell is slow
+TOP = Alignment(vertical="top")  # a row's short values beside the first line of its wrapped detail
 INVALID_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 #: Sum of column widths (Excel character units of Calibri 11, ~7.4 px each plus cell padding) that fits A4
 #: landscape at 100% between 0.4" margins, with room to spare (LibreOffice measured with Carlito).
@@ -118,8 +119,7 @@ def write_table(
             fmt = _number_format(record, column)
             if fmt:
                 cell.number_format = fmt
-            if column.wrap:
-                cell.alignment = WRAP_TOP
+            cell.alignment = WRAP_TOP if column.wrap else TOP
             if bold:
                 cell.font = BOLD
                 cell.fill = TOTAL_FILL

@@ -17,6 +17,10 @@ with exceptions as (
         'E&S ' || exception || ': ' || coalesce(es_risk, 'not') || ' rated, '
         || {{ money.replace('AMOUNT', 'amount') }} || ' applied on ' || applied_on
         || ' (KHR ' || to_char(amount_khr, 'FM999,999,999,999,990') || ' at that day''s rate)' as detail,
+        jsonb_build_object(
+            'exception', exception, 'es_risk', es_risk, 'amount', amount::text, 'applied_on', applied_on,
+            'amount_khr', amount_khr::text
+        ) as detail_params,
         parameter_version,
         load_id
     from {{ ref('fct_es_screening') }}
@@ -33,6 +37,9 @@ with exceptions as (
         amount,
         'Approved excluded activity ' || purpose_activity || ' (' || activity_name || '); legal basis: '
         || legal_basis as detail,
+        jsonb_build_object(
+            'activity', purpose_activity, 'activity_name', activity_name, 'legal_basis', legal_basis
+        ) as detail_params,
         'activity_exclusion_list' as parameter_version,
         load_id
     from {{ ref('fct_exclusion_breaches') }}
@@ -49,6 +56,10 @@ with exceptions as (
         exception || ': debt service ratio ' || coalesce(debt_service_ratio::text, 'not recorded')
         || ' (limit ' || max_dsr || ')'
         || case when cbc_checked then '' else ', approved without a CBC check' end as detail,
+        jsonb_build_object(
+            'exception', exception, 'debt_service_ratio', debt_service_ratio::text, 'max_dsr', max_dsr::text,
+            'cbc_checked', cbc_checked
+        ) as detail_params,
         parameter_version,
         load_id
     from {{ ref('fct_over_indebtedness') }}
@@ -64,6 +75,10 @@ with exceptions as (
         principal_outstanding as amount,
         'Monthly rate ' || trim_scale(monthly_interest_rate * 100) || '% = ' || trim_scale(annual_rate * 100)
         || '% a year, above the NBC ceiling of ' || trim_scale(rate_ceiling_annual * 100) || '%' as detail,
+        jsonb_build_object(
+            'monthly_rate', monthly_interest_rate::text, 'annual_rate', annual_rate::text,
+            'ceiling', rate_ceiling_annual::text
+        ) as detail_params,
         parameter_version,
         load_id
     from {{ ref('fct_pricing_exceptions') }}
@@ -79,6 +94,7 @@ select
     e.ccy,
     e.amount,
     e.detail,
+    e.detail_params,
     e.parameter_version,
     e.load_id
 from exceptions as e

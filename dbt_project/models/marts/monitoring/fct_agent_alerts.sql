@@ -167,6 +167,12 @@ select
                 || coalesce(', largest ' || t.drawdown_text, '')
         end
     ) as detail,
+    -- the figures of detail, for the lists' Khmer and English sentences (decision 0022)
+    jsonb_build_object(
+        'cash_withdrawal_days', t.cash_withdrawal_days, 'cash_withdrawn', t.cash_withdrawn::text,
+        'excess_days', t.excess_days, 'peak_excess', t.peak_excess::text,
+        'drawdown_days', t.drawdown_days, 'largest_drawdown', t.largest_abnormal_drawdown::text
+    ) as detail_params,
     t.opened_on,
     t.last_abnormal_on,
     t.closed_on,

@@ -18,6 +18,8 @@
 -- An application reason carries the application id in od_account_id (decision 0014).
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
+-- detail is an English sentence; detail_params holds its figures (JSON, amounts as exact decimal strings),
+-- from which the reports write the detail in Khmer and English (odwh.publish.details, decision 0022).
 {{ config(tags=['month_end']) }}
 
 {#- "USD 1,234.56" / "KHR 1,234,567": money.replace('AMOUNT', <sql>) with the row's currency in ccy -#}
@@ -81,7 +83,10 @@ reasons as (
         peak_excess as amount,
         days_in_excess || case when days_in_excess = 1 then ' day' else ' days' end || ' in excess, peak '
         || {{ money.replace('AMOUNT', 'peak_excess') }}
-        || ', excess fee ' || {{ money.replace('AMOUNT', 'coalesce(excess_fee_due, 0)') }} as detail
+        || ', excess fee ' || {{ money.replace('AMOUNT', 'coalesce(excess_fee_due, 0)') }} as detail,
+        jsonb_build_object(
+            'days', days_in_excess, 'peak', peak_excess::text, 'excess_fee', coalesce(excess_fee_due, 0)::text
+        ) as detail_params
     from accounts
     where days_in_excess > 0
 
@@ -93,7 +98,10 @@ reasons as (
         principal_outstanding as amount,
         'No customer transaction in the month; drawn '
         || {{ money.replace('AMOUNT', 'principal_outstanding') }}
-        || ', charges of the month ' || {{ money.replace('AMOUNT', 'coalesce(total_due, 0)') }} as detail
+        || ', charges of the month ' || {{ money.replace('AMOUNT', 'coalesce(total_due, 0)') }} as detail,
+        jsonb_build_object(
+            'drawn', principal_outstanding::text, 'charges', coalesce(total_due, 0)::text
+        ) as detail_params
     from accounts
     where month_observed and customer_transactions = 0 and (is_active or principal_outstanding > 0)
 
@@ -106,7 +114,11 @@ reasons as (
         'Customer credits ' || {{ money.replace('AMOUNT', 'customer_credits') }}
         || ' below the month''s charges ' || {{ money.replace('AMOUNT', 'total_due') }}
         || ' (interest ' || {{ money.replace('AMOUNT', 'interest_due') }}
-        || ', fees ' || {{ money.replace('AMOUNT', 'fees_due') }} || ')' as detail
+        || ', fees ' || {{ money.replace('AMOUNT', 'fees_due') }} || ')' as detail,
+        jsonb_build_object(
+            'credits', customer_credits::text, 'charges', total_due::text,
+            'interest', interest_due::text, 'fees', fees_due::text
+        ) as detail_params
     from accounts
     where month_observed and customer_credits < total_due
 
@@ -129,7 +141,12 @@ reasons as (
             'close the OD, re-appraise, check CBC again, keep term and purpose,'
             || ' monthly declining instalments, no grace period'
             || case when customer_type = 'AGENT' then ', collateral required (agent OD)' else '' end
-        ) as detail
+        ) as detail,
+        jsonb_build_object(
+            'stagnant', nullif(stagnant_amount_60d, 0)::text, 'no_net_inflow', coalesce(no_net_inflow_60d, false),
+            'window_days', window_days, 'drawn', principal_outstanding::text, 'term_product', proposed_term_product,
+            'agent', customer_type = 'AGENT'
+        ) as detail_params
     from accounts
     where conversion_candidate
 
@@ -140,7 +157,10 @@ reasons as (
         'GRADE' as reason,
         principal_outstanding as amount,
         case when previous_grade <> nbc_grade then previous_grade || ' -> ' else '' end
-        || nbc_grade || ', ' || days_past_due || ' days past due' as detail
+        || nbc_grade || ', ' || days_past_due || ' days past due' as detail,
+        jsonb_build_object(
+            'previous', nullif(previous_grade, nbc_grade), 'grade', nbc_grade, 'days_past_due', days_past_due
+        ) as detail_params
     from accounts
     where grade_order >= 2 or previous_grade <> nbc_grade
 
@@ -159,7 +179,11 @@ reasons as (
             else
                 'Matures ' || maturity_date || ' (next month), drawn '
                 || {{ money.replace('AMOUNT', 'principal_outstanding') }}
-        end as detail
+        end as detail,
+        jsonb_build_object(
+            'maturity_date', maturity_date, 'drawn', principal_outstanding::text,
+            'days_matured', case when maturity_date <= month_end then month_end - maturity_date end
+        ) as detail_params
     from accounts
     where
         (
@@ -174,7 +198,8 @@ reasons as (
         *,
         'BREACH' as reason,
         limit_amount as amount,
-        'Breaches: ' || array_to_string(policy_breaches, ', ') as detail
+        'Breaches: ' || array_to_string(policy_breaches, ', ') as detail,
+        jsonb_build_object('breaches', to_jsonb(policy_breaches)) as detail_params
     from accounts
     where cardinality(policy_breaches) > 0
 
@@ -187,7 +212,11 @@ reasons as (
         'Interest: warehouse ' || {{ money.replace('AMOUNT', 'interest_due') }}
         || ', core ' || {{ money.replace('AMOUNT', 'core_interest_charged') }}
         || '; fees: warehouse ' || {{ money.replace('AMOUNT', 'fees_due') }}
-        || ', core ' || {{ money.replace('AMOUNT', 'core_fees_charged') }} as detail
+        || ', core ' || {{ money.replace('AMOUNT', 'core_fees_charged') }} as detail,
+        jsonb_build_object(
+            'interest', interest_due::text, 'core_interest', core_interest_charged::text,
+            'fees', fees_due::text, 'core_fees', core_fees_charged::text
+        ) as detail_params
     from accounts
     where reconciliation_break
 ),
@@ -219,6 +248,7 @@ select
     r.customer_id,
     r.currency,
     r.detail,
+    r.detail_params,
     r.amount,
     {{ to_usd('r.amount', 'r') }} as amount_usd,
     r.parameter_version,
@@ -239,6 +269,7 @@ select
     s.customer_id,
     s.ccy as currency,
     s.detail,
+    s.detail_params,
     s.amount,
     {{ to_usd('s.amount', 's') }} as amount_usd,
     s.parameter_version,
