@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, pipeline, simulate, warehouse
+from odwh import contract, pipeline, publication, simulate, warehouse
 from psycopg import sql
 from support import REPO
 from support.airflow import airflow_env, odwh_run
@@ -197,11 +198,10 @@ def _wait_for_loader_blocked(url: str, timeout: float = 120) -> None:
     raise AssertionError("the loader never reached the locked table")
 
 
-def test_a_corrected_date_in_a_published_month_republishes_it(
-    server_url: str, reference: Reference, tmp_path: Path
-):
+@contextmanager
+def copy_of_reference(server_url: str, reference: Reference) -> Iterator[str]:
+    """The reference warehouse as it stands (January published), copied into a throwaway database."""
     with throwaway_database(server_url) as url:
-        # the reference warehouse as it stands (January published), copied
         copy = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
         source = psycopg.conninfo.conninfo_to_dict(reference.url)["dbname"]
         with psycopg.connect(warehouse.with_database(server_url, "postgres"), autocommit=True) as conn:
@@ -209,6 +209,13 @@ def test_a_corrected_date_in_a_published_month_republishes_it(
             conn.execute(
                 sql.SQL("create database {} template {}").format(sql.Identifier(copy), sql.Identifier(source))
             )
+        yield url
+
+
+def test_a_corrected_date_in_a_published_month_republishes_it(
+    server_url: str, reference: Reference, tmp_path: Path
+):
+    with copy_of_reference(server_url, reference) as url:
         landing = tmp_path / "landing"
         shutil.copytree(reference.landing, landing)
         corrected = date(2026, 1, 30)
@@ -274,3 +281,73 @@ def test_a_tampered_archive_copy_is_refused_and_kept(
     again = pipeline.ingest(fresh_db, str(reference.landing), echo=False)
     assert again.ok and len(again.loaded_dates) == 4
     assert manifest_mismatches(fresh_db, reference.landing) == []
+
+
+@contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (root only: skipped elsewhere, with the reason)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Fill ``folder``'s filesystem to the last byte; returns the filler file."""
+    filler = folder / "filler"
+    with filler.open("wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_loads_nothing_publishes_nothing_and_loses_nothing(
+    server_url: str, reference: Reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # the archive's disk is full: the first date is refused, naming the folder and the cause; nothing loaded
+    with throwaway_database(server_url) as url, small_filesystem(tmp_path / "archive", "64k") as archive:
+        monkeypatch.setenv("ODWH_ARCHIVE_DIR", str(archive))
+        filler = _fill(archive)
+        report = pipeline.ingest(url, str(reference.landing), echo=False)
+        assert [o.status for o in report.outcomes] == ["rejected", "waiting", "waiting", "waiting", "waiting"]
+        assert (
+            str(archive) in report.outcomes[0].detail
+            and "No space left on device" in report.outcomes[0].detail
+        )
+        assert query(url, "select count(*) from meta.loads") == [(0,)]
+        assert sorted(p.name for p in archive.rglob("*") if p.is_file()) == ["filler"]  # no partial copy left
+        filler.unlink()
+        monkeypatch.setenv("ODWH_ARCHIVE_DIR", str(tmp_path / "archive-elsewhere"))  # more room
+        again = pipeline.ingest(url, str(reference.landing), echo=False)
+        assert again.ok and len(again.loaded_dates) == 5
+        assert manifest_mismatches(url, reference.landing) == []
+
+    # the reports' disk is full: the month is not published, the published one stays whole (a release is
+    # ~11 MB here, so 32 MB holds the published month and the next one)
+    with (
+        copy_of_reference(server_url, reference) as url,
+        small_filesystem(tmp_path / "reports", "32m") as reports,
+    ):
+        first = publication.close_month(url, MONTH_END, out_root=reports)
+        assert first.published, first.detail
+        month = reports / "2026-01"
+        before = {p.relative_to(month): p.read_bytes() for p in month.rglob("*") if p.is_file()}
+        filler = _fill(reports)
+        with pytest.raises(OSError, match="No space left on device"):
+            publication.close_month(url, MONTH_END, out_root=reports)
+        assert {p.relative_to(month): p.read_bytes() for p in month.rglob("*") if p.is_file()} == before
+        filler.unlink()
+        second = publication.close_month(url, MONTH_END, out_root=reports)
+        assert second.published, second.detail
+        releases = list((reports / publication.RELEASES).iterdir())
+        assert len(releases) == 1 and month.resolve() == releases[0].resolve()  # leftovers cleaned

@@ -182,6 +182,8 @@ def _ingest_one(
         manifest = landing.read_manifest(archived)
     except landing.LandingError as exc:
         return _reject(conn, delivery, [str(exc)])
+    except OSError as exc:  # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
+        return _reject(conn, delivery, [f"{archive_root()}: {ARCHIVE_FAILED} ({exc.strerror or exc})"])
     problems = [str(p) for p in landing.verify_manifest(archived)]
     if problems and not landing.verify_manifest(delivery.path):  # the delivery is sound, its archive is not
         problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
@@ -202,6 +204,9 @@ def _ingest_one(
     return DateOutcome(day, "loaded", detail, loaded.total_rows, warnings)
 
 
+ARCHIVE_FAILED = (
+    "could not archive the delivery, so nothing of it was loaded: free space or fix the folder and run again"
+)
 TAMPERED_ARCHIVE = (
     "the archive copy of this delivery no longer matches its manifest (changed after it was archived); it is"
     " kept as it is for investigation: move it aside and rerun to archive the delivery again"
