@@ -306,3 +306,15 @@ def test_migrations_are_recorded_and_applied_once(fresh_db: str) -> None:
     assert warehouse.migrate(fresh_db) == [2]
     roles = {r for (r,) in query(fresh_db, "select rolname from pg_roles where not rolcanlogin")}
     assert set(warehouse.ROLES) <= roles
+
+
+def test_each_stage_works_as_its_role_whoever_logs_in(fresh_db: str) -> None:
+    """One owner URL (the embedded superuser): every stage connection still has only its role's rights."""
+    for role in (warehouse.LOADER, warehouse.TRANSFORMER, warehouse.PUBLISHER):
+        stage = warehouse.stage_url(role, fresh_db)
+        assert query(stage, "select current_user, rolsuper from pg_roles where rolname = current_user") == [
+            (role, False)
+        ]
+        assert not _can(stage, "select national_id from pii.customers"), role
+    assert _can(warehouse.stage_url(warehouse.LOADER, fresh_db), "delete from raw.od_balances")
+    assert not _can(warehouse.stage_url(warehouse.PUBLISHER, fresh_db), "delete from raw.od_balances")

@@ -115,7 +115,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
     source = source or landing_url()
     warehouse.migrate(warehouse_url)
     report = IngestReport()
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # each date commits on its own
+    loader = warehouse.stage_url(warehouse.LOADER, warehouse_url)
+    with psycopg.connect(loader, autocommit=True) as conn:  # each date commits on its own
         pending = pending_deliveries(conn, source)
         last_loaded = max(load.current_loads(conn), default=None)
         blocked_by: str | None = None
@@ -214,7 +215,7 @@ def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
     """The newest policy change a full rebuild of ``selector`` must take in, or None (odwh.policy)."""
     from odwh import policy
 
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         return policy.full_refresh_needed(conn, selector)
 
 
@@ -228,7 +229,7 @@ def _build_selector(warehouse_url: str, selector: str, policy_change: int | None
         print(f"policy change {policy_change} recorded: rebuilding the {selector} models in full", flush=True)
     transform.run_dbt([*transform.PIPELINE_BUILD, "--selector", selector, *full], warehouse_url)
     if policy_change is not None:
-        with psycopg.connect(warehouse_url) as conn:
+        with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
             policy.record_full_refresh(conn, selector, policy_change)
 
 
@@ -244,7 +245,7 @@ def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
 
     latest = max(report.loaded_dates)
     out_dir = publication.reports_dir() / "daily" / latest / "agent-alerts"
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse.stage_url(warehouse.PUBLISHER, warehouse_url)) as conn:
         files = publish.write_agent_alert_lists(conn, date.fromisoformat(latest), out_dir)
     print(f"{latest}  agent alert lists: {len(files)} file(s) in {out_dir}", flush=True)
     return [str(f) for f in files]
@@ -306,9 +307,10 @@ def close_months(warehouse_url: str, months: list[str]) -> list[dict[str, object
     from odwh import publication
 
     outcomes = []
+    publisher = warehouse.stage_url(warehouse.PUBLISHER, warehouse_url)
     for month_end in months:
         try:
-            outcome = publication.close_month(warehouse_url, date.fromisoformat(month_end))
+            outcome = publication.close_month(publisher, date.fromisoformat(month_end))
         except Exception as exc:  # one month's failure must not hide the others; the run still fails
             outcome = publication.MonthOutcome(month_end, False, "", f"{type(exc).__name__}: {exc}")
         print(outcome.line(), flush=True)

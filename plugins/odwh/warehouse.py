@@ -298,6 +298,15 @@ def dbt_profile_params(warehouse_url: str | None = None) -> dict[str, str]:
     return {"port": "5432", "user": getpass.getuser(), "password": "", "dbname": DB_NAME} | params
 
 
+def stage_url(role: str, warehouse_url: str) -> str:
+    """``warehouse_url`` working as the pipeline stage's group role (``odwh_loader``...): ``SET ROLE`` at
+    connection start (libpq ``options``), so a stage has its role's rights only, whoever logs in (the login must
+    be a member of the role; a superuser is). dbt does the same through its profile's ``role``."""
+    params = conninfo(warehouse_url)
+    options = " ".join(filter(None, (params.get("options"), f"-c role={role}")))
+    return url_from_conninfo({**params, "options": options})
+
+
 @contextmanager
 def connect(warehouse_url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     conn = psycopg.connect(warehouse_url or url(), autocommit=autocommit)
@@ -417,15 +426,10 @@ begin
             end;
         end if;
     end loop;
+    -- every odwh role may connect, also where the database is closed to PUBLIC (docker/init-databases.sh)
+    execute format('grant connect on database %I to odwh_loader, odwh_transformer, odwh_publisher, odwh_reader,'
+                   ' odwh_branch_reader, pii_reader', current_database());
 end $$;
-
--- what dbt builds belongs to the transformer (dbt connects with SET ROLE odwh_transformer), which creates no schema
-create schema if not exists staging authorization odwh_transformer;
-create schema if not exists intermediate authorization odwh_transformer;
-create schema if not exists marts authorization odwh_transformer;
-create schema if not exists policy authorization odwh_transformer;
-grant usage on schema staging, intermediate to odwh_publisher;
-grant usage on schema marts to odwh_publisher, odwh_reader, odwh_branch_reader;
 
 -- which branches each branch-scoped reader may read (odwh access grant/revoke/show)
 create table if not exists meta.branch_access (
@@ -441,7 +445,12 @@ revoke all on all tables in schema raw, meta, pii from public;
 
 -- loader: writes raw, pii (_loader_pii_grants) and the load records; ANALYZEs raw after a batch (MAINTAIN)
 grant usage on schema raw, pii, meta to odwh_loader;
-grant select, insert, delete, maintain on all tables in schema raw to odwh_loader;
+grant select, insert, delete on all tables in schema raw to odwh_loader;
+do $$ begin
+    if current_setting('server_version_num')::int >= 170000 then  -- MAINTAIN exists from PostgreSQL 17
+        execute 'grant maintain on all tables in schema raw to odwh_loader';
+    end if;
+end $$;
 grant select, insert, update on meta.loads to odwh_loader;
 grant select, insert on meta.load_files, meta.rejections to odwh_loader;
 grant select on meta.publications to odwh_loader;
@@ -476,7 +485,7 @@ grant execute on function meta.visible_branches() to odwh_branch_reader;
 
 -- Called by dbt after building each model (a post-hook: a rebuilt table has lost its grants and policies):
 -- staging and intermediate to the publisher; marts to the publisher and readers, and a mart carrying
--- branch_code to branch-scoped readers too, under row-level security. Schema usage is granted above, once:
+-- branch_code to branch-scoped readers too, under row-level security. Schema usage is granted below, once:
 -- dbt's parallel threads granting it on one schema would collide ("tuple concurrently updated").
 create or replace function meta.secure_relation(rel regclass) returns void
 language plpgsql set search_path = pg_catalog as $f$
@@ -504,25 +513,42 @@ end $f$;
 revoke all on function meta.secure_relation(regclass) from public;
 grant execute on function meta.secure_relation(regclass) to odwh_transformer;
 
--- A warehouse built before this migration (dbt as the owner): what dbt built moves to the transformer and is
--- secured as a new build would be.
+-- What dbt builds belongs to the transformer (dbt connects with SET ROLE odwh_transformer), which creates no
+-- schema. A warehouse built before this migration (dbt as the owner) has its schemas and relations moved to the
+-- transformer, which grants and secures them as a new build would: ownership is what lets it, and the migrating
+-- login (a superuser, or the database owner that may SET these roles: docker/init-databases.sh) acts as it.
+create schema if not exists staging authorization odwh_transformer;
+create schema if not exists intermediate authorization odwh_transformer;
+create schema if not exists marts authorization odwh_transformer;
+create schema if not exists policy authorization odwh_transformer;
 do $$
-declare rel record;
+declare
+    rel regclass;
+    schema_name name;
+    old_schemas name[] := array(select nspname from pg_namespace
+                                where nspname in ('staging', 'intermediate', 'marts', 'policy')
+                                  and nspowner <> 'odwh_transformer'::regrole);
 begin
-    for rel in
-        select c.oid, n.nspname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname in ('staging', 'intermediate', 'marts', 'policy') and c.relkind in ('r', 'v', 'p', 'm')
-    loop
-        execute format('alter %s %s owner to odwh_transformer',
-                       case rel.relkind when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
-                       rel.oid::regclass);
-        perform meta.secure_relation(rel.oid::regclass);
+    foreach schema_name in array old_schemas loop  -- a new owner must be able to create in the schema
+        execute format('grant usage, create on schema %I to odwh_transformer', schema_name);
     end loop;
-    alter schema staging owner to odwh_transformer;
-    alter schema intermediate owner to odwh_transformer;
-    alter schema marts owner to odwh_transformer;
-    alter schema policy owner to odwh_transformer;
+    for rel in select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname in ('staging', 'intermediate', 'marts', 'policy') and c.relkind in ('r', 'v', 'p', 'm')
+                 and c.relowner <> 'odwh_transformer'::regrole loop
+        execute format('alter %s %s owner to odwh_transformer',
+                       (select case relkind when 'v' then 'view' when 'm' then 'materialized view' else 'table' end
+                        from pg_class where oid = rel), rel);
+    end loop;
+    foreach schema_name in array old_schemas loop
+        execute format('alter schema %I owner to odwh_transformer', schema_name);
+    end loop;
 end $$;
+set local role odwh_transformer;
+grant usage on schema staging, intermediate to odwh_publisher;
+grant usage on schema marts to odwh_publisher, odwh_reader, odwh_branch_reader;
+select meta.secure_relation(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname in ('staging', 'intermediate', 'marts') and c.relkind in ('r', 'v', 'p', 'm');
+reset role;
 """
 
 
