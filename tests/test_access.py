@@ -264,7 +264,7 @@ def test_access_commands_grant_show_revoke_and_refuse(
     branches = [b for (b,) in query(built.url, "select branch_code from marts.dim_branches order by 1")][:2]
 
     granted = cli.invoke(app, ["access", "grant", user, "--branches", ",".join(branches)])
-    assert granted.exit_code == 0, granted.output
+    assert granted.exit_code == 0 and f"{user} reads branch(es) {', '.join(branches)}" in granted.output
     shown = cli.invoke(app, ["access", "show"])
     assert f"{user}  {', '.join(branches)}" in shown.output
     revoked = cli.invoke(app, ["access", "revoke", user, "--branches", branches[0]])

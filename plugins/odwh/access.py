@@ -45,16 +45,16 @@ def revoke(conn: psycopg.Connection, user: str, branches: Sequence[str] = ()) ->
         "delete from meta.branch_access where user_name = %s and (%s::text[] is null or branch_code = any(%s))",
         (user, codes, codes),
     )
-    left = [
-        code
-        for (code,) in conn.execute(
-            "select branch_code from meta.branch_access where user_name = %s order by 1", (user,)
-        )
-    ]
+    left = branches_of(conn, user)
     if not left and _role_exists(conn, user):
         conn.execute(sql.SQL("revoke {} from {}").format(sql.Identifier(BRANCH_READER), sql.Identifier(user)))
     conn.commit()
     return left
+
+
+def branches_of(conn: psycopg.Connection, user: str) -> list[str]:
+    rows = conn.execute("select branch_code from meta.branch_access where user_name = %s order by 1", (user,))
+    return [code for (code,) in rows]
 
 
 def show(conn: psycopg.Connection) -> list[tuple[str, list[str]]]:

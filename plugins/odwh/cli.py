@@ -145,7 +145,7 @@ def access_grant(
 
     with _access_errors(), warehouse.connect(_migrated_warehouse()) as conn:
         access.grant(conn, user, branches)
-        typer.echo(access.table([row for row in access.show(conn) if row[0] == user]))
+        typer.echo(f"{user} reads branch(es) {', '.join(access.branches_of(conn, user))}")
 
 
 @access_app.command("revoke")
