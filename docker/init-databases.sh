@@ -12,7 +12,15 @@ create database airflow owner airflow;
 create database odwh owner odwh;
 revoke all on database airflow from public;
 revoke all on database odwh from public;
--- odwh db migrate grants to these reader roles; it runs as odwh, which may not create roles itself.
+-- The group roles odwh db migrate grants to (docs/decisions/0025); it runs as odwh, which may not create roles.
 create role pii_reader nologin;
 create role odwh_reader nologin;
+create role odwh_branch_reader nologin;
+create role odwh_loader nologin;
+create role odwh_transformer nologin;
+create role odwh_publisher nologin;
+-- odwh owns the database; each pipeline stage SETs its role (odwh keeps none of their rights by inheritance)
+-- and odwh access grant hands odwh_branch_reader to report logins.
+grant odwh_loader, odwh_transformer, odwh_publisher to odwh with inherit false, set true;
+grant odwh_branch_reader to odwh with admin true, inherit false, set false;
 SQL

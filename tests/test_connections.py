@@ -204,9 +204,11 @@ def test_sslmode_and_sslrootcert_reach_psycopg(tls_server):
         psycopg.connect(wrong_root).close()  # the setting is used, not ignored
 
 
-def test_sslmode_and_sslrootcert_reach_dbt(tls_server, tmp_path):
+def test_sslmode_and_sslrootcert_reach_dbt(tls_server, tmp_path, monkeypatch):
     """dbt connects with verify-full only if it got the root certificate from the URL, and sees TLS."""
     query = "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
+    # as the login, not odwh_transformer: pg_stat_ssl shows a session's TLS state only to the session's user
+    monkeypatch.setenv("ODWH_DBT_ROLE", "")
     result = transform.run_dbt(["show", "--inline", query], tls_server.url, work_dir=tmp_path)
     (shown,) = result.result.results  # type: ignore[union-attr]
     assert [tuple(row) for row in shown.agate_table.rows] == [(True,)]

@@ -90,7 +90,7 @@ def test_load_month_customer_type_from_staging_snapshot(marts_db: str) -> None:
     """Without a mart carrying customer_type, the month end's customers snapshot in staging is the exception."""
     with psycopg.connect(marts_db) as conn:
         conn.execute(
-            "create schema staging; create table staging.stg_core_banking__customers"
+            "create schema if not exists staging; create table staging.stg_core_banking__customers"
             " (customer_id text, customer_type text, business_date date)"
         )
         conn.execute(

@@ -25,6 +25,11 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
+access_app = typer.Typer(
+    help="Branch-scoped readers: which database users may read which branches' rows (row-level security).",
+    no_args_is_help=True,
+)
+app.add_typer(access_app, name="access")
 
 
 @db_app.command("start")
@@ -130,6 +135,52 @@ def _policy_errors() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+@access_app.command("grant")
+def access_grant(
+    user: str = typer.Argument(..., help="An existing database login user."),
+    branches: list[str] = typer.Option(..., "--branches", help="Branch codes, e.g. B01,B02 (repeatable)."),
+) -> None:
+    """Let USER read these branches' rows of every mart carrying branch_code (added to any it had)."""
+    from odwh import access, warehouse
+
+    with _access_errors(), warehouse.connect(_migrated_warehouse()) as conn:
+        access.grant(conn, user, branches)
+        typer.echo(f"{user} reads branch(es) {', '.join(access.branches_of(conn, user))}")
+
+
+@access_app.command("revoke")
+def access_revoke(
+    user: str = typer.Argument(..., help="A branch-scoped reader."),
+    branches: list[str] = typer.Option([], "--branches", help="Branch codes to withdraw (default: all)."),
+) -> None:
+    """Withdraw branches from USER (all by default); with its last branch USER loses the reader role."""
+    from odwh import access, warehouse
+
+    with _access_errors(), warehouse.connect(_migrated_warehouse()) as conn:
+        left = access.revoke(conn, user, branches)
+    typer.echo(f"{user} reads branch(es) {', '.join(left)}" if left else f"{user} reads no branch")
+
+
+@access_app.command("show")
+def access_show() -> None:
+    """Every branch-scoped reader and the branches it may read."""
+    from odwh import access, warehouse
+
+    with _access_errors(), warehouse.connect(_migrated_warehouse()) as conn:
+        typer.echo(access.table(access.show(conn)))
+
+
+@contextmanager
+def _access_errors() -> Iterator[None]:
+    from odwh import access, warehouse
+
+    try:
+        yield
+    except (access.AccessError, warehouse.WarehouseError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def simulate(
     out: Path = typer.Option(..., help="Landing folder to write business-date folders into."),
@@ -200,10 +251,10 @@ def expectations_export() -> None:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def dbt(ctx: typer.Context) -> None:
     """Run dbt against the warehouse with odwh's project and profile, e.g. `odwh dbt build --full-refresh`."""
-    from odwh import transform, warehouse
+    from odwh import transform
 
     try:
-        transform.run_dbt(list(ctx.args), warehouse.ensure_running())
+        transform.run_dbt(list(ctx.args), _migrated_warehouse())
     except transform.TransformError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

@@ -131,7 +131,7 @@ def models_behind(conn: psycopg.Connection, selector: str) -> int | None:
 
 
 def record_build(warehouse_url: str, selector: str, loads_through: int) -> None:
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         conn.execute(
             "insert into meta.model_builds (selector, loads_through) values (%s, %s) on conflict (selector)"
             " do update set loads_through = excluded.loads_through, built_at = now()",
@@ -145,7 +145,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
     source = source or landing_url()
     warehouse.migrate(warehouse_url)
     report = IngestReport()
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:  # each date commits on its own
+    loader = warehouse.stage_url(warehouse.LOADER, warehouse_url)
+    with psycopg.connect(loader, autocommit=True) as conn:  # each date commits on its own
         pending = pending_deliveries(conn, source)
         last_loaded = max(load.current_loads(conn), default=None)
         blocked_by: str | None = None
@@ -248,7 +249,7 @@ def build_daily(warehouse_url: str) -> None:
     day; a build that failed after its dates were loaded is made up by the next run, even with no new date),
     or rebuild them fully when a policy change was recorded since their last full build."""
     refresh = _policy_refresh(warehouse_url, "daily")
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         behind = models_behind(conn, "daily")
     if behind is None and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
@@ -265,7 +266,7 @@ def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
     """The newest policy change a full rebuild of ``selector`` must take in, or None (odwh.policy)."""
     from odwh import policy
 
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         return policy.full_refresh_needed(conn, selector)
 
 
@@ -280,7 +281,7 @@ def _build_selector(warehouse_url: str, selector: str, policy_change: int | None
     build = [*transform.PIPELINE_BUILD, "--selector", selector, *full]
     transform.run_dbt(build, warehouse_url, callbacks=[progress.DbtProgress(f"dbt build {selector}")])
     if policy_change is not None:
-        with psycopg.connect(warehouse_url) as conn:
+        with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
             policy.record_full_refresh(conn, selector, policy_change)
 
 
@@ -298,7 +299,7 @@ def publish_agent_alerts(warehouse_url: str, report: IngestReport) -> list[str]:
 
     latest = max(report.loaded_dates)
     with publication.staged_release(publication.reports_dir() / "daily", latest) as release:
-        with publication.snapshot(warehouse_url) as conn:
+        with publication.snapshot(warehouse.stage_url(warehouse.PUBLISHER, warehouse_url)) as conn:
             rendered = publish.write_agent_alert_lists(
                 conn, date.fromisoformat(latest), release.path / AGENT_ALERTS
             )
@@ -390,11 +391,12 @@ def close_months(
     from odwh import publication
 
     outcomes = []
+    publisher = warehouse.stage_url(warehouse.PUBLISHER, warehouse_url)
     bar = progress.Progress("close months", len(months), log_lines=False)
     for month_end in months:
         try:
             outcome = publication.close_month(
-                warehouse_url, date.fromisoformat(month_end), loads_through=loads_through
+                publisher, date.fromisoformat(month_end), loads_through=loads_through
             )
         except Exception as exc:  # one month's failure must not hide the others; the run still fails
             outcome = publication.MonthOutcome(month_end, False, "", f"{type(exc).__name__}: {exc}")

@@ -11,6 +11,7 @@ given, to Airflow with its query in ``extra``, to dbt as the credentials dbt-pos
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import secrets
@@ -298,6 +299,15 @@ def dbt_profile_params(warehouse_url: str | None = None) -> dict[str, str]:
     return {"port": "5432", "user": getpass.getuser(), "password": "", "dbname": DB_NAME} | params
 
 
+def stage_url(role: str, warehouse_url: str) -> str:
+    """``warehouse_url`` working as the pipeline stage's group role (``odwh_loader``...): ``SET ROLE`` at
+    connection start (libpq ``options``), so a stage has its role's rights only, whoever logs in (the login must
+    be a member of the role; a superuser is). dbt does the same through its profile's ``role``."""
+    params = conninfo(warehouse_url)
+    options = " ".join(filter(None, (params.get("options"), f"-c role={role}")))
+    return url_from_conninfo({**params, "options": options})
+
+
 @contextmanager
 def connect(warehouse_url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     conn = psycopg.connect(warehouse_url or url(), autocommit=autocommit)
@@ -405,28 +415,243 @@ def has_pii(f: contract.ExtractFile) -> bool:
     return any(c.pii for c in f.columns)
 
 
-ROLES_DDL = """
-do $$ begin
-    if not exists (select from pg_roles where rolname = 'pii_reader') then create role pii_reader nologin; end if;
-    if not exists (select from pg_roles where rolname = 'odwh_reader') then create role odwh_reader nologin; end if;
+# --- least privilege (docs/reliability.md, "Security model"; docs/decisions/0025-roles-and-row-level-security.md)
+
+LOADER, TRANSFORMER, PUBLISHER = "odwh_loader", "odwh_transformer", "odwh_publisher"
+READER, BRANCH_READER, PII_READER = "odwh_reader", "odwh_branch_reader", "pii_reader"
+ROLES = (LOADER, TRANSFORMER, PUBLISHER, READER, BRANCH_READER, PII_READER)
+
+# Group roles (NOLOGIN): a DBA grants them to login users. Roles are cluster-wide, so two databases migrating at
+# once may both try to create one: the loser of that race carries on.
+ACCESS_DDL = """
+do $$
+declare r text;
+begin
+    foreach r in array array['odwh_loader', 'odwh_transformer', 'odwh_publisher', 'odwh_reader',
+                              'odwh_branch_reader', 'pii_reader'] loop
+        if not exists (select from pg_roles where rolname = r) then
+            begin
+                execute format('create role %I nologin', r);
+            exception when duplicate_object or unique_violation then null;
+            end;
+        end if;
+    end loop;
+    -- every odwh role may connect, also where the database is closed to PUBLIC (docker/init-databases.sh)
+    execute format('grant connect on database %I to odwh_loader, odwh_transformer, odwh_publisher, odwh_reader,'
+                   ' odwh_branch_reader, pii_reader', current_database());
 end $$;
-revoke all on schema pii from public;
+
+-- which branches each branch-scoped reader may read (odwh access grant/revoke/show)
+create table if not exists meta.branch_access (
+    user_name   name        not null,
+    branch_code text        not null,
+    granted_by  name        not null default session_user,
+    granted_at  timestamptz not null default now(),
+    primary key (user_name, branch_code)
+);
+
+revoke all on schema raw, meta, pii from public;
+revoke all on all tables in schema raw, meta, pii from public;
+
+-- loader: writes raw, pii (_loader_pii_grants) and the load records; ANALYZEs raw after a batch (MAINTAIN)
+grant usage on schema raw, pii, meta to odwh_loader;
+grant select, insert, delete on all tables in schema raw to odwh_loader;
+do $$ begin
+    if current_setting('server_version_num')::int >= 170000 then  -- MAINTAIN exists from PostgreSQL 17
+        execute 'grant maintain on all tables in schema raw to odwh_loader';
+    end if;
+end $$;
+grant select, insert, update on meta.loads to odwh_loader;
+grant select, insert on meta.load_files, meta.rejections to odwh_loader;
+grant select on meta.publications to odwh_loader;
+
+-- transformer: reads raw and the recorded policy changes, owns what dbt builds (dbt connects with SET ROLE)
+grant usage on schema raw, meta to odwh_transformer;
+grant select on all tables in schema raw to odwh_transformer;
+grant select on meta.loads, meta.load_files, meta.policy_changes, meta.publications to odwh_transformer;
+grant select, insert, update on meta.policy_builds, meta.model_builds to odwh_transformer;
+
+-- publisher: reads raw (the gate reconciles marts to raw), what dbt built, the load records; records publications
+grant usage on schema raw, meta to odwh_publisher;
+grant select on all tables in schema raw to odwh_publisher;
+grant select on meta.loads, meta.load_files, meta.policy_changes, meta.publications to odwh_publisher;
+grant insert on meta.publications to odwh_publisher;
+
+grant usage on all sequences in schema meta to odwh_loader, odwh_publisher;
+grant select on meta.schema_migrations to odwh_loader, odwh_transformer, odwh_publisher;
+
+-- client identifiers: pii_reader alone reads them
 grant usage on schema pii to pii_reader;
 grant select on all tables in schema pii to pii_reader;
+
+-- the branches of the session's user; definer rights so a branch reader never reads the whole mapping
+create or replace function meta.visible_branches() returns setof text
+language sql stable security definer set search_path = pg_catalog as $f$
+    select branch_code from meta.branch_access where user_name = session_user
+$f$;
+revoke all on function meta.visible_branches() from public;
+grant usage on schema meta to odwh_branch_reader;
+grant execute on function meta.visible_branches() to odwh_branch_reader;
+
+-- Called by dbt after building each model (a post-hook: a rebuilt table has lost its grants and policies):
+-- staging and intermediate to the publisher; marts to the publisher and readers, and a mart carrying
+-- branch_code to branch-scoped readers too, under row-level security. Schema usage is granted below, once:
+-- dbt's parallel threads granting it on one schema would collide ("tuple concurrently updated").
+create or replace function meta.secure_relation(rel regclass) returns void
+language plpgsql set search_path = pg_catalog as $f$
+declare
+    schema_name name := (select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                         where c.oid = rel);
+begin
+    if schema_name in ('staging', 'intermediate') then
+        execute format('grant select on %s to odwh_publisher', rel);
+    elsif schema_name = 'marts' then
+        execute format('grant select on %s to odwh_publisher, odwh_reader', rel);
+        if exists (select from pg_attribute where attrelid = rel and attname = 'branch_code' and not attisdropped)
+        then
+            execute format('grant select on %s to odwh_branch_reader', rel);
+            execute format('alter table %s enable row level security', rel);
+            execute format('drop policy if exists every_branch on %s', rel);
+            execute format('create policy every_branch on %s for select to odwh_reader, odwh_publisher'
+                           ' using (true)', rel);
+            execute format('drop policy if exists own_branches on %s', rel);
+            execute format('create policy own_branches on %s for select to odwh_branch_reader'
+                           ' using (branch_code::text in (select meta.visible_branches()))', rel);
+        end if;
+    end if;
+end $f$;
+revoke all on function meta.secure_relation(regclass) from public;
+grant execute on function meta.secure_relation(regclass) to odwh_transformer;
+
+-- What dbt builds belongs to the transformer (dbt connects with SET ROLE odwh_transformer), which creates no
+-- schema. A warehouse built before this migration (dbt as the owner) has its schemas and relations moved to the
+-- transformer, which grants and secures them as a new build would: ownership is what lets it, and the migrating
+-- login (a superuser, or the database owner that may SET these roles: docker/init-databases.sh) acts as it.
+create schema if not exists staging authorization odwh_transformer;
+create schema if not exists intermediate authorization odwh_transformer;
+create schema if not exists marts authorization odwh_transformer;
+create schema if not exists policy authorization odwh_transformer;
+do $$
+declare
+    rel regclass;
+    schema_name name;
+    old_schemas name[] := array(select nspname from pg_namespace
+                                where nspname in ('staging', 'intermediate', 'marts', 'policy')
+                                  and nspowner <> 'odwh_transformer'::regrole);
+begin
+    foreach schema_name in array old_schemas loop  -- a new owner must be able to create in the schema
+        execute format('grant usage, create on schema %I to odwh_transformer', schema_name);
+    end loop;
+    for rel in select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname in ('staging', 'intermediate', 'marts', 'policy') and c.relkind in ('r', 'v', 'p', 'm')
+                 and c.relowner <> 'odwh_transformer'::regrole loop
+        execute format('alter %s %s owner to odwh_transformer',
+                       (select case relkind when 'v' then 'view' when 'm' then 'materialized view' else 'table' end
+                        from pg_class where oid = rel), rel);
+    end loop;
+    foreach schema_name in array old_schemas loop
+        execute format('alter schema %I owner to odwh_transformer', schema_name);
+    end loop;
+end $$;
+set local role odwh_transformer;
+grant usage on schema staging, intermediate to odwh_publisher;
+grant usage on schema marts to odwh_publisher, odwh_reader, odwh_branch_reader;
+select meta.secure_relation(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname in ('staging', 'intermediate', 'marts') and c.relkind in ('r', 'v', 'p', 'm');
+reset role;
 """
 
 
-def migrate(warehouse_url: str | None = None) -> None:
-    """Create schemas, metadata and raw tables; idempotent, safe to run before every load."""
+def _loader_pii_grants() -> str:
+    """Of a pii table the loader reads only the business date (to replace a date's rows), never an identifier."""
+    return "".join(
+        f"grant insert, delete, select (_business_date) on pii.{f.table} to odwh_loader;\n"
+        for f in contract.FILES
+        if has_pii(f)
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the warehouse schema. Every step is idempotent, so a step whose text changed since it was
+    applied is applied again with every later one (the DDL above says ``if not exists``, ``or replace``)."""
+
+    version: int
+    description: str
+    ddl: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.ddl.encode()).hexdigest()
+
+
+def _base_schema_ddl() -> str:
+    tables = [raw_table_ddl(f) + (pii_table_ddl(f) if has_pii(f) else "") for f in contract.FILES]
+    schemas = "".join(f"create schema if not exists {schema};\n" for schema in SCHEMAS)
+    return schemas + META_DDL + POLICY_DDL + "".join(tables)
+
+
+MIGRATIONS = (
+    Migration(
+        1, "schemas raw, meta, pii; load records, policy changes, raw and pii tables", _base_schema_ddl()
+    ),
+    Migration(
+        2,
+        "least-privilege roles, grants, branch access and row-level security",
+        ACCESS_DDL + _loader_pii_grants(),
+    ),
+)
+
+MIGRATIONS_TABLE_DDL = """
+create schema if not exists meta;
+create table if not exists meta.schema_migrations (
+    version     integer     primary key,
+    description text        not null,
+    checksum    text        not null,
+    applied_at  timestamptz not null default now(),
+    applied_by  name        not null default session_user
+);
+"""
+
+
+def pending_migrations(conn: psycopg.Connection) -> list[Migration]:
+    """The first migration not applied (or changed since) and every later one; empty when up to date."""
+    if conn.execute("select to_regclass('meta.schema_migrations')").fetchone() == (None,):
+        return list(MIGRATIONS)
+    rows = conn.execute("select version, checksum from meta.schema_migrations").fetchall()
+    applied: dict[int, str] = {version: checksum for version, checksum in rows}
+    for index, migration in enumerate(MIGRATIONS):
+        if applied.get(migration.version) != migration.checksum:
+            return list(MIGRATIONS[index:])
+    return []
+
+
+def migrate(warehouse_url: str | None = None) -> list[int]:
+    """Apply the pending migrations (the versions applied; none when up to date, without any DDL).
+
+    Safe before every load: a pipeline role that may not change the schema only reads
+    ``meta.schema_migrations``, and is told to run ``odwh db migrate`` as the owner when a migration is due.
+    """
     with connect(warehouse_url) as conn:
-        conn.execute("select pg_advisory_xact_lock(hashtext('odwh.migrate'))")
-        for schema in SCHEMAS:
-            conn.execute(f"create schema if not exists {schema}")
-        conn.execute(META_DDL)
-        conn.execute(POLICY_DDL)
-        for f in contract.FILES:
-            conn.execute(raw_table_ddl(f))
-            if has_pii(f):
-                conn.execute(pii_table_ddl(f))
-        conn.execute(ROLES_DDL)
-        conn.commit()
+        if not pending_migrations(conn):
+            return []
+        try:
+            conn.execute("select pg_advisory_xact_lock(hashtext('odwh.migrate'))")
+            conn.execute(MIGRATIONS_TABLE_DDL)
+            pending = pending_migrations(conn)  # another process may have migrated while we waited
+            for migration in pending:
+                conn.execute(migration.ddl)
+                conn.execute(
+                    "insert into meta.schema_migrations (version, description, checksum) values (%s, %s, %s)"
+                    " on conflict (version) do update set description = excluded.description,"
+                    " checksum = excluded.checksum, applied_at = now(), applied_by = session_user",
+                    (migration.version, migration.description, migration.checksum),
+                )
+            conn.commit()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            user = conninfo(warehouse_url).get("user", "this user")
+            raise WarehouseError(
+                f"the warehouse schema needs migration {MIGRATIONS[-1].version}, which {user} may not apply "
+                f"({exc}): run `odwh db migrate` as the warehouse's owner"
+            ) from exc
+    return [m.version for m in pending]
