@@ -213,8 +213,11 @@ def test_dashboard_monthly_axes_and_chart_tables(dashboard: Path, browser: objec
     table = driver.find_element(By.ID, "chart-grades-data")
     assert not table.is_displayed()
     toggle.click()
-    assert table.is_displayed() and table.find_element(By.TAG_NAME, "caption").text.startswith(
-        "Outstanding by NBC"
+    caption = table.find_element(By.TAG_NAME, "caption").text  # Khmer, then English
+    assert (
+        table.is_displayed()
+        and " / Outstanding by NBC grade (USD)" in caption
+        and re.search("[\u1780-\u17ff]", caption)
     )
     assert driver.find_element(By.ID, "chart-grades").get_attribute("aria-describedby") == "chart-grades-data"
     severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]  # type: ignore[attr-defined]

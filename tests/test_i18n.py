@@ -20,7 +20,7 @@ import psycopg
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 from odwh import i18n, publish
-from odwh.publish.board_pack import environment
+from odwh.publish.board_pack import board_pack_html, environment
 from odwh.publish.review_lists import write_review_lists
 from support.marts import MONTH_END, ScriptedMarts
 
@@ -109,7 +109,8 @@ def _khmer(msgid: str, **values: object) -> str:
     """The translator's Khmer for ``msgid`` with its placeholders filled (plural: the one Khmer form)."""
     catalog = _catalog(LOCALE / "km" / "LC_MESSAGES" / "messages.po", "km")
     message = next(m for m in catalog if m.id == msgid or (isinstance(m.id, tuple) and m.id[0] == msgid))
-    return _forms(message)[0].format(**values)
+    form = _forms(message)[0]
+    return form.format(**values) if values else form
 
 
 def test_review_list_details_in_khmer_then_english(fresh_db: str, tmp_path: Path) -> None:
@@ -169,6 +170,8 @@ def test_agent_alert_list_in_khmer_then_english(fresh_db: str, tmp_path: Path) -
     sheet = openpyxl.load_workbook(tmp_path / "B01.xlsx").worksheets[0]
     row = next(r for r in sheet.iter_rows(min_row=3, values_only=True) if r[4] == "A1")
     assert row[0] == f"{_khmer('Open')} / Open"
+    title = sheet.cell(row=1, column=1).value
+    assert " — 22 មករា 2026 / January 22, 2026 — B01" in title  # the day as Babel writes it in each language
     assert row[6].split("\n") == [
         _khmer("{n} day with a cash withdrawal, total {amount}", n=1, amount="KHR 400,001")
         + "; "
@@ -178,6 +181,27 @@ def test_agent_alert_list_in_khmer_then_english(fresh_db: str, tmp_path: Path) -
         "1 day with a cash withdrawal, total KHR 400,001; 3 days in excess, peak KHR 1,234,567;"
         " 1 day with an abnormal drawdown",
     ]
+
+
+def test_board_pack_cover_in_khmer_then_english(fresh_db: str) -> None:
+    """The cover's paragraph in Khmer then English, its date and figures formatted by Babel in each language,
+    and the month named in both."""
+    ScriptedMarts(fresh_db).create()
+    with psycopg.connect(fresh_db) as conn:
+        html = board_pack_html(publish.load_month(conn, MONTH_END))
+    summary = re.search(
+        r'<p class="summary"><span class="khmer" lang="km">(.*?)</span><br>(.*?)</p>', html, re.S
+    )
+    assert summary is not None
+    khmer, english = (" ".join(re.sub(r"<[^>]+>", "", part).split()) for part in summary.groups())
+    opening = _khmer(
+        "At {day} the overdraft (OD) portfolio stood at {outstanding} on {accounts}, {share} of the total"
+        " loan portfolio of {portfolio}, {position}."
+    ).split("{outstanding}")[0]
+    assert khmer.startswith(opening.format(day="31 មករា 2026") + "USD 96,200.00")
+    assert english.startswith("At January 31, 2026 the overdraft (OD) portfolio stood at USD 96,200.00 on 6")
+    assert _khmer("{count} account", count=6) in khmer and "6 accounts" in english
+    assert '<div class="month">មករា 2026 / January 2026</div>' in html
 
 
 def test_board_pack_headings_in_khmer_then_english() -> None:

@@ -23,8 +23,8 @@ def template_environment(package: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=lambda message: _bilingual(*(i18n.gettext(loc, message) for loc in i18n.LOCALES)),
-        ngettext=lambda singular, plural, n: _bilingual(
+        gettext=lambda message: bilingual(*(i18n.gettext(loc, message) for loc in i18n.LOCALES)),
+        ngettext=lambda singular, plural, n: bilingual(
             *(i18n.translations(loc).ungettext(singular, plural, n) for loc in i18n.LOCALES)
         ),
         newstyle=True,
@@ -32,6 +32,6 @@ def template_environment(package: str) -> Environment:
     return env
 
 
-def _bilingual(khmer: str, english: str) -> Markup:
+def bilingual(khmer: str, english: str) -> Markup:
     """The Khmer in a ``lang="km"`` span (its font and line breaking), then the English."""
     return Markup('<span class="khmer" lang="km">{}</span> / {}').format(escape(khmer), escape(english))

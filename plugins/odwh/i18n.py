@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from babel.dates import format_date
+from babel.dates import format_date, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -112,3 +113,13 @@ def day(value: date, locale: str = ENGLISH) -> str:
 def month(value: date, locale: str = ENGLISH) -> str:
     """'មករា 2026', 'January 2026'."""
     return format_date(value, "MMMM y", locale=locale)
+
+
+def month_short(value: date, locale: str = ENGLISH) -> str:
+    """'Jan 2026' (a chart's tick: a month end names its month, never a day)."""
+    return format_skeleton("yMMM", value, locale=locale)
+
+
+def in_both(value: date, form: Callable[[date, str], str] = day, separator: str = " / ") -> str:
+    """A date written by each language in turn, Khmer first: '31 មករា 2026 / January 31, 2026'."""
+    return separator.join(form(value, locale) for locale in LOCALES)

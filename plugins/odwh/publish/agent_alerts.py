@@ -16,6 +16,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from odwh import i18n
 from odwh.i18n import N_
 from odwh.publish import details, labels
 from odwh.publish.data import MARTS, columns_of, frame, records, require
@@ -121,7 +122,7 @@ def _optional(has: set[str], name: str, pg_type: str) -> sql.Composable:
 
 
 def _workbook(rows: pd.DataFrame, branch_code: str, business_date: date) -> object:
-    title = f"{labels.bilingual(TITLE)} — {business_date.isoformat()} — {branch_code}"
+    title = f"{labels.bilingual(TITLE)} — {i18n.in_both(business_date)} — {branch_code}"
     book = new_workbook(title)
     name = sheet_name(f"{branch_code} {business_date.isoformat()}", set())
     write_table(book, name, title, FIELDS, records(rows), footer=title)

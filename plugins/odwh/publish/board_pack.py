@@ -18,7 +18,7 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from odwh import grades, i18n
-from odwh.html_pages import template_environment
+from odwh.html_pages import bilingual, template_environment
 from odwh.publish import charts, fonts, labels, quality, social
 from odwh.publish.data import MonthData, column, records, total
 
@@ -103,13 +103,14 @@ def context(data: MonthData) -> dict[str, Any]:
         "data": data,
         "institution": data.institution,
         "cover_khmer": COVER_KHMER,
-        "month_label": i18n.month(data.month_end),
+        "month_label": i18n.in_both(data.month_end, i18n.month),
         "month_end": data.month_end,
         "generated_at": data.generated_at,
         "portfolio": portfolio,
         "previous": data.previous_portfolio,
         "summary": summary(data, counts),
         "counts": counts,
+        "outside_note": _outside_note(counts["outside"]),
         "trend": records(trend),
         "grade_rows": grade_rows,
         "grade_totals": grade_totals,
@@ -132,79 +133,117 @@ def context(data: MonthData) -> dict[str, Any]:
 
 
 def summary(data: MonthData, counts: dict[str, Any]) -> Markup:
-    """The cover's one paragraph, from the figures only; each figure links to the section that explains it."""
+    """The cover's paragraph in Khmer, then in English (``summary_in``)."""
+    return Markup('<span class="khmer" lang="km">{}</span><br>{}').format(
+        summary_in(i18n.KHMER, data, counts), summary_in(i18n.ENGLISH, data, counts)
+    )
+
+
+def summary_in(locale: str, data: MonthData, counts: dict[str, Any]) -> Markup:
+    """The cover's one paragraph in ``locale``, from the figures only; each figure links to the section that
+    explains it. Words from the catalogue, numbers and the date formatted by Babel for the locale."""
     p, previous = data.portfolio, data.previous_portfolio
-    cap = _link("od-share", labels.percent(p["od_cap"], 0))
+
+    def _(message: str, **values: Any) -> Markup:  # named _ for `make i18n` to extract its messages
+        return Markup(i18n.gettext(locale, message)).format(**values)
+
+    def pct(value: Any, places: int = 1) -> str:
+        return i18n.percent(value, places, locale)
+
+    def usd(value: Any) -> str:
+        return i18n.money(value, "USD", locale)
+
+    def accounts(count: int) -> str:
+        return i18n.ngettext(
+            locale, "{count} account", "{count} accounts", count, count=i18n.number(count, 0, locale)
+        )
+
+    cap = _link("od-share", pct(p["od_cap"], 0))
     if p["od_share"] is None:
-        position = Markup("with no loan portfolio to compare against the cap")
+        position = _("with no loan portfolio to compare against the cap")
     elif p["cap_breached"]:
-        position = Markup("above the board's cap of {}").format(cap)
+        position = _("above the board's cap of {cap}", cap=cap)
     else:
-        position = Markup("within the board's cap of {}").format(cap)
+        position = _("within the board's cap of {cap}", cap=cap)
+    in_portfolio = accounts(counts["accounts"])
+    if counts["undrawn"]:
+        in_portfolio = i18n.gettext(
+            locale,
+            "{accounts} ({drawn} drawn, {undrawn} active with nothing drawn)",
+            accounts=in_portfolio,
+            drawn=i18n.number(counts["drawn"], 0, locale),
+            undrawn=i18n.number(counts["undrawn"], 0, locale),
+        )
     sentences = [
-        Markup(
-            "At {} the overdraft (OD) portfolio stood at {} on {}, {} of the total loan portfolio of {}, {}."
-        ).format(
-            f"{data.month_end.day} {data.month_end:%B %Y}",
-            _link("trend", _usd(p["od_outstanding_usd"])),
-            _link("grades", _portfolio_accounts(counts)),
-            _link("od-share", labels.percent(p["od_share"])),
-            _link("trend", _usd(p["total_portfolio_usd"])),
-            position,
+        _(
+            "At {day} the overdraft (OD) portfolio stood at {outstanding} on {accounts}, {share} of the total"
+            " loan portfolio of {portfolio}, {position}.",
+            day=i18n.day(data.month_end, locale),
+            outstanding=_link("trend", usd(p["od_outstanding_usd"])),
+            accounts=_link("grades", in_portfolio),
+            share=_link("od-share", pct(p["od_share"])),
+            portfolio=_link("trend", usd(p["total_portfolio_usd"])),
+            position=position,
         )
     ]
     if previous is not None and previous["od_outstanding_usd"]:
         change = _ratio(
             p["od_outstanding_usd"] - previous["od_outstanding_usd"], previous["od_outstanding_usd"]
         )
-        direction = "up" if change is not None and change >= 0 else "down"
-        moved = f"{direction} {labels.percent(abs(change) if change is not None else None)}"
-        sentences.append(
-            Markup("OD outstanding is {} on the previous month end.").format(_link("trend", moved))
+        moved = i18n.gettext(
+            locale,
+            i18n.N_("up {change}") if change is not None and change >= 0 else i18n.N_("down {change}"),
+            change=pct(abs(change) if change is not None else None),
         )
-    npl = _link("od-share", labels.percent(p["npl_ratio_od"]))
+        sentences.append(
+            _("OD outstanding is {change} on the previous month end.", change=_link("trend", moved))
+        )
+    npl = _link("od-share", pct(p["npl_ratio_od"]))
     if previous is not None:
-        npl += Markup(" (previous month end {})").format(
-            _link("od-share", labels.percent(previous["npl_ratio_od"]))
+        npl += Markup(" ") + _(
+            "(previous month end {ratio})", ratio=_link("od-share", pct(previous["npl_ratio_od"]))
         )
     sentences.append(
-        Markup("The OD NPL ratio is {} and provisions for OD and term loans total {}.").format(
-            npl, _link("grades", _usd(p["provision_total_usd"]))
+        _(
+            "The OD NPL ratio is {ratio} and provisions for OD and term loans total {provisions}.",
+            ratio=npl,
+            provisions=_link("grades", usd(p["provision_total_usd"])),
         )
     )
     sentences.append(
-        Markup(
-            "The month closed with {} over the limit, {} proposed for conversion to a term loan, {} failing a"
-            " policy check and {} with a reconciliation break against the core banking system."
-        ).format(
-            _link("utilization", _accounts(counts["excess"])),
-            _link("candidates", _accounts(counts["candidates"])),
-            _link("breaches", _accounts(counts["breach_accounts"])),
-            _link("reconciliation", _accounts(counts["breaks"])),
+        _(
+            "The month closed with {excess} over the limit, {candidates} proposed for conversion to a term"
+            " loan, {breaches} failing a policy check and {breaks} with a reconciliation break against the"
+            " core banking system.",
+            excess=_link("utilization", accounts(counts["excess"])),
+            candidates=_link("candidates", accounts(counts["candidates"])),
+            breaches=_link("breaches", accounts(counts["breach_accounts"])),
+            breaks=_link("reconciliation", accounts(counts["breaks"])),
         )
     )
     return Markup(" ").join(sentences)
 
 
+def _outside_note(count: int) -> Markup:
+    """The grade table's note on the facilities outside every figure (a plural: written here, as the template's
+    ``ngettext`` is not extracted with odwh.i18n's keyword spec)."""
+    singular, plural = i18n.NP_(
+        "{count} more OD facility, neither drawn nor active (closed, matured or not yet started), is in no"
+        " figure of this pack.",
+        "{count} more OD facilities, neither drawn nor active (closed, matured or not yet started), are in no"
+        " figure of this pack.",
+    )
+    return bilingual(
+        *(
+            i18n.ngettext(loc, singular, plural, count, count=i18n.number(count, 0, loc))
+            for loc in i18n.LOCALES
+        )
+    )
+
+
 def _link(anchor: str, text: str) -> Markup:
     """A figure linked to the section of the pack with the same anchor (a link in the PDF too)."""
     return Markup('<a href="#{}">{}</a>').format(anchor, text)
-
-
-def _usd(value: Any) -> str:
-    return f"USD {labels.thousands(value)}"
-
-
-def _portfolio_accounts(counts: dict[str, Any]) -> str:
-    """'6 accounts (5 drawn, 1 active with nothing drawn)': the grade table counts the same accounts."""
-    text = _accounts(counts["accounts"])
-    if counts["undrawn"]:
-        text += f" ({counts['drawn']:,} drawn, {counts['undrawn']:,} active with nothing drawn)"
-    return text
-
-
-def _accounts(count: int) -> str:
-    return f"{count:,} account" + ("" if count == 1 else "s")
 
 
 def _ratio(part: Any, whole: Any) -> Decimal | None:

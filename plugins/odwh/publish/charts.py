@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # Figure without pyplot: no GUI backend, no global figure registry
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-from odwh import grades
+from odwh import grades, i18n
 from odwh.publish import labels
 
 NAVY = "#1f3b63"
@@ -56,8 +56,9 @@ def short_money(value: float, _position: object = None) -> str:
 
 
 def month_labels(month_ends: Iterable[date]) -> list[str]:
-    """'Jan 2026': a month end names its month and year ('Jan 26' would read as a day)."""
-    return [f"{m:%b %Y}" for m in month_ends]
+    """'Jan 2026': a month end names its month and year ('Jan 26' would read as a day). The charts' words are
+    English (matplotlib's DejaVu Sans has no Khmer), the labels Babel's."""
+    return [i18n.month_short(m) for m in month_ends]
 
 
 def _stacked(months: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from odwh import grades
+from odwh import grades, i18n
 from odwh.publish import fonts, labels, quality, social
 from odwh.publish.board_pack import environment
 from odwh.publish.data import MonthData, records, total
@@ -30,11 +30,12 @@ def render_dashboard(data: MonthData, out_dir: Path) -> Path:
         .render(
             institution=data.institution,
             font_face=fonts.embedded_font_face(),
-            month_label=f"{data.month_end:%B %Y}",
+            month_label=i18n.in_both(data.month_end, i18n.month),
             month_end=data.month_end,
             generated_at=data.generated_at,
             plotly_js=Markup(_inline_script(get_plotlyjs())),
             data_json=Markup(_json_script(payload(data))),
+            month_labels_json=Markup(_json_script(month_labels(data))),
             quality_json=_quality_json(data),
             social=social.context(data.social),
         )
@@ -89,6 +90,15 @@ def payload(data: MonthData) -> dict[str, Any]:
             for row in records(data.cube)
         ],
     }
+
+
+def month_labels(data: MonthData) -> dict[str, str]:
+    """'2026-01-31' -> 'Jan 2026' (Babel) for every month end a monthly chart draws: the page's axes and
+    tables name a month end by its month, never a day."""
+    month_ends = set(data.portfolio_trend["month_end"])
+    if data.quality is not None:
+        month_ends |= set(data.quality.par_trend["month_end"])
+    return {m.isoformat(): i18n.month_short(m) for m in sorted(month_ends)}
 
 
 def _quality_json(data: MonthData) -> Markup | None:
