@@ -1,4 +1,7 @@
 -- Every OD transaction with its flow class (binding team decision, docs/policy-engine.md D):
+-- a REPAYMENT on channel SYSTEM dated on the account's conversion (that day's od_accounts snapshot says CONVERTED
+-- with closed_on = that date) is SETTLEMENT, the core's payoff of the OD by its new term loan (rulebook J): not a
+-- customer credit, so no net inflow, yet it pays the OD's charges like any credit (days past due);
 -- a REVERSAL takes the class of the transaction it cancels (looked up across all loaded dates) and a
 -- negative signed_amount dated on the reversal's own date, so any sum over a period nets the pair to zero
 -- when both fall inside it. A reversal of a reversal restores the original (sign flips at each level).
@@ -20,7 +23,7 @@
 
 {%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') -%}
 
-{%- set flow_class_of_type -%}
+{%- set plain_flow_class -%}
     case {type}
         when 'DRAWDOWN' then 'CUSTOMER_DEBIT'
         when 'CASH_WITHDRAWAL' then 'CUSTOMER_DEBIT'
@@ -31,6 +34,17 @@
         when 'PROCESSING_FEE' then 'PROCESSING_FEE'
         when 'INTEREST_CAPITALIZATION' then 'CAPITALIZATION'
     end
+{%- endset %}
+{#- {settles}: a boolean SQL expression true for the conversion's settlement credit -#}
+{%- set flow_class_of_type = "case when {settles} then 'SETTLEMENT' else " ~ plain_flow_class ~ " end" %}
+{#- the conversion day's snapshot of the account (index on the business date); {t} is the transaction -#}
+{%- set conversion_settles -%}
+    ({t}.txn_type = 'REPAYMENT' and {t}.channel = 'SYSTEM' and exists (
+        select 1 from {{ ref('stg_core_banking__od_accounts') }} as conv
+        where
+            conv.business_date = {t}.business_date and conv.od_account_id = {t}.od_account_id
+            and conv.status = 'CONVERTED' and conv.closed_on = {t}.business_date
+    ))
 {%- endset %}
 
 with recursive
@@ -48,7 +62,8 @@ reversals as (
 reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
     select
         r.txn_id,
-        {{ flow_class_of_type | replace('{type}', 'o.txn_type') }},
+        {{ flow_class_of_type | replace('{settles}', conversion_settles | replace('{t}', 'o'))
+            | replace('{type}', 'o.txn_type') }},
         -1,
         1,
         o.txn_id,
@@ -82,7 +97,8 @@ select
     t.amount,
     case
         when t.txn_type = 'REVERSAL' then c.flow_class
-        else {{ flow_class_of_type | replace('{type}', 't.txn_type') }}
+        else {{ flow_class_of_type | replace('{settles}', conversion_settles | replace('{t}', 't'))
+            | replace('{type}', 't.txn_type') }}
     end as flow_class,
     case
         when t.txn_type <> 'REVERSAL' then t.amount
