@@ -37,17 +37,29 @@
 {%- endset %}
 {#- {settles}: a boolean SQL expression true for the conversion's settlement credit -#}
 {%- set flow_class_of_type = "case when {settles} then 'SETTLEMENT' else " ~ plain_flow_class ~ " end" %}
-{#- the conversion day's snapshot of the account (index on the business date); {t} is the transaction -#}
-{%- set conversion_settles -%}
-    ({t}.txn_type = 'REPAYMENT' and {t}.channel = 'SYSTEM' and exists (
-        select 1 from {{ ref('stg_core_banking__od_accounts') }} as conv
-        where
-            conv.business_date = {t}.business_date and conv.od_account_id = {t}.od_account_id
-            and conv.status = 'CONVERTED' and conv.closed_on = {t}.business_date
-    ))
-{%- endset %}
-
 with recursive
+
+-- SYSTEM repayments of the whole history (few: the core's conversion payoffs), then the ones whose day's
+-- snapshot shows the conversion; the snapshot is read on those dates only (index on the business date)
+system_repayments as materialized (
+    select
+        txn_id,
+        od_account_id,
+        business_date
+    from {{ ref('stg_core_banking__od_transactions') }}
+    where txn_type = 'REPAYMENT' and channel = 'SYSTEM'
+),
+
+settlements as materialized (
+    select r.txn_id
+    from system_repayments as r
+    inner join {{ ref('stg_core_banking__od_accounts') }} as a
+        on r.business_date = a.business_date and r.od_account_id = a.od_account_id
+    where
+        a.business_date in (select business_date from system_repayments)
+        and a.status = 'CONVERTED'
+        and a.closed_on = r.business_date
+),
 
 reversals as (
     select
@@ -62,7 +74,7 @@ reversals as (
 reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
     select
         r.txn_id,
-        {{ flow_class_of_type | replace('{settles}', conversion_settles | replace('{t}', 'o'))
+        {{ flow_class_of_type | replace('{settles}', 'o.txn_id in (select txn_id from settlements)')
             | replace('{type}', 'o.txn_type') }},
         -1,
         1,
@@ -97,8 +109,7 @@ select
     t.amount,
     case
         when t.txn_type = 'REVERSAL' then c.flow_class
-        else {{ flow_class_of_type | replace('{settles}', conversion_settles | replace('{t}', 't'))
-            | replace('{type}', 't.txn_type') }}
+        else {{ flow_class_of_type | replace('{settles}', 's.txn_id is not null') | replace('{type}', 't.txn_type') }}
     end as flow_class,
     case
         when t.txn_type <> 'REVERSAL' then t.amount
@@ -112,3 +123,4 @@ select
     t._load_id as load_id
 from transactions as t
 left join reversal_chains as c on t.txn_id = c.txn_id
+left join settlements as s on t.txn_id = s.txn_id
