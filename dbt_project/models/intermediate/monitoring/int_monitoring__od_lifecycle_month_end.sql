@@ -68,6 +68,7 @@ select
     'Converted on ' || c.closed_on || ' to term loan ' || coalesce(l.loan_id, '(not in the loans snapshot)')
     || coalesce(', settled ' || {{ money.replace('AMOUNT', 's.settled') }}, ', no settlement credit loaded')
     || ' by the core (no customer repayment); graded from the loans extract from that date' as detail,
+    jsonb_build_object('closed_on', c.closed_on, 'loan_id', l.loan_id, 'settled', s.settled::text) as detail_params,
     null::text as parameter_version,
     c.load_id
 from converted as c
@@ -89,6 +90,10 @@ select
     || {{ money.replace('AMOUNT', 'principal_outstanding') }}
     || ', interest ' || {{ money.replace('AMOUNT', 'coalesce(interest_receivable, 0)') }}
     || ', fees ' || {{ money.replace('AMOUNT', 'coalesce(fees_receivable, 0)') }} as detail,
+    jsonb_build_object(
+        'closed_on', closed_on, 'principal', principal_outstanding::text,
+        'interest', coalesce(interest_receivable, 0)::text, 'fees', coalesce(fees_receivable, 0)::text
+    ) as detail_params,
     null::text as parameter_version,
     load_id
 from positions
