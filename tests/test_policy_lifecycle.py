@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from odwh import transform
+from odwh.publish import details
 from support.database import query
 from support.raw import ScriptedPortfolio, days
 
@@ -272,3 +273,18 @@ def test_review_list_shows_conversions_and_closed_accounts_with_a_balance(lifecy
         (JAN_END, "CNV", "CONVERTED", Decimal(2500)),
         (LAST, "CLB", "CLOSED_WITH_BALANCE", Decimal(50)),
     ]
+
+
+def test_lifecycle_details_in_khmer_then_english(lifecycle_db: str) -> None:
+    rows = query(
+        lifecycle_db,
+        "select reason, detail_params, currency from marts.rpt_review_list"
+        " where month_end = %s and reason in ('CONVERTED', 'CLOSED_WITH_BALANCE') order by reason",
+        JAN_END,
+    )
+    texts = {reason: details.bilingual(reason, params, ccy, None).split("\n") for reason, params, ccy in rows}
+    assert set(texts) == {"CONVERTED", "CLOSED_WITH_BALANCE"}
+    assert all(len(t) == 2 and t[0] != t[1] for t in texts.values())  # Khmer first, then English
+    assert "LNC" in texts["CONVERTED"][0] and "LNC" in texts["CONVERTED"][1]
+    assert "2,500.00" in texts["CONVERTED"][1] and "no customer repayment" in texts["CONVERTED"][1]
+    assert "Data error" in texts["CLOSED_WITH_BALANCE"][1] and "50.00" in texts["CLOSED_WITH_BALANCE"][1]
