@@ -262,6 +262,7 @@ def _publish(url: str, month_end: date, *, passed: bool = True) -> None:
         ("agent_min_partnership_months", "2.5", "positive whole number"),
         ("day_count_convention", "ACT/365", "unknown day-count convention 'ACT/365'"),
         ("day_count_convention", "30", "unknown day-count convention"),
+        ("processing_fee_basis_on_increase", "HALF", "unknown processing fee basis 'HALF'"),
         ("agent_od_max_limit_usd", "-5000", "must not be negative"),
         ("agent_abnormal_drawdown_multiple", "0", "a multiple must be positive"),
         ("rounding_unit_usd", "0", "a rounding unit must be positive"),

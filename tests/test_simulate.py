@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -310,6 +310,9 @@ def test_balances_move_only_through_the_days_transactions(days):
         for t in files["od_transactions.csv"]:
             account = state.setdefault(t["od_account_id"], [Decimal(0)] * 3)
             _apply(account, t, effects)
+        for a in files["od_accounts.csv"]:  # a write-off takes the balances off the books (no transaction)
+            if a["status"] == "WRITTEN_OFF" and a["closed_on"] == day:
+                state[a["od_account_id"]] = [Decimal(0)] * 3
         if previous is not None:
             for account_id, expected in balances.items():
                 assert state.get(account_id, [Decimal(0)] * 3) == expected, (day, account_id)
@@ -422,6 +425,41 @@ def test_injected_behaviours_appear_in_a_quarter(days, quarter):
     fees = {(t["od_account_id"], t["business_date"]) for t in txns if t["txn_type"] == "PROCESSING_FEE"}
     assert approved_in_run and any((a, d) not in fees for a, d in approved_in_run.items())
     assert len(truth["od"]["account_flags"]["core_interest_act365"]) == round(0.02 * 300)
+
+
+def test_lifecycle_events_are_consistent_across_files(days, quarter):
+    """Rulebook J in the extract: a limit change carries a new approved_on (a fee for an increase only), a
+    conversion settles the OD by a SYSTEM credit and opens its OD_CONVERTED loan that same day, a write-off
+    leaves balances of 0 after a drawn day before."""
+    _, truth = quarter
+    events = truth["od"]["accounts_with_event"]
+    unpaid = set(events.get("no_processing_fee", []))
+    txns = [(d, t) for d, f in days for t in f["od_transactions.csv"]]
+    fees = {(t["od_account_id"], d) for d, t in txns if t["txn_type"] == "PROCESSING_FEE"}
+    settled = {
+        (t["od_account_id"], d) for d, t in txns if t["txn_type"] == "REPAYMENT" and t["channel"] == "SYSTEM"
+    }
+    kinds: Counter[str] = Counter()
+    before: dict[str, tuple[dict[str, str], Decimal]] = {}
+    converted_loans: set[str] = set()
+    for day, files in days:
+        balances = {b["od_account_id"]: Decimal(b["principal_outstanding"]) for b in files["od_balances.csv"]}
+        loans = {ln["source_od_account_id"] for ln in files["loans.csv"] if ln["product"] == "OD_CONVERTED"}
+        for a in files["od_accounts.csv"]:
+            od = a["od_account_id"]
+            if od in before and a["approved_on"] == day and a["start_date"] < day:
+                change = Decimal(a["limit_amount"]) - Decimal(before[od][0]["limit_amount"])
+                kinds["increase" if change > 0 else "decrease"] += 1
+                assert ((od, day) in fees) == (change > 0 and od not in unpaid), (day, od)
+            if a["closed_on"] == day and a["status"] == "CONVERTED":
+                kinds["converted"] += 1
+                assert od in loans - converted_loans and (od, day) in settled, (day, od)
+            if a["closed_on"] == day and a["status"] == "WRITTEN_OFF":
+                kinds["written_off"] += 1
+                assert before[od][1] > 0 and balances[od] == 0, (day, od)
+        before = {a["od_account_id"]: (a, balances[a["od_account_id"]]) for a in files["od_accounts.csv"]}
+        converted_loans = loans
+    assert all(kinds[k] for k in ("increase", "decrease", "converted", "written_off")), kinds
 
 
 def test_od_share_of_the_book_stays_near_the_cap(days):

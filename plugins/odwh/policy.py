@@ -25,6 +25,10 @@ import psycopg
 from odwh import warehouse
 
 DAY_COUNT_CONVENTIONS = ("30E/360", "ACT/360")
+FEE_BASES = ("LIMIT", "INCREMENT")  # processing fee of a limit increase (rulebook J)
+# the text parameters' units, their values and what the refusal calls them
+TEXT_CHOICES = {"convention": DAY_COUNT_CONVENTIONS, "fee basis": FEE_BASES}
+TEXT_LABELS = {"convention": "day-count convention", "fee basis": "processing fee basis"}
 DEFAULTS_FROM = "seed"
 RECORDED = "recorded"
 
@@ -41,7 +45,7 @@ class Parameter:
 
     @property
     def is_text(self) -> bool:
-        return self.unit == "convention"
+        return self.unit in TEXT_CHOICES
 
 
 @dataclass
@@ -120,9 +124,10 @@ def validate(name: str, raw: str) -> tuple[Decimal | None, str | None]:
         raise PolicyError(f"unknown policy parameter {name!r}; `odwh policy show` lists them all")
     raw = raw.strip()
     if param.is_text:
-        if raw not in DAY_COUNT_CONVENTIONS:
-            known = ", ".join(DAY_COUNT_CONVENTIONS)
-            raise PolicyError(f"{name}: unknown day-count convention {raw!r} (known: {known})")
+        choices = TEXT_CHOICES[param.unit]
+        if raw not in choices:
+            known = ", ".join(choices)
+            raise PolicyError(f"{name}: unknown {TEXT_LABELS[param.unit]} {raw!r} (known: {known})")
         return None, raw
     try:
         value = Decimal(raw)

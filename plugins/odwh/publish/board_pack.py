@@ -86,12 +86,15 @@ def context(data: MonthData) -> dict[str, Any]:
     grade_rows, grade_totals = _grade_table(data)
     top = data.top_exposures.copy()
     top["share"] = column([_ratio(v, portfolio["od_outstanding_usd"]) for v in top["outstanding_usd"]], top)
+    conversions = _conversions_done(data.review_list)
     counts = {
         "accounts": int(cube["accounts"].sum()),
         "excess": int(cube["excess_accounts"].sum()),
         "excess_usd": total(cube["excess_usd"]),
         "candidates": int(cube["conversion_candidates"].sum()),
         "candidates_usd": total(cube["conversion_usd"]),
+        "converted": len(conversions),
+        "converted_usd": total(conversions["amount_usd"]),
         "breach_accounts": int(cube["breach_accounts"].sum()),
         "breaks": int(cube["reconciliation_breaks"].sum()),
         "drawn": int(cube["drawn_accounts"].sum()),
@@ -121,6 +124,7 @@ def context(data: MonthData) -> dict[str, Any]:
         "customer_types": records(types),
         "utilization": records(data.utilization),
         "candidates": records(data.conversion_candidates),
+        "conversions": records(conversions.head(data.list_rows)),
         "breach_codes": records(data.breaches_by_code),
         "breach_accounts": records(data.breach_accounts),
         "breaks": records(data.reconciliation_breaks),
@@ -244,6 +248,12 @@ def _outside_note(count: int) -> Markup:
 def _link(anchor: str, text: str) -> Markup:
     """A figure linked to the section of the pack with the same anchor (a link in the PDF too)."""
     return Markup('<a href="#{}">{}</a>').format(anchor, text)
+
+
+def _conversions_done(review_list: pd.DataFrame) -> pd.DataFrame:
+    """The conversions to a term loan done in the month (rulebook J), largest settlement first."""
+    done = review_list[review_list["reason"] == "CONVERTED"]
+    return done.sort_values(["amount_usd", "od_account_id"], ascending=[False, True], na_position="last")
 
 
 def _ratio(part: Any, whole: Any) -> Decimal | None:

@@ -191,6 +191,35 @@ def _pricing(s: _Sentence) -> str:
     )
 
 
+def _converted(s: _Sentence) -> str:
+    """Rulebook J: a conversion done in the month."""
+    loan = s["loan_id"] or s._("(not in the loans snapshot)")
+    if s["settled"] is None:
+        return s._(
+            "Converted on {date} to term loan {loan}, no settlement credit loaded",
+            date=s.date("closed_on"),
+            loan=loan,
+        )
+    return s._(
+        "Converted on {date} to term loan {loan}, settled {amount} by the core (no customer repayment)",
+        date=s.date("closed_on"),
+        loan=loan,
+        amount=s.amount("settled"),
+    )
+
+
+def _closed_with_balance(s: _Sentence) -> str:
+    """Rulebook J: a closed OD still showing a balance, a data error."""
+    closed = s.date("closed_on") if s["closed_on"] else s._("(no closing date)")
+    return s._(
+        "Data error: closed on {date} but the extract shows principal {principal}, interest {interest}, fees {fees}",
+        date=closed,
+        principal=s.amount("principal"),
+        interest=s.amount("interest"),
+        fees=s.amount("fees"),
+    )
+
+
 #: Agent alert figures: (days key, amount key, message without the amount, message with it).
 ALERT_DAYS = (
     (
@@ -238,6 +267,8 @@ SENTENCES: dict[str, Callable[[_Sentence], str]] = {
     "MATURITY": _maturity,
     "BREACH": _breach,
     "RECONCILIATION": _reconciliation,
+    "CONVERTED": _converted,
+    "CLOSED_WITH_BALANCE": _closed_with_balance,
     "ES_SCREENING": _es_screening,
     "EXCLUSION": _exclusion,
     "OVER_INDEBTEDNESS": _over_indebtedness,

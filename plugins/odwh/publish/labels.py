@@ -47,10 +47,13 @@ REASONS: dict[str, str] = {
     "NO_TRANSACTION": N_("No transaction"),
     "INSUFFICIENT_INFLOW": N_("Credits below charges"),
     "CONVERSION_CANDIDATE": N_("Conversion candidate"),
+    # rulebook J: the conversions done in the month, next to the candidates still open
+    "CONVERTED": N_("Converted to a term loan"),
     "GRADE": N_("Grade"),
     "MATURITY": N_("Maturity"),
     "BREACH": N_("Policy breach"),
     "RECONCILIATION": N_("Reconciliation break"),
+    "CLOSED_WITH_BALANCE": N_("Closed with a balance (data error)"),
     # rulebook I (social performance): the "account" of an application reason is the application id
     "ES_SCREENING": N_("E&S screening exception"),
     "EXCLUSION": N_("Excluded activity approved"),

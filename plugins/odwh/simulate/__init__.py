@@ -26,6 +26,11 @@ so tests downstream can check the warehouse finds them. Semantics the warehouse 
 - a conversion to a term loan posts a SYSTEM REPAYMENT of the whole outstanding (not a customer payment),
   sets status CONVERTED and closed_on, and adds an OD_CONVERTED loan with ``source_od_account_id``. A facility
   past maturity with nothing drawn closes (CLOSED, closed_on) after a COUNTER REPAYMENT of any receivables.
+- a limit increase is a new approval with its fee on the new limit; a limit decrease (never below the drawn
+  amount) is a new approval without a fee.
+- a write-off (an OD without a repayment for 180 days, not converted) posts the month-to-date charges, then sets
+  status WRITTEN_OFF and closed_on and takes principal and receivables off the books: that day's balances are 0
+  with no transaction (the amount written off is the principal of the day before).
 """
 
 from __future__ import annotations
@@ -97,7 +102,8 @@ class Simulation:
             self.fx.step(rng)
         self.log.start_day()
         self.book.roll_deposits(d.toordinal())
-        conversion = self.book.step(d, rng, self.fx, self.log)
+        life = np.random.default_rng([self.seed, d.toordinal(), 1])  # limit decreases and write-offs
+        conversion = self.book.step(d, rng, self.fx, self.log, life)
         self.loans.step(d, rng)
         convert_ods(self.loans, d, self.book, conversion.acc, conversion.amount, rng)
         ds = d.isoformat()

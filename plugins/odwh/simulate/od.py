@@ -56,8 +56,9 @@ from odwh.simulate.txns import (
     TxnLog,
 )
 
-PENDING, ACTIVE, CLOSED, CONVERTED = 0, 1, 2, 3  # PENDING: approved after today, not yet in the extract
-STATUS_NAMES = ("", "ACTIVE", "CLOSED", "CONVERTED")
+# PENDING: approved after today, not yet in the extract
+PENDING, ACTIVE, CLOSED, CONVERTED, WRITTEN_OFF = 0, 1, 2, 3, 4
+STATUS_NAMES = ("", "ACTIVE", "CLOSED", "CONVERTED", "WRITTEN_OFF")
 REVOLVING, STAGNANT, DORMANT = 0, 1, 2
 NO_COLLATERAL, PROPERTY, FIXED_DEPOSIT = 0, 1, 2
 COLLATERAL_NAMES = ("NONE", "PROPERTY", "FIXED_DEPOSIT")
@@ -77,6 +78,8 @@ AGENT_LIMIT_USD = 4800.0  # below the USD 5,000 cap with room for FX moves
 LIMIT_CAP_USD = 95_000.0  # below the USD 100,000 cap
 CONVERSION_DAY = 15
 STAGNATION_DAYS = 60
+WRITE_OFF_DAY = 20  # a write-off is decided on the 20th, after the conversions of the 15th
+WRITE_OFF_DAYS = 180  # no repayment for this long (a Loss-grade OD, 91+ days past due)
 
 # Account-level injections recorded for the ground truth (see Rates for their shares).
 BREACH_FLAGS = (
@@ -151,13 +154,19 @@ class OdBook:
         self.customer_ids: list[str] = []
 
     # ----------------------------------------------------------------------------------------------- one day
-    def step(self, d: date, rng: np.random.Generator, fx: FxWalk, log: TxnLog) -> Conversion:
+    def step(
+        self, d: date, rng: np.random.Generator, fx: FxWalk, log: TxnLog, life: np.random.Generator
+    ) -> Conversion:
+        """One business date; ``life`` draws the limit decreases and write-offs (its own stream, so adding
+        them left every other draw of a seed unchanged)."""
         o = d.toordinal()
         self._approvals(o, d, rng, fx, log)
+        self._decrease_limits(o, life)
         self._due_reversals(o, log)
         posted = self._customer_transactions(o, d, rng, log)
         self._reverse(o, rng, posted, log)
         conversion = self._close_and_convert(o, d, rng, log)
+        self._write_off(o, d, life, log)
         month_end = is_month_end(d)
         if month_end:
             self._capitalize(log)
@@ -209,6 +218,38 @@ class OdBook:
         log.post(charged, PROCESSING_FEE, DEBIT, fee, SYSTEM)
         log.post(charged, REPAYMENT, CREDIT, fee, COUNTER)  # paid at the counter before activation
         # the fee goes onto fees_receivable and is paid off at once; the net effect on balances is nil
+
+    def _decrease_limits(self, o: int, life: np.random.Generator) -> None:
+        """A lower limit mid-term (rulebook J): a new approval without a fee, never below the drawn amount."""
+        running = (self.status == ACTIVE) & (self.start < o) & (self.maturity > o + 30) & (self.approved < o)
+        idx = np.flatnonzero(running & (life.random(self.n) < self.rates.limit_decrease_monthly / 30))
+        step = LIMIT_STEP[self.cur[idx]]
+        wanted = np.floor(self.limit[idx] * (0.6 + 0.25 * life.random(len(idx))) / step) * step
+        new_limit = np.maximum(wanted, np.ceil(self.P[idx] / step) * step).astype(np.int64)
+        keep = (new_limit < self.limit[idx]) & (new_limit > 0)
+        idx = idx[keep]
+        self.limit[idx] = new_limit[keep]
+        self.approved[idx] = o
+        self._account_dirty[idx] = True
+        self.seen["limit_decrease"][idx] = True
+        self.counts["limit_decreases"] += len(idx)
+
+    def _write_off(self, o: int, d: date, life: np.random.Generator, log: TxnLog) -> None:
+        """ODs without a repayment for WRITE_OFF_DAYS (not converted) may be written off on the 20th (rulebook J):
+        the month's charges so far are posted, then principal and receivables leave the books (balances 0, no
+        transaction: the amount written off is the principal of the day before)."""
+        if d.day != WRITE_OFF_DAY:
+            return
+        due = (self.status == ACTIVE) & (self.P > 0) & (o - self.last_credit > WRITE_OFF_DAYS)
+        idx = np.flatnonzero(due & (life.random(self.n) < self.rates.write_off_monthly))
+        self._charge(idx, log)
+        self.P[idx] = self.I[idx] = self.F[idx] = 0
+        self.status[idx] = WRITTEN_OFF
+        self.closed[idx] = o
+        self.excess_until[idx] = 0
+        self._account_dirty[idx] = True
+        self.seen["written_off"][idx] = True
+        self.counts["write_offs"] += len(idx)
 
     def _capped_limit(self, idx: IntArray, wanted: np.ndarray, fx: FxWalk) -> IntArray:
         usd_per_minor = fx.usd_per_minor()[self.cur[idx]]

@@ -38,6 +38,8 @@ class Rates:
     renewal_share: float = 0.85  # of non-stagnant facilities reaching maturity (new approval, new fee)
     limit_increase_monthly: float = 0.01  # per active revolving facility (new approval, new fee)
     conversion_monthly: float = 0.5  # of conversion candidates (no repayment for 60 days), on day 15
+    limit_decrease_monthly: float = 0.003  # per running facility: a lower limit, new approval without a fee
+    write_off_monthly: float = 0.3  # of drawn ODs not converted and without a repayment for 180 days, day 20
 
     # --- core-banking deviations ----------------------------------------------------------------------------
     recon_diff_share: float = 0.02  # exact: core charges interest ACT/365 instead of 30E/360

@@ -33,7 +33,8 @@ with days as (
     {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
--- customer credits, and processing fees: a fee like the month-end fees, so credits pay it first
+-- customer credits and the conversion's settlement (it pays the OD off), and processing fees: a fee like the
+-- month-end fees, so credits pay it first
 flows as (
     select
         od_account_id,
@@ -44,7 +45,7 @@ flows as (
         signed_amount
     from {{ ref('int_od__transactions_classified') }}
     where
-        flow_class in ('CUSTOMER_CREDIT', 'PROCESSING_FEE')  -- with no newer load, skip the history
+        flow_class in ('CUSTOMER_CREDIT', 'SETTLEMENT', 'PROCESSING_FEE')  -- no newer load: skip the history
     {% if from_date == 'infinity' %}and false{% endif %}  -- noqa: LT02
 ),
 
@@ -107,7 +108,8 @@ effective_flows as (
         v.od_account_id,
         v.version_from,
         f.original_business_date as business_date,
-        coalesce(sum(f.signed_amount) filter (where f.flow_class = 'CUSTOMER_CREDIT'), 0) as credit,
+        coalesce(sum(f.signed_amount) filter (where f.flow_class in ('CUSTOMER_CREDIT', 'SETTLEMENT')), 0)
+            as credit,
         coalesce(sum(f.signed_amount) filter (where f.flow_class = 'PROCESSING_FEE'), 0) as processing_fee
     from versions as v
     inner join flows as f

@@ -69,9 +69,12 @@ checks as (
             not_evaluable='limit_usd_at_month_end is null or other_loans_missing_fx',
             breached='limit_usd_at_month_end + other_loans_usd > single_loan_exposure_limit_usd') }},
         -- a facility not started by the month end (start_date after it) owes no fee yet
+        -- (rulebook J: a limit decrease owes none; the fee due is in the facts: on the limit or the increment)
         {{ policy_check('processing_fee_not_collected',
-            not_evaluable='first_business_date is null or approved_on < first_business_date',
-            breached='(start_date > month_end) is not true and net_fee_posted <= 0') }},
+            applies="approval_kind is distinct from 'DECREASE' and processing_fee_due is distinct from 0",
+            not_evaluable="first_business_date is null or approved_on < first_business_date or approval_kind = 'UNKNOWN'",
+            breached='(start_date > month_end) is not true'
+                ~ ' and (net_fee_posted <= 0 or net_fee_posted < processing_fee_due)') }},
         {{ policy_check('restructured', breached='restructured') }},
         -- human-readable reasons, shown for breaches and not-evaluable checks only
         coalesce(
@@ -132,8 +135,16 @@ checks as (
             when approved_on < first_business_date
                 then 'approved ' || approved_on || ' before the account''s first loaded date '
                 || first_business_date
-            else 'no processing fee posted between ' || approved_on || ' and '
-                || greatest(start_date, approved_on)
+            when approval_kind = 'UNKNOWN'
+                then 'limit changed on ' || approved_on || ', the day before is not loaded (previous limit unknown)'
+            else 'processing fee posted between ' || approved_on || ' and ' || greatest(start_date, approved_on)
+                || ': ' || net_fee_posted || ' ' || currency || ' < ' || processing_fee_due || ' due ('
+                || case approval_kind
+                    when 'INCREASE' then 'limit increase ' || previous_limit_amount || ' -> ' || limit_amount
+                        || ', on the ' || lower(fee_basis_on_increase)
+                    when 'UNCHANGED' then 're-approval of ' || limit_amount
+                    else 'approved limit ' || limit_amount
+                end || ')'
         end as processing_fee_not_collected_reason,
         'restructured OD (policy §13.3)' as restructured_reason
     from facts

@@ -4,7 +4,9 @@
 -- OD account in the od_accounts snapshot of each loaded month end: the account's terms and collateral, the
 -- policy_parameters versions in force on the month end, limits in USD (at the FX rate of the approval date;
 -- the cross-finance exposure at the month end's rate), the agent's liquidity look-back, net cash withdrawals
--- and processing fees (reversal chains netted), the customer's other loans. int_od__policy_checks_month_end
+-- and processing fees (reversal chains netted), the customer's other loans, the kind of the current approval and
+-- the processing fee it owes (rulebook J: a limit change is a new approval; a decrease owes no fee, an increase
+-- owes it on the new limit or, by parameter, on the increment). int_od__policy_checks_month_end
 -- turns them into BREACH / OK / NOT_EVALUABLE per check. Choices: docs/policy-engine.md G.
 {% set parameters = {
     'agent_od_max_limit_usd': 'agent_max_limit_usd',
@@ -91,12 +93,17 @@ params as materialized (
             select 'policy_parameters@' || to_char(max(pv.effective_from), 'YYYY-MM-DD')
             from {{ ref('int_policy__parameter_versions') }} as pv
             where
-                pv.parameter_name in ('{{ parameters.keys() | join("', '") }}')
+                pv.parameter_name in ('{{ parameters.keys() | join("', '") }}', 'processing_fee_basis_on_increase')
                 and pv.effective_from <= me.month_end
                 and me.month_end < pv.effective_to
         ) as parameter_version,
         {{ max_input_load_id('me.month_end') }} as max_input_load_id
     from month_ends as me
+),
+
+rounding_units as (
+    select * from {{ ref('int_policy__parameter_versions') }}
+    where parameter_name like 'rounding\_unit\_%'
 ),
 
 customers as (
@@ -141,6 +148,7 @@ base as (
         a.fd_account_id,
         a.purpose,
         a.restructured,
+        a.processing_fee_rate,
         a._load_id as load_id,
         coalesce(c.customer_type = 'AGENT', false) as is_agent,
         c.agent_since,
@@ -176,6 +184,20 @@ base as (
         p.collateral_max_limit_usd,
         p.max_term_months,
         p.single_loan_exposure_limit_usd,
+        -- a limit change keeps the facility's start date (a new facility or a renewal starts on or after its
+        -- approval): the limit in force the day before the approval is the previous approval's
+        case
+            when a.start_date >= a.approved_on then 'NEW'
+            when before.limit_amount is null then 'UNKNOWN'  -- the day before is not loaded: not evaluable
+            when a.limit_amount > before.limit_amount then 'INCREASE'
+            when a.limit_amount < before.limit_amount then 'DECREASE'
+            else 'UNCHANGED'
+        end as approval_kind,
+        before.limit_amount as previous_limit_amount,
+        -- the basis in force on the approval date (the fee falls due then); an approval older than every
+        -- version (before the seed's 2019-01-01) takes the default, the new limit
+        coalesce(fee_basis.value_text, 'LIMIT') as fee_basis_on_increase,
+        {{ required_rounding_unit('u.value', 'a.currency', 'a.month_end') }} as rounding_unit,
         p.parameter_version,
         p.max_input_load_id
     from month_end_accounts as a
@@ -188,6 +210,18 @@ base as (
     left join fx as fx_approval on a.approved_on = fx_approval.business_date and a.currency = fx_approval.currency
     left join fx as fx_deposit on a.approved_on = fx_deposit.business_date and d.currency = fx_deposit.currency
     left join fx as fx_month_end on a.month_end = fx_month_end.business_date and a.currency = fx_month_end.currency
+    left join rounding_units as u on {{ join_rounding_unit('u', 'a.currency', 'a.month_end') }}
+    left join {{ ref('int_policy__parameter_versions') }} as fee_basis
+        on {{ join_policy_param('fee_basis', 'processing_fee_basis_on_increase', 'a.approved_on') }}
+    -- one index probe per limit change (lateral): never a scan of the positions history
+    left join lateral (
+        select x.limit_amount
+        from {{ ref('int_od__positions_daily') }} as x
+        where
+            a.start_date < a.approved_on
+            and x.od_account_id = a.od_account_id
+            and x.business_date = a.approved_on - 1
+    ) as before on true
 ),
 
 -- average daily agent liquidity over [approved_on - lookback, approved_on), once per approval
@@ -319,7 +353,19 @@ facts as (
         coalesce(ol.missing_fx, false) as other_loans_missing_fx,
         (b.start_date + make_interval(months => b.max_term_months::integer))::date as latest_allowed_maturity,
         (b.agent_since + make_interval(months => b.agent_min_partnership_months::integer))::date
-            as earliest_allowed_approval
+            as earliest_allowed_approval,
+        -- the fee this approval owes (rulebook C §8.2, J): approved limit x the account's processing_fee_rate,
+        -- on the increment instead for a limit increase when the parameter says INCREMENT, none for a decrease
+        -- (or an unchanged limit on the increment basis); rounded like any amount due (A)
+        {{ round_to_unit(
+            "case b.approval_kind"
+            ~ " when 'DECREASE' then 0"
+            ~ " when 'INCREASE' then case b.fee_basis_on_increase when 'INCREMENT'"
+            ~ " then b.limit_amount - b.previous_limit_amount else b.limit_amount end"
+            ~ " when 'UNCHANGED' then case b.fee_basis_on_increase when 'INCREMENT' then 0 else b.limit_amount end"
+            ~ " else b.limit_amount end * b.processing_fee_rate",
+            'b.rounding_unit',
+        ) }} as processing_fee_due
     from base as b
     left join liquidity as li on b.customer_id = li.customer_id and b.approved_on = li.approved_on
         and b.liquidity_window_start = li.window_start and b.is_agent

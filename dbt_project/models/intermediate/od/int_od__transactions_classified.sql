@@ -1,4 +1,7 @@
 -- Every OD transaction with its flow class (binding team decision, docs/policy-engine.md D):
+-- a REPAYMENT on channel SYSTEM dated on the account's conversion (that day's od_accounts snapshot says CONVERTED
+-- with closed_on = that date) is SETTLEMENT, the core's payoff of the OD by its new term loan (rulebook J): not a
+-- customer credit, so no net inflow, yet it pays the OD's charges like any credit (days past due);
 -- a REVERSAL takes the class of the transaction it cancels (looked up across all loaded dates) and a
 -- negative signed_amount dated on the reversal's own date, so any sum over a period nets the pair to zero
 -- when both fall inside it. A reversal of a reversal restores the original (sign flips at each level).
@@ -20,7 +23,7 @@
 
 {%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') -%}
 
-{%- set flow_class_of_type -%}
+{%- set plain_flow_class -%}
     case {type}
         when 'DRAWDOWN' then 'CUSTOMER_DEBIT'
         when 'CASH_WITHDRAWAL' then 'CUSTOMER_DEBIT'
@@ -32,8 +35,31 @@
         when 'INTEREST_CAPITALIZATION' then 'CAPITALIZATION'
     end
 {%- endset %}
-
+{#- {settles}: a boolean SQL expression true for the conversion's settlement credit -#}
+{%- set flow_class_of_type = "case when {settles} then 'SETTLEMENT' else " ~ plain_flow_class ~ " end" %}
 with recursive
+
+-- SYSTEM repayments of the whole history (few: the core's conversion payoffs), then the ones whose day's
+-- snapshot shows the conversion; the snapshot is read on those dates only (index on the business date)
+system_repayments as materialized (
+    select
+        txn_id,
+        od_account_id,
+        business_date
+    from {{ ref('stg_core_banking__od_transactions') }}
+    where txn_type = 'REPAYMENT' and channel = 'SYSTEM'
+),
+
+settlements as materialized (
+    select r.txn_id
+    from system_repayments as r
+    inner join {{ ref('stg_core_banking__od_accounts') }} as a
+        on r.business_date = a.business_date and r.od_account_id = a.od_account_id
+    where
+        a.business_date in (select business_date from system_repayments)
+        and a.status = 'CONVERTED'
+        and a.closed_on = r.business_date
+),
 
 reversals as (
     select
@@ -48,7 +74,8 @@ reversals as (
 reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
     select
         r.txn_id,
-        {{ flow_class_of_type | replace('{type}', 'o.txn_type') }},
+        {{ flow_class_of_type | replace('{settles}', 'o.txn_id in (select txn_id from settlements)')
+            | replace('{type}', 'o.txn_type') }},
         -1,
         1,
         o.txn_id,
@@ -82,7 +109,7 @@ select
     t.amount,
     case
         when t.txn_type = 'REVERSAL' then c.flow_class
-        else {{ flow_class_of_type | replace('{type}', 't.txn_type') }}
+        else {{ flow_class_of_type | replace('{settles}', 's.txn_id is not null') | replace('{type}', 't.txn_type') }}
     end as flow_class,
     case
         when t.txn_type <> 'REVERSAL' then t.amount
@@ -96,3 +123,4 @@ select
     t._load_id as load_id
 from transactions as t
 left join reversal_chains as c on t.txn_id = c.txn_id
+left join settlements as s on t.txn_id = s.txn_id

@@ -1,14 +1,22 @@
 -- The loan portfolio at each loaded month end, one row per OD account or term loan, in USD at the month
 -- end's NBC rate (rulebook A, F, G): the common input of fct_portfolio_month_end and
 -- fct_grade_distribution_month_end. A view: the marts filter it by month_end and PostgreSQL pushes that down.
--- OD: every fct_od_month_end row; it counts as an account of the portfolio while drawn or active.
+-- OD: every fct_od_month_end row; it counts as an account of the portfolio while drawn or active. An OD whose
+-- month-end snapshot says CONVERTED or WRITTEN_OFF is out (rulebook J): a converted OD's exposure is its term
+-- loan's (counted once, graded from the loans extract), a written-off one leaves gross outstanding and
+-- provisions, whatever balance the extract still shows. A CLOSED OD with a balance stays (a data error,
+-- reported by the review list, never hidden).
 -- TERM: ACTIVE loans of the loans snapshot on the month end, converted ODs (OD_CONVERTED) included: once
 -- converted they are term loans (the OD itself is closed). Provisions in USD are rounded to the cent per
 -- account, from the unrounded amount (rulebook A). Choices: docs/policy-engine.md G.
 {{ config(materialized='view') }}
 
 with od_month_end as (
-    select * from {{ ref('fct_od_month_end') }}
+    select o.*
+    from {{ ref('fct_od_month_end') }} as o
+    left join {{ ref('int_od__positions_daily') }} as p
+        on o.od_account_id = p.od_account_id and o.month_end = p.business_date
+    where p.status is null or p.status not in ('CONVERTED', 'WRITTEN_OFF')
 ),
 
 term_loans as (

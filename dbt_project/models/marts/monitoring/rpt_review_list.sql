@@ -16,6 +16,9 @@
 --   OVER_INDEBTEDNESS     approved application of the month with DSR above the limit or no CBC check; amount
 --   PRICING               monthly rate x 12 above the NBC ceiling at the month end; amount = drawn
 -- An application reason carries the application id in od_account_id (decision 0014).
+-- Facility lifecycle (rulebook J, int_monitoring__od_lifecycle_month_end), routed the same way:
+--   CONVERTED             converted to a term loan in the month; amount = the core's settlement credit
+--   CLOSED_WITH_BALANCE   CLOSED on the month end with a balance in the extract (a data error); amount = it
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
 -- detail is an English sentence; detail_params holds its figures (JSON, amounts as exact decimal strings),
@@ -221,7 +224,8 @@ reasons as (
     where reconciliation_break
 ),
 
--- rulebook I exceptions (int_social__review_reasons: already routed to the customer's officer)
+-- rulebook I exceptions (int_social__review_reasons) and the lifecycle events of rulebook J: already routed to
+-- the customer's officer
 social_routed as (
     select
         s.*,
@@ -230,7 +234,11 @@ social_routed as (
         ch.senior_manager_id,
         fx.khr_per_unit,
         fx.khr_per_usd
-    from {{ ref('int_social__review_reasons') }} as s
+    from (
+        select * from {{ ref('int_social__review_reasons') }}
+        union all
+        select * from {{ ref('int_monitoring__od_lifecycle_month_end') }}
+    ) as s
     inner join (select distinct month_end from month_end) as loaded on s.month_end = loaded.month_end
     left join chains as ch on s.month_end = ch.business_date and s.officer_id = ch.officer_id
     left join fx on s.month_end = fx.business_date and s.ccy = fx.currency
