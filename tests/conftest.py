@@ -13,9 +13,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from odwh import pseudonym, warehouse
+from odwh import pseudonym, publish, warehouse
 from support.database import throwaway_database
+from support.marts import MONTH_END, ScriptedMarts
 
 # published reports pseudonymise clients with a keyed HMAC; tests (and the `odwh` they start) share a fixed key
 os.environ.setdefault(pseudonym.KEY_ENV, "odwh-test-pseudonym-key-not-a-secret")
@@ -57,3 +59,17 @@ def module_db(server_url: str) -> Iterator[str]:
 def dbt_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One dbt target directory per module, so later invocations parse partially."""
     return tmp_path_factory.mktemp("dbt")
+
+
+@pytest.fixture(scope="module")
+def scripted_marts_db(module_db: str) -> str:
+    """The report marts with their scripted month (``support.marts.ScriptedMarts``), for tests that only read
+    them: created once per module, since rendering from them is the slow part."""
+    ScriptedMarts(module_db).create()
+    return module_db
+
+
+@pytest.fixture(scope="module")
+def scripted_month(scripted_marts_db: str) -> publish.MonthData:
+    with psycopg.connect(scripted_marts_db) as conn:
+        return publish.load_month(conn, MONTH_END, institution="Test MFI Plc.")

@@ -65,17 +65,21 @@ def _published(url: str) -> list[tuple[date, bool]]:
     return query(url, "select month_end, gate_passed from meta.publications order by publication_id")
 
 
-def _run_until(home: Path, url: str, landing: Path, marker: str, timeout: float = 600) -> str:
-    """Start `odwh run`, kill it (SIGKILL, the whole process group) once a line matches ``marker``."""
-    odwh = str(REPO / ".venv" / "bin" / "odwh")
-    proc = subprocess.Popen(
-        [odwh, "run", "--landing", str(landing)],
+def _start_run(home: Path, url: str, landing: Path) -> subprocess.Popen[str]:
+    """`odwh run` in its own process group, its output (stdout and stderr) read line by line."""
+    return subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "odwh"), "run", "--landing", str(landing)],
         env=airflow_env(home, url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+
+
+def _run_until(home: Path, url: str, landing: Path, marker: str, timeout: float = 600) -> str:
+    """Start `odwh run`, kill it (SIGKILL, the whole process group) once a line matches ``marker``."""
+    proc = _start_run(home, url, landing)
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
@@ -137,17 +141,9 @@ def test_postgres_crashing_mid_load_and_mid_build_loses_nothing(reference: Refer
         url = server.start()
         warehouse.migrate(url)
         home, landing = tmp_path, reference.landing
-        snapshot = [f for f in contract.FILES if f.kind == "snapshot"][
-            -1
-        ]  # loaded late in a date's transaction
-        odwh = str(REPO / ".venv" / "bin" / "odwh")
-        proc = subprocess.Popen(
-            [odwh, "run", "--landing", str(landing)],
-            env=airflow_env(home, url),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        # a snapshot file loaded late in a date's transaction: waiting on it, the load is half done
+        snapshot = [f for f in contract.FILES if f.kind == "snapshot"][-1]
+        proc = _start_run(home, landing=landing, url=url)
         assert proc.stdout is not None
         for line in proc.stdout:  # the first date is committed: hold the second mid-transaction
             if line.startswith("2026-01-29  loaded"):

@@ -98,6 +98,7 @@ def load(url: str) -> None:
         "source_od_account_id": "CNV",
     }
     closed = {"status": "CLOSED"}
+    # the phases of the scenario, in date order: each call is the snapshot change of that day (data, alike by shape)
     _write_phase(p, url, FIRST, date(2026, 1, 4))
     _write_phase(p, url, date(2026, 1, 5), date(2026, 1, 9), CLB={**closed, "closed_on": date(2026, 1, 5)})
     _write_phase(p, url, CLOSED, date(2026, 1, 14), CLS={**closed, "closed_on": CLOSED})

@@ -42,16 +42,8 @@ def marts_db(fresh_db: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_marts_db(module_db: str) -> str:
-    """One scripted database for the tests that only read it (rendering is the slow part: done once)."""
-    ScriptedMarts(module_db).create()
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def month(shared_marts_db: str) -> publish.MonthData:
-    with psycopg.connect(shared_marts_db) as conn:
-        return publish.load_month(conn, MONTH_END, institution="Test MFI Plc.")
+def month(scripted_month: publish.MonthData) -> publish.MonthData:
+    return scripted_month
 
 
 # --- reading the marts ---------------------------------------------------------------------------------------

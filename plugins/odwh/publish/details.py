@@ -58,6 +58,10 @@ class _Sentence:
         return ngettext(self.locale, singular, plural, n, **values)
 
 
+# One function per reason: each is that reason's own sentence and figures (the catalogue's msgid is the sentence,
+# so the calls look alike but are data; a table of templates would hide the msgids from extraction).
+
+
 def _excess(s: _Sentence) -> str:
     return s.n_(
         "{n} day in excess, peak {peak}, excess fee {fee}",
