@@ -9,8 +9,9 @@ change on the lifecycle dates as a core system would deliver them:
 - CLS: closed on 10 January after a repayment: no un-utilization fee from that date.
 - CLB: CLOSED on 5 January while the extract still shows 50 drawn: a data error on the review list.
 - CNV: converted on 15 January: the SYSTEM credit settles 2,500 (no customer credit), loan LNC (OD_CONVERTED)
-  carries it from that day, counted once.
-- WOF: written off on 20 January with 800 drawn the day before; the extract keeps showing 780 afterwards.
+  carries it from that day, counted once; listed CONVERTED only (no INSUFFICIENT_INFLOW).
+- WOF: written off on 20 January with 800 drawn the day before; the extract keeps showing 780 afterwards
+  (no grade, provision or review-list reason from that date).
 - ACT: an ordinary account, 500 drawn.
 """
 
@@ -288,3 +289,40 @@ def test_lifecycle_details_in_khmer_then_english(lifecycle_db: str) -> None:
     assert "LNC" in texts["CONVERTED"][0] and "LNC" in texts["CONVERTED"][1]
     assert "2,500.00" in texts["CONVERTED"][1] and "no customer repayment" in texts["CONVERTED"][1]
     assert "Data error" in texts["CLOSED_WITH_BALANCE"][1] and "50.00" in texts["CLOSED_WITH_BALANCE"][1]
+
+
+def test_converted_and_written_off_ods_leave_the_book_from_their_date(lifecycle_db: str) -> None:
+    left_on = {"CNV": CONVERTED, "WOF": WRITTEN_OFF}
+    graded = {
+        (od, day): risk
+        for od, day, *risk in query(
+            lifecycle_db,
+            "select od_account_id, business_date, days_past_due, nbc_grade, provision_amount, conversion_candidate"
+            " from marts.fct_od_daily where od_account_id in ('CNV', 'WOF')",
+        )
+    }
+    assert len(graded) == 2 * len(days(FIRST, LAST))  # the balance rows stay (the extract shows them)
+    off_book = [None, None, None, None]
+    assert all((risk == off_book) == (day >= left_on[od]) for (od, day), risk in graded.items())
+    assert graded["CNV", CONVERTED - timedelta(days=1)] == [0, "Normal", Decimal(25), False]
+    # the extract still shows 780 after the write-off: no grade, no provision on it
+    assert graded["WOF", WRITTEN_OFF - timedelta(days=1)] == [0, "Normal", Decimal(8), False]
+    month_ends = query(
+        lifecycle_db,
+        "select od_account_id, month_end, nbc_grade, provision_amount_usd from marts.fct_od_month_end"
+        " where od_account_id in ('CNV', 'WOF') order by 1, 2",
+    )
+    assert month_ends == [(od, m, None, None) for od in ("CNV", "WOF") for m in (JAN_END, LAST)]
+
+
+def test_review_list_stops_at_the_conversion_and_the_write_off(lifecycle_db: str) -> None:
+    rows = query(
+        lifecycle_db,
+        "select month_end, od_account_id, reason from marts.rpt_review_list"
+        " where od_account_id in ('CNV', 'WOF', 'ACT') and reason <> 'RECONCILIATION' order by 1, 2, 3",
+    )
+    # CNV only as converted (its SYSTEM settlement is no customer credit, yet no INSUFFICIENT_INFLOW); WOF,
+    # graded Normal until the day before, not listed after its write-off. ACT, drawn like WOF and without a
+    # customer transaction either, is listed both months (in February also for its grade: charges unpaid).
+    ordinary = [(m, "ACT", r) for m in (JAN_END, LAST) for r in ("INSUFFICIENT_INFLOW", "NO_TRANSACTION")]
+    assert rows == sorted([*ordinary, (LAST, "ACT", "GRADE"), (JAN_END, "CNV", "CONVERTED")])

@@ -82,7 +82,14 @@ select
     p.load_id::bigint as load_id
 from positions as p
 left join accruals as a on p.od_account_id = a.od_account_id and p.business_date = a.business_date
-left join days_past_due as dpd on p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
-left join grades as g on p.od_account_id = g.od_account_id and p.business_date = g.business_date
-left join stagnation as s on p.od_account_id = s.od_account_id and p.business_date = s.business_date
+-- an OD that left the book (converted, written off; macros/lifecycle.sql) keeps its balance row but no longer
+-- runs days past due, a grade, a provision or stagnation from that date (rulebook J; decision 0028)
+left join days_past_due as dpd
+    on
+        p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
+        and not {{ left_the_od_book('p') }}
+left join grades as g
+    on p.od_account_id = g.od_account_id and p.business_date = g.business_date and not {{ left_the_od_book('p') }}
+left join stagnation as s
+    on p.od_account_id = s.od_account_id and p.business_date = s.business_date and not {{ left_the_od_book('p') }}
 left join rounding_units as u on {{ join_rounding_unit('u', 'p.currency', 'p.business_date') }}
