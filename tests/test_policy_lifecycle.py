@@ -280,15 +280,16 @@ def test_lifecycle_details_in_khmer_then_english(lifecycle_db: str) -> None:
     rows = query(
         lifecycle_db,
         "select reason, detail_params, currency from marts.rpt_review_list"
-        " where month_end = %s and reason in ('CONVERTED', 'CLOSED_WITH_BALANCE') order by reason",
+        " where month_end = %s and reason in ('CONVERTED', 'CLOSED_WITH_BALANCE', 'WRITTEN_OFF') order by reason",
         JAN_END,
     )
     texts = {reason: details.bilingual(reason, params, ccy, None).split("\n") for reason, params, ccy in rows}
-    assert set(texts) == {"CONVERTED", "CLOSED_WITH_BALANCE"}
+    assert set(texts) == {"CONVERTED", "CLOSED_WITH_BALANCE", "WRITTEN_OFF"}
     assert all(len(t) == 2 and t[0] != t[1] for t in texts.values())  # Khmer first, then English
     assert "LNC" in texts["CONVERTED"][0] and "LNC" in texts["CONVERTED"][1]
     assert "2,500.00" in texts["CONVERTED"][1] and "no customer repayment" in texts["CONVERTED"][1]
     assert "Data error" in texts["CLOSED_WITH_BALANCE"][1] and "50.00" in texts["CLOSED_WITH_BALANCE"][1]
+    assert "800.00" in texts["WRITTEN_OFF"][0] and "Written off on" in texts["WRITTEN_OFF"][1]
 
 
 def test_converted_and_written_off_ods_leave_the_book_from_their_date(lifecycle_db: str) -> None:
@@ -322,7 +323,13 @@ def test_review_list_stops_at_the_conversion_and_the_write_off(lifecycle_db: str
         " where od_account_id in ('CNV', 'WOF', 'ACT') and reason <> 'RECONCILIATION' order by 1, 2, 3",
     )
     # CNV only as converted (its SYSTEM settlement is no customer credit, yet no INSUFFICIENT_INFLOW); WOF,
-    # graded Normal until the day before, not listed after its write-off. ACT, drawn like WOF and without a
+    # graded Normal until the day before, only as written off in its month, then not at all. ACT, drawn like WOF and without a
     # customer transaction either, is listed both months (in February also for its grade: charges unpaid).
     ordinary = [(m, "ACT", r) for m in (JAN_END, LAST) for r in ("INSUFFICIENT_INFLOW", "NO_TRANSACTION")]
-    assert rows == sorted([*ordinary, (LAST, "ACT", "GRADE"), (JAN_END, "CNV", "CONVERTED")])
+    lifecycle = [(JAN_END, "CNV", "CONVERTED"), (JAN_END, "WOF", "WRITTEN_OFF")]
+    assert rows == sorted([*ordinary, (LAST, "ACT", "GRADE"), *lifecycle])
+    written_off = query(
+        lifecycle_db,
+        "select amount from marts.rpt_review_list where reason = 'WRITTEN_OFF' and od_account_id = 'WOF'",
+    )
+    assert written_off == [(Decimal(800),)]

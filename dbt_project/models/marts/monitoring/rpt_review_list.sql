@@ -19,9 +19,10 @@
 -- Facility lifecycle (rulebook J, int_monitoring__od_lifecycle_month_end), routed the same way:
 --   CONVERTED             converted to a term loan in the month; amount = the core's settlement credit
 --   CLOSED_WITH_BALANCE   CLOSED on the month end with a balance in the extract (a data error); amount = it
+--   WRITTEN_OFF           written off in the month, listed once; amount = the principal of the day before
 -- An OD converted or written off by the month end (rulebook J) gets none of the reasons above from that month:
 -- the conversion month shows CONVERTED only (its SYSTEM settlement is no customer credit, so it would read as
--- INSUFFICIENT_INFLOW), a written-off OD has left the books (decision 0028).
+-- INSUFFICIENT_INFLOW), the write-off month WRITTEN_OFF only, later months nothing (decision 0028).
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
 -- detail is an English sentence; detail_params holds its figures (JSON, amounts as exact decimal strings),
@@ -54,7 +55,7 @@ window_parameter as (
 ),
 
 -- ODs that left the book by the month end (converted or written off, macros/lifecycle.sql): the account's own
--- reasons stop; the month's conversion is listed as CONVERTED, a write-off in fct_par_month_end (decision 0028)
+-- reasons stop; the month's conversion or write-off is listed once, as CONVERTED or WRITTEN_OFF (decision 0028)
 left_the_book as (
     select
         p.od_account_id,
