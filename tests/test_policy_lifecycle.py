@@ -303,17 +303,18 @@ def test_converted_and_written_off_ods_leave_the_book_from_their_date(lifecycle_
         )
     }
     assert len(graded) == 2 * len(days(FIRST, LAST))  # the balance rows stay (the extract shows them)
-    off_book = [None, None, None, None]
+    off_book = [None, None, Decimal(0), None]  # nothing graded, nothing provisioned
     assert all((risk == off_book) == (day >= left_on[od]) for (od, day), risk in graded.items())
     assert graded["CNV", CONVERTED - timedelta(days=1)] == [0, "Normal", Decimal(25), False]
-    # the extract still shows 780 after the write-off: no grade, no provision on it
+    # the extract still shows 780 after the write-off: no grade, a provision of 0 on it
     assert graded["WOF", WRITTEN_OFF - timedelta(days=1)] == [0, "Normal", Decimal(8), False]
     month_ends = query(
         lifecycle_db,
         "select od_account_id, month_end, nbc_grade, provision_amount_usd from marts.fct_od_month_end"
         " where od_account_id in ('CNV', 'WOF') order by 1, 2",
     )
-    assert month_ends == [(od, m, None, None) for od in ("CNV", "WOF") for m in (JAN_END, LAST)]
+    # the month-end gate needs every USD equivalent: a provision of 0 has one
+    assert month_ends == [(od, m, None, Decimal(0)) for od in ("CNV", "WOF") for m in (JAN_END, LAST)]
 
 
 def test_review_list_stops_at_the_conversion_and_the_write_off(lifecycle_db: str) -> None:
