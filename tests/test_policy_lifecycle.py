@@ -9,8 +9,9 @@ change on the lifecycle dates as a core system would deliver them:
 - CLS: closed on 10 January after a repayment: no un-utilization fee from that date.
 - CLB: CLOSED on 5 January while the extract still shows 50 drawn: a data error on the review list.
 - CNV: converted on 15 January: the SYSTEM credit settles 2,500 (no customer credit), loan LNC (OD_CONVERTED)
-  carries it from that day, counted once.
-- WOF: written off on 20 January with 800 drawn the day before; the extract keeps showing 780 afterwards.
+  carries it from that day, counted once; listed CONVERTED only (no INSUFFICIENT_INFLOW).
+- WOF: written off on 20 January with 800 drawn the day before; the extract keeps showing 780 afterwards
+  (no grade, provision or review-list reason from that date).
 - ACT: an ordinary account, 500 drawn.
 """
 
@@ -280,12 +281,57 @@ def test_lifecycle_details_in_khmer_then_english(lifecycle_db: str) -> None:
     rows = query(
         lifecycle_db,
         "select reason, detail_params, currency from marts.rpt_review_list"
-        " where month_end = %s and reason in ('CONVERTED', 'CLOSED_WITH_BALANCE') order by reason",
+        " where month_end = %s and reason in ('CONVERTED', 'CLOSED_WITH_BALANCE', 'WRITTEN_OFF') order by reason",
         JAN_END,
     )
     texts = {reason: details.bilingual(reason, params, ccy, None).split("\n") for reason, params, ccy in rows}
-    assert set(texts) == {"CONVERTED", "CLOSED_WITH_BALANCE"}
+    assert set(texts) == {"CONVERTED", "CLOSED_WITH_BALANCE", "WRITTEN_OFF"}
     assert all(len(t) == 2 and t[0] != t[1] for t in texts.values())  # Khmer first, then English
     assert "LNC" in texts["CONVERTED"][0] and "LNC" in texts["CONVERTED"][1]
     assert "2,500.00" in texts["CONVERTED"][1] and "no customer repayment" in texts["CONVERTED"][1]
     assert "Data error" in texts["CLOSED_WITH_BALANCE"][1] and "50.00" in texts["CLOSED_WITH_BALANCE"][1]
+    assert "800.00" in texts["WRITTEN_OFF"][0] and "Written off on" in texts["WRITTEN_OFF"][1]
+
+
+def test_converted_and_written_off_ods_leave_the_book_from_their_date(lifecycle_db: str) -> None:
+    left_on = {"CNV": CONVERTED, "WOF": WRITTEN_OFF}
+    graded = {
+        (od, day): risk
+        for od, day, *risk in query(
+            lifecycle_db,
+            "select od_account_id, business_date, days_past_due, nbc_grade, provision_amount, conversion_candidate"
+            " from marts.fct_od_daily where od_account_id in ('CNV', 'WOF')",
+        )
+    }
+    assert len(graded) == 2 * len(days(FIRST, LAST))  # the balance rows stay (the extract shows them)
+    off_book = [None, None, Decimal(0), None]  # nothing graded, nothing provisioned
+    assert all((risk == off_book) == (day >= left_on[od]) for (od, day), risk in graded.items())
+    assert graded["CNV", CONVERTED - timedelta(days=1)] == [0, "Normal", Decimal(25), False]
+    # the extract still shows 780 after the write-off: no grade, a provision of 0 on it
+    assert graded["WOF", WRITTEN_OFF - timedelta(days=1)] == [0, "Normal", Decimal(8), False]
+    month_ends = query(
+        lifecycle_db,
+        "select od_account_id, month_end, nbc_grade, provision_amount_usd from marts.fct_od_month_end"
+        " where od_account_id in ('CNV', 'WOF') order by 1, 2",
+    )
+    # the month-end gate needs every USD equivalent: a provision of 0 has one
+    assert month_ends == [(od, m, None, Decimal(0)) for od in ("CNV", "WOF") for m in (JAN_END, LAST)]
+
+
+def test_review_list_stops_at_the_conversion_and_the_write_off(lifecycle_db: str) -> None:
+    rows = query(
+        lifecycle_db,
+        "select month_end, od_account_id, reason from marts.rpt_review_list"
+        " where od_account_id in ('CNV', 'WOF', 'ACT') and reason <> 'RECONCILIATION' order by 1, 2, 3",
+    )
+    # CNV only as converted (its SYSTEM settlement is no customer credit, yet no INSUFFICIENT_INFLOW); WOF,
+    # graded Normal until the day before, only as written off in its month, then not at all. ACT, drawn like WOF and without a
+    # customer transaction either, is listed both months (in February also for its grade: charges unpaid).
+    ordinary = [(m, "ACT", r) for m in (JAN_END, LAST) for r in ("INSUFFICIENT_INFLOW", "NO_TRANSACTION")]
+    lifecycle = [(JAN_END, "CNV", "CONVERTED"), (JAN_END, "WOF", "WRITTEN_OFF")]
+    assert rows == sorted([*ordinary, (LAST, "ACT", "GRADE"), *lifecycle])
+    written_off = query(
+        lifecycle_db,
+        "select amount from marts.rpt_review_list where reason = 'WRITTEN_OFF' and od_account_id = 'WOF'",
+    )
+    assert written_off == [(Decimal(800),)]

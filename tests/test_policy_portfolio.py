@@ -26,6 +26,8 @@ MY_MODELS = (
     "+int_od__policy_checks_month_end +fct_portfolio_month_end +fct_grade_distribution_month_end"
     # the portfolio-quality marts read the positions too: built so that MY_OWN's descendants' tests have them
     " +fct_par_month_end +fct_par_by_segment_month_end +fct_grade_migration_month_end"
+    # the write-offs feed the review list (WRITTEN_OFF): built so that its tests have their relations
+    " +rpt_review_list"
 )
 MY_OWN = (
     "int_fx__rates_daily int_od__policy_facts_month_end int_od__policy_checks_month_end"

@@ -224,6 +224,20 @@ def _closed_with_balance(s: _Sentence) -> str:
     )
 
 
+def _written_off(s: _Sentence) -> str:
+    """Rulebook J: a write-off done in the month (decision 0028)."""
+    if s["principal"] is None:
+        return s._(
+            "Written off on {date} (the day before is not loaded); off the books from that date",
+            date=s.date("written_off_on"),
+        )
+    return s._(
+        "Written off on {date}, principal {amount} the day before; off the books from that date",
+        date=s.date("written_off_on"),
+        amount=s.amount("principal"),
+    )
+
+
 #: Agent alert figures: (days key, amount key, message without the amount, message with it).
 ALERT_DAYS = (
     (
@@ -273,6 +287,7 @@ SENTENCES: dict[str, Callable[[_Sentence], str]] = {
     "RECONCILIATION": _reconciliation,
     "CONVERTED": _converted,
     "CLOSED_WITH_BALANCE": _closed_with_balance,
+    "WRITTEN_OFF": _written_off,
     "ES_SCREENING": _es_screening,
     "EXCLUSION": _exclusion,
     "OVER_INDEBTEDNESS": _over_indebtedness,

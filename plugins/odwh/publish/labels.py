@@ -54,6 +54,8 @@ REASONS: dict[str, str] = {
     "BREACH": N_("Policy breach"),
     "RECONCILIATION": N_("Reconciliation break"),
     "CLOSED_WITH_BALANCE": N_("Closed with a balance (data error)"),
+    # rulebook J: a write-off of the month, listed once (the account leaves the book; decision 0028)
+    "WRITTEN_OFF": N_("Written off"),
     # rulebook I (social performance): the "account" of an application reason is the application id
     "ES_SCREENING": N_("E&S screening exception"),
     "EXCLUSION": N_("Excluded activity approved"),

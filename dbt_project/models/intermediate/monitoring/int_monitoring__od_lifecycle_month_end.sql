@@ -6,6 +6,10 @@
 --                        on the conversion date (the exposure the OD_CONVERTED loan took over)
 --   CLOSED_WITH_BALANCE  status CLOSED on the month end while the extract still shows principal, interest or
 --                        fees outstanding: a data error to report, never hidden; amount = that total
+--   WRITTEN_OFF          written off during the month (int_quality__write_offs_month_end), listed once: from its
+--                        date the OD leaves the book and gets no other reason (decision 0028); amount = the
+--                        principal of the day before (null when that day is not loaded), routed by the
+--                        officer of the account's last loaded day (it may be gone from the month end's extract)
 -- Routed like the other reasons by rpt_review_list (the customer's officer of the month end).
 {{ config(materialized='table', tags=['month_end']) }}
 
@@ -43,6 +47,26 @@ settlements as (
     inner join {{ ref('int_od__transactions_classified') }} as t
         on c.od_account_id = t.od_account_id and c.closed_on = t.business_date and t.flow_class = 'SETTLEMENT'
     group by c.od_account_id
+),
+
+-- the OD write-offs of the loaded month ends with the account's last loaded day up to the month end (its
+-- officer and customer; one index probe per write-off: the account may be gone from the month end's extract)
+written_off as (
+    select
+        w.month_end,
+        w.written_off_on,
+        w.amount_written_off,
+        d.*
+    from {{ ref('int_quality__write_offs_month_end') }} as w
+    cross join
+        lateral (
+            select x.*
+            from {{ ref('int_od__positions_daily') }} as x
+            where x.od_account_id = w.account_id and x.business_date <= w.month_end
+            order by x.business_date desc
+            limit 1
+        ) as d
+    where w.product_family = 'OD' and w.month_end in (select m.month_end from month_ends as m)
 ),
 
 -- the OD_CONVERTED loan the core opened (source_od_account_id), in the month end's loans snapshot
@@ -98,3 +122,23 @@ select
     load_id
 from positions
 where status = 'CLOSED' and total_outstanding > 0
+
+union all
+
+select
+    month_end,
+    od_account_id,
+    'WRITTEN_OFF' as reason,
+    customer_id,
+    officer_id,
+    branch_code,
+    currency as ccy,
+    amount_written_off as amount,
+    'Written off on ' || written_off_on || coalesce(
+        ', principal ' || {{ money.replace('AMOUNT', 'amount_written_off') }} || ' the day before',
+        ' (the day before is not loaded)'
+    ) || '; off the books from that date' as detail,
+    jsonb_build_object('written_off_on', written_off_on, 'principal', amount_written_off::text) as detail_params,
+    null::text as parameter_version,
+    load_id
+from written_off

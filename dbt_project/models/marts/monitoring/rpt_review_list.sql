@@ -19,6 +19,10 @@
 -- Facility lifecycle (rulebook J, int_monitoring__od_lifecycle_month_end), routed the same way:
 --   CONVERTED             converted to a term loan in the month; amount = the core's settlement credit
 --   CLOSED_WITH_BALANCE   CLOSED on the month end with a balance in the extract (a data error); amount = it
+--   WRITTEN_OFF           written off in the month, listed once; amount = the principal of the day before
+-- An OD converted or written off by the month end (rulebook J) gets none of the reasons above from that month:
+-- the conversion month shows CONVERTED only (its SYSTEM settlement is no customer credit, so it would read as
+-- INSUFFICIENT_INFLOW), the write-off month WRITTEN_OFF only, later months nothing (decision 0028).
 -- The flow tests (NO_TRANSACTION, INSUFFICIENT_INFLOW) need the whole month observed for the account.
 -- amount is in the account currency, amount_usd at the NBC rate of the month end (unrounded).
 -- detail is an English sentence; detail_params holds its figures (JSON, amounts as exact decimal strings),
@@ -50,6 +54,16 @@ window_parameter as (
     where parameter_name = 'stagnation_window_days'
 ),
 
+-- ODs that left the book by the month end (converted or written off, macros/lifecycle.sql): the account's own
+-- reasons stop; the month's conversion or write-off is listed once, as CONVERTED or WRITTEN_OFF (decision 0028)
+left_the_book as (
+    select
+        p.od_account_id,
+        p.business_date as month_end
+    from {{ ref('int_od__positions_daily') }} as p
+    where p.business_date in (select m.month_end from month_end as m) and {{ left_the_od_book('p') }}
+),
+
 accounts as (
     select
         me.*,
@@ -77,6 +91,10 @@ accounts as (
     left join window_parameter as w on me.month_end >= w.effective_from and me.month_end < w.effective_to
     left join chains as ch on me.month_end = ch.business_date and me.officer_id = ch.officer_id
     left join fx on me.month_end = fx.business_date and me.currency = fx.currency
+    where not exists (
+        select from left_the_book as gone
+        where me.od_account_id = gone.od_account_id and me.month_end = gone.month_end
+    )
 ),
 
 reasons as (

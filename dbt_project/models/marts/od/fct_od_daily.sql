@@ -13,6 +13,8 @@
 ) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
+{#- an OD off the book provisions nothing (rate 0, so the provision is 0 and its equivalents are not null) -#}
+{%- set provision_rate = "(case when " ~ left_the_od_book('p') ~ " then 0 else g.provision_rate end)" %}
 {%- set since = "where business_date >= '" ~ from_date ~ "'::date" if from_date else "" %}
 
 with positions as (
@@ -66,10 +68,10 @@ select
     dpd.dpd_maturity::integer as dpd_maturity,
     g.nbc_grade::text as nbc_grade,
     g.grade_order::integer as grade_order,
-    g.provision_rate::numeric as provision_rate,
+    {{ provision_rate }}::numeric as provision_rate,
     -- a provision is booked: rounded like an amount due, in the account currency (rulebook A)
     {{ round_to_unit(
-        'g.provision_rate * p.principal_outstanding',
+        provision_rate ~ ' * p.principal_outstanding',
         required_rounding_unit('u.value', 'p.currency', 'p.business_date'),
     ) }}::numeric as provision_amount,
     s.window_evaluable::boolean as window_evaluable,
@@ -82,7 +84,14 @@ select
     p.load_id::bigint as load_id
 from positions as p
 left join accruals as a on p.od_account_id = a.od_account_id and p.business_date = a.business_date
-left join days_past_due as dpd on p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
-left join grades as g on p.od_account_id = g.od_account_id and p.business_date = g.business_date
-left join stagnation as s on p.od_account_id = s.od_account_id and p.business_date = s.business_date
+-- an OD that left the book (converted, written off; macros/lifecycle.sql) keeps its balance row but no longer
+-- runs days past due, a grade or stagnation from that date (nulls), and provisions 0 (rulebook J; decision 0028)
+left join days_past_due as dpd
+    on
+        p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
+        and not {{ left_the_od_book('p') }}
+left join grades as g
+    on p.od_account_id = g.od_account_id and p.business_date = g.business_date and not {{ left_the_od_book('p') }}
+left join stagnation as s
+    on p.od_account_id = s.od_account_id and p.business_date = s.business_date and not {{ left_the_od_book('p') }}
 left join rounding_units as u on {{ join_rounding_unit('u', 'p.currency', 'p.business_date') }}
