@@ -23,7 +23,7 @@ def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, mo
         "models: dbt seed + full build",
         "close and publish every complete month",
         "idle odwh run (nothing new)",
-        "one more day: load + daily models",
+        "one more day through Airflow (odwh run)",
     ]
     stage = dict(zip(names, result.stages, strict=True))
     floor_rows = stage["floor: COPY every CSV + one 60-day window"].rows
