@@ -590,6 +590,11 @@ revoke all on all tables in schema quarantine from public;
 grant usage on schema quarantine to odwh_loader;
 grant select, insert, delete, truncate on all tables in schema quarantine to odwh_loader;
 grant usage, update on sequence quarantine.row_numbers to odwh_loader;
+do $$ begin
+    if current_setting('server_version_num')::int >= 170000 then  -- ANALYZE after staging (MAINTAIN: 17+)
+        execute 'grant maintain on all tables in schema quarantine to odwh_loader';
+    end if;
+end $$;
 """
 
 
