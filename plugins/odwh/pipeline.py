@@ -171,21 +171,22 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                 bar.note(format_outcome(outcome))
             bar.advance(outcome.business_date)
 
+        def blocker() -> DateOutcome | None:
+            last = report.outcomes[-1] if report.outcomes else None
+            return last if last is not None and last.status != "loaded" else None
+
         received, refusal = _receive(pending, max(load.current_loads(conn), default=None))
         if received:
             with quarantine.quarantined(conn, [r.archived for r in received]) as staged:
                 checked = validate.check_staged(conn, loader, staged)
                 for item in received:
-                    if report.outcomes and report.outcomes[-1].status != "loaded":
-                        record(_waiting(item.delivery, report.outcomes[-1]))
-                    else:
-                        record(_admit(conn, item, checked.get(item.delivery.business_date)))
-        done = {o.business_date for o in report.outcomes}
-        for delivery in pending:
-            if delivery.business_date.isoformat() in done:
-                continue
-            if report.outcomes and report.outcomes[-1].status != "loaded":
-                record(_waiting(delivery, report.outcomes[-1]))
+                    blocked = blocker()
+                    day = item.delivery.business_date
+                    record(_waiting(item.delivery, blocked) if blocked else _admit(conn, item, checked[day]))
+        for delivery in pending[len(received) :]:  # the date _receive refused, then the ones behind it
+            blocked = blocker()
+            if blocked is not None:
+                record(_waiting(delivery, blocked))
             elif refusal is not None:
                 record(_reject(conn, delivery, refusal))
         if report.loaded_dates:
@@ -217,14 +218,12 @@ def _receive(
             manifest = landing.read_manifest(archived)
         except landing.LandingError as exc:
             return received, [str(exc)]
-        except (
-            OSError
-        ) as exc:  # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
+        except OSError as exc:
+            # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
             return received, [f"{archive_root()}: {ARCHIVE_FAILED} ({exc.strerror or exc})"]
         problems = [str(p) for p in landing.verify_manifest(archived)]
-        if problems and not landing.verify_manifest(
-            delivery.path
-        ):  # the delivery is sound, its archive is not
+        # the delivery is sound, its archive is not
+        if problems and not landing.verify_manifest(delivery.path):
             problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
         if problems:
             return received, problems
@@ -232,13 +231,9 @@ def _receive(
     return received, None
 
 
-def _admit(
-    conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport | None
-) -> DateOutcome:
+def _admit(conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport) -> DateOutcome:
     """Promote a checked date to raw, or refuse it with its problems."""
     delivery = item.delivery
-    if checked is None:  # never staged: staging stopped at an earlier date, which was refused
-        raise RuntimeError(f"{delivery.business_date} was not checked")
     if not checked.ok:
         return _reject(conn, delivery, [str(p) for p in checked.problems])
     lineage = {"manifest_sha256": delivery.manifest_sha256, "source_folder": str(delivery.path)}
