@@ -217,3 +217,35 @@ def test_a_reversal_of_an_earlier_pending_date_is_checked_in_the_same_run(fresh_
     write_delivery(landing, D2, mutate=reverse_d1_repayment)
     report = pipeline.ingest(fresh_db, str(landing), echo=False)
     assert report.ok, [o.detail for o in report.outcomes]
+
+
+def _account_only_on_d1(rows) -> None:
+    rows["od_accounts.csv"].append(dict(rows["od_accounts.csv"][0], od_account_id="OD09"))
+
+
+CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
+    "foreign key": (
+        _account_only_on_d1,
+        lambda rows: rows["od_balances.csv"][1].update(od_account_id="OD09"),
+        "2026-10-02/od_balances.csv row 2, column od_account_id: foreign key to od_accounts.csv",
+    ),
+    "fx complete": (
+        lambda rows: None,
+        lambda rows: rows["fx_rates.csv"].pop(2),
+        "2026-10-02/fx_rates.csv column currency: fx_rates has KHR, USD and THB, with khr_per_unit(KHR) = 1 (a currency is missing: THB)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CROSS_DATE))
+def test_rules_across_files_hold_per_date_when_dates_are_checked_together(fresh_db, tmp_path, archive, case):
+    on_d1, on_d2, problem = CROSS_DATE[case]
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1, mutate=on_d1)  # what D2 lacks is in D1, checked in the same pass
+    write_delivery(landing, D2, mutate=on_d2)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [(o.business_date, o.status) for o in report.outcomes] == [
+        ("2026-10-01", "loaded"),
+        ("2026-10-02", "rejected"),
+    ]
+    assert problem in report.outcomes[1].detail, report.outcomes[1].detail
