@@ -78,6 +78,8 @@ def promote(
             conn.execute(
                 "select pg_advisory_xact_lock(hashtext('odwh.load'), %s)", (business_date.toordinal(),)
             )
+            # durable once reported loaded, whatever the server's default (the embedded one commits lazily)
+            conn.execute("set local synchronous_commit = on")
             replaced = conn.execute(
                 "update meta.loads set superseded_at = now() where business_date = %s and superseded_at is null"
                 " returning load_id",
