@@ -93,13 +93,17 @@ def validate_queries(
     context = _ephemeral_context()
     with warnings.catch_warnings():  # "a more specific PostgresDatasource may be more appropriate": see above
         warnings.simplefilter("ignore", GxDatasourceWarning)
-        source = context.data_sources.add_sql(f"warehouse_{uuid.uuid4().hex}", connection_string=warehouse_url)
+        source = context.data_sources.add_sql(
+            f"warehouse_{uuid.uuid4().hex}", connection_string=warehouse_url
+        )
         try:
             for spec in batches:
                 asset = source.add_query_asset(spec.asset, query=spec.query)
                 batch = asset.add_batch_definition_whole_table(spec.batch).get_batch()
                 result = batch.validate(spec.suite, result_format="BOOLEAN_ONLY")
-                results.append(result if result.success else batch.validate(spec.suite, result_format=complete))
+                results.append(
+                    result if result.success else batch.validate(spec.suite, result_format=complete)
+                )
         finally:
             for engine in (source.get_execution_engine().engine, source.get_engine()):
                 engine.dispose()
