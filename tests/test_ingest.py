@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from odwh import contract, load, pipeline
+from odwh import contract, load, pipeline, quarantine
 from support.extract import write_delivery, write_manifest
 
 D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -157,14 +157,95 @@ def test_client_identifiers_go_to_the_pii_schema_only(fresh_db, tmp_path, archiv
         assert "national_id" not in raw_cols and "phone" not in raw_cols
 
 
-def test_a_load_that_fails_midway_leaves_nothing_behind(fresh_db, tmp_path, archive):
+def test_a_promotion_that_fails_midway_leaves_nothing_behind(fresh_db, tmp_path, archive):
     folder = write_delivery(tmp_path / "landing", D1, mutate=lambda rows: rows.pop("od_balances.csv"))
     manifest = pipeline.landing.read_manifest(folder)
     with (
         psycopg.connect(fresh_db, autocommit=True) as conn,
-        pytest.raises(load.LoadError, match=r"od_balances\.csv"),
+        quarantine.quarantined(conn, [folder]) as staged,
     ):
-        load.load_delivery(conn, folder, manifest, manifest_sha256="x", source_folder=str(folder))
+        with pytest.raises(load.LoadError, match=r"od_balances\.csv"):
+            load.promote(
+                conn,
+                manifest,
+                list(staged[0].rows),
+                archive_folder=str(folder),
+                manifest_sha256="x",
+                source_folder=str(folder),
+            )
+        assert conn.execute("select count(*) from quarantine.branches").fetchone() == (2,)  # still staged
     assert _counts(fresh_db, "branches") == {}
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from meta.loads").fetchone() == (0,)
+        assert _quarantined(conn) == 0  # and cleared on the way out
+
+
+def _quarantined(conn: psycopg.Connection) -> int:
+    tables = [f"select count(*) from quarantine.{f.table}" for f in contract.FILES]  # noqa: S608
+    return sum(
+        conn.execute(q).fetchone()[0] for q in [*tables, "select count(*) from quarantine.staged_dates"]
+    )
+
+
+def test_a_run_clears_what_a_killed_run_left_in_quarantine(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:  # a run killed after staging D1 and D2
+        for day in (D1, D2):
+            conn.execute("select set_config('odwh.quarantine_date', %s, false)", (day.isoformat(),))
+            conn.execute("insert into quarantine.staged_dates values (%s)", (day,))
+            conn.execute("insert into quarantine.branches (branch_code) values ('STALE')")
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert report.ok
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from raw.branches where branch_code = 'STALE'").fetchone() == (
+            0,
+        )
+        assert _quarantined(conn) == 0
+    assert set(_counts(fresh_db, "branches")) == {D1}
+
+
+def test_a_reversal_of_an_earlier_pending_date_is_checked_in_the_same_run(fresh_db, tmp_path, archive):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+
+    def reverse_d1_repayment(rows) -> None:  # D1 is only in quarantine when D2 is checked
+        rows["od_transactions.csv"][1].update(
+            txn_type="REVERSAL", direction="DEBIT", reversed_txn_id="T20261001-2"
+        )
+
+    write_delivery(landing, D2, mutate=reverse_d1_repayment)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert report.ok, [o.detail for o in report.outcomes]
+
+
+def _account_only_on_d1(rows) -> None:
+    rows["od_accounts.csv"].append(dict(rows["od_accounts.csv"][0], od_account_id="OD09"))
+
+
+CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
+    "foreign key": (
+        _account_only_on_d1,
+        lambda rows: rows["od_balances.csv"][1].update(od_account_id="OD09"),
+        "2026-10-02/od_balances.csv row 2, column od_account_id: foreign key to od_accounts.csv",
+    ),
+    "fx complete": (
+        lambda rows: None,
+        lambda rows: rows["fx_rates.csv"].pop(2),
+        "2026-10-02/fx_rates.csv column currency: fx_rates has KHR, USD and THB, with khr_per_unit(KHR) = 1 (a currency is missing: THB)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CROSS_DATE))
+def test_rules_across_files_hold_per_date_when_dates_are_checked_together(fresh_db, tmp_path, archive, case):
+    on_d1, on_d2, problem = CROSS_DATE[case]
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1, mutate=on_d1)  # what D2 lacks is in D1, checked in the same pass
+    write_delivery(landing, D2, mutate=on_d2)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [(o.business_date, o.status) for o in report.outcomes] == [
+        ("2026-10-01", "loaded"),
+        ("2026-10-02", "rejected"),
+    ]
+    assert problem in report.outcomes[1].detail, report.outcomes[1].detail

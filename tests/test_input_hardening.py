@@ -323,7 +323,7 @@ def test_archive_copy_is_private_whatever_the_umask(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in copy.iterdir()} == {0o400}
 
 
-def test_a_file_without_newlines_is_never_read_whole(tmp_path):
+def test_a_file_without_newlines_is_never_read_whole(tmp_path, module_db):
     path = tmp_path / D / "complaints.csv"
     path.parent.mkdir()
     block = b"x" * (1 << 20)
@@ -335,21 +335,26 @@ def test_a_file_without_newlines_is_never_read_whole(tmp_path):
     tracemalloc.start()
     try:
         facts = landing.scan_csv(path, f"{D}/complaints.csv", spec)
-        with pytest.raises(landing.RefusedInput, match="line at most"):
-            validate.read_extract(path)
+        staged = validate.validate_delivery(
+            path.parent, module_db, files=["complaints.csv"]
+        )  # streamed to COPY
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert [(p.row, p.rule) for p in facts.problems] == [(1, landing.RULE_LINE_LENGTH)]
+    assert [(p.file, p.rule) for p in staged.problems] == [(f"{D}/complaints.csv", validate.RULE_UNREADABLE)]
     assert peak < 8 * (1 << 20), f"peak {peak / (1 << 20):.1f} MiB for a 64 MiB line"
 
 
-def test_header_of_a_fifo_is_refused_without_blocking(tmp_path, no_hang):
-    os.mkfifo(tmp_path / "branches.csv")
+def test_header_of_a_fifo_is_refused_without_blocking(tmp_path, no_hang, module_db):
+    (tmp_path / D).mkdir()
+    os.mkfifo(tmp_path / D / "branches.csv")
     with pytest.raises(landing.RefusedInput, match="a FIFO"):
-        landing.read_header(tmp_path / "branches.csv", "branches.csv")
-    with pytest.raises(landing.RefusedInput, match="a FIFO"):
-        validate.read_extract(tmp_path / "branches.csv")
+        landing.read_header(tmp_path / D / "branches.csv", "branches.csv")
+    report = validate.validate_delivery(tmp_path / D, module_db, files=["branches.csv"])
+    assert [(p.file, p.rule, p.detail) for p in report.problems] == [
+        (f"{D}/branches.csv", landing.RULE_REGULAR_FILE, "a FIFO")
+    ]
 
 
 def test_manifest_rewritten_for_a_refused_file_still_refused(tmp_path):

@@ -176,35 +176,35 @@ def _found(report: validate.ValidationReport) -> list[tuple[str, int | None, str
     return sorted(((p.file, p.row, p.column, p.rule) for p in report.problems), key=str)
 
 
-def test_valid_delivery_passes(tmp_path):
-    report = validate.validate_delivery(write_delivery(tmp_path, DAY))
+def test_valid_delivery_passes(tmp_path, module_db):
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY), module_db)
     assert report == validate.ValidationReport(ok=True, problems=[], warnings=[])
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_contract_rule_names_file_row_and_rule(tmp_path, case):
+def test_each_contract_rule_names_file_row_and_rule(tmp_path, case, module_db):
     mutate, expected = CASES[case]
     files = {file for file, *_ in expected}  # the other files are valid: test_valid_delivery_passes
-    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=mutate), files=files)
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=mutate), module_db, files=files)
     assert not report.ok
     assert _found(report) == sorted(((f"{D}/{f}", r, c, rule) for f, r, c, rule in expected), key=str)
     if case in DETAILS:
         assert DETAILS[case] in report.problems[0].detail
 
 
-def test_extra_column_is_only_a_warning(tmp_path):
+def test_extra_column_is_only_a_warning(tmp_path, module_db):
     def extra(rows: Rows) -> None:
         for row in rows["od_balances.csv"]:
             row["branch_note"] = "x"
 
     report = validate.validate_delivery(
-        write_delivery(tmp_path, DAY, mutate=extra), files=["od_balances.csv"]
+        write_delivery(tmp_path, DAY, mutate=extra), module_db, files=["od_balances.csv"]
     )
     assert report.ok and report.problems == []
     assert report.warnings == [f"{D}/od_balances.csv: column 'branch_note' is not in the contract, ignored"]
 
 
-def test_unknown_province_is_only_a_warning_and_known_spellings_pass(tmp_path):
+def test_unknown_province_is_only_a_warning_and_known_spellings_pass(tmp_path, module_db):
     def places(rows: Rows) -> None:
         first, second = rows["branches.csv"]
         first["province"] = "Siem Reap"  # the reference's "Siemreap", spaced
@@ -214,7 +214,9 @@ def test_unknown_province_is_only_a_warning_and_known_spellings_pass(tmp_path):
             {**second, "branch_code": "B04", "province": "Tbong Khmum"},  # a common romanisation
         ]
 
-    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=places), files=["branches.csv"])
+    report = validate.validate_delivery(
+        write_delivery(tmp_path, DAY, mutate=places), module_db, files=["branches.csv"]
+    )
     assert report.ok and report.problems == []
     assert report.warnings == [
         f"{D}/branches.csv row 2, column province: province known"
@@ -222,36 +224,38 @@ def test_unknown_province_is_only_a_warning_and_known_spellings_pass(tmp_path):
     ]
 
 
-def test_null_foreign_key_is_fine_when_not_required(tmp_path):
+def test_null_foreign_key_is_fine_when_not_required(tmp_path, module_db):
     def no_links(rows: Rows) -> None:
         rows["officers.csv"][2]["manager_id"] = ""
         rows["od_accounts.csv"][1]["fd_account_id"] = ""
 
     folder = write_delivery(tmp_path, DAY, mutate=no_links)
-    assert validate.validate_delivery(folder, files=["officers.csv", "od_accounts.csv"]).ok
+    assert validate.validate_delivery(folder, module_db, files=["officers.csv", "od_accounts.csv"]).ok
 
 
-def test_missing_event_file_is_fine(tmp_path):
+def test_missing_event_file_is_fine(tmp_path, module_db):
     folder = write_delivery(tmp_path, DAY, mutate=lambda rows: rows.pop("fx_rates.csv"))
-    assert validate.validate_delivery(folder, files=["fx_rates.csv"]).ok
+    assert validate.validate_delivery(folder, module_db, files=["fx_rates.csv"]).ok
 
 
-def test_missing_column_is_reported_once_not_per_rule(tmp_path):
+def test_missing_column_is_reported_once_not_per_rule(tmp_path, module_db):
     folder = write_delivery(tmp_path, DAY, mutate=_drop_column("od_transactions.csv", "direction"))
-    report = validate.validate_delivery(folder, files=TXNS)
+    report = validate.validate_delivery(folder, module_db, files=TXNS)
     assert _found(report) == [
         (f"{D}/od_transactions.csv", None, "direction", extract_contract.RULE_COLUMN_PRESENT)
     ]
 
 
-def test_many_bad_rows_are_capped_with_a_count(tmp_path):
+def test_many_bad_rows_are_capped_with_a_count(tmp_path, module_db):
     def many(rows: Rows) -> None:
         template = rows["od_balances.csv"][0]
         rows["od_balances.csv"] = [
             dict(template, od_account_id="OD01" if i == 0 else f"X{i}") for i in range(30)
         ]
 
-    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=many), files=["od_balances.csv"])
+    report = validate.validate_delivery(
+        write_delivery(tmp_path, DAY, mutate=many), module_db, files=["od_balances.csv"]
+    )
     fk = [p for p in report.problems if p.rule == _fk("od_balances.csv", "od_account_id")]
     assert [p.row for p in fk] == [*range(2, 2 + landing.MAX_ROWS_LISTED), None]
     assert fk[-1].detail == "9 more rows, 29 in all"
@@ -261,83 +265,83 @@ def _reverse_earlier(rows: Rows) -> None:
     rows["od_transactions.csv"][2]["reversed_txn_id"] = EARLIER_TXN[0]
 
 
-def test_reversal_of_earlier_txn_needs_the_earlier_delivery(tmp_path):
+def test_reversal_of_earlier_txn_needs_the_earlier_delivery(tmp_path, module_db):
     folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
-    report = validate.validate_delivery(folder, files=TXNS)
+    report = validate.validate_delivery(folder, module_db, files=TXNS)
     assert _found(report) == [
         (f"{D}/od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)
     ]
 
 
-@pytest.mark.parametrize("kind", ["set", "callable", "dataframe"])
-def test_reversal_of_earlier_txn_is_valid_when_supplied(tmp_path, kind):
-    import pandas as pd
+def _raw_txns(url: str, *txns: tuple[str, str, str, date]) -> None:
+    """Transactions already loaded into raw: (txn_id, od_account_id, direction, business date)."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "insert into raw.od_transactions (txn_id, od_account_id, business_date, txn_type, direction, amount,"
+            " channel, _business_date, _load_id, _row_number) values (%s, %s, %s, 'DRAWDOWN', %s, 10, 'ATM', %s, 1, 1)",
+            [(t, a, d, direction, d) for t, a, direction, d in txns],
+        )
 
-    asked: list[list[str]] = []
 
-    def lookup(ids: list[str]) -> list[tuple[str, str, str]]:
-        asked.append(ids)
-        return [EARLIER_TXN]
-
-    supplied = {
-        "set": {EARLIER_TXN},
-        "callable": lookup,
-        "dataframe": pd.DataFrame([EARLIER_TXN], columns=["txn_id", "od_account_id", "direction"]),
-    }[kind]
-    report = validate.validate_delivery(
-        write_delivery(tmp_path, DAY, mutate=_reverse_earlier), earlier_txns=supplied
-    )
+def test_reversal_of_earlier_txn_is_valid_when_loaded_earlier(tmp_path, fresh_db):
+    _raw_txns(fresh_db, (*EARLIER_TXN, date(2026, 9, 30)))
+    report = validate.validate_delivery(write_delivery(tmp_path, DAY, mutate=_reverse_earlier), fresh_db)
     assert report.ok, [str(p) for p in report.problems]
-    if kind == "callable":
-        assert asked == [[EARLIER_TXN[0]]]  # only the ids the file itself cannot resolve
 
 
-def test_earlier_txn_with_same_direction_still_refused(tmp_path):
+def test_earlier_txn_with_same_direction_still_refused(tmp_path, fresh_db):
+    _raw_txns(fresh_db, (EARLIER_TXN[0], "OD01", "CREDIT", date(2026, 9, 30)))
     folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
-    report = validate.validate_delivery(folder, earlier_txns={(EARLIER_TXN[0], "OD01", "CREDIT")}, files=TXNS)
+    report = validate.validate_delivery(folder, fresh_db, files=TXNS)
     assert _found(report) == [
         (f"{D}/od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)
     ]
     assert "same direction" in report.problems[0].detail
 
 
-def test_warehouse_lookup_finds_only_strictly_earlier_dates(tmp_path, fresh_db):
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        conn.execute(
-            "insert into raw.od_transactions (txn_id, od_account_id, business_date, txn_type, direction, amount,"
-            " channel, _business_date, _load_id, _row_number) values"
-            " (%s, %s, '2026-09-30', 'DRAWDOWN', %s, 10, 'ATM', '2026-09-30', 1, 1),"
-            " ('T20261001-8', 'OD01', '2026-10-01', 'DRAWDOWN', 'DEBIT', 10, 'ATM', '2026-10-01', 2, 1)",
-            EARLIER_TXN,
-        )
-        lookup = validate.earlier_txns_from_warehouse(conn, DAY)
-        assert lookup([EARLIER_TXN[0], "T20261001-8", "nope"]) == [EARLIER_TXN]  # same date: being replaced
-        folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
-        assert validate.validate_delivery(folder, earlier_txns=lookup, files=TXNS).ok
+def test_reversal_resolves_only_against_strictly_earlier_dates_of_raw(tmp_path, fresh_db):
+    same_date = (
+        "T20261001-8",
+        "OD01",
+        "DEBIT",
+        DAY,
+    )  # loaded for this date: being replaced, so not an original
+    _raw_txns(fresh_db, (*EARLIER_TXN, date(2026, 9, 30)), same_date)
+    folder = write_delivery(tmp_path, DAY, mutate=_reverse_earlier)
+    assert validate.validate_delivery(folder, fresh_db, files=TXNS).ok
+    folder = write_delivery(
+        tmp_path / "again", DAY, mutate=_set("od_transactions.csv", 3, "reversed_txn_id", same_date[0])
+    )
+    report = validate.validate_delivery(folder, fresh_db, files=TXNS)
+    assert _found(report) == [
+        (f"{D}/od_transactions.csv", 3, "reversed_txn_id", extract_contract.RULE_REVERSAL)
+    ]
 
 
-def test_validates_the_archive_copy(tmp_path):
+def test_validates_the_archive_copy(tmp_path, module_db):
     copy = landing.archive_delivery(write_delivery(tmp_path / "landing", DAY), tmp_path / "archive")
-    report = validate.validate_delivery(copy, earlier_txns=None)
+    report = validate.validate_delivery(copy, module_db)
     assert report.ok
 
 
-def test_files_limits_the_check_and_rejects_unknown_names(tmp_path):
+def test_files_limits_the_check_and_rejects_unknown_names(tmp_path, module_db):
     folder = write_delivery(tmp_path, DAY, mutate=_set("od_balances.csv", 1, "od_account_id", "OD99"))
-    assert validate.validate_delivery(folder, files=["branches.csv"]).ok
-    assert not validate.validate_delivery(folder, files=["od_balances.csv"]).ok
+    assert validate.validate_delivery(folder, module_db, files=["branches.csv"]).ok
+    assert not validate.validate_delivery(folder, module_db, files=["od_balances.csv"]).ok
     with pytest.raises(ValueError, match=r"not extract files: balances\.csv"):
-        validate.validate_delivery(folder, files=["balances.csv"])
+        validate.validate_delivery(folder, module_db, files=["balances.csv"])
 
 
-def test_unreadable_csv_is_a_problem_not_a_crash(tmp_path):
+def test_unreadable_csv_is_a_problem_not_a_crash(tmp_path, module_db):
     def broken(folder):
         (folder / "branches.csv").write_text('branch_code,branch_name\n"B01,unterminated\n')
 
     report = validate.validate_delivery(
-        write_delivery(tmp_path, DAY, edit_folder=broken), files=["branches.csv"]
+        write_delivery(tmp_path, DAY, edit_folder=broken), module_db, files=["branches.csv"]
     )
     assert (f"{D}/branches.csv", None, None, validate.RULE_UNREADABLE) in _found(report)
+    [unreadable] = [p for p in report.problems if p.rule == validate.RULE_UNREADABLE]
+    assert "COPY branches, line 3" in unreadable.detail  # where PostgreSQL stopped: the end of the file
 
 
 def test_date_pattern_is_the_gregorian_calendar():

@@ -84,3 +84,20 @@ def test_odwh_db_commands_manage_the_embedded_server(tmp_path):
     assert run("stop").stdout.strip() == "not running"
     env["WAREHOUSE_URL"] = "postgresql://someone@db.example:5432/odwh"
     assert run("url").stdout.strip() == env["WAREHOUSE_URL"]  # WAREHOUSE_URL replaces the embedded server
+
+
+def test_the_quarantine_is_the_loaders_alone(fresh_db):
+    """Delivered rows, identifiers included, wait there unchecked: no other role may read them."""
+    roles = ("odwh_loader", "odwh_transformer", "odwh_publisher", "odwh_reader", "pii_reader")
+    with psycopg.connect(fresh_db) as conn:
+        usage = conn.execute(
+            "select r, has_schema_privilege(r, 'quarantine', 'usage'),"
+            " has_table_privilege(r, 'quarantine.customers', 'select') from unnest(%s::text[]) as r",
+            (list(roles),),
+        ).fetchall()
+        persistence = conn.execute(
+            "select distinct relpersistence from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = 'quarantine' and c.relkind = 'r'"
+        ).fetchall()
+    assert usage == [("odwh_loader", True, True)] + [(r, False, False) for r in roles[1:]]
+    assert persistence == [("u",)]  # unlogged: nothing there must survive a crash

@@ -324,32 +324,6 @@ def bounded_lines(raw: IO[bytes], label: str, first_row: int = 0) -> Iterator[by
         yield line
 
 
-class LineBoundedReader:
-    """A binary reader (for pandas) that fails with a LandingError on a line longer than MAX_LINE_BYTES."""
-
-    def __init__(self, raw: IO[bytes], label: str) -> None:
-        self.raw, self.label, self.line_bytes, self.line = raw, label, 0, 0
-
-    def __iter__(self) -> Iterator[bytes]:  # pandas takes an object for a file when it has read and __iter__
-        return iter(lambda: self.read(_CHUNK), b"")
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            return b"".join(iter(lambda: self.read(_CHUNK), b""))
-        chunk = self.raw.read(size)
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            self._check(self.line_bytes + end + 1 - start)
-            self.line_bytes, self.line, start = 0, self.line + 1, end + 1
-        self.line_bytes += len(chunk) - start
-        self._check(self.line_bytes)
-        return chunk
-
-    def _check(self, line_bytes: int) -> None:
-        if line_bytes > MAX_LINE_BYTES:
-            raise RefusedInput(Problem(self.label, None, None, RULE_LINE_LENGTH, f"line {self.line + 1}"))
-
-
 def read_header(path: StoragePath, label: str) -> list[str]:
     """The header row of a regular file, read line-bounded (``[]`` for an empty file)."""
     with open_regular(path, label) as raw:

@@ -1,30 +1,22 @@
-"""Load one checked delivery into ``raw`` with PostgreSQL ``COPY``: the whole business date in one
-transaction, replacing any earlier delivery of that date, recorded in ``meta.loads``.
+"""Promote one checked business date from ``quarantine`` into ``raw``: the whole date in one transaction,
+replacing any earlier delivery of that date, recorded in ``meta.loads``; its quarantine rows are removed.
 
-Each file is streamed (64 KiB blocks) into a temporary all-text table of the contract's columns only, then
-cast into ``raw.<file>`` set-wise; client identifiers go to ``pii.<file>`` instead. A file with extra columns
-(ignored with a warning, recorded in ``meta.loads.warnings``) is streamed through a CSV filter that keeps the
-contract's columns, so a delivered header never names a column of a table odwh creates. Validation happens before
-(``odwh.validate``); the casts here are a second line of defence: a bad value aborts the whole date.
+``odwh.quarantine`` COPYed the files (contract columns only: extra ones were never staged) and ``odwh.validate``
+checked them; here each file's rows of the date are cast set-wise into ``raw.<file>``, client identifiers into
+``pii.<file>`` instead. The casts are a second line of defence: a bad value aborts the whole date.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
-from typing import IO
 
 import psycopg
 from psycopg import sql
 
-from odwh import contract, landing
-
-COPY_BLOCK = 64 * 1024
+from odwh import contract, quarantine
 
 
 @dataclass(frozen=True)
@@ -60,24 +52,24 @@ def analyze_raw(conn: psycopg.Connection) -> None:
         conn.execute(sql.SQL("analyze raw.{}").format(sql.Identifier(f.table)))
 
 
-def load_delivery(
+def promote(
     conn: psycopg.Connection,
-    folder: Path,
     manifest: contract.Manifest,
+    files: Collection[str],
     *,
+    archive_folder: str,
     manifest_sha256: str,
     source_folder: str,
     warnings: Sequence[str] = (),
 ) -> LoadResult:
-    """Load every contract file present in ``folder`` for ``manifest.business_date``; commit once.
-
-    ``folder`` is the archived (immutable) copy; ``source_folder`` is where it was delivered (for lineage).
-    ``conn`` must be in autocommit mode: the date is committed here, as one transaction of its own.
-    ``warnings`` (validation's, e.g. extra columns ignored) are recorded with the load.
+    """Move ``files`` (the contract files delivered) of ``manifest.business_date`` from quarantine into raw and
+    pii; commit once. ``archive_folder`` is the archived (immutable) copy they were staged from, ``source_folder``
+    where it was delivered (for lineage); ``warnings`` (validation's, e.g. extra columns ignored) are recorded
+    with the load. ``conn`` must be in autocommit mode: the date is committed here, as a transaction of its own.
     """
     if not conn.autocommit:
         raise ValueError(
-            "load_delivery needs an autocommit connection: each date is committed as its own transaction"
+            "promote needs an autocommit connection: each date is committed as its own transaction"
         )
     business_date = date.fromisoformat(manifest.business_date)
     try:
@@ -86,18 +78,21 @@ def load_delivery(
             conn.execute(
                 "select pg_advisory_xact_lock(hashtext('odwh.load'), %s)", (business_date.toordinal(),)
             )
+            # durable once reported loaded, whatever the server's default (the embedded one commits lazily)
+            conn.execute("set local synchronous_commit = on")
             replaced = conn.execute(
                 "update meta.loads set superseded_at = now() where business_date = %s and superseded_at is null"
                 " returning load_id",
                 (business_date,),
             ).fetchone()
-            load_id = _insert_load(conn, business_date, source_folder, str(folder), manifest_sha256, warnings)
+            load_id = _insert_load(
+                conn, business_date, source_folder, archive_folder, manifest_sha256, warnings
+            )
             rows: dict[str, int] = {}
             for f in contract.FILES:
                 _delete_date(conn, f, business_date)
-                path = folder / f.name
-                if path.exists():
-                    rows[f.name] = _copy_file(conn, f, path, business_date, load_id)
+                if f.name in files:
+                    rows[f.name] = _promote_file(conn, f, business_date, load_id)
                     _check_count(f.name, rows[f.name], manifest)
                 elif f.kind == "snapshot":
                     raise LoadError(f"{business_date}/{f.name}: snapshot file missing")
@@ -105,7 +100,8 @@ def load_delivery(
             conn.execute(
                 "update meta.loads set rows_loaded = %s where load_id = %s", (sum(rows.values()), load_id)
             )
-    except (psycopg.Error, landing.LandingError, csv.Error, UnicodeDecodeError) as exc:
+            quarantine.remove_date(conn, business_date)
+    except psycopg.Error as exc:
         raise LoadError(f"{business_date}: load rolled back, nothing of this date was loaded: {exc}") from exc
     return LoadResult(business_date, load_id, rows, replaced[0] if replaced else None)
 
@@ -132,60 +128,23 @@ def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> 
         )
 
 
-def _copy_file(conn: psycopg.Connection, f: contract.ExtractFile, path: Path, d: date, load_id: int) -> int:
-    label = f"{d}/{f.name}"
-    header = landing.read_header(path, label)
-    missing = [c for c in f.column_names if c not in header]
-    if missing:
-        raise LoadError(f"{label}: missing column(s) {', '.join(missing)}")
-    kept = [h for h in header if h in f.column_names]  # header order, contract columns only
-    stage = sql.Identifier(f"stage_{f.table}")
-    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in f.column_names)
-    conn.execute(
-        sql.SQL(
-            "create temp table {} (_row_number integer generated always as identity, {}) on commit drop"
-        ).format(stage, columns)
+def _promote_file(conn: psycopg.Connection, f: contract.ExtractFile, d: date, load_id: int) -> int:
+    staged = sql.SQL("(select * from {} where _business_date = {}) as staged").format(
+        quarantine.table(f), sql.Literal(d)
     )
-    copy_stmt = sql.SQL("copy {} ({}) from stdin (format csv, header true, encoding 'UTF8')").format(
-        stage, sql.SQL(", ").join(map(sql.Identifier, kept))
-    )
-    with landing.open_regular(path, label) as fh, conn.cursor().copy(copy_stmt) as copy:
-        blocks = _blocks(fh) if kept == header else _contract_columns(fh, label, header, kept)
-        for block in blocks:
-            copy.write(block)
     inserted = _insert_typed(
-        conn, f, stage, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii]
+        conn, f, staged, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii]
     )
     if any(c.pii for c in f.columns):
         key_and_pii = [f.column(k) for k in f.key] + [c for c in f.columns if c.pii]
-        _insert_typed(conn, f, stage, d, load_id, schema="pii", cols=key_and_pii, row_number=False)
+        _insert_typed(conn, f, staged, d, load_id, schema="pii", cols=key_and_pii, row_number=False)
     return inserted
-
-
-def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
-    while block := fh.read(COPY_BLOCK):
-        yield block
-
-
-def _contract_columns(fh: IO[bytes], label: str, header: list[str], kept: list[str]) -> Iterator[bytes]:
-    """The CSV rewritten with only the ``kept`` columns (header included), in blocks: memory flat."""
-    positions = [header.index(c) for c in kept]
-    lines = (line.decode("utf-8") for line in landing.bounded_lines(fh, label))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for record in csv.reader(lines, strict=True):
-        writer.writerow([record[i] for i in positions])
-        if out.tell() >= COPY_BLOCK:
-            yield out.getvalue().encode("utf-8")
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue().encode("utf-8")
 
 
 def _insert_typed(
     conn: psycopg.Connection,
     f: contract.ExtractFile,
-    stage: sql.Identifier,
+    stage: sql.Composable,
     d: date,
     load_id: int,
     *,
@@ -193,7 +152,8 @@ def _insert_typed(
     cols: list[contract.Column],
     row_number: bool = True,
 ) -> int:
-    """Cast the staged text into the typed table; the contract's empty field is null."""
+    """Cast the staged text (``stage``: a relation with the contract's columns and ``_row_number``) into the
+    typed table; the contract's empty field is null."""
     targets: list[sql.Composable] = [sql.Identifier(c.name) for c in cols]
     targets += [sql.Identifier("_business_date"), sql.Identifier("_load_id")]
     values: list[sql.Composable] = [

@@ -1,7 +1,8 @@
 """What the DAG tasks do, as plain functions (usable and testable without Airflow).
 
-Ingestion drains every complete pending business date in date order: archive the delivery, verify its
-manifest, validate it against the contract (Great Expectations), load it. The first invalid date is refused
+Ingestion drains every complete pending business date in date order: archive each delivery and verify its
+manifest, stage the sound ones in ``quarantine`` and check them against the contract at once (Great
+Expectations inside PostgreSQL), then promote them to raw date by date. The first invalid date is refused
 (recorded in ``meta.rejections``, nothing of it loaded) and every later date waits until it is corrected.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import landing, load, progress, runlock, validate, warehouse
+from odwh import contract, landing, load, progress, quarantine, runlock, validate, warehouse
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -139,70 +140,120 @@ def record_build(warehouse_url: str, selector: str, loads_through: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Received:
+    """A pending date archived and matching its manifest: ready for the contract check."""
+
+    delivery: landing.Delivery
+    archived: Path
+    manifest: contract.Manifest
+
+
 @runlock.exclusive("load")
 def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) -> IngestReport:
-    """Check and load every pending date in order; stop at the first invalid one."""
+    """Check and load every pending date in order; stop at the first invalid one.
+
+    Each date is archived and verified against its manifest; the sound ones are staged in ``quarantine`` and
+    checked against the contract all at once (``odwh.validate``), then promoted to raw one date at a time, in
+    date order, each in its own transaction. The first date refused stops the others: they wait behind it.
+    """
     source = source or landing_url()
     warehouse.migrate(warehouse_url)
     report = IngestReport()
     loader = warehouse.stage_url(warehouse.LOADER, warehouse_url)
     with psycopg.connect(loader, autocommit=True) as conn:  # each date commits on its own
         pending = pending_deliveries(conn, source)
-        last_loaded = max(load.current_loads(conn), default=None)
-        blocked_by: str | None = None
         bar = progress.Progress("check and load", len(pending), log_lines=not echo)
-        for delivery in pending:
-            if blocked_by:
-                outcome = DateOutcome(delivery.business_date.isoformat(), "waiting", f"after {blocked_by}")
-            else:
-                outcome = _ingest_one(conn, delivery, last_loaded)
-                if outcome.status == "loaded":
-                    last_loaded = max(last_loaded or delivery.business_date, delivery.business_date)
-                else:
-                    blocked_by = f"{outcome.business_date} was refused"
+
+        def record(outcome: DateOutcome) -> None:
             report.outcomes.append(outcome)
             if echo:
                 bar.note(format_outcome(outcome))
             bar.advance(outcome.business_date)
+
+        def blocker() -> DateOutcome | None:
+            last = report.outcomes[-1] if report.outcomes else None
+            return last if last is not None and last.status != "loaded" else None
+
+        received, refusal = _receive(pending, max(load.current_loads(conn), default=None))
+        if received:
+            with quarantine.quarantined(conn, [r.archived for r in received]) as staged:
+                checked = validate.check_staged(conn, loader, staged)
+                for item in received:
+                    blocked = blocker()
+                    day = item.delivery.business_date
+                    record(_waiting(item.delivery, blocked) if blocked else _admit(conn, item, checked[day]))
+        for delivery in pending[len(received) :]:  # the date _receive refused, then the ones behind it
+            blocked = blocker()
+            if blocked is not None:
+                record(_waiting(delivery, blocked))
+            elif refusal is not None:
+                record(_reject(conn, delivery, refusal))
         if report.loaded_dates:
             load.analyze_raw(conn)
     return report
 
 
-def _ingest_one(
-    conn: psycopg.Connection, delivery: landing.Delivery, last_loaded: date | None
-) -> DateOutcome:
-    day = delivery.business_date.isoformat()
-    if last_loaded and delivery.business_date > last_loaded + timedelta(days=1):
-        gap = f"{(last_loaded + timedelta(days=1)).isoformat()}"
-        return _reject(
-            conn, delivery, [f"gap: business date {gap} has not been delivered (or is incomplete)"]
-        )
-    try:
-        archived = landing.archive_delivery(delivery, archive_root())
-        manifest = landing.read_manifest(archived)
-    except landing.LandingError as exc:
-        return _reject(conn, delivery, [str(exc)])
-    except OSError as exc:  # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
-        return _reject(conn, delivery, [f"{archive_root()}: {ARCHIVE_FAILED} ({exc.strerror or exc})"])
-    problems = [str(p) for p in landing.verify_manifest(archived)]
-    if problems and not landing.verify_manifest(delivery.path):  # the delivery is sound, its archive is not
-        problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
-    warnings: list[str] = []
-    if not problems:
-        earlier = validate.earlier_txns_from_warehouse(conn, delivery.business_date)
-        result = validate.validate_delivery(archived, earlier_txns=earlier)
-        problems, warnings = [str(p) for p in result.problems], list(result.warnings)
-    if problems:
-        return _reject(conn, delivery, problems)
+def _waiting(delivery: landing.Delivery, blocker: DateOutcome) -> DateOutcome:
+    after = (
+        blocker.detail.removeprefix("after ")
+        if blocker.status == "waiting"
+        else f"{blocker.business_date} was refused"
+    )
+    return DateOutcome(delivery.business_date.isoformat(), "waiting", f"after {after}")
+
+
+def _receive(
+    pending: list[landing.Delivery], last_loaded: date | None
+) -> tuple[list[_Received], list[str] | None]:
+    """Archive and verify the pending dates in order, up to the first that fails (and its problems)."""
+    received: list[_Received] = []
+    for delivery in pending:
+        previous = received[-1].delivery.business_date if received else last_loaded
+        if previous and delivery.business_date > previous + timedelta(days=1):
+            gap = (previous + timedelta(days=1)).isoformat()
+            return received, [f"gap: business date {gap} has not been delivered (or is incomplete)"]
+        try:
+            archived = landing.archive_delivery(delivery, archive_root())
+            manifest = landing.read_manifest(archived)
+        except landing.LandingError as exc:
+            return received, [str(exc)]
+        except OSError as exc:
+            # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
+            return received, [f"{archive_root()}: {ARCHIVE_FAILED} ({exc.strerror or exc})"]
+        problems = [str(p) for p in landing.verify_manifest(archived)]
+        # the delivery is sound, its archive is not
+        if problems and not landing.verify_manifest(delivery.path):
+            problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
+        if problems:
+            return received, problems
+        received.append(_Received(delivery, archived, manifest))
+    return received, None
+
+
+def _admit(conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport) -> DateOutcome:
+    """Promote a checked date to raw, or refuse it with its problems."""
+    delivery = item.delivery
+    if not checked.ok:
+        return _reject(conn, delivery, [str(p) for p in checked.problems])
     lineage = {"manifest_sha256": delivery.manifest_sha256, "source_folder": str(delivery.path)}
+    files = [name for name in item.manifest.files if (item.archived / name).exists()]
     try:
-        loaded = load.load_delivery(conn, archived, manifest, warnings=warnings, **lineage)
+        loaded = load.promote(
+            conn,
+            item.manifest,
+            files,
+            archive_folder=str(item.archived),
+            warnings=checked.warnings,
+            **lineage,
+        )
     except load.LoadError as exc:
         return _reject(conn, delivery, [str(exc)])
     replaced = " (replaces an earlier delivery)" if loaded.replaced_load_id else ""
     detail = f"{len(loaded.rows)} files{replaced}"
-    return DateOutcome(day, "loaded", detail, loaded.total_rows, warnings)
+    return DateOutcome(
+        delivery.business_date.isoformat(), "loaded", detail, loaded.total_rows, checked.warnings
+    )
 
 
 ARCHIVE_FAILED = (

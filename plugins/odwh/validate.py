@@ -1,10 +1,11 @@
-"""The extract contract checked with Great Expectations, one delivery at a time.
+"""The extract contract checked with Great Expectations inside PostgreSQL, every staged date at once.
 
-Each file is read as text (every value a ``str``, empty field = null) and checked by its suite from
-``odwh.suites.extract_contract`` (built from ``odwh.contract``), after :func:`prepare` adds the derived columns
-that suite checks (exact decimals for bounds, foreign keys found in the same delivery, reversals, the KHR rate).
-Each failed expectation becomes Problems naming file, row and rule. See ``expectations/README.md`` and
-``docs/decisions/0003-contract-validation.md``.
+``odwh.quarantine`` COPYs the pending dates' files into ``quarantine.<file>`` (all text); here one GX
+validation per contract file runs its suite (``odwh.suites.extract_contract``, built from ``odwh.contract``) on
+a query over that table, which also computes the derived columns the suite checks: exact decimals for bounds,
+keys per date, the folder's date, foreign keys within the same date, reversals (same date, earlier staged dates,
+then raw), the KHR rate, known provinces. Each failed expectation becomes Problems naming file, 1-based row
+and rule, grouped by date. See ``expectations/README.md`` and ``docs/decisions/0029-set-based-door.md``.
 
 Row numbers are 1-based data rows: the header is row 0, the first data row is row 1 (``raw._row_number``).
 """
@@ -12,54 +13,45 @@ Row numbers are 1-based data rows: the header is row 0, the first data row is ro
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
-import pandas as pd
+import psycopg
+from psycopg import sql
 
-from odwh import contract, gx, provinces
+from odwh import contract, gx, provinces, quarantine, warehouse
 from odwh.landing import (
     DECIMAL_PATTERN,
     MAX_ROWS_LISTED,
     RULE_SNAPSHOT_PRESENT,
-    LineBoundedReader,
     Problem,
     StoragePath,
-    folder_business_date,
     location,
-    open_regular,
     overflow_problem,
 )
+from odwh.quarantine import RULE_UNREADABLE, StagedDate
 from odwh.suites.extract_contract import (
-    FOLDER_DATE_PARAM,
     FX_KHR_IS_ONE,
+    FX_MISSING,
     PROVINCE_KNOWN,
     REVERSAL_DELIVERED,
     REVERSAL_OPPOSITE,
     REVERSAL_SAME_ACCOUNT,
-    RULE_COLUMN_PRESENT,
-    TXN_COLUMNS,
     by_file,
     decimal_column,
     fk_column,
+    folder_date_column,
     has_bounds,
+    key_column,
     ref_token,
 )
 
-if TYPE_CHECKING:
-    import psycopg
+__all__ = ["RULE_UNREADABLE", "ValidationReport", "check_staged", "validate_delivery"]
 
-RULE_UNREADABLE = "CSV readable"
-
-EarlierTxn = tuple[str, str, str]  # (txn_id, od_account_id, direction) of a transaction loaded earlier
-EarlierTxns = Union[  # noqa: UP007 (a runtime alias: X | Y would need every member to support |)
-    Callable[[list[str]], "Iterable[EarlierTxn] | pd.DataFrame"], Iterable[EarlierTxn], pd.DataFrame
-]
+INDEX_COLUMNS = ("_business_date", "_row_number")
 
 
 @dataclass
@@ -69,289 +61,337 @@ class ValidationReport:
     warnings: list[str] = field(default_factory=list)
 
 
-# --- derived columns: what the suites check beyond the text (see odwh.suites.extract_contract) -------------
+# --- the query each suite runs on: the file's rows as text plus the derived columns it checks ---------------
 
 
-def _reversal_columns(frame: pd.DataFrame, earlier: EarlierTxns | None) -> dict[str, pd.Series]:
-    """Per row with a ``reversed_txn_id``: is the original known (this file first, then ``earlier``), of the
-    same account, in the opposite direction? None on rows without a reversal (GX skips nulls)."""
-    if not set(TXN_COLUMNS) | {"reversed_txn_id"} <= set(frame.columns):
-        return {}
-    refs = frame["reversed_txn_id"]
-    has_ref = refs.notna()
-    originals = frame.loc[frame["txn_id"].notna(), list(TXN_COLUMNS)]
-    unresolved = sorted(set(refs[has_ref]) - set(originals["txn_id"]))
-    if unresolved and earlier is not None:
-        originals = pd.concat([originals, _earlier_frame(earlier, unresolved)])
-    originals = originals.drop_duplicates("txn_id").set_index("txn_id")
-    delivered = refs.isin(originals.index) & has_ref
-    account = refs.map(originals["od_account_id"])
-    direction = refs.map(originals["direction"])
-    return {
-        REVERSAL_DELIVERED: delivered.astype(object).where(has_ref, None),
-        REVERSAL_SAME_ACCOUNT: (account == frame["od_account_id"]).astype(object).where(delivered, None),
-        REVERSAL_OPPOSITE: (direction != frame["direction"]).astype(object).where(delivered, None),
-    }
+def _value(column: str, alias: str = "q") -> sql.Composable:
+    """The delivered text, empty field = null (as the contract says)."""
+    return sql.SQL("nullif({}.{}, '')").format(sql.Identifier(alias), sql.Identifier(column))
 
 
-def _earlier_frame(earlier: EarlierTxns, ids: list[str]) -> pd.DataFrame:
-    rows = earlier(ids) if callable(earlier) else earlier
-    found = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=list(TXN_COLUMNS))
-    found = found.loc[:, list(TXN_COLUMNS)].astype(object)
-    return found[found["txn_id"].isin(ids)]
+def _when_present(columns: Sequence[str], then: sql.Composable) -> sql.Composable:
+    """``then`` on rows where every column has a value, null elsewhere (GX skips nulls)."""
+    present = sql.SQL(" and ").join(sql.SQL("{} is not null").format(_value(c)) for c in columns)
+    return sql.SQL("case when {} then {} end").format(present, then)
 
 
-def earlier_txns_from_warehouse(
-    conn: psycopg.Connection[Any], business_date: date
-) -> Callable[[list[str]], list[EarlierTxn]]:
-    """The ``earlier_txns`` the loader passes: one query for just the ids a delivery's reversals name and
-    its own file does not hold. Strictly earlier dates only: a re-delivered date replaces its own rows."""
-
-    def lookup(ids: list[str]) -> list[EarlierTxn]:
-        return conn.execute(
-            "select txn_id, od_account_id, direction from raw.od_transactions"
-            " where txn_id = any(%s) and _business_date < %s",
-            (ids, business_date),
-        ).fetchall()
-
-    return lookup
+def _as(expression: sql.Composable, name: str) -> sql.Composable:
+    return sql.SQL("{} as {}").format(expression, sql.Identifier(name))
 
 
-def _fx_columns(frame: pd.DataFrame, _: EarlierTxns | None) -> dict[str, pd.Series]:
-    if not {"currency", "khr_per_unit"} <= set(frame.columns):
-        return {}
-    value = decimals(frame["khr_per_unit"])
-    checked = (frame["currency"] == "KHR") & value.notna()
-    return {FX_KHR_IS_ONE: (value == Decimal(1)).astype(object).where(checked, None)}
+def _number(column: str) -> sql.Composable:
+    return sql.SQL("case when {v} ~ {p} then {v}::numeric end").format(
+        v=_value(column), p=sql.Literal(DECIMAL_PATTERN)
+    )
 
 
-def _province_columns(frame: pd.DataFrame, _: EarlierTxns | None) -> dict[str, pd.Series]:
-    if "province" not in frame.columns:
-        return {}
-    known = frame["province"].map(provinces.is_known).astype(object)
-    return {PROVINCE_KNOWN: known.where(frame["province"].notna(), None)}
+def _common_columns(spec: contract.ExtractFile) -> list[sql.Composable]:
+    found = [_as(_value(c), c) for c in spec.column_names]
+    found += [sql.SQL("q._business_date"), sql.SQL("q._row_number")]
+    found += [_as(_number(c.name), decimal_column(c.name)) for c in spec.columns if has_bounds(c)]
+    on_date = sql.SQL("concat_ws(chr(31), {}, q._business_date::text)").format(
+        sql.SQL(", ").join(map(_value, spec.key))
+    )
+    found.append(_as(_when_present(spec.key, on_date), key_column(spec)))
+    if column := spec.folder_date_column:
+        same = sql.SQL("{} = to_char(q._business_date, 'YYYY-MM-DD')").format(_value(column))
+        found.append(_as(_when_present([column], same), folder_date_column(column)))
+    return found
 
 
-# file name -> the builder of the derived columns its further rules check (odwh.suites.extract_contract)
-_DERIVED_COLUMNS: dict[str, Callable[[pd.DataFrame, EarlierTxns | None], dict[str, pd.Series]]] = {
-    "od_transactions.csv": _reversal_columns,
-    "fx_rates.csv": _fx_columns,
-    "branches.csv": _province_columns,
-}
+def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], list[sql.Composable]]:
+    """(columns, joins): per foreign key, is the row's key among the referenced file's keys of the same date."""
+    columns: list[sql.Composable] = []
+    joins: list[sql.Composable] = []
+    for i, fk in enumerate(spec.foreign_keys):
+        ref, alias = contract.FILES_BY_NAME[fk.ref_file], f"fk{i}"
+        keys = [sql.Identifier(f"k{j}") for j in range(len(fk.columns))]
+        joins.append(
+            sql.SQL(
+                "left join (select distinct _business_date, {} from {}) as {} on {}.{} = q._business_date and {}"
+            ).format(
+                sql.SQL(", ").join(_as(_value(c, "r"), f"k{j}") for j, c in enumerate(fk.ref_columns)),
+                sql.SQL("{} as r").format(quarantine.table(ref)),
+                sql.Identifier(alias),
+                sql.Identifier(alias),
+                sql.Identifier("_business_date"),
+                sql.SQL(" and ").join(
+                    sql.SQL("{}.{} = {}").format(sql.Identifier(alias), k, _value(c))
+                    for k, c in zip(keys, fk.columns, strict=True)
+                ),
+            )
+        )
+        found = sql.SQL("{}._business_date is not null").format(sql.Identifier(alias))
+        columns.append(_as(_when_present(fk.columns, found), fk_column(fk)))
+    return columns, joins
+
+
+# A reversal's original: this date's file or an earlier staged date's first, then raw's strictly earlier dates
+# that are not being replaced; the latest such transaction, through the txn_id indexes.
+_ORIGINAL = sql.SQL("""left join lateral (
+    select o.od_account_id, o.direction from (
+        select nullif(t.od_account_id, '') as od_account_id, nullif(t.direction, '') as direction, t._business_date
+        from quarantine.od_transactions as t
+        where t.txn_id = q.reversed_txn_id and t._business_date <= q._business_date
+        union all
+        select r.od_account_id, r.direction, r._business_date from raw.od_transactions as r
+        where r.txn_id = q.reversed_txn_id and r._business_date < q._business_date
+          and not exists (select from quarantine.staged_dates as s where s.business_date = r._business_date)
+    ) as o
+    where q.reversed_txn_id <> ''
+    order by o._business_date desc limit 1
+) as original on true""")
+_FOUND = sql.SQL("original.od_account_id is not null or original.direction is not null")
+
+
+def _reversals() -> tuple[list[sql.Composable], list[sql.Composable]]:
+    found = sql.SQL("case when {} then {} end")
+    columns = [
+        _as(_when_present(["reversed_txn_id"], sql.SQL("({})").format(_FOUND)), REVERSAL_DELIVERED),
+        _as(
+            found.format(
+                _FOUND,
+                sql.SQL("original.od_account_id is not distinct from {}").format(_value("od_account_id")),
+            ),
+            REVERSAL_SAME_ACCOUNT,
+        ),
+        _as(
+            found.format(
+                _FOUND, sql.SQL("original.direction is distinct from {}").format(_value("direction"))
+            ),
+            REVERSAL_OPPOSITE,
+        ),
+    ]
+    return columns, [_ORIGINAL]
+
+
+def _fx() -> tuple[list[sql.Composable], list[sql.Composable]]:
+    khr = sql.SQL("case when {c} = 'KHR' and {v} is not null then {v} = 1 end").format(
+        c=_value("currency"), v=_number("khr_per_unit")
+    )
+    missing = sql.SQL("""left join (
+    select d._business_date, string_agg(c.currency, ', ' order by c.position) as missing
+    from (select _business_date, array_agg(currency) filter (where currency <> '') as have
+          from quarantine.fx_rates group by _business_date) as d
+    cross join unnest({}::text[]) with ordinality as c(currency, position)
+    where c.currency <> all(coalesce(d.have, '{{}}'))
+    group by d._business_date
+) as fx on fx._business_date = q._business_date""").format(sql.Literal(list(contract.CURRENCIES)))
+    return [_as(khr, FX_KHR_IS_ONE), _as(sql.SQL("fx.missing"), FX_MISSING)], [missing]
+
+
+def _province(known: Sequence[str]) -> tuple[list[sql.Composable], list[sql.Composable]]:
+    names = sql.SQL("array[{}]::text[]").format(sql.SQL(", ").join(map(sql.Literal, known)))
+    is_known = sql.SQL("{} = any({})").format(_value("province"), names)
+    return [_as(_when_present(["province"], is_known), PROVINCE_KNOWN)], []
+
+
+def known_provinces(conn: psycopg.Connection) -> list[str]:
+    """The distinct staged province names the reference knows (a handful: names, not rows, go through Python)."""
+    names = conn.execute("select distinct nullif(province, '') from quarantine.branches").fetchall()
+    return sorted(name for (name,) in names if provinces.is_known(name))
+
+
+def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> str:
+    """The rows of ``spec`` on every staged date, with the derived columns its suite checks."""
+    columns, joins = _common_columns(spec), []
+    extra = [_foreign_keys(spec)]
+    if spec.name == "od_transactions.csv":
+        extra.append(_reversals())
+    elif spec.name == "fx_rates.csv":
+        extra.append(_fx())
+    elif spec.name == "branches.csv":
+        extra.append(_province(known_provinces(conn)))
+    for more_columns, more_joins in extra:
+        columns += more_columns
+        joins += more_joins
+    query = sql.SQL("select {} from {} as q {}").format(
+        sql.SQL(", ").join(columns), quarantine.table(spec), sql.SQL(" ").join(joins)
+    )
+    return query.as_string(conn)
 
 
 # --- running ------------------------------------------------------------------------------------------------
 
 
-def _to_decimal(value: object) -> Decimal | None:
-    return Decimal(value) if isinstance(value, str) and _DECIMAL.match(value) else None
+def check_staged(
+    conn: psycopg.Connection,
+    checker_url: str,
+    staged: Sequence[StagedDate],
+    files: Collection[str] | None = None,
+) -> dict[date, ValidationReport]:
+    """Every rule of the extract contract on the staged dates: one GX validation per file over all of them.
 
-
-def decimals(values: pd.Series) -> pd.Series:
-    """Exact ``Decimal`` per value (None when null or not a plain decimal), parsed once per distinct value:
-    rates and fee columns repeat a handful of values across 100k rows."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    parsed = pd.Series([*map(_to_decimal, uniques), None], dtype=object)
-    return pd.Series(parsed.to_numpy()[codes], index=values.index, dtype=object)  # code -1 -> the None
-
-
-_DECIMAL = re.compile(DECIMAL_PATTERN)
-
-
-def read_extract(path: StoragePath) -> pd.DataFrame:
-    """A delivery file as text (str objects), empty field = NaN (null), indexed by 1-based data row number.
-
-    Only a regular file is opened, and a line longer than ``landing.MAX_LINE_BYTES`` stops the read
-    (``landing.RefusedInput``, a ValueError): a file with no newline is never read whole.
+    ``checker_url`` is where GX connects (the loader's URL: it reads quarantine and raw). Problems name file,
+    1-based data row (header = row 0) and rule; per date, rule and file the first ``MAX_ROWS_LISTED`` rows are
+    listed, then one line with the count. ``files`` limits the suites run (default: every contract file).
     """
-    with open_regular(path, path.name) as raw:
-        fh: Any = LineBoundedReader(raw, path.name)  # has the read() and __iter__ pandas uses
-        frame = pd.read_csv(
-            fh, dtype=object, keep_default_na=False, na_values=[""], skip_blank_lines=False, encoding="utf-8"
+    checked = [f for f in contract.FILES if files is None or f.name in files]
+    problems = {d.business_date: list(d.problems) for d in staged}
+    warnings = {d.business_date: list(d.warnings) for d in staged}
+    for d in staged:
+        problems[d.business_date] += _absent(d, checked)
+    delivered = [f for f in checked if any(f.name in d.rows for d in staged)]
+    batches = [
+        gx.QueryBatch(by_file()[f.name], f.table, "staged_dates", file_query(conn, f)) for f in delivered
+    ]
+    results = gx.validate_queries(checker_url, batches, INDEX_COLUMNS) if batches else []
+    for spec, result in zip(delivered, results, strict=True):
+        found, warned = _to_problems(conn, spec, staged, gx.outcomes(result))
+        for day, listed in found.items():
+            problems[day] += listed
+        for day, lines in warned.items():
+            warnings[day] += lines
+    return {
+        d: ValidationReport(ok=not problems[d], problems=problems[d], warnings=warnings[d]) for d in problems
+    }
+
+
+def _absent(day: StagedDate, checked: Sequence[contract.ExtractFile]) -> list[Problem]:
+    """A snapshot file not delivered; an fx_rates file without rows (no currency at all: no row says so)."""
+    found = [
+        Problem(day.label(f.name), None, None, RULE_SNAPSHOT_PRESENT)
+        for f in checked
+        if f.kind == "snapshot" and not (day.folder / f.name).exists()
+    ]
+    if any(f.name == "fx_rates.csv" for f in checked) and day.rows.get("fx_rates.csv") == 0:
+        missing = ", ".join(contract.CURRENCIES)
+        found.append(
+            Problem(
+                day.label("fx_rates.csv"),
+                None,
+                "currency",
+                contract.RULE_FX_COMPLETE,
+                f"a currency is missing: {missing}",
+            )
         )
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    return frame
-
-
-def _keys(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """The (possibly compound) key per row as one string; None when any part is null."""
-    parts = [frame[c] for c in columns]
-    if len(parts) == 1:
-        return parts[0]
-    key = parts[0].fillna("").astype(str)
-    for part in parts[1:]:
-        key = key + "\x1f" + part.fillna("").astype(str)
-    return key.astype(object).where(pd.concat(parts, axis=1).notna().all(axis=1), None)
-
-
-def delivery_keys(frames: dict[str, pd.DataFrame]) -> dict[str, set[str]]:
-    """Key sets foreign keys point at, by ``ref_token``; absent when the file or its column is."""
-    found: dict[str, set[str]] = {}
-    for fk in {fk for spec in contract.FILES for fk in spec.foreign_keys}:
-        ref = frames.get(fk.ref_file)
-        if ref is not None and set(fk.ref_columns) <= set(ref.columns):
-            found[ref_token(fk)] = set(_keys(ref, fk.ref_columns).dropna())
     return found
 
 
-def prepare(
-    spec: contract.ExtractFile,
-    frame: pd.DataFrame,
-    keys: dict[str, set[str]],
-    earlier: EarlierTxns | None = None,
-) -> pd.DataFrame:
-    """The frame plus the derived columns its suite checks (``keys`` from :func:`delivery_keys`)."""
-    derived: dict[str, pd.Series] = {}
-    for col in spec.columns:
-        if has_bounds(col) and col.name in frame.columns:
-            derived[decimal_column(col.name)] = decimals(frame[col.name])
-    for fk in spec.foreign_keys:
-        if set(fk.columns) <= set(frame.columns) and ref_token(fk) in keys:
-            key = _keys(frame, fk.columns)
-            derived[fk_column(fk)] = key.isin(keys[ref_token(fk)]).astype(object).where(key.notna(), None)
-    if spec.name in _DERIVED_COLUMNS:
-        derived |= _DERIVED_COLUMNS[spec.name](frame, earlier)
-    return frame.assign(**derived) if derived else frame
-
-
 def validate_delivery(
-    folder: str | os.PathLike[str] | StoragePath,
-    *,
-    earlier_txns: EarlierTxns | None = None,
-    files: Collection[str] | None = None,
+    folder: str | os.PathLike[str] | StoragePath, warehouse_url: str, *, files: Collection[str] | None = None
 ) -> ValidationReport:
-    """Check every rule of the extract contract on one delivery (a landing folder or its archive copy).
-
-    ``earlier_txns`` resolves reversals whose original is not in this delivery's ``od_transactions.csv``:
-    a callable given the list of those ids (called at most once, only when there are any) returning
-    ``(txn_id, od_account_id, direction)`` rows or a DataFrame with those columns, or such rows directly.
-    The loader passes ``earlier_txns_from_warehouse(conn, business_date)``: one query for just those ids.
-
-    Problems name file, 1-based data row (header = row 0) and rule; per rule and file the first
-    ``MAX_ROWS_LISTED`` rows are listed, then one line with the count. ``ok`` is True when there are none.
-    Manifest, sha256 and field counts are ``landing.verify_manifest``'s job: call it first.
-
-    ``files`` limits the check to those file names (default: every contract file); the files their foreign
-    keys reference are still read for their keys. GX costs ~5-10 ms per expectation, so one file is cheap.
-    """
-    folder = location(folder)
-    day = folder_business_date(folder).isoformat()
-    checked = set(contract.FILES_BY_NAME if files is None else files)
-    if unknown := checked - set(contract.FILES_BY_NAME):
+    """Check one delivery folder (a landing folder or its archive copy) through the quarantine of the warehouse
+    at ``warehouse_url``, which is left empty; nothing reaches raw. Reversals of earlier transactions resolve
+    against raw. ``files`` limits the check to those file names; the files their foreign keys reference are
+    still staged. Manifest, sha256 and field counts are ``landing.verify_manifest``'s job."""
+    wanted = set(contract.FILES_BY_NAME if files is None else files)
+    if unknown := wanted - set(contract.FILES_BY_NAME):
         raise ValueError(f"not extract files: {', '.join(sorted(unknown))}")
-    needed = checked | {fk.ref_file for name in checked for fk in contract.FILES_BY_NAME[name].foreign_keys}
-    problems: list[Problem] = []
-    warnings: list[str] = []
-    frames: dict[str, pd.DataFrame] = {}
-    for spec in contract.FILES:
-        path = folder / spec.name
-        if spec.name not in needed:
-            continue
-        if not path.exists():
-            if spec.kind == "snapshot" and spec.name in checked:
-                problems.append(Problem(f"{day}/{spec.name}", None, None, RULE_SNAPSHOT_PRESENT))
-            continue
-        try:
-            frames[spec.name] = read_extract(path)
-        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-            problems.append(Problem(f"{day}/{spec.name}", None, None, RULE_UNREADABLE, str(exc).strip()))
-    keys = delivery_keys(frames)
-    for name, frame in frames.items():
-        if name not in checked:
-            continue
-        spec = contract.FILES_BY_NAME[name]
-        found, warned = _validate_file(spec, f"{day}/{name}", frame, keys, day, earlier_txns)
-        problems += found
-        warnings += warned
-    return ValidationReport(ok=not problems, problems=problems, warnings=warnings)
+    staged_files = wanted | {
+        fk.ref_file for name in wanted for fk in contract.FILES_BY_NAME[name].foreign_keys
+    }
+    loader = warehouse.stage_url(warehouse.LOADER, warehouse_url)
+    with (
+        psycopg.connect(loader, autocommit=True) as conn,
+        quarantine.quarantined(conn, [location(folder)], sorted(staged_files)) as staged,
+    ):
+        [report] = check_staged(conn, loader, staged, wanted).values()
+    return report
 
 
-def _validate_file(
-    spec: contract.ExtractFile,
-    label: str,
-    frame: pd.DataFrame,
-    keys: dict[str, set[str]],
-    day: str,
-    earlier: EarlierTxns | None,
-) -> tuple[list[Problem], list[str]]:
-    data = prepare(spec, frame, keys, earlier)
-    result = gx.validate_frame(data, by_file()[spec.name], {FOLDER_DATE_PARAM: [day]})
-    unavailable = {c for c in spec.column_names if c not in frame.columns}
-    unavailable |= {ref_token(fk) for fk in spec.foreign_keys if ref_token(fk) not in keys}
-    return _to_problems(label, frame, gx.outcomes(result), unavailable)
+# --- GX outcomes as Problems --------------------------------------------------------------------------------
+
+_Failed = tuple[date, tuple[str, ...], str, str]  # date, columns, rule, explain
+
+
+def _unavailable(spec: contract.ExtractFile, day: StagedDate) -> set[str]:
+    """What a rule of ``spec`` may need and ``day`` lacks: its missing columns, referenced files not staged."""
+    found = set(day.missing_columns.get(spec.name, ()))
+    for fk in spec.foreign_keys:
+        if fk.ref_file not in day.rows or set(fk.ref_columns) & set(day.missing_columns.get(fk.ref_file, ())):
+            found.add(ref_token(fk))
+    return found
 
 
 def _to_problems(
-    label: str, frame: pd.DataFrame, outcomes: list[gx.Outcome], unavailable: set[str]
-) -> tuple[list[Problem], list[str]]:
-    problems: list[Problem] = []
-    warnings: list[str] = []
-    failed_rows: dict[tuple[tuple[str, ...], str, str], set[int]] = defaultdict(set)
+    conn: psycopg.Connection,
+    spec: contract.ExtractFile,
+    staged: Sequence[StagedDate],
+    outcomes: list[gx.Outcome],
+) -> tuple[dict[date, list[Problem]], dict[date, list[str]]]:
+    days = {d.business_date: d for d in staged if spec.name in d.rows}
+    unavailable = {d: _unavailable(spec, day) for d, day in days.items()}
+    problems: dict[date, list[Problem]] = defaultdict(list)
+    failed: dict[_Failed, set[int]] = defaultdict(set)
+    warned: dict[_Failed, set[int]] = defaultdict(set)
     for outcome in outcomes:
         meta = outcome.meta
         columns: tuple[str, ...] = tuple(meta.get("columns", ()))
-        if unavailable & set(meta.get("needs", columns)):
-            continue  # a missing column or referenced file is reported once, not once per rule on it
+        needs = set(meta.get("needs", columns))
         if (error := outcome.error()) is not None:
-            rule = meta.get("rule", "?")
-            problems.append(
-                Problem(label, None, ", ".join(columns) or None, rule, f"could not be checked: {error}")
-            )
-        elif outcome.success:
+            for d in days:
+                detail = f"could not be checked: {error}"
+                problems[d].append(
+                    Problem(
+                        days[d].label(spec.name),
+                        None,
+                        ", ".join(columns) or None,
+                        meta.get("rule", "?"),
+                        detail,
+                    )
+                )
             continue
-        elif outcome.warning:
-            warnings += _warnings(label, frame, outcome)
-        elif meta["rule"] == RULE_COLUMN_PRESENT:
-            missing = _mismatched(outcome, "missing")
-            problems += [
-                Problem(label, None, name, RULE_COLUMN_PRESENT, "not in the header") for name in missing
-            ]
-        elif (rows := outcome.result.get("unexpected_index_list")) is None:
-            problems.append(
-                Problem(label, None, ", ".join(columns) or None, meta["rule"], _table_detail(outcome))
-            )
-        else:
-            failed_rows[(columns, meta["rule"], meta.get("explain", ""))] |= set(rows)
-    for (columns, rule, explain), rows in failed_rows.items():  # overlapping expectations: one row, once
-        column = ", ".join(columns) or None
-        listed = sorted(rows)[:MAX_ROWS_LISTED]
-        problems += [
-            Problem(label, row, column, rule, _row_detail(frame, row, columns, explain)) for row in listed
-        ]
-        problems += overflow_problem(label, column, rule, len(rows))
+        if outcome.success:
+            continue
+        reported: set[date] = set()  # a rule with one verdict per date is reported once per date
+        for row in outcome.result.get("unexpected_index_list") or []:
+            d = row["_business_date"]
+            if d not in days or unavailable[d] & needs or d in reported:
+                continue  # a missing column or referenced file is reported once, not once per rule on it
+            if meta.get("per_date"):
+                problems[d].append(_per_date(days[d].label(spec.name), meta, row, outcome.kwargs["column"]))
+                reported.add(d)
+                continue
+            into = warned if outcome.warning else failed
+            into[(d, columns, meta["rule"], meta.get("explain", ""))].add(row["_row_number"])
+    values = _row_values(conn, spec, [*failed.items(), *warned.items()])
+    for (d, columns, rule, explain), rows in failed.items():  # overlapping expectations: one row, once
+        problems[d] += _listed(days[d].label(spec.name), (d, columns, rule, explain), rows, values)
+    warnings: dict[date, list[str]] = defaultdict(list)
+    for (d, columns, rule, explain), rows in warned.items():
+        warnings[d] += map(str, _listed(days[d].label(spec.name), (d, columns, rule, explain), rows, values))
     return problems, warnings
 
 
-def _warnings(label: str, frame: pd.DataFrame, outcome: gx.Outcome) -> list[str]:
-    """A warning per extra column, or per row of a row rule of severity "warning" (an unknown province)."""
-    if (rows := outcome.result.get("unexpected_index_list")) is None:
-        return [
-            f"{label}: column {name!r} is not in the contract, ignored"
-            for name in _mismatched(outcome, "unexpected")
-        ]
-    columns, rule, explain = outcome.meta["columns"], outcome.meta["rule"], outcome.meta.get("explain", "")
-    column = ", ".join(columns)
+def _per_date(label: str, meta: dict[str, Any], row: dict[str, Any], column: str) -> Problem:
+    """A rule with one verdict per date (every row of the date carries it): one Problem, no row."""
+    return Problem(
+        label,
+        None,
+        ", ".join(meta.get("columns", ())) or None,
+        meta["rule"],
+        f"{meta.get('explain', '')}: {row[column]}",
+    )
+
+
+def _listed(
+    label: str, failed: _Failed, rows: set[int], values: dict[tuple[date, int], dict[str, Any]]
+) -> list[Problem]:
+    d, columns, rule, explain = failed
+    column = ", ".join(columns) or None
     listed = [
-        Problem(label, row, column, rule, _row_detail(frame, row, columns, explain))
+        Problem(label, row, column, rule, _row_detail(values.get((d, row), {}), columns, explain))
         for row in sorted(rows)[:MAX_ROWS_LISTED]
     ]
-    return [str(p) for p in [*listed, *overflow_problem(label, column, rule, len(rows))]]
+    return listed + overflow_problem(label, column, rule, len(rows))
 
 
-def _mismatched(outcome: gx.Outcome, kind: str) -> list[str]:
-    """Column names an ``expect_table_columns_to_match_set`` result lists as ``missing`` or ``unexpected``."""
-    return list(outcome.result.get("details", {}).get("mismatched", {}).get(kind, []))
+def _row_values(
+    conn: psycopg.Connection, spec: contract.ExtractFile, failures: list[tuple[_Failed, set[int]]]
+) -> dict[tuple[date, int], dict[str, Any]]:
+    """The delivered values of the listed failing rows (at most MAX_ROWS_LISTED per date and rule)."""
+    wanted = sorted({(f[0], row) for f, rows in failures for row in sorted(rows)[:MAX_ROWS_LISTED]})
+    if not wanted:
+        return {}
+    query = sql.SQL(
+        "select q._business_date, q._row_number, {} from {} as q"
+        " join unnest(%s::date[], %s::integer[]) as w(d, n) on q._business_date = w.d and q._row_number = w.n"
+    ).format(sql.SQL(", ").join(map(_value, spec.column_names)), quarantine.table(spec))
+    found = conn.execute(query, ([d for d, _ in wanted], [n for _, n in wanted])).fetchall()
+    return {(d, n): dict(zip(spec.column_names, values, strict=True)) for d, n, *values in found}
 
 
-def _row_detail(frame: pd.DataFrame, row: int, columns: Sequence[str], explain: str) -> str:
-    values = [frame.at[row, c] if c in frame.columns else None for c in columns]
-    shown = ", ".join(repr(v) if isinstance(v, str) else "empty" for v in values)  # None or NaN: empty
-    return f"{'value' if len(values) == 1 else 'values'} {shown}" + (f": {explain}" if explain else "")
-
-
-def _table_detail(outcome: gx.Outcome) -> str:
-    missing = outcome.result.get("missing_list") or outcome.result.get("partial_missing_list")
-    detail = outcome.meta.get("explain", "")
-    if missing:
-        detail += f": {', '.join(map(str, missing))}"
-    return detail or str(outcome.result.get("observed_value", ""))
+def _row_detail(values: dict[str, Any], columns: Sequence[str], explain: str) -> str:
+    shown = ", ".join(repr(values[c]) if values.get(c) is not None else "empty" for c in columns)
+    return f"{'value' if len(columns) == 1 else 'values'} {shown}" + (f": {explain}" if explain else "")

@@ -571,6 +571,51 @@ def _loader_pii_grants() -> str:
     )
 
 
+# The door's quarantine (docs/decisions/0029-set-based-door.md): every pending date's files as delivered (text,
+# empty field = empty string), COPYed before the contract check and promoted to raw date by date. Unlogged: it
+# holds nothing a crash must keep (a rerun clears it first). The loader alone reads and writes it.
+QUARANTINE_DDL_HEAD = """
+create schema if not exists quarantine;
+-- row numbers of one COPY: restarted at 1 before each file (odwh.quarantine, under its lock)
+create sequence if not exists quarantine.row_numbers as integer;
+-- the dates staged: raw's rows of these dates are being replaced, so no check reads them
+create unlogged table if not exists quarantine.staged_dates (business_date date primary key);
+"""
+QUARANTINE_DDL_TAIL = """
+-- reversals are looked up by the id they name, among earlier dates too
+create index if not exists od_transactions_txn_id on raw.od_transactions (txn_id);
+create index if not exists od_transactions_txn_id on quarantine.od_transactions (txn_id);
+revoke all on schema quarantine from public;
+revoke all on all tables in schema quarantine from public;
+grant usage on schema quarantine to odwh_loader;
+grant select, insert, delete, truncate on all tables in schema quarantine to odwh_loader;
+grant usage, update on sequence quarantine.row_numbers to odwh_loader;
+do $$ begin
+    if current_setting('server_version_num')::int >= 170000 then  -- ANALYZE after staging (MAINTAIN: 17+)
+        execute 'grant maintain on all tables in schema quarantine to odwh_loader';
+    end if;
+end $$;
+"""
+
+
+def quarantine_table_ddl(f: contract.ExtractFile) -> str:
+    """Every contract column as text, the date it was delivered for and its 1-based data row; the loader sets
+    both through the defaults while it COPYs (odwh.quarantine)."""
+    cols = [f"{c.name} text" for c in f.columns]
+    cols += [
+        "_business_date date not null default current_setting('odwh.quarantine_date')::date",
+        "_row_number integer not null default nextval('quarantine.row_numbers')",
+    ]
+    return (
+        f"create unlogged table if not exists quarantine.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
+        f"create index if not exists {f.table}_rows on quarantine.{f.table} (_business_date, _row_number);\n"
+    )
+
+
+def _quarantine_ddl() -> str:
+    return QUARANTINE_DDL_HEAD + "".join(map(quarantine_table_ddl, contract.FILES)) + QUARANTINE_DDL_TAIL
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the warehouse schema. Every step is idempotent, so a step whose text changed since it was
@@ -600,6 +645,7 @@ MIGRATIONS = (
         "least-privilege roles, grants, branch access and row-level security",
         ACCESS_DDL + _loader_pii_grants(),
     ),
+    Migration(3, "quarantine schema: the door's all-text copy of pending dates", _quarantine_ddl()),
 )
 
 MIGRATIONS_TABLE_DDL = """

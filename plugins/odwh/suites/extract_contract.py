@@ -1,18 +1,21 @@
 """The extract contract as Great Expectations suites: one per extract file, built from ``odwh.contract`` alone.
 
-The suites check a file read as text (every value a ``str``, empty field = null), so type rules are regexes on
-the text exactly as delivered. Rules GX cannot express on text alone check derived columns that
-``odwh.validate.prepare`` adds before validation (named here, ``<column>::<what>``):
+The suites check a file's rows as delivered, every pending date at once, in PostgreSQL (GX's SQL execution
+engine over a query on ``quarantine.<file>``: ``odwh.validate``): every value text, empty field = null, so type
+rules are regexes on the text exactly as delivered. Rules GX cannot express on text alone check derived columns
+the query computes (named here, ``<column>::<what>``), each null where the rule does not apply:
 
-- ``<col>::decimal``: the value as ``Decimal`` (None if not a plain decimal), for min/max bounds;
+- ``<col>::decimal``: the value as ``numeric`` (null if not a plain decimal), for min/max bounds;
+- ``<key>::per_date``: the key with the row's business date, unique (a key is unique within its date's file);
+- ``<col>::folder_date``: the column equals the folder's business date;
+- ``<col>::in_<ref table>``: foreign key found in the referenced file of the same date;
 - ``reversed_txn_id::delivered|same_account|opposite_direction``: the reversal rule, True/False per reversal;
 - ``khr_per_unit::khr_is_1``: True/False on the KHR row of ``fx_rates``;
-- ``<col>::in_<ref table>``: foreign key found in the same delivery's referenced file (None when null);
-- ``province::known``: the branch's province is in the kept reference (``odwh.provinces``; None when empty).
+- ``currency::missing_on_date``: the currencies the date's ``fx_rates`` lacks (null when none);
+- ``province::known``: the branch's province is in the kept reference (``odwh.provinces``; null when empty).
   Its expectation has severity "warning": an unknown name is loaded as delivered and the warning recorded.
 
-The folder's date is the GX suite parameter ``folder_date``. Key sets are not passed as parameters: GX
-re-serialises an expectation's kwargs many times per run, so a 100k-value set costs seconds per expectation.
+The header (columns present, extra columns) is checked before the rows are staged (``odwh.quarantine``).
 Each expectation's ``meta`` says how ``odwh.validate`` turns its failure into Problems (see :func:`_meta`).
 """
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 FAMILY = "extract_contract"  # expectations/suites/<family>/
 
-RULE_COLUMN_PRESENT = "column present"
+RULE_COLUMN_PRESENT = "column present"  # checked on the header (odwh.quarantine)
 RULE_REQUIRED = "required (not empty)"
 RULE_DATE = "date YYYY-MM-DD"
 RULE_DECIMAL = "plain decimal number"
@@ -44,7 +47,6 @@ RULE_FOLDER_DATE = "equals the folder's business date"
 RULE_REVERSAL = contract.RULE_REVERSAL
 RULE_FX_COMPLETE = contract.RULE_FX_COMPLETE
 
-FOLDER_DATE_PARAM = "folder_date"
 INTEGER_PATTERN = r"^-?[0-9]+$"
 # YYYY-MM-DD naming a real Gregorian day (years 1000-9999), in one regex so one expectation checks it
 _MONTH_31 = "(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
@@ -64,6 +66,7 @@ REVERSAL_SAME_ACCOUNT = "reversed_txn_id::same_account"
 REVERSAL_OPPOSITE = "reversed_txn_id::opposite_direction"
 FX_KHR_IS_ONE = "khr_per_unit::khr_is_1"
 PROVINCE_KNOWN = "province::known"
+FX_MISSING = "currency::missing_on_date"
 RULE_PROVINCE_KNOWN = "province known"
 TXN_COLUMNS = ("txn_id", "od_account_id", "direction")
 
@@ -75,6 +78,15 @@ def decimal_column(name: str) -> str:
 def fk_column(fk: contract.ForeignKey) -> str:
     """Derived column: does the row's key exist in the referenced file, e.g. ``od_account_id::in_od_accounts``."""
     return f"{'+'.join(fk.columns)}::in_{fk.ref_file.removesuffix('.csv')}"
+
+
+def key_column(spec: contract.ExtractFile) -> str:
+    """Derived column: the key with the row's business date, e.g. ``customer_id+business_date::per_date``."""
+    return f"{'+'.join(spec.key)}::per_date"
+
+
+def folder_date_column(name: str) -> str:
+    return f"{name}::folder_date"
 
 
 def ref_token(fk: contract.ForeignKey) -> str:
@@ -105,22 +117,8 @@ def rule_foreign_key(fk: contract.ForeignKey) -> str:
 def build_suite(spec: contract.ExtractFile) -> ExpectationSuite:
     """The GX suite for one extract file, from the contract alone."""
     import great_expectations
-    import great_expectations.expectations as gxe
-    from great_expectations.expectations.metadata_types import FailureSeverity
 
-    expectations: list[Expectation] = [
-        # fails only when a contract column is missing
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=list(spec.column_names), exact_match=False, meta=_meta(RULE_COLUMN_PRESENT)
-        ),
-        # an extra column is ignored with a warning
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=[*spec.column_names, *_derived_columns(spec)],
-            exact_match=True,
-            severity=FailureSeverity.WARNING,
-            meta=_meta("no columns beyond the contract"),
-        ),
-    ]
+    expectations: list[Expectation] = []
     for col in spec.columns:
         expectations += _column_expectations(col)
     expectations += _file_expectations(spec)
@@ -213,34 +211,20 @@ def _allowed(values: Sequence[str]) -> str:
 def _file_expectations(spec: contract.ExtractFile) -> list[Expectation]:
     import great_expectations.expectations as gxe
 
-    unique = _meta(RULE_KEY_UNIQUE, spec.key)
+    # per date: all pending dates are checked at once (GX's compound-unique lists no rows on SQL)
     found: list[Expectation] = [
-        gxe.ExpectColumnValuesToBeUnique(column=spec.key[0], meta=unique)
-        if len(spec.key) == 1
-        else gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key), meta=unique)
+        gxe.ExpectColumnValuesToBeUnique(column=key_column(spec), meta=_meta(RULE_KEY_UNIQUE, spec.key))
     ]
     if spec.folder_date_column:
         on_date = _meta(RULE_FOLDER_DATE, [spec.folder_date_column])
-        found.append(
-            gxe.ExpectColumnValuesToBeInSet(
-                column=spec.folder_date_column, value_set={"$PARAMETER": FOLDER_DATE_PARAM}, meta=on_date
-            )
-        )
+        found.append(_in_set(folder_date_column(spec.folder_date_column), [True], on_date))
     # a boolean column, not the key set as a parameter: GX copies parameters often
     for fk in spec.foreign_keys:
         meta = _meta(rule_foreign_key(fk), fk.columns, f"not in {fk.ref_file}", ref=ref_token(fk))
         found.append(_in_set(fk_column(fk), [True], meta))
     if spec.name in _FILE_RULES:
-        found += _FILE_RULES[spec.name][0]()
+        found += _FILE_RULES[spec.name]()
     return found
-
-
-def _derived_columns(spec: contract.ExtractFile) -> list[str]:
-    names = [decimal_column(c.name) for c in spec.columns if has_bounds(c)]
-    names += [fk_column(fk) for fk in spec.foreign_keys]
-    if spec.name in _FILE_RULES:
-        names += _FILE_RULES[spec.name][1]
-    return names
 
 
 # --- rules specific to one file -------------------------------------------------------------------------
@@ -261,16 +245,13 @@ def _reversal_expectations() -> list[Expectation]:
 def _fx_expectations() -> list[Expectation]:
     import great_expectations.expectations as gxe
 
-    currencies = list(contract.CURRENCIES)
     khr_is_one = _meta(
         RULE_FX_COMPLETE, ["khr_per_unit"], "KHR must be 1", needs=["currency", "khr_per_unit"]
     )
+    # one verdict per date, not per row: odwh.validate reports a failure once per date, without a row
+    complete = _meta(RULE_FX_COMPLETE, ["currency"], "a currency is missing")
     return [
-        gxe.ExpectColumnDistinctValuesToContainSet(
-            column="currency",
-            value_set=currencies,
-            meta=_meta(RULE_FX_COMPLETE, ["currency"], "a currency is missing"),
-        ),
+        gxe.ExpectColumnValuesToBeNull(column=FX_MISSING, meta={**complete, "per_date": True}),
         _in_set(FX_KHR_IS_ONE, [True], khr_is_one),
     ]
 
@@ -290,12 +271,9 @@ def _province_expectations() -> list[Expectation]:
     ]
 
 
-# file name -> (its further expectations, the derived columns they check: odwh.validate adds them)
-_FILE_RULES: dict[str, tuple[Callable[[], list[Expectation]], list[str]]] = {
-    "od_transactions.csv": (
-        _reversal_expectations,
-        [REVERSAL_DELIVERED, REVERSAL_SAME_ACCOUNT, REVERSAL_OPPOSITE],
-    ),
-    "fx_rates.csv": (_fx_expectations, [FX_KHR_IS_ONE]),
-    "branches.csv": (_province_expectations, [PROVINCE_KNOWN]),
+# file name -> its further expectations (odwh.validate's query computes the derived columns they check)
+_FILE_RULES: dict[str, Callable[[], list[Expectation]]] = {
+    "od_transactions.csv": _reversal_expectations,
+    "fx_rates.csv": _fx_expectations,
+    "branches.csv": _province_expectations,
 }

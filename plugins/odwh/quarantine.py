@@ -1,0 +1,179 @@
+"""The door's quarantine: pending dates' files COPYed as text into ``quarantine.<file>``, checked there, then
+promoted to ``raw`` date by date (``odwh.load.promote``). See docs/decisions/0029-set-based-door.md.
+
+Each file is streamed to PostgreSQL in 64 KiB blocks (memory flat in its size, no per-row Python); the table's
+defaults give every row its business date and 1-based data row (the header is row 0). The header is read first,
+in Python: a missing contract column is a problem, an extra one a warning (the column is not staged). A COPY
+PostgreSQL refuses (bad CSV, bad UTF-8) is the problem "CSV readable", naming the file and PostgreSQL's line.
+
+One door at a time per warehouse: :func:`quarantined` holds a session advisory lock from staging to clearing,
+and empties the quarantine on the way in (what a killed run left) and on the way out.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO
+
+import psycopg
+from psycopg import sql
+
+from odwh import contract, landing
+from odwh.landing import Problem, StoragePath
+from odwh.suites.extract_contract import RULE_COLUMN_PRESENT
+
+COPY_BLOCK = 64 * 1024
+RULE_UNREADABLE = "CSV readable"
+
+_LOCK = "hashtext('odwh.quarantine')"
+
+
+@dataclass
+class StagedDate:
+    """What staging one date's folder learnt; the contract check reads the rows from ``quarantine``."""
+
+    business_date: date
+    folder: StoragePath
+    rows: dict[str, int] = field(default_factory=dict)  # file name -> data rows staged
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def label(self, file_name: str) -> str:
+        return f"{self.business_date.isoformat()}/{file_name}"
+
+
+def table(f: contract.ExtractFile) -> sql.Composed:
+    return sql.SQL("quarantine.{}").format(sql.Identifier(f.table))
+
+
+@contextmanager
+def quarantined(
+    conn: psycopg.Connection, folders: Sequence[StoragePath], files: Sequence[str] | None = None
+) -> Iterator[list[StagedDate]]:
+    """Stage ``folders`` (in date order) and yield what was staged; the quarantine is empty before and after.
+
+    Staging stops after the first date with a problem (later dates wait behind it, unchecked). ``files`` limits
+    what is staged (default: every contract file). ``conn`` must be in autocommit mode: the staged rows are
+    committed, so the checker's own connections read them.
+    """
+    conn.execute(sql.SQL("select pg_advisory_lock({})").format(sql.SQL(_LOCK)))
+    try:
+        clear(conn)
+        yield stage(conn, folders, files)
+    finally:
+        if not conn.closed:
+            clear(conn)
+            conn.execute(sql.SQL("select pg_advisory_unlock({})").format(sql.SQL(_LOCK)))
+
+
+def clear(conn: psycopg.Connection) -> None:
+    tables = [sql.SQL("quarantine.staged_dates"), *map(table, contract.FILES)]
+    conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(tables)))
+
+
+def remove_date(conn: psycopg.Connection, business_date: date) -> None:
+    """Drop one date's rows (in the caller's transaction: promotion removes what it moved)."""
+    for f in contract.FILES:
+        conn.execute(sql.SQL("delete from {} where _business_date = %s").format(table(f)), (business_date,))
+    conn.execute("delete from quarantine.staged_dates where business_date = %s", (business_date,))
+
+
+def stage(
+    conn: psycopg.Connection, folders: Sequence[StoragePath], files: Sequence[str] | None = None
+) -> list[StagedDate]:
+    staged: list[StagedDate] = []
+    wanted = [f for f in contract.FILES if files is None or f.name in files]
+    with conn.transaction():
+        for folder in folders:
+            day = StagedDate(landing.folder_business_date(folder), folder)
+            conn.execute("insert into quarantine.staged_dates values (%s)", (day.business_date,))
+            conn.execute(
+                "select set_config('odwh.quarantine_date', %s, true)", (day.business_date.isoformat(),)
+            )
+            for f in wanted:
+                if (folder / f.name).exists():
+                    _stage_file(conn, day, f)
+            staged.append(day)
+            if day.problems:
+                break
+    for f in wanted:  # the check joins these tables: plan it with their real sizes, not autovacuum's guess
+        conn.execute(sql.SQL("analyze {}").format(table(f)))
+    return staged
+
+
+def _stage_file(conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFile) -> None:
+    label, path = day.label(f.name), day.folder / f.name
+    try:
+        header = landing.read_header(path, label)
+    except landing.RefusedInput as exc:
+        day.problems.append(exc.problem)
+        return
+    except (UnicodeDecodeError, csv.Error) as exc:
+        day.problems.append(Problem(label, None, None, RULE_UNREADABLE, str(exc)))
+        return
+    missing = [c for c in f.column_names if c not in header]
+    day.missing_columns[f.name] = missing
+    day.problems += [Problem(label, None, name, RULE_COLUMN_PRESENT, "not in the header") for name in missing]
+    day.warnings += [
+        f"{label}: column {name!r} is not in the contract, ignored"
+        for name in header
+        if name not in f.column_names
+    ]
+    try:
+        with (
+            conn.transaction(),
+            landing.open_regular(path, label) as fh,
+        ):  # a savepoint: a refused COPY undoes itself
+            conn.execute("select setval('quarantine.row_numbers', 1, false)")
+            day.rows[f.name] = _copy(conn, f, fh, header)
+    except psycopg.Error as exc:
+        day.problems.append(Problem(label, None, None, RULE_UNREADABLE, _first_lines(exc)))
+
+
+def _copy(conn: psycopg.Connection, f: contract.ExtractFile, fh: IO[bytes], header: list[str]) -> int:
+    """COPY the file's contract columns; a header with other columns goes through a temporary table of
+    positional columns (odwh's names, never the delivered ones), then set-wise into quarantine."""
+    kept = [h for h in header if h in f.column_names]
+    if kept == header:
+        return _copy_into(conn, table(f), list(map(sql.Identifier, kept)), fh)
+    positions = [sql.Identifier(f"c{i}") for i in range(len(header))]
+    conn.execute("drop table if exists pg_temp.door_file")
+    conn.execute(
+        sql.SQL("create temp table door_file (_row_number integer generated always as identity, {})").format(
+            sql.SQL(", ").join(sql.SQL("{} text").format(p) for p in positions)
+        )
+    )
+    _copy_into(conn, sql.Identifier("door_file"), positions, fh)
+    moved = conn.execute(
+        sql.SQL("insert into {} ({}, _row_number) select {}, _row_number from door_file").format(
+            table(f),
+            sql.SQL(", ").join(map(sql.Identifier, kept)),
+            sql.SQL(", ").join(positions[header.index(c)] for c in kept),
+        )
+    ).rowcount
+    conn.execute("drop table pg_temp.door_file")
+    return moved
+
+
+def _copy_into(
+    conn: psycopg.Connection, target: sql.Composable, columns: list[sql.Identifier], fh: IO[bytes]
+) -> int:
+    statement = sql.SQL("copy {} ({}) from stdin (format csv, header true, encoding 'UTF8')").format(
+        target, sql.SQL(", ").join(columns)
+    )
+    with conn.cursor() as cur:
+        with cur.copy(statement) as copy:
+            while block := fh.read(COPY_BLOCK):
+                copy.write(block)
+        return cur.rowcount
+
+
+def _first_lines(exc: psycopg.Error) -> str:
+    """PostgreSQL's message and where it stopped (``COPY branches, line 2``), without the statement."""
+    diag = exc.diag
+    return "; ".join(filter(None, (diag.message_primary, diag.context))) or str(exc).strip()
