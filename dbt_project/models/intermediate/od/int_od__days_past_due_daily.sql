@@ -29,6 +29,11 @@
     before from_date on -#}
 {%- set charges_from = "(date_trunc('month', '" ~ from_date ~ "'::date) - interval '1 day')::date" %}
 {%- set credit_classes = "('CUSTOMER_CREDIT', 'SETTLEMENT', 'PROCESSING_FEE')" %}
+{%- set previous_state -%}
+    t.business_date as state_date, t.excess_since, t.cumulative_credits, t.cumulative_fees_due,
+    t.cumulative_interest_due, t.credits_beyond_fees, t.credits_beyond_charges, t.oldest_unpaid_due_date,
+    t.unpaid_charges
+{%- endset %}
 
 -- only the columns read below, not *: `days` is read four times, so PostgreSQL materializes it (narrow rows)
 with days as (
@@ -55,29 +60,53 @@ closures as (
 ),
 
 {% if from_date -%}
--- each account's last computed row before this batch: its excess run and its charges state; materialized: the
--- planner underestimates the accounts and re-ran the per-account probes once per row of the batch
+-- each account's last computed row before this batch: its excess run and its charges state. The rows of the
+-- last date before the batch are one index range scan; an account missing on that date (few) is probed alone.
+-- Materialized: the planner underestimates the accounts and re-ran the probes once per row of the batch.
+    last_date_rows as materialized (
+        select
+            od_account_id,
+            {{ previous_state }}
+        from {{ this }} as t
+        where
+            business_date = (
+                select max(business_date)
+                from {{ this }}
+                where business_date < '{{ from_date }}'::date
+            )
+    ),
+
     previous_rows as materialized (
+        select
+            a.od_account_id,
+            l.state_date,
+            l.excess_since,
+            l.cumulative_credits,
+            l.cumulative_fees_due,
+            l.cumulative_interest_due,
+            l.credits_beyond_fees,
+            l.credits_beyond_charges,
+            l.oldest_unpaid_due_date,
+            l.unpaid_charges
+        from closures as a
+        inner join last_date_rows as l on a.od_account_id = l.od_account_id
+        union all
         select
             a.od_account_id,
             prev.*
         from closures as a
         left join lateral (
-            select
-                t.business_date as state_date,
-                t.excess_since,
-                t.cumulative_credits,
-                t.cumulative_fees_due,
-                t.cumulative_interest_due,
-                t.credits_beyond_fees,
-                t.credits_beyond_charges,
-                t.oldest_unpaid_due_date,
-                t.unpaid_charges
+            select {{ previous_state }}
             from {{ this }} as t
             where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
             order by t.business_date desc
             limit 1
         ) as prev on true
+        where not exists (
+            select
+            from last_date_rows as l
+            where l.od_account_id = a.od_account_id
+        )
     ),
 
     -- accounts whose credit history a reversal of this batch rewrites (a new version from the reversal's date)
