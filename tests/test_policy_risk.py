@@ -192,8 +192,14 @@ def test_incremental_builds_equal_a_full_refresh(fresh_db: str, tmp_path: Path) 
     work = tmp_path / "dbt"
     load(fresh_db, FIRST, date(2026, 2, 12))
     build(fresh_db, SELECT, work)
-    load(fresh_db, date(2026, 2, 13), date(2026, 3, 4))
+    load(fresh_db, date(2026, 2, 13), date(2026, 3, 3))  # the repayment of 3 March pays February, carried
     build(fresh_db, SELECT, work)
+    # its reversal on 4 March, in a run of its own, rewrites OD1's credit history
+    load(fresh_db, date(2026, 3, 4), date(2026, 3, 4))
+    build(fresh_db, SELECT, work)
+    unpaid = _by_date(fresh_db, "int_od__days_past_due_daily", "dpd_charges, unpaid_charges")
+    assert unpaid[date(2026, 3, 3)] == (0, 0)  # as by hand (test_days_past_due_by_hand) before the
+    assert unpaid[date(2026, 3, 4)] == (4, D("20.65"))  # re-delivery below rebuilds these dates again
     incremental_days = query(fresh_db, "select count(*) from intermediate.int_od__days_past_due_daily")
 
     # 20 February delivered again with another balance (1,250), then the rest of March

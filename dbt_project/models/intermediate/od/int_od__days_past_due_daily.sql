@@ -9,15 +9,31 @@
 -- goes to principal, it never prepays a later charge.
 -- Set-based (Skorokhod reflection) on cumulative sums over the account's events:
 --   fees_paid(t)     = R(t) - B(t),  B(t) = max(0, max_{s<=t} (R(s) - F(s)))   credits beyond the fees due
---   interest_paid(t) = B(t) - max(0, max_{s<=t} (B(s) - I(s)))                 (the rest goes to principal)
+--   interest_paid(t) = B(t) - P(t),  P(t) = max(0, max_{s<=t} (B(s) - I(s)))   credits beyond all charges
 -- with R, F, I the cumulative credits, fees due and interest due. A reversed credit counts from its own date
 -- until the reversal's date; from the reversal's date on the credit is treated as never made (a new
 -- "version" of the account's credit history starts on every date a credit reversal is loaded).
--- Incremental: events (month-end charges, credits) are few, so their cumulative state is recomputed in full;
--- only the new days are joined to it. The excess run carries over from the account's last computed row.
+-- Incremental: the state R, F, I, B, P of each row is kept in its columns (cumulative_credits, ...), so an
+-- incremental run carries each account's state forward from its row on the last date before the batch and
+-- reads only the batch's events, plus, for an account with an unpaid charge, the charges and processing fees
+-- since its oldest unpaid charge (their cumulative dues tell when each is paid). An account a reversal of
+-- the batch rewrites (a new version: the reversed transaction never made, over its whole history), a new
+-- account, or one without a row on that last date is recomputed from its whole history instead. The rebuilt
+-- dates are the batch's (daily_rebuild_from): a version starts on the reversal's own date, earlier rows
+-- keep the reversed credit. The excess run carries over from the account's last computed row too.
 {{ config(indexes=account_day_indexes()) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
+{#- charges due before the batch are in the carried state; a month end that is not a loaded date (a weekend)
+    can fall between the last computed date and from_date, so the batch reads charges from the month end
+    before from_date on -#}
+{%- set charges_from = "(date_trunc('month', '" ~ from_date ~ "'::date) - interval '1 day')::date" %}
+{%- set credit_classes = "('CUSTOMER_CREDIT', 'SETTLEMENT', 'PROCESSING_FEE')" %}
+{%- set previous_state -%}
+    t.business_date as state_date, t.excess_since, t.cumulative_credits, t.cumulative_fees_due,
+    t.cumulative_interest_due, t.credits_beyond_fees, t.credits_beyond_charges, t.oldest_unpaid_due_date,
+    t.unpaid_charges
+{%- endset %}
 
 -- only the columns read below, not *: `days` is read four times, so PostgreSQL materializes it (narrow rows)
 with days as (
@@ -33,22 +49,6 @@ with days as (
     {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
--- customer credits and the conversion's settlement (it pays the OD off), and processing fees: a fee like the
--- month-end fees, so credits pay it first
-flows as (
-    select
-        od_account_id,
-        business_date,
-        flow_class,
-        is_reversal,
-        original_business_date,
-        signed_amount
-    from {{ ref('int_od__transactions_classified') }}
-    where
-        flow_class in ('CUSTOMER_CREDIT', 'SETTLEMENT', 'PROCESSING_FEE')  -- no newer load: skip the history
-    {% if from_date == 'infinity' %}and false{% endif %}  -- noqa: LT02
-),
-
 -- the closing date in the account's latest snapshot: a facility closed (or converted) before a month's end
 -- settles that month's charges on its closing date, so they fall due then (the payoff credit pays them)
 closures as (
@@ -59,50 +59,223 @@ closures as (
     group by 1
 ),
 
+{% if from_date -%}
+-- each account's last computed row before this batch: its excess run and its charges state. The rows of the
+-- last date before the batch are one index range scan; an account missing on that date (few) is probed alone.
+-- Materialized: the planner underestimates the accounts and re-ran the probes once per row of the batch.
+    last_date_rows as materialized (
+        select
+            od_account_id,
+            {{ previous_state }}
+        from {{ this }} as t
+        where
+            business_date = (
+                select max(business_date)
+                from {{ this }}
+                where business_date < '{{ from_date }}'::date
+            )
+    ),
+
+    previous_rows as materialized (
+        select
+            a.od_account_id,
+            l.state_date,
+            l.excess_since,
+            l.cumulative_credits,
+            l.cumulative_fees_due,
+            l.cumulative_interest_due,
+            l.credits_beyond_fees,
+            l.credits_beyond_charges,
+            l.oldest_unpaid_due_date,
+            l.unpaid_charges
+        from closures as a
+        inner join last_date_rows as l on a.od_account_id = l.od_account_id
+        union all
+        select
+            a.od_account_id,
+            prev.*
+        from closures as a
+        left join lateral (
+            select {{ previous_state }}
+            from {{ this }} as t
+            where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
+            order by t.business_date desc
+            limit 1
+        ) as prev on true
+        where not exists (
+            select
+            from last_date_rows as l
+            where l.od_account_id = a.od_account_id
+        )
+    ),
+
+    -- accounts whose credit history a reversal of this batch rewrites (a new version from the reversal's date)
+    rewritten_accounts as (
+        select distinct od_account_id
+        from {{ ref('int_od__transactions_classified') }}
+        where business_date >= '{{ from_date }}'::date and is_reversal and flow_class in {{ credit_classes }}
+    ),
+
+    carried_accounts as (
+        select
+            p.*,
+            r.od_account_id is null
+            and coalesce(p.state_date = max(p.state_date) over (), false) as is_carried
+        from previous_rows as p
+        left join rewritten_accounts as r on p.od_account_id = r.od_account_id
+    ),
+{%- endif %}
+
+-- where each account's charges state starts: carried from its last computed row (state_date; read_from: its
+-- oldest unpaid charge, whose dues and processing fees it reads again), or from nothing with every event of
+-- its history ('-infinity': a full build, a new or rewritten account, one missing on the last date)
+starts as (
+    {% if from_date -%}
+        select
+            od_account_id,
+            case when is_carried then state_date else '-infinity'::date end as state_date,
+            case when is_carried then oldest_unpaid_due_date else '-infinity'::date end as read_from,
+            case when is_carried then cumulative_credits else 0 end as cumulative_credits,
+            case when is_carried then cumulative_fees_due else 0 end as cumulative_fees_due,
+            case when is_carried then cumulative_interest_due else 0 end as cumulative_interest_due,
+            case when is_carried then credits_beyond_fees else 0 end as credits_beyond_fees,
+            case when is_carried then credits_beyond_charges else 0 end as credits_beyond_charges,
+            case when is_carried then oldest_unpaid_due_date end as oldest_unpaid_due_date,
+            case when is_carried then unpaid_charges else 0 end as unpaid_charges
+        from carried_accounts
+    {%- else -%}
+        select
+            od_account_id,
+            '-infinity'::date as state_date,
+            '-infinity'::date as read_from,
+            0 as cumulative_credits,
+            0 as cumulative_fees_due,
+            0 as cumulative_interest_due,
+            0 as credits_beyond_fees,
+            0 as credits_beyond_charges,
+            null::date as oldest_unpaid_due_date,
+            0 as unpaid_charges
+        from closures
+    {%- endif %}
+),
+
+-- customer credits and the conversion's settlement (it pays the OD off), and processing fees: a fee like the
+-- month-end fees, so credits pay it first. Incremental: the batch's, then what each account reads again
+-- (index probes by account: its whole history, or the processing fees since its oldest unpaid charge)
+flows as (
+    select
+        od_account_id,
+        business_date,
+        flow_class,
+        is_reversal,
+        original_business_date,
+        signed_amount
+    from {{ ref('int_od__transactions_classified') }}
+    where
+        flow_class in {{ credit_classes }}
+        {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}  -- noqa: LT02
+    {% if from_date -%}
+        union all
+        select
+            f.od_account_id,
+            f.business_date,
+            f.flow_class,
+            f.is_reversal,
+            f.original_business_date,
+            f.signed_amount
+        from starts as s
+        inner join {{ ref('int_od__transactions_classified') }} as f
+            on
+                s.od_account_id = f.od_account_id
+                and f.business_date >= s.read_from
+                and f.business_date < '{{ from_date }}'::date
+        where
+            f.flow_class in {{ credit_classes }}
+            and (s.state_date = '-infinity'::date or f.flow_class = 'PROCESSING_FEE')
+    {%- endif %}
+),
+
+monthly_charges as (
+    select
+        od_account_id,
+        month_end,
+        unutilized_fee_due,
+        excess_fee_due,
+        interest_due
+    from {{ ref('int_od__charges_monthly') }}
+    {% if from_date %}where month_end >= {{ charges_from }}{% endif %}
+    {% if from_date -%}
+        union all
+        select
+            c.od_account_id,
+            c.month_end,
+            c.unutilized_fee_due,
+            c.excess_fee_due,
+            c.interest_due
+        from starts as s
+        inner join {{ ref('int_od__charges_monthly') }} as c
+            on
+                s.od_account_id = c.od_account_id
+                and c.month_end >= s.read_from
+                and c.month_end < {{ charges_from }}
+    {%- endif %}
+),
+
+-- the charges after the account's state date, and, for a carried account, the unpaid ones it still owes
 month_end_charges as (
     select
         c.od_account_id,
-        case
-            when cl.closed_on >= date_trunc('month', c.month_end) and cl.closed_on < c.month_end
-                then cl.closed_on
-            else c.month_end
-        end as due_date,
-        c.unutilized_fee_due + c.excess_fee_due as fee_due,
+        c.due_date,
+        c.fee_due,
         c.interest_due
-    from {{ ref('int_od__charges_monthly') }} as c
-    left join closures as cl on c.od_account_id = cl.od_account_id
-    {% if from_date == 'infinity' %}where false{% endif %}
+    from (
+        select
+            m.od_account_id,
+            case
+                when cl.closed_on >= date_trunc('month', m.month_end) and cl.closed_on < m.month_end
+                    then cl.closed_on
+                else m.month_end
+            end as due_date,
+            m.unutilized_fee_due + m.excess_fee_due as fee_due,
+            m.interest_due
+        from monthly_charges as m
+        left join closures as cl on m.od_account_id = cl.od_account_id
+    ) as c
+    inner join starts as s on c.od_account_id = s.od_account_id
+    where c.due_date > s.state_date or c.due_date >= s.read_from
 ),
 
--- every account's history has a version from the start, and a new one from each date a credit or a
--- processing fee is reversed: from that date on, the reversed transaction counts as never made
+-- every account's history has a version from its start, and one from each date a credit or a processing fee
+-- is reversed after the state date: from that date on, the reversed transaction counts as never made. A
+-- version nets the reversals loaded by its start (a carried account's: all it reads, by its state date).
 versions as (
     select
-        od_account_id,
-        version_from,
+        v.od_account_id,
+        v.version_from,
         coalesce(
-            lead(version_from) over (partition by od_account_id order by version_from), 'infinity'::date
-        ) as version_to
+            lead(v.version_from) over (partition by v.od_account_id order by v.version_from), 'infinity'::date
+        ) as version_to,
+        greatest(v.version_from, s.state_date) as reversals_through,
+        s.state_date,
+        s.read_from
     from (
-        select distinct
+        select
             od_account_id,
             '-infinity'::date as version_from
-        from month_end_charges
+        from starts
         union
-        select distinct
-            od_account_id,
-            '-infinity'::date
-        from flows
-        union
-        select distinct
-            od_account_id,
-            business_date
-        from flows
-        where is_reversal
-    ) as starts
+        select
+            f.od_account_id,
+            f.business_date
+        from flows as f
+        inner join starts as a on f.od_account_id = a.od_account_id
+        where f.is_reversal and f.business_date > a.state_date
+    ) as v
+    inner join starts as s on v.od_account_id = s.od_account_id
 ),
 
--- each original on its own date, net of the reversals (and reversals of reversals) loaded by the version start
+-- each original on its own date, net of the reversals (and reversals of reversals) loaded by the version
+-- start; a carried account's credits up to its state date are in its state already
 effective_flows as (
     select
         v.od_account_id,
@@ -115,16 +288,27 @@ effective_flows as (
     inner join flows as f
         on
             v.od_account_id = f.od_account_id
-            and (not f.is_reversal or v.version_from >= f.business_date)
+            and (not f.is_reversal or v.reversals_through >= f.business_date)
+    where
+        f.original_business_date > v.state_date
+        or (f.original_business_date >= v.read_from and f.flow_class = 'PROCESSING_FEE')
     group by 1, 2, 3
 ),
 
--- everything that falls due, per version and date, with cumulative fees and interest due through that date
+-- everything that falls due, per version and date, with cumulative fees and interest due through that date;
+-- a carried account's sums start from its state (F, I) less what fell due from its oldest unpaid charge to
+-- its state date
 dues as (
     select
-        *,
-        sum(fee_due) over history as fees_cum,
-        sum(interest_due) over history as interest_cum
+        by_date.*,
+        s.cumulative_fees_due
+        - coalesce(sum(by_date.fee_due) filter (where by_date.due_date <= s.state_date) over account_version, 0)
+        + sum(by_date.fee_due) over history as fees_cum,
+        s.cumulative_interest_due
+        - coalesce(
+            sum(by_date.interest_due) filter (where by_date.due_date <= s.state_date) over account_version, 0
+        )
+        + sum(by_date.interest_due) over history as interest_cum
     from (
         select
             od_account_id,
@@ -157,17 +341,24 @@ dues as (
         ) as d
         group by 1, 2, 3
     ) as by_date
-    window history as (partition by od_account_id, version_from order by due_date rows unbounded preceding)
+    inner join starts as s on by_date.od_account_id = s.od_account_id
+    window
+        account_version as (partition by by_date.od_account_id, by_date.version_from),
+        history as (
+            partition by by_date.od_account_id, by_date.version_from
+            order by by_date.due_date rows unbounded preceding
+        )
 ),
 
+-- the events after the state date (a carried account's earlier dues only tell when they are paid)
 events as (
     select
-        od_account_id,
-        version_from,
-        business_date,
-        sum(credit) as credit,
-        sum(fee_due) as fee_due,
-        sum(interest_due) as interest_due
+        e.od_account_id,
+        e.version_from,
+        e.business_date,
+        sum(e.credit) as credit,
+        sum(e.fee_due) as fee_due,
+        sum(e.interest_due) as interest_due
     from (
         select
             od_account_id,
@@ -187,25 +378,31 @@ events as (
             interest_due
         from dues
     ) as e
+    inner join starts as s on e.od_account_id = s.od_account_id
+    where e.business_date > s.state_date
     group by 1, 2, 3
 ),
 
--- end-of-day cumulative sums: a charge is due on its due date, so a credit of that day pays it
+-- end-of-day cumulative sums from the account's state: a charge is due on its due date, so a credit of that
+-- day pays it
 cumulative as (
     select
-        *,
-        sum(credit) over history as credits_cum,
-        sum(fee_due) over history as fees_cum,
-        sum(interest_due) over history as interest_cum
-    from events
+        e.*,
+        s.cumulative_credits + sum(e.credit) over history as credits_cum,
+        s.cumulative_fees_due + sum(e.fee_due) over history as fees_cum,
+        s.cumulative_interest_due + sum(e.interest_due) over history as interest_cum,
+        s.credits_beyond_fees as carried_beyond_fees,
+        s.credits_beyond_charges as carried_beyond_charges
+    from events as e
+    inner join starts as s on e.od_account_id = s.od_account_id
     window
-        history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
+        history as (partition by e.od_account_id, e.version_from order by e.business_date rows unbounded preceding)
 ),
 
 beyond_fees as (
     select
         *,
-        greatest(0, max(credits_cum - fees_cum) over history) as credits_beyond_fees
+        greatest(carried_beyond_fees, max(credits_cum - fees_cum) over history) as credits_beyond_fees
     from cumulative
     window
         history as (partition by od_account_id, version_from order by business_date rows unbounded preceding)
@@ -215,8 +412,8 @@ applied as (
     select
         *,
         credits_cum - credits_beyond_fees as fees_paid,
-        credits_beyond_fees
-        - greatest(0, max(credits_beyond_fees - interest_cum) over history) as interest_paid,
+        greatest(carried_beyond_charges, max(credits_beyond_fees - interest_cum) over history)
+            as credits_beyond_charges,
         coalesce(lead(business_date) over history, 'infinity'::date) as next_event_date
     from beyond_fees
     window
@@ -231,7 +428,12 @@ event_states as (
         a.version_from,
         a.business_date,
         min(d.due_date) as oldest_unpaid_due_date,
-        max(a.fees_cum + a.interest_cum - a.fees_paid - a.interest_paid) as unpaid_charges
+        max(a.fees_cum + a.interest_cum - a.credits_cum + a.credits_beyond_charges) as unpaid_charges,
+        max(a.credits_cum) as cumulative_credits,
+        max(a.fees_cum) as cumulative_fees_due,
+        max(a.interest_cum) as cumulative_interest_due,
+        max(a.credits_beyond_fees) as credits_beyond_fees,
+        max(a.credits_beyond_charges) as credits_beyond_charges
     from applied as a
     left join dues as d
         on
@@ -240,7 +442,7 @@ event_states as (
             and a.business_date >= d.due_date
             and (
                 (d.month_end_fee_due > 0 and a.fees_paid < d.fees_cum)
-                or (d.month_end_interest_due > 0 and a.interest_paid < d.interest_cum)
+                or (d.month_end_interest_due > 0 and a.credits_beyond_fees - a.credits_beyond_charges < d.interest_cum)
             )
     {% if from_date -%}
         where a.next_event_date > '{{ from_date }}'::date  -- states that end before this batch are not needed
@@ -248,14 +450,19 @@ event_states as (
     group by 1, 2, 3
 ),
 
--- the charges state of each account as a timeline of points (state_from): events inside their version, and
--- the version's state at its first date
+-- the charges state of each account as a timeline of points (state_from): events inside their version, the
+-- version's state at its first date, and a carried account's state at its state date
 timeline_points as (
     select
         s.od_account_id,
         s.business_date as state_from,
         s.oldest_unpaid_due_date,
-        s.unpaid_charges
+        s.unpaid_charges,
+        s.cumulative_credits,
+        s.cumulative_fees_due,
+        s.cumulative_interest_due,
+        s.credits_beyond_fees,
+        s.credits_beyond_charges
     from event_states as s
     inner join versions as v on s.od_account_id = v.od_account_id and s.version_from = v.version_from
     where s.business_date > v.version_from and s.business_date < v.version_to
@@ -264,7 +471,12 @@ timeline_points as (
         v.od_account_id,
         v.version_from,
         (array_agg(s.oldest_unpaid_due_date order by s.business_date desc))[1],
-        coalesce((array_agg(s.unpaid_charges order by s.business_date desc))[1], 0)
+        coalesce((array_agg(s.unpaid_charges order by s.business_date desc))[1], 0),
+        (array_agg(s.cumulative_credits order by s.business_date desc))[1],
+        (array_agg(s.cumulative_fees_due order by s.business_date desc))[1],
+        (array_agg(s.cumulative_interest_due order by s.business_date desc))[1],
+        (array_agg(s.credits_beyond_fees order by s.business_date desc))[1],
+        (array_agg(s.credits_beyond_charges order by s.business_date desc))[1]
     from versions as v
     left join event_states as s
         on
@@ -273,6 +485,19 @@ timeline_points as (
             and v.version_from >= s.business_date
     where v.version_from > '-infinity'::date
     group by 1, 2
+    union all
+    select
+        od_account_id,
+        state_date,
+        oldest_unpaid_due_date,
+        unpaid_charges,
+        cumulative_credits,
+        cumulative_fees_due,
+        cumulative_interest_due,
+        credits_beyond_fees,
+        credits_beyond_charges
+    from starts
+    where state_date > '-infinity'::date
 ),
 
 timeline as (
@@ -318,24 +543,6 @@ day_points as (
     ) as carried
     where is_day
 ),
-
-{% if from_date -%}
--- the excess run in progress at the account's last computed day before this batch; materialized: the planner
--- underestimates the accounts and re-ran the per-account probes once per row of the batch (accounts^2 probes)
-    previous_rows as materialized (
-        select
-            a.od_account_id,
-            prev.excess_since
-        from (select distinct od_account_id from days) as a
-        left join lateral (
-            select t.excess_since
-            from {{ this }} as t
-            where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
-            order by t.business_date desc
-            limit 1
-        ) as prev on true
-    ),
-{%- endif %}
 
 excess_flags as (
     select
@@ -384,6 +591,11 @@ components as (
         t.oldest_unpaid_due_date,
         coalesce(t.unpaid_charges, 0) as unpaid_charges,
         r.excess_since,
+        coalesce(t.cumulative_credits, 0) as cumulative_credits,
+        coalesce(t.cumulative_fees_due, 0) as cumulative_fees_due,
+        coalesce(t.cumulative_interest_due, 0) as cumulative_interest_due,
+        coalesce(t.credits_beyond_fees, 0) as credits_beyond_fees,
+        coalesce(t.credits_beyond_charges, 0) as credits_beyond_charges,
         r.load_id
     from excess_runs as r
     left join day_points as dp on r.od_account_id = dp.od_account_id and r.business_date = dp.business_date
@@ -400,5 +612,10 @@ select
     oldest_unpaid_due_date,
     unpaid_charges,
     excess_since,
+    cumulative_credits,
+    cumulative_fees_due,
+    cumulative_interest_due,
+    credits_beyond_fees,
+    credits_beyond_charges,
     load_id
 from components
