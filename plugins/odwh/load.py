@@ -22,7 +22,7 @@ from typing import IO
 import psycopg
 from psycopg import sql
 
-from odwh import contract, landing
+from odwh import contract, history, landing
 
 COPY_BLOCK = 64 * 1024
 
@@ -123,13 +123,21 @@ def _insert_load(
 
 
 def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> None:
-    conn.execute(
-        sql.SQL("delete from raw.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
-    )
+    for schema, cols, row_number in _targets(f):
+        table = sql.Identifier(schema, f.table)
+        if history.stored_as_history(f):
+            lineage = ["_load_id", "_row_number"] if row_number else ["_load_id"]
+            history.remove_date(conn, table, d, [c.name for c in cols] + lineage)
+        else:
+            conn.execute(sql.SQL("delete from {} where _business_date = %s").format(table), (d,))
+
+
+def _targets(f: contract.ExtractFile) -> list[tuple[str, list[contract.Column], bool]]:
+    """(schema, columns, row numbered) of each table a file is loaded into: raw, and pii for identifiers."""
+    targets = [("raw", [c for c in f.columns if not c.pii], True)]
     if any(c.pii for c in f.columns):
-        conn.execute(
-            sql.SQL("delete from pii.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
-        )
+        targets.append(("pii", [f.column(k) for k in f.key] + [c for c in f.columns if c.pii], False))
+    return targets
 
 
 def _copy_file(conn: psycopg.Connection, f: contract.ExtractFile, path: Path, d: date, load_id: int) -> int:
@@ -193,24 +201,35 @@ def _insert_typed(
     cols: list[contract.Column],
     row_number: bool = True,
 ) -> int:
-    """Cast the staged text into the typed table; the contract's empty field is null."""
-    targets: list[sql.Composable] = [sql.Identifier(c.name) for c in cols]
-    targets += [sql.Identifier("_business_date"), sql.Identifier("_load_id")]
-    values: list[sql.Composable] = [
-        sql.SQL("nullif({}, '')::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in cols
+    """Cast the staged text into the typed table (the number of rows delivered); the contract's empty field is
+    null. A snapshot stored as history (odwh.history) gets the date's rows merged into its versions."""
+    casts = [
+        sql.SQL("nullif({c}, '')::{t} as {c}").format(c=sql.Identifier(c.name), t=sql.SQL(c.pg_type))
+        for c in cols
     ]
-    values += [sql.Literal(d), sql.Literal(load_id)]
-    if row_number:
-        targets.append(sql.Identifier("_row_number"))
-        values.append(sql.Identifier("_row_number"))
-    query = sql.SQL("insert into {}.{} ({}) select {} from {} order by _row_number").format(
-        sql.Identifier(schema),
-        sql.Identifier(f.table),
-        sql.SQL(", ").join(targets),
-        sql.SQL(", ").join(values),
-        stage,
+    numbered = [sql.Identifier("_row_number")] if row_number else []
+    typed = sql.SQL("select {} from {} order by _row_number").format(
+        sql.SQL(", ").join(casts + numbered), stage
     )
-    return conn.execute(query).rowcount
+    table = sql.Identifier(schema, f.table)
+    names = [c.name for c in cols]
+    if history.stored_as_history(f):
+        day = sql.Identifier(f"history_day_{schema}_{f.table}")
+        delivered = conn.execute(
+            sql.SQL("create temp table {} on commit drop as {}").format(day, typed)
+        ).rowcount
+        history.insert_date(conn, table, day, d, load_id, values=names, key=f.key, row_number=row_number)
+        conn.execute(sql.SQL("drop table {}").format(day))
+        return delivered
+    numbers = ["_row_number"] if row_number else []
+    query = sql.SQL("insert into {} ({}) select {}, %s, %s{} from ({}) s").format(
+        table,
+        sql.SQL(", ").join(map(sql.Identifier, [*names, "_business_date", "_load_id", *numbers])),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", _row_number" if row_number else ""),
+        typed,
+    )
+    return conn.execute(query, (d, load_id)).rowcount
 
 
 def _check_count(name: str, loaded: int, manifest: contract.Manifest) -> None:
