@@ -38,26 +38,23 @@ def stored_as_history(f: contract.ExtractFile) -> bool:
     return f.name in STORED_AS_HISTORY
 
 
-def as_of(d: sql.Composable, alias: str = "") -> sql.Composable:
-    """The condition "this version is the row as of ``d``" (a date expression), on ``alias``'s columns."""
-    prefix = sql.SQL(f"{alias}." if alias else "")
-    return sql.SQL("{p}valid_from <= {d} and ({p}valid_to > {d} or {p}valid_to is null)").format(
-        p=prefix, d=d
-    )
+def as_of(d: sql.Composable) -> sql.Composable:
+    """The condition "this version is the row as of ``d``" (a date expression)."""
+    return sql.SQL("valid_from <= {d} and (valid_to > {d} or valid_to is null)").format(d=d)
+
+
+# a history's versions, one row per current load's business date they cover (dbt: macro history_as_of)
+_BY_BUSINESS_DATE = (
+    "(select h.*, l.business_date as _business_date from meta.loads as l join {table} as h"
+    " on daterange(h.valid_from, h.valid_to) @> l.business_date where l.superseded_at is null)"
+)
 
 
 def by_business_date(f: contract.ExtractFile, schema: str = "raw") -> str:
-    """``schema.<table>`` as one row per key and loaded business date (``_business_date``), whatever its storage:
-    a history is expanded over the current loads (as dbt's macro ``history_as_of`` does); alias it when used."""
+    """``schema.<table>`` as one row per key and loaded business date (``_business_date``), whatever its
+    storage (a contract table name, no input); alias it where it is used."""
     table = f"{schema}.{f.table}"
-    if not stored_as_history(f):
-        return table
-    expanded = (
-        "(select h.*, l.business_date as _business_date from meta.loads as l join {} as h"  # contract names
-    )
-    return expanded.format(table) + (
-        " on daterange(h.valid_from, h.valid_to) @> l.business_date where l.superseded_at is null)"
-    )
+    return _BY_BUSINESS_DATE.format(table=table) if stored_as_history(f) else table
 
 
 def _newest_other_date(conn: psycopg.Connection, d: date) -> date | None:
