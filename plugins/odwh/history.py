@@ -65,6 +65,9 @@ def _newest_other_date(conn: psycopg.Connection, d: date) -> date | None:
 
 
 def _is_newest(conn: psycopg.Connection, d: date) -> bool:
+    """Whether ``d`` is after every other loaded date. Loads of different dates share the versions, so the
+    first call of a transaction queues it behind any other load of a history (until it commits)."""
+    conn.execute("select pg_advisory_xact_lock(hashtext('odwh.history'))")
     newest = _newest_other_date(conn, d)
     return newest is None or d > newest
 
