@@ -203,32 +203,25 @@ def _insert_typed(
 ) -> int:
     """Cast the staged text into the typed table (the number of rows delivered); the contract's empty field is
     null. A snapshot stored as history (odwh.history) gets the date's rows merged into its versions."""
-    casts = [
+    values = [c.name for c in cols]
+    selected: list[sql.Composable] = [
         sql.SQL("nullif({c}, '')::{t} as {c}").format(c=sql.Identifier(c.name), t=sql.SQL(c.pg_type))
         for c in cols
     ]
-    numbered = [sql.Identifier("_row_number")] if row_number else []
-    typed = sql.SQL("select {} from {} order by _row_number").format(
-        sql.SQL(", ").join(casts + numbered), stage
-    )
+    numbers = ["_row_number"] if row_number else []
+    selected += map(sql.Identifier, numbers)
+    typed = sql.SQL("select {} from {} order by _row_number").format(sql.SQL(", ").join(selected), stage)
     table = sql.Identifier(schema, f.table)
-    names = [c.name for c in cols]
     if history.stored_as_history(f):
         day = sql.Identifier(f"history_day_{schema}_{f.table}")
         delivered = conn.execute(
             sql.SQL("create temp table {} on commit drop as {}").format(day, typed)
         ).rowcount
-        history.insert_date(conn, table, day, d, load_id, values=names, key=f.key, row_number=row_number)
+        history.insert_date(conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number)
         conn.execute(sql.SQL("drop table {}").format(day))
         return delivered
-    numbers = ["_row_number"] if row_number else []
-    query = sql.SQL("insert into {} ({}) select {}, %s, %s{} from ({}) s").format(
-        table,
-        sql.SQL(", ").join(map(sql.Identifier, [*names, "_business_date", "_load_id", *numbers])),
-        sql.SQL(", ").join(map(sql.Identifier, names)),
-        sql.SQL(", _row_number" if row_number else ""),
-        typed,
-    )
+    targets = sql.SQL(", ").join(map(sql.Identifier, [*values, *numbers, "_business_date", "_load_id"]))
+    query = sql.SQL("insert into {} ({}) select s.*, %s, %s from ({}) as s").format(table, targets, typed)
     return conn.execute(query, (d, load_id)).rowcount
 
 
