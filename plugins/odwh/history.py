@@ -6,15 +6,17 @@ columns change. A version holds the values, ``valid_from`` (the first business d
 ``valid_to`` (exclusive; null while still current) and the ``_load_id`` / ``_row_number`` of the delivery of
 its first date. "The rows as of D" are the versions with ``valid_from <= D < coalesce(valid_to, infinity)``.
 
-Loading a date replaces exactly that date, in two set-based steps the loader calls per table:
+Loading a date replaces exactly that date, in set-based statements (:func:`replace_date`, per table):
 
-* :func:`remove_date` takes the date out of the history. The newest loaded date is *cut off*: versions starting
-  on it are deleted and versions that ended on it become current again. Any earlier date is *cut out*: the
-  versions covering it are split around it.
-* :func:`insert_date` puts the day's rows in. After the newest date it *appends*: current versions whose row
-  changed or vanished are closed, new or changed rows open versions. Elsewhere (a corrected redelivery) each
-  row becomes a one-day version merged with an equal version ending the day before and one starting the day
-  after, so no two adjacent versions of a key are equal and "as of D" is exactly the rows last delivered for D.
+* after every loaded date, or redelivering the newest one, the date is *cut off* (versions starting on it are
+  deleted, versions that ended on it become current again) and the delivery *appended*: current versions whose
+  row changed or vanished are closed, new or changed rows open versions;
+* redelivering an earlier date *cuts it out* of the versions covering it whose row changed or vanished (split
+  into the pieces before and after it), and each new or changed row becomes a one-day version merged with an
+  equal version ending that day and one starting the day after.
+
+So no two adjacent versions of a key are equal, "as of D" is exactly the rows last delivered for D, the work is
+proportional to the rows that differ, and the same delivery twice leaves the same versions.
 
 "Newest" is decided by ``meta.loads`` (the current loads of the other dates), so callers register the load of
 a date before writing its rows, as ``odwh.load.load_delivery`` does. Versions may span a date that was never
@@ -72,27 +74,7 @@ def _is_newest(conn: psycopg.Connection, d: date) -> bool:
     return newest is None or d > newest
 
 
-def remove_date(conn: psycopg.Connection, table: sql.Identifier, d: date, columns: Sequence[str]) -> None:
-    """Take business date ``d`` out of the history ``table`` (schema-qualified; ``columns``: every column but
-    the validity's): cut off or cut out."""
-    if _is_newest(conn, d):
-        conn.execute(sql.SQL("delete from {} where valid_from = %s").format(table), (d,))
-        conn.execute(sql.SQL("update {} set valid_to = null where valid_to = %s").format(table), (d,))
-        return
-    listed = sql.SQL(", ").join(map(sql.Identifier, columns))
-    conn.execute(
-        sql.SQL(
-            "with covering as (delete from {t} where {covers} returning *)"
-            " insert into {t} ({cols}, valid_from, valid_to)"
-            " select {cols}, valid_from, %(d)s from covering where valid_from < %(d)s"
-            " union all"
-            " select {cols}, %(next)s, valid_to from covering where valid_to is null or valid_to > %(next)s"
-        ).format(t=table, covers=as_of(sql.Placeholder("d")), cols=listed),
-        {"d": d, "next": d + timedelta(days=1)},
-    )
-
-
-def insert_date(
+def replace_date(
     conn: psycopg.Connection,
     table: sql.Identifier,
     day: sql.Composable,
@@ -103,14 +85,16 @@ def insert_date(
     key: Sequence[str],
     row_number: bool,
 ) -> None:
-    """Put the rows of ``day`` (a relation of ``values`` columns, typed, one row per key, plus ``_row_number``
-    when ``row_number``) into the history ``table`` as business date ``d`` of load ``load_id``.
-
-    ``d`` must have been taken out first (:func:`remove_date`)."""
+    """Make the rows of ``day`` (a relation of the ``values`` columns, typed, one row per key, plus
+    ``_row_number`` when ``row_number``) the rows of business date ``d`` in the history ``table``
+    (schema-qualified), as delivered by load ``load_id``."""
     parts = _Parts(values, key, row_number)
     if _is_newest(conn, d):
+        conn.execute(sql.SQL("delete from {} where valid_from = %s").format(table), (d,))
+        conn.execute(sql.SQL("update {} set valid_to = null where valid_to = %s").format(table), (d,))
         _append(conn, table, day, d, load_id, parts)
     else:
+        _cut_out_changed(conn, table, day, d, parts)
         _merge_in(conn, table, day, d, load_id, parts)
 
 
@@ -136,6 +120,8 @@ class _Parts:
         }
         self.row_number = row_number
         self.lineage = sql.SQL(", _load_id, _row_number" if row_number else ", _load_id")
+        lineage = ["_load_id", "_row_number"] if row_number else ["_load_id"]
+        self.stored = sql.SQL(", ").join(map(sql.Identifier, [*values, *lineage]))
 
 
 def _append(
@@ -168,27 +154,55 @@ def _append(
     )
 
 
+def _cut_out_changed(
+    conn: psycopg.Connection, table: sql.Identifier, day: sql.Composable, d: date, parts: _Parts
+) -> None:
+    """Split the versions covering ``d`` whose row differs from (or is missing in) ``day`` around ``d``."""
+    conn.execute(
+        sql.SQL(
+            "with covering as (delete from {t} h where {covers}"
+            "  and not exists (select from {day} s where {k} and {same}) returning h.*)"
+            " insert into {t} ({cols}, valid_from, valid_to)"
+            " select {cols}, valid_from, %(d)s from covering where valid_from < %(d)s"
+            " union all"
+            " select {cols}, %(next)s, valid_to from covering where valid_to is null or valid_to > %(next)s"
+        ).format(
+            t=table,
+            covers=as_of(sql.Placeholder("d")),
+            day=day,
+            k=parts.same_key,
+            same=parts.same_row,
+            cols=parts.stored,
+        ),
+        {"d": d, "next": d + timedelta(days=1)},
+    )
+
+
 def _merge_in(
     conn: psycopg.Connection, table: sql.Identifier, day: sql.Composable, d: date, load_id: int, parts: _Parts
 ) -> None:
-    """``d`` before the newest date (cut out already): each row a one-day version, merged with an equal version
-    ending on ``d`` (it keeps that one's start and lineage) and one starting the day after (its end)."""
+    """``d`` before the newest date, changed versions cut out: each row not already covered by an equal version
+    becomes a one-day version, merged with an equal version ending on ``d`` (it keeps that one's start and
+    lineage) and one starting the day after (its end)."""
     prev_lineage = sql.SQL(", h._row_number" if parts.row_number else "")
     number = sql.SQL(", coalesce(p._row_number, s._row_number)" if parts.row_number else "")
     conn.execute(
         sql.SQL(
-            "with prev as (delete from {t} h using {day} s where h.valid_to = %(d)s and {k} and {same}"
+            "with changed as materialized (select * from {day} s"
+            "  where not exists (select from {t} h where {covers} and {k} and {same})),"
+            " prev as (delete from {t} h using changed s where h.valid_to = %(d)s and {k} and {same}"
             "  returning {kr}, h.valid_from, h._load_id{prev_lineage}),"
-            " next as (delete from {t} h using {day} s where h.valid_from = %(next)s and {k} and {same}"
+            " next as (delete from {t} h using changed s where h.valid_from = %(next)s and {k} and {same}"
             "  returning {kr}, h.valid_to)"
             " insert into {t} ({cols}, valid_from, valid_to{lineage})"
             " select {vals}, coalesce(p.valid_from, %(d)s),"
             "  case when n.{k0} is null then %(next)s else n.valid_to end,"
             "  coalesce(p._load_id, %(load)s){number}"
-            " from {day} s left join prev p on {pj} left join next n on {nj}"
+            " from changed s left join prev p on {pj} left join next n on {nj}"
         ).format(
             t=table,
             day=day,
+            covers=as_of(sql.Placeholder("d")),
             k=parts.same_key,
             same=parts.same_row,
             kr=parts.key_returned,

@@ -123,21 +123,17 @@ def _insert_load(
 
 
 def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> None:
-    for schema, cols, row_number in _targets(f):
-        table = sql.Identifier(schema, f.table)
-        if history.stored_as_history(f):
-            lineage = ["_load_id", "_row_number"] if row_number else ["_load_id"]
-            history.remove_date(conn, table, d, [c.name for c in cols] + lineage)
-        else:
-            conn.execute(sql.SQL("delete from {} where _business_date = %s").format(table), (d,))
-
-
-def _targets(f: contract.ExtractFile) -> list[tuple[str, list[contract.Column], bool]]:
-    """(schema, columns, row numbered) of each table a file is loaded into: raw, and pii for identifiers."""
-    targets = [("raw", [c for c in f.columns if not c.pii], True)]
+    """Remove the date's rows; a snapshot stored as history keeps them until :func:`_insert_typed` replaces
+    the date in its versions (which compares them with the delivery: the work is what changed)."""
+    if history.stored_as_history(f):
+        return
+    conn.execute(
+        sql.SQL("delete from raw.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
+    )
     if any(c.pii for c in f.columns):
-        targets.append(("pii", [f.column(k) for k in f.key] + [c for c in f.columns if c.pii], False))
-    return targets
+        conn.execute(
+            sql.SQL("delete from pii.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
+        )
 
 
 def _copy_file(conn: psycopg.Connection, f: contract.ExtractFile, path: Path, d: date, load_id: int) -> int:
@@ -217,7 +213,7 @@ def _insert_typed(
         delivered = conn.execute(
             sql.SQL("create temp table {} on commit drop as {}").format(day, typed)
         ).rowcount
-        history.insert_date(conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number)
+        history.replace_date(conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number)
         conn.execute(sql.SQL("drop table {}").format(day))
         return delivered
     targets = sql.SQL(", ").join(map(sql.Identifier, [*values, *numbers, "_business_date", "_load_id"]))

@@ -59,7 +59,6 @@ def _write(
     table = sql.Identifier("raw", f.table)
     as_history = history.stored_as_history(f)
     if as_history:
-        history.remove_date(conn, table, day, [*names, "_load_id", "_row_number"])
         target = sql.Identifier("delivered_day")
         columns = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
@@ -81,7 +80,7 @@ def _write(
             values = [row.get(n) for n in names]
             copy.write_row([*values, number] if as_history else [*values, day, load_id, number])
     if as_history:
-        history.insert_date(conn, table, target, day, load_id, values=names, key=f.key, row_number=True)
+        history.replace_date(conn, table, target, day, load_id, values=names, key=f.key, row_number=True)
         conn.execute("drop table delivered_day")
 
 
