@@ -181,8 +181,14 @@ def test_the_migration_turns_per_date_rows_into_history(server_url, tmp_path) ->
                 )
             conn.commit()
         per_date = _old_layout_load(url, tmp_path)
+        with psycopg.connect(url) as conn:  # dbt's staging view over the per-date layout, as the transformer
+            conn.execute("set role odwh_transformer")
+            conn.execute("create view staging.stg_core_banking__customers as select * from raw.customers")
+            conn.commit()
         assert warehouse.migrate(url) == [3]
         with psycopg.connect(url) as conn:
+            dropped = conn.execute("select to_regclass('staging.stg_core_banking__customers')").fetchone()
+            assert dropped == (None,)  # dbt's next build creates it over the history
             for (table, columns, day), rows in per_date.items():
                 assert _as_of(conn, table, list(columns), day) == rows, (table, day)
             for f in HISTORY_FILES:
@@ -192,6 +198,13 @@ def test_the_migration_turns_per_date_rows_into_history(server_url, tmp_path) ->
             delivered = sum(len(r) for (t, _, _), r in per_date.items() if t == "raw.customers")
             assert stored < delivered
         assert warehouse.migrate(url) == []
+        with psycopg.connect(url) as conn:  # every step applied again (one changed): the history stays
+            conn.execute("delete from meta.schema_migrations where version = 1")
+            conn.commit()
+        assert warehouse.migrate(url) == [m.version for m in warehouse.MIGRATIONS]
+        with psycopg.connect(url) as conn:
+            for (table, columns, day), rows in per_date.items():
+                assert _as_of(conn, table, list(columns), day) == rows, (table, day)
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute("drop database odwh_history_migration with (force)")

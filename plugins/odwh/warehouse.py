@@ -396,8 +396,10 @@ def raw_table_ddl(f: contract.ExtractFile) -> str:
     cols = [f"{c.name} {c.pg_type}" for c in f.columns if not c.pii]
     cols += ["_business_date date not null", "_load_id bigint not null", "_row_number integer not null"]
     return (
-        f"create table if not exists raw.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
-        f"create index if not exists {f.table}_business_date on raw.{f.table} (_business_date);\n"
+        f"create table if not exists raw.{f.table} (\n    "
+        + ",\n    ".join(cols)
+        + "\n);\n"
+        + _date_index(f, "raw")
     )
 
 
@@ -406,9 +408,19 @@ def pii_table_ddl(f: contract.ExtractFile) -> str:
     cols = [f"{c.name} {c.pg_type}" for c in (*key, *(c for c in f.columns if c.pii))]
     cols += ["_business_date date not null", "_load_id bigint not null"]
     return (
-        f"create table if not exists pii.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
-        f"create index if not exists {f.table}_business_date on pii.{f.table} (_business_date);\n"
+        f"create table if not exists pii.{f.table} (\n    "
+        + ",\n    ".join(cols)
+        + "\n);\n"
+        + _date_index(f, "pii")
     )
+
+
+def _date_index(f: contract.ExtractFile, schema: str) -> str:
+    """A per-date table's index on its date. A table kept as change history is created per date here and
+    converted by migration 3, which indexes it; this step, applied again, must not need a column 3 dropped."""
+    if history.stored_as_history(f):
+        return ""
+    return f"create index if not exists {f.table}_business_date on {schema}.{f.table} (_business_date);\n"
 
 
 def has_pii(f: contract.ExtractFile) -> bool:
@@ -586,6 +598,18 @@ def _history_ddl() -> str:
     return "".join(steps)
 
 
+def _drop_staging_view(schema: str, f: contract.ExtractFile) -> str:
+    """The staging view over a raw table reads the column the conversion drops: drop it (dbt's next build of the
+    staging models creates it again), as the transformer that owns it (migration 2)."""
+    if schema != "raw":
+        return ""
+    return (
+        "        set local role odwh_transformer;\n"
+        f"        drop view if exists staging.stg_core_banking__{f.table};\n"
+        "        reset role;\n"
+    )
+
+
 def _history_table_ddl(schema: str, f: contract.ExtractFile, values: list[str], *, numbered: bool) -> str:
     """Converts the per-date rows of ``schema.<table>`` (if still per date) into versions, in place, so grants
     and dependent objects stay: gaps and islands over the row's text (a run of consecutive dates with the same
@@ -614,15 +638,15 @@ begin
         from islands
         window version as (partition by {key}, row_text, island)
         order by {key}, row_text, island, _business_date;
-        truncate {t};
+{_drop_staging_view(schema, f)}        truncate {t};
         alter table {t} drop column _business_date, add column valid_from date not null, add column valid_to date;
         insert into {t} ({v}, {lineage}, valid_from, valid_to)
         select {v}, {lineage}, valid_from, valid_to from history_conversion;
         drop table history_conversion;
     end if;
 end $$;
--- the name migration 1 gives a table's date index: "the rows of a business date" (re-applying it finds this one)
-create index if not exists {f.table}_business_date on {t} using gist (daterange(valid_from, valid_to));
+-- "the rows as of a date" (history.as_of, dbt macro history_as_of)
+create index if not exists {f.table}_as_of on {t} using gist (daterange(valid_from, valid_to));
 create unique index if not exists {f.table}_version on {t} ({key}, valid_from);
 create index if not exists {f.table}_valid_from on {t} (valid_from);
 create index if not exists {f.table}_valid_to on {t} (valid_to);
