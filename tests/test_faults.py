@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, pipeline, publication, simulate, warehouse
+from odwh import contract, history, pipeline, publication, simulate, warehouse
 from psycopg import sql
 from support import REPO
 from support.airflow import airflow_env, odwh_run
@@ -161,8 +161,8 @@ def test_postgres_crashing_mid_load_and_mid_build_loses_nothing(reference: Refer
         assert query(url, "select business_date from meta.loads") == [(FIRST,)]  # the cut date left nothing
         assert query(
             url,
-            sql.SQL("select count(*) from raw.{} where _business_date > %s").format(
-                sql.Identifier(snapshot.table)
+            sql.SQL("select count(*) from {} as r where _business_date > %s").format(
+                sql.SQL(history.by_business_date(snapshot))
             ),
             FIRST,
         ) == [(0,)]

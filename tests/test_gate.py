@@ -145,7 +145,7 @@ def _write_good_month(url: str) -> None:
         ):
             conn.execute(
                 "insert into raw.od_accounts (od_account_id, customer_id, currency, limit_amount, start_date,"
-                " maturity_date, status, closed_on, _business_date, _load_id, _row_number)"
+                " maturity_date, status, closed_on, valid_from, _load_id, _row_number)"  # the month end's version
                 " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (acct, f"C{acct}", ccy, limit, start, maturity, status, closed, MONTH_END, load_id, row),
             )

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from odwh import contract, load, pipeline, quarantine
+from odwh import contract, history, load, pipeline, quarantine
 from support.extract import write_delivery, write_manifest
 
 D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -22,7 +22,8 @@ def archive(tmp_path, monkeypatch):
 
 def _counts(url: str, table: str) -> dict[date, int]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute(f"select _business_date, count(*) from raw.{table} group by 1")  # noqa: S608
+        rows_by_date = history.by_business_date(contract.FILES_BY_NAME[f"{table}.csv"])
+        rows = conn.execute(f"select _business_date, count(*) from {rows_by_date} r group by 1")  # noqa: S608
         return dict(rows.fetchall())
 
 
@@ -38,14 +39,16 @@ def test_dates_load_in_order_and_raw_matches_the_manifests(fresh_db, tmp_path, a
             manifest = json.loads((landing / day.isoformat() / contract.MANIFEST_NAME).read_text())
             for f in contract.FILES:
                 entry = manifest["files"][f.name]
+                rows_by_date = history.by_business_date(f)
                 count = conn.execute(
-                    f"select count(*) from raw.{f.table} where _business_date = %s",  # noqa: S608
+                    f"select count(*) from {rows_by_date} r where _business_date = %s",  # noqa: S608
                     (day,),
                 ).fetchone()
                 assert count == (entry["rows"],), (day, f.name)
                 if f.control_total:
                     total = conn.execute(
-                        f"select coalesce(sum({f.control_total}), 0) from raw.{f.table} where _business_date = %s",  # noqa: S608
+                        f"select coalesce(sum({f.control_total}), 0) from {rows_by_date} r"  # noqa: S608
+                        " where _business_date = %s",
                         (day,),
                     ).fetchone()
                     assert total == (Decimal(entry["control_total"]),), (day, f.name)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, landing, pipeline, validate
+from odwh import contract, history, landing, pipeline, validate
 from odwh.landing import Problem
 from support.extract import write_delivery, write_manifest
 
@@ -186,7 +186,7 @@ def _nothing_of_the_day(url: str) -> None:
     with psycopg.connect(url) as conn:
         for f in contract.FILES:
             count = conn.execute(
-                f"select count(*) from raw.{f.table} where _business_date = %s",  # noqa: S608
+                f"select count(*) from {history.by_business_date(f)} r where _business_date = %s",  # noqa: S608
                 (DAY,),
             ).fetchone()
             assert count == (0,), f.table

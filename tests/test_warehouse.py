@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from odwh import contract, warehouse
+from odwh import contract, history, warehouse
 
 
 def test_embedded_server_starts_stops_and_survives_restart(tmp_path):
@@ -31,11 +31,11 @@ def test_migrate_creates_raw_tables_from_the_contract_and_is_idempotent(fresh_db
                 (f.table,),
             )
             cols = [r[0] for r in columns]
-            expected = [c.name for c in f.columns if not c.pii] + [
-                "_business_date",
-                "_load_id",
-                "_row_number",
-            ]
+            lineage = ["_load_id", "_row_number"]
+            stored = ["valid_from", "valid_to"] if history.stored_as_history(f) else ["_business_date"]
+            expected = [c.name for c in f.columns if not c.pii] + (
+                [*lineage, *stored] if history.stored_as_history(f) else [*stored, *lineage]
+            )
             assert cols == expected, f.table
 
 

@@ -16,7 +16,7 @@ from datetime import date
 import psycopg
 from psycopg import sql
 
-from odwh import contract, quarantine
+from odwh import contract, history, quarantine
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,10 @@ def _insert_load(
 
 
 def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> None:
+    """Remove the date's rows; a snapshot stored as history keeps them until :func:`_insert_typed` replaces
+    the date in its versions (which compares them with the delivery: the work is what changed)."""
+    if history.stored_as_history(f):
+        return
     conn.execute(
         sql.SQL("delete from raw.{} where _business_date = %s").format(sql.Identifier(f.table)), (d,)
     )
@@ -153,24 +157,28 @@ def _insert_typed(
     row_number: bool = True,
 ) -> int:
     """Cast the staged text (``stage``: a relation with the contract's columns and ``_row_number``) into the
-    typed table; the contract's empty field is null."""
-    targets: list[sql.Composable] = [sql.Identifier(c.name) for c in cols]
-    targets += [sql.Identifier("_business_date"), sql.Identifier("_load_id")]
-    values: list[sql.Composable] = [
-        sql.SQL("nullif({}, '')::{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in cols
+    typed table (the number of rows delivered); the contract's empty field is null. A snapshot stored as history
+    (odwh.history) gets the date's rows merged into its versions."""
+    values = [c.name for c in cols]
+    selected: list[sql.Composable] = [
+        sql.SQL("nullif({c}, '')::{t} as {c}").format(c=sql.Identifier(c.name), t=sql.SQL(c.pg_type))
+        for c in cols
     ]
-    values += [sql.Literal(d), sql.Literal(load_id)]
-    if row_number:
-        targets.append(sql.Identifier("_row_number"))
-        values.append(sql.Identifier("_row_number"))
-    query = sql.SQL("insert into {}.{} ({}) select {} from {} order by _row_number").format(
-        sql.Identifier(schema),
-        sql.Identifier(f.table),
-        sql.SQL(", ").join(targets),
-        sql.SQL(", ").join(values),
-        stage,
-    )
-    return conn.execute(query).rowcount
+    numbers = ["_row_number"] if row_number else []
+    selected += map(sql.Identifier, numbers)
+    typed = sql.SQL("select {} from {} order by _row_number").format(sql.SQL(", ").join(selected), stage)
+    table = sql.Identifier(schema, f.table)
+    if history.stored_as_history(f):
+        day = sql.Identifier(f"history_day_{schema}_{f.table}")
+        delivered = conn.execute(
+            sql.SQL("create temp table {} on commit drop as {}").format(day, typed)
+        ).rowcount
+        history.replace_date(conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number)
+        conn.execute(sql.SQL("drop table {}").format(day))
+        return delivered
+    targets = sql.SQL(", ").join(map(sql.Identifier, [*values, *numbers, "_business_date", "_load_id"]))
+    query = sql.SQL("insert into {} ({}) select s.*, %s, %s from ({}) as s").format(table, targets, typed)
+    return conn.execute(query, (d, load_id)).rowcount
 
 
 def _check_count(name: str, loaded: int, manifest: contract.Manifest) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odwh import contract, warehouse
+from odwh import contract, history, warehouse
 
 if TYPE_CHECKING:
     from dbt.cli.main import dbtRunnerResult
@@ -31,6 +31,17 @@ RAW_METADATA_COLUMNS = (
     ),
     ("_load_id", "bigint", "meta.loads.load_id of the load that wrote the row."),
     ("_row_number", "integer", "1-based data line of the row in the delivered CSV file."),
+)
+# a snapshot stored as change history (odwh.history): versions instead of per-date rows
+HISTORY_METADATA_COLUMNS = (
+    ("_load_id", "bigint", "meta.loads.load_id of the delivery of the version's first date."),
+    ("_row_number", "integer", "1-based data line of the row in that delivery's CSV file."),
+    ("valid_from", "date", "First business date delivered with these values."),
+    (
+        "valid_to",
+        "date",
+        "Day after the last business date with these values (exclusive); null while current.",
+    ),
 )
 
 
@@ -144,7 +155,8 @@ def seed_and_build(
 
 
 def _key_tests(f: contract.ExtractFile) -> list[dict[str, Any]]:
-    per_date = ["_business_date", *(k for k in f.key if k != "_business_date")]
+    date_column = "valid_from" if history.stored_as_history(f) else "_business_date"
+    per_date = [date_column, *(k for k in f.key if k != "_business_date")]
     return [{"unique_combination_of_columns": {"arguments": {"combination_of_columns": per_date}}}]
 
 
@@ -157,15 +169,20 @@ def _source_table(f: contract.ExtractFile) -> dict[str, Any]:
         if c.name in f.key:
             column["data_tests"] = ["not_null"]
         columns.append(column)
-    for name, pg_type, description in RAW_METADATA_COLUMNS:
+    as_history = history.stored_as_history(f)
+    for name, pg_type, description in HISTORY_METADATA_COLUMNS if as_history else RAW_METADATA_COLUMNS:
         column = {"name": name, "data_type": pg_type, "description": description}
-        if name == "_business_date":
+        if name in ("_business_date", "valid_from"):
             column["data_tests"] = ["not_null"]
         columns.append(column)
     kind = "full state per business date" if f.kind == "snapshot" else "that business date's events"
+    grain = "per _business_date"
+    if as_history:
+        kind += ", stored as change history: one version per change"
+        grain = "per valid_from (see docs/decisions/0030-snapshot-history.md)"
     return {
         "name": f.table,
-        "description": f"{f.name} ({f.kind}: {kind}); key ({', '.join(f.key)}) per _business_date.",
+        "description": f"{f.name} ({f.kind}: {kind}); key ({', '.join(f.key)}) {grain}.",
         "config": {"tags": ["raw_keys"]},
         "data_tests": _key_tests(f),
         "columns": columns,

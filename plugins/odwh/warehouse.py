@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from odwh import contract
+from odwh import contract, history
 
 DB_NAME = "odwh"
 DB_USER = "odwh"
@@ -396,8 +396,10 @@ def raw_table_ddl(f: contract.ExtractFile) -> str:
     cols = [f"{c.name} {c.pg_type}" for c in f.columns if not c.pii]
     cols += ["_business_date date not null", "_load_id bigint not null", "_row_number integer not null"]
     return (
-        f"create table if not exists raw.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
-        f"create index if not exists {f.table}_business_date on raw.{f.table} (_business_date);\n"
+        f"create table if not exists raw.{f.table} (\n    "
+        + ",\n    ".join(cols)
+        + "\n);\n"
+        + _date_index(f, "raw")
     )
 
 
@@ -406,9 +408,19 @@ def pii_table_ddl(f: contract.ExtractFile) -> str:
     cols = [f"{c.name} {c.pg_type}" for c in (*key, *(c for c in f.columns if c.pii))]
     cols += ["_business_date date not null", "_load_id bigint not null"]
     return (
-        f"create table if not exists pii.{f.table} (\n    " + ",\n    ".join(cols) + "\n);\n"
-        f"create index if not exists {f.table}_business_date on pii.{f.table} (_business_date);\n"
+        f"create table if not exists pii.{f.table} (\n    "
+        + ",\n    ".join(cols)
+        + "\n);\n"
+        + _date_index(f, "pii")
     )
+
+
+def _date_index(f: contract.ExtractFile, schema: str) -> str:
+    """A per-date table's index on its date. A table kept as change history is created per date here and
+    converted by migration 3, which indexes it; this step, applied again, must not need a column 3 dropped."""
+    if history.stored_as_history(f):
+        return ""
+    return f"create index if not exists {f.table}_business_date on {schema}.{f.table} (_business_date);\n"
 
 
 def has_pii(f: contract.ExtractFile) -> bool:
@@ -563,11 +575,12 @@ reset role;
 
 
 def _loader_pii_grants() -> str:
-    """Of a pii table the loader reads only the business date (to replace a date's rows), never an identifier."""
+    """Of a pii table the loader reads only the business date (to replace a date's rows), never an identifier.
+    A table stored as change history is granted in its own migration (:func:`_history_ddl`)."""
     return "".join(
         f"grant insert, delete, select (_business_date) on pii.{f.table} to odwh_loader;\n"
         for f in contract.FILES
-        if has_pii(f)
+        if has_pii(f) and not history.stored_as_history(f)
     )
 
 
@@ -616,6 +629,77 @@ def _quarantine_ddl() -> str:
     return QUARANTINE_DDL_HEAD + "".join(map(quarantine_table_ddl, contract.FILES)) + QUARANTINE_DDL_TAIL
 
 
+def _history_ddl() -> str:
+    """Snapshot files as change history (odwh.history; docs/decisions/0030-snapshot-history.md)."""
+    steps = []
+    for f in contract.FILES:
+        if history.stored_as_history(f):
+            steps.append(
+                _history_table_ddl("raw", f, [c.name for c in f.columns if not c.pii], numbered=True)
+            )
+            if has_pii(f):
+                pii = [*f.key, *(c.name for c in f.columns if c.pii)]
+                steps.append(_history_table_ddl("pii", f, pii, numbered=False))
+    return "".join(steps)
+
+
+def _drop_staging_view(schema: str, f: contract.ExtractFile) -> str:
+    """The staging view over a raw table reads the column the conversion drops: drop it (dbt's next build of the
+    staging models creates it again), as the transformer that owns it (migration 2)."""
+    if schema != "raw":
+        return ""
+    return (
+        "        set local role odwh_transformer;\n"
+        f"        drop view if exists staging.stg_core_banking__{f.table};\n"
+        "        reset role;\n"
+    )
+
+
+def _history_table_ddl(schema: str, f: contract.ExtractFile, values: list[str], *, numbered: bool) -> str:
+    """Converts the per-date rows of ``schema.<table>`` (if still per date) into versions, in place, so grants
+    and dependent objects stay: gaps and islands over the row's text (a run of consecutive dates with the same
+    row is one version), the lineage of its first date; the newest loaded date's versions are current (null)."""
+    t, v = f"{schema}.{f.table}", ", ".join(values)
+    key = ", ".join(f.key)
+    lineage = "_load_id, _row_number" if numbered else "_load_id"
+    loader_rights = "select, insert, update, delete"
+    return f"""
+do $$
+declare newest date;
+begin
+    if exists (select from information_schema.columns where table_schema = '{schema}'
+               and table_name = '{f.table}' and column_name = '_business_date') then
+        newest := greatest((select max(business_date) from meta.loads where superseded_at is null),
+                           (select max(_business_date) from {t}));
+        create temp table history_conversion on commit drop as
+        with islands as (
+            select *, _business_date - (row_number() over (partition by {key}, row_text order by _business_date))::int
+                      as island
+            from (select *, row({v})::text as row_text from {t}) as rows
+        )
+        select distinct on ({key}, row_text, island) {v}, {lineage},
+               min(_business_date) over version as valid_from,
+               nullif(max(_business_date) over version, newest) + 1 as valid_to
+        from islands
+        window version as (partition by {key}, row_text, island)
+        order by {key}, row_text, island, _business_date;
+{_drop_staging_view(schema, f)}        truncate {t};
+        alter table {t} drop column _business_date, add column valid_from date not null, add column valid_to date;
+        insert into {t} ({v}, {lineage}, valid_from, valid_to)
+        select {v}, {lineage}, valid_from, valid_to from history_conversion;
+        drop table history_conversion;
+    end if;
+end $$;
+-- "the rows as of a date" (history.as_of, dbt macro history_as_of)
+create index if not exists {f.table}_as_of on {t} using gist (daterange(valid_from, valid_to));
+create unique index if not exists {f.table}_version on {t} ({key}, valid_from);
+create index if not exists {f.table}_valid_from on {t} (valid_from);
+create index if not exists {f.table}_valid_to on {t} (valid_to);
+analyze {t};
+grant {loader_rights} on {t} to odwh_loader;
+"""  # noqa: S608 (contract names, no input)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the warehouse schema. Every step is idempotent, so a step whose text changed since it was
@@ -646,6 +730,9 @@ MIGRATIONS = (
         ACCESS_DDL + _loader_pii_grants(),
     ),
     Migration(3, "quarantine schema: the door's all-text copy of pending dates", _quarantine_ddl()),
+    Migration(
+        4, "customers, od_accounts, loans, fixed_deposits (raw and pii) as change history", _history_ddl()
+    ),
 )
 
 MIGRATIONS_TABLE_DDL = """

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from odwh import contract, warehouse
+from odwh import contract, history, warehouse
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -92,8 +92,9 @@ def manifest_mismatches(url: str, landing: Path) -> list[tuple[str, str, object,
                     if f.control_total
                     else sql.SQL("null")
                 )
-                statement = sql.SQL("select count(*), {} from raw.{} where _business_date = %s").format(
-                    total, sql.Identifier(f.table)
+                rows_by_date = sql.SQL(history.by_business_date(f))  # a history's rows as of the date
+                statement = sql.SQL("select count(*), {} from {} r where _business_date = %s").format(
+                    total, rows_by_date
                 )
                 count, loaded_total = conn.execute(statement, (day,)).fetchone() or (0, None)
                 if count != entry["rows"]:

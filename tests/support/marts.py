@@ -274,7 +274,7 @@ class ScriptedMarts:
             insert(conn, "marts.fct_grade_distribution_month_end", GRADE_COLUMNS, distribution, versioned)
             self.create_quality(conn, history_months)
             clients = [(c, NATIONAL_ID, PHONE) for c in ("C1", "C2", "C3", "C4", "C5")]
-            pii = {"_business_date": MONTH_END, "_load_id": 1}
+            pii = {"valid_from": MONTH_END, "_load_id": 1}  # current versions since the month end
             insert(conn, "pii.customers", ("customer_id", "national_id", "phone"), clients, pii)
             conn.commit()
 

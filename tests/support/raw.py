@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from odwh import contract
+from odwh import contract, history
 from psycopg import sql
 
 D = Decimal
@@ -31,16 +31,13 @@ def days(first: date, last: date) -> list[date]:
 
 
 def deliver(url: str, deliveries: Mapping[date, Rows]) -> None:
-    """Write each date's rows as one delivery of that date, in the order given (load ids ascend with it)."""
+    """Write each date's rows as one delivery of that date, in the order given (load ids ascend with it); a
+    snapshot stored as change history gets the date merged into its versions as the loader does."""
     with psycopg.connect(url) as conn:
-        load_ids = {day: _register_load(conn, day) for day in deliveries}
-        for f in contract.FILES:
-            table = sql.Identifier("raw", f.table)
-            delete = sql.SQL("delete from {} where _business_date = any(%s)").format(table)
-            conn.execute(delete, (list(deliveries),))
-            rows = [(day, row) for day, tables in deliveries.items() for row in tables.get(f.table, ())]
-            if rows:
-                _copy(conn, f, rows, load_ids)
+        for day, tables in deliveries.items():
+            load_id = _register_load(conn, day)
+            for f in contract.FILES:
+                _write(conn, f, day, load_id, tables.get(f.table, ()))
         conn.commit()
 
 
@@ -55,24 +52,36 @@ def _register_load(conn: psycopg.Connection, day: date) -> int:
     return int(row[0])
 
 
-def _copy(
-    conn: psycopg.Connection,
-    f: contract.ExtractFile,
-    rows: list[tuple[date, dict[str, Any]]],
-    load_ids: Mapping[date, int],
+def _write(
+    conn: psycopg.Connection, f: contract.ExtractFile, day: date, load_id: int, rows: Iterable[dict[str, Any]]
 ) -> None:
     names = [c.name for c in f.columns if not c.pii]
-    columns = [*names, "_business_date", "_load_id", "_row_number"]
+    table = sql.Identifier("raw", f.table)
+    as_history = history.stored_as_history(f)
+    if as_history:
+        target = sql.Identifier("delivered_day")
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+            for c in f.columns
+            if not c.pii
+        )
+        conn.execute(sql.SQL("create temp table {} ({}, _row_number integer)").format(target, columns))
+    else:
+        conn.execute(sql.SQL("delete from {} where _business_date = %s").format(table), (day,))
+        target = table
+    lineage = ["_row_number"] if as_history else ["_business_date", "_load_id", "_row_number"]
     statement = sql.SQL("copy {} ({}) from stdin").format(
-        sql.Identifier("raw", f.table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        target, sql.SQL(", ").join(map(sql.Identifier, [*names, *lineage]))
     )
-    numbers: dict[date, int] = defaultdict(int)
     with conn.cursor().copy(statement) as copy:
-        for day, row in rows:
+        for number, row in enumerate(rows, 1):
             unknown = set(row) - set(names)
             assert not unknown, f"raw.{f.table}: no contract column {sorted(unknown)}"
-            numbers[day] += 1
-            copy.write_row([*(row.get(n) for n in names), day, load_ids[day], numbers[day]])
+            values = [row.get(n) for n in names]
+            copy.write_row([*values, number] if as_history else [*values, day, load_id, number])
+    if as_history:
+        history.replace_date(conn, table, target, day, load_id, values=names, key=f.key, row_number=True)
+        conn.execute("drop table delivered_day")
 
 
 DEBIT_TYPES = {

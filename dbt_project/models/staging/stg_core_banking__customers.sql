@@ -1,5 +1,6 @@
+-- stored as change history: one row per business date again (macros/history_as_of.sql)
 with source as (
-    select * from {{ source('core_banking', 'customers') }}
+    {{ history_as_of(source('core_banking', 'customers'), source('meta', 'loads')) }}
 ),
 
 renamed as (
@@ -13,7 +14,7 @@ renamed as (
         agent_since,
         registered_on,
         _business_date as business_date,
-        _load_id
+        _as_of_load_id as _load_id
     from source
 )
 

@@ -1,5 +1,6 @@
+-- stored as change history: one row per business date again (macros/history_as_of.sql)
 with source as (
-    select * from {{ source('core_banking', 'od_accounts') }}
+    {{ history_as_of(source('core_banking', 'od_accounts'), source('meta', 'loads')) }}
 ),
 
 renamed as (
@@ -24,7 +25,7 @@ renamed as (
         trim(status) as status,
         closed_on,
         _business_date as business_date,
-        _load_id
+        _as_of_load_id as _load_id
     from source
 )
 

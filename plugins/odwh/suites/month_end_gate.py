@@ -28,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odwh import contract, gx
+from odwh import contract, gx, history
 from odwh.grades import NBC_GRADES
 
 if TYPE_CHECKING:
@@ -457,7 +457,8 @@ SUITES: tuple[GateSuite, ...] = (
     GateSuite(
         "od_accounts_snapshot",
         "raw.od_accounts",
-        "select * from raw.od_accounts where _business_date = {month_end}",
+        f"select * from {history.by_business_date(contract.FILES_BY_NAME['od_accounts.csv'])} as r"  # noqa: S608
+        " where _business_date = {month_end}",  # the snapshot of the month end (stored as change history)
         _snapshot_expectations,
     ),
     GateSuite("control_totals", "meta.load_files", _CURRENT_OD_BALANCES, _control_expectations),
