@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, history, landing, load, warehouse
+from odwh import contract, history, landing, load, quarantine, warehouse
 from psycopg import sql
 from support.extract import write_delivery
 
@@ -28,7 +28,7 @@ def _tables(f: contract.ExtractFile) -> Iterator[tuple[str, list[str]]]:
 
 class Deliveries:
     """Random snapshot deliveries over a small pool of keys with few possible values, so rows stay, change, come
-    back to an earlier value, vanish and reappear; loaded through ``odwh.load.load_delivery``."""
+    back to an earlier value, vanish and reappear; staged and promoted as the door does (``odwh.load.promote``)."""
 
     def __init__(self, url: str, root: Path, seed: int) -> None:
         self.url, self.root, self.rng = url, root, random.Random(seed)
@@ -70,8 +70,12 @@ class Deliveries:
 
         folder = write_delivery(self.root / f"step{self.steps}", day, mutate=replace)
         manifest = landing.read_manifest(folder)
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            load.load_delivery(conn, folder, manifest, manifest_sha256=f"s{self.steps}", source_folder="test")
+        with (
+            psycopg.connect(self.url, autocommit=True) as conn,
+            quarantine.quarantined(conn, [folder]) as staged,
+        ):
+            lineage = {"manifest_sha256": f"s{self.steps}", "source_folder": "test", "archive_folder": "test"}
+            load.promote(conn, manifest, list(staged[0].rows), **lineage)
         self.expected[day] = rows
         if day == max(self.expected):
             self.last = rows
@@ -185,7 +189,7 @@ def test_the_migration_turns_per_date_rows_into_history(server_url, tmp_path) ->
             conn.execute("set role odwh_transformer")
             conn.execute("create view staging.stg_core_banking__customers as select * from raw.customers")
             conn.commit()
-        assert warehouse.migrate(url) == [3]
+        assert warehouse.migrate(url) == [m.version for m in warehouse.MIGRATIONS[2:]]  # quarantine, history
         with psycopg.connect(url) as conn:
             dropped = conn.execute("select to_regclass('staging.stg_core_banking__customers')").fetchone()
             assert dropped == (None,)  # dbt's next build creates it over the history

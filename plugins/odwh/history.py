@@ -19,7 +19,7 @@ So no two adjacent versions of a key are equal, "as of D" is exactly the rows la
 proportional to the rows that differ, and the same delivery twice leaves the same versions.
 
 "Newest" is decided by ``meta.loads`` (the current loads of the other dates), so callers register the load of
-a date before writing its rows, as ``odwh.load.load_delivery`` does. Versions may span a date that was never
+a date before writing its rows, as ``odwh.load.promote`` does. Versions may span a date that was never
 loaded; "as of D" is only asked of loaded dates.
 """
 

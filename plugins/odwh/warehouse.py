@@ -417,7 +417,7 @@ def pii_table_ddl(f: contract.ExtractFile) -> str:
 
 def _date_index(f: contract.ExtractFile, schema: str) -> str:
     """A per-date table's index on its date. A table kept as change history is created per date here and
-    converted by migration 3, which indexes it; this step, applied again, must not need a column 3 dropped."""
+    converted by migration 4, which indexes it; this step, applied again, must not need a column 4 dropped."""
     if history.stored_as_history(f):
         return ""
     return f"create index if not exists {f.table}_business_date on {schema}.{f.table} (_business_date);\n"
