@@ -53,11 +53,17 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each with its own embedded PostgreSQL, ODWH_HOME and
+# AIRFLOW_HOME (tests/conftest.py). A test file runs whole on one worker (--dist loadfile), so its module fixtures
+# are built once; the files with slow tests are handed out first (conftest.py), so no long file starts last.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 unit: install
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow" -q $(PARALLEL)
 
 test: lint typecheck os-packages
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra $(PARALLEL)
 
 # Airflow's api-server, scheduler, dag-processor, triggerer and two Celery workers over Redis and PostgreSQL on
 # this machine, both DAGs end to end, a worker killed mid-run (tests/test_cluster.py; `make test` runs it too).

@@ -71,7 +71,6 @@ def test_dbt_refuses_what_it_cannot_carry(url, message):
 
 @pytest.mark.parametrize("url", URLS)
 def test_airflow_connection_carries_the_query_in_extra(url, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_HOME", os.environ.get("AIRFLOW_HOME") or "/tmp/odwh-test-airflow")
     env = pipeline.airflow_connection_env(url)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
