@@ -175,6 +175,8 @@ flows as (
         flow_class in {{ credit_classes }}
         {% if from_date %}and business_date >= '{{ from_date }}'::date{% endif %}  -- noqa: LT02
     {% if from_date -%}
+        -- same shape as monthly_charges below (the batch, then what a carried account must re-read): each
+        -- names its own columns and date, which a shared macro would hide
         union all
         select
             f.od_account_id,
@@ -205,6 +207,7 @@ monthly_charges as (
     from {{ ref('int_od__charges_monthly') }}
     {% if from_date %}where month_end >= {{ charges_from }}{% endif %}
     {% if from_date -%}
+        -- same shape as flows above, on the charges' own columns and month end
         union all
         select
             c.od_account_id,
