@@ -86,7 +86,16 @@ flow_history as (
 ),
 
 days as (
-    select * from flow_history where is_observed
+    select
+        *
+        {%- if carries %},
+        -- min P of the batch's rows up to d (a straddling row's window holds every one of them)
+        min(principal_outstanding) over (
+            partition by od_account_id order by business_date rows unbounded preceding
+        ) as batch_min_principal
+        {%- endif %}
+    from flow_history
+    where is_observed
 ),
 
 -- min P over [d-N, d] without a moving min (which PostgreSQL recomputes for every row): cut the calendar into
@@ -149,6 +158,9 @@ picked as (
         w.parameter_version,
         x.load_id,
         x.cumulative_flow,
+        {%- if carries %}
+        x.batch_min_principal,
+        {%- endif %}
         {%- for column, sql_type in [('start_date', 'date'), ('start_principal', 'numeric'),
                                      ('min_principal', 'numeric'), ('net_inflow', 'numeric')] %}
         case w.window_days
@@ -240,7 +252,7 @@ joined as (
         load_id,
         case when principal_on_start is not null then window_start end as start_date,
         principal_on_start as start_principal,
-        least(min_principal, case
+        least(batch_min_principal, case
             when principal_on_start is null then null
             when is_carried and (left_min is null or left_min > previous_min or keeps_previous_min)
                 then previous_min
