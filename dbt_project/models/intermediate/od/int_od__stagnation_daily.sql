@@ -28,7 +28,6 @@
     {%- endset -%}
     {%- set windows = run_query(windows_sql).columns[0].values() | list if execute else [] -%}
 {%- endif -%}
-{%- set longest = windows | max if windows else 0 -%}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) -%}
 {%- set carries = from_date is not none and from_date != 'infinity' -%}
