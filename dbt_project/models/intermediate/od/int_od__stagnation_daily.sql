@@ -13,7 +13,11 @@
 -- rows) are exact when an account misses a day. A frame offset must be a constant, so the model is compiled
 -- with one window per distinct parameter value (read at run time; var stagnation_window_days_values in unit
 -- tests) and each row picks the one in force on its date.
--- Incremental: whole business dates from the earliest date touched by a newer load, reading N days back.
+-- Incremental (decision 0033): whole business dates from the earliest date touched by a newer load. The window
+-- passes read only the batch's rows; a row whose window starts before the batch adds the part before it from
+-- the account's row on the last date before the batch (min P and net inflow over that row's window, less what
+-- left the window since: a few rows read through the account-date indexes), or from its own window's rows
+-- when that row cannot tell (the minimum left the window, no evaluable row on that date, a longer window).
 {{ config(indexes=account_day_indexes()) }}
 
 {%- set windows = var('stagnation_window_days_values', none) -%}
@@ -24,12 +28,21 @@
     {%- endset -%}
     {%- set windows = run_query(windows_sql).columns[0].values() | list if execute else [] -%}
 {%- endif -%}
-{%- set longest = windows | max if windows else 0 -%}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) -%}
-{#- read N days back for the windows; nothing at all when no newer load exists -#}
-{%- set batch_filter = '' if from_date is none else "where false" if from_date == 'infinity'
-    else "where business_date >= '" ~ from_date ~ "'::date - " ~ longest %}
+{%- set carries = from_date is not none and from_date != 'infinity' -%}
+{#- the last computed date before the batch: its rows carry each account's window into the batch -#}
+{%- set previous_date -%}
+    (select max(business_date) from {{ this }} where business_date < '{{ from_date }}'::date)
+{%- endset -%}
+{#- the batch's balances and the flows after the previous date; nothing at all when no newer load exists -#}
+{%- set positions_filter = '' if from_date is none else "where false" if from_date == 'infinity'
+    else "where business_date >= '" ~ from_date ~ "'::date" -%}
+{%- set flows_filter = '' if not carries
+    else "where business_date > coalesce(" ~ previous_date ~ ", '-infinity'::date)" -%}
+{%- set flows_filter = "where false" if from_date == 'infinity' else flows_filter -%}
+{%- set net_flow = "case flow_class when 'CUSTOMER_CREDIT' then signed_amount else -signed_amount end" -%}
+{%- set customer_flows = "flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')" %}
 
 with positions as (
     select
@@ -39,7 +52,7 @@ with positions as (
         coalesce(status = 'ACTIVE' and principal_outstanding > 0, false) as is_open_and_drawn,
         load_id
     from {{ ref('int_od__positions_daily') }}
-    {{ batch_filter }}
+    {{ positions_filter }}
 ),
 
 -- net customer flow per account and day: credits minus debits, reversals negative on their own date
@@ -47,9 +60,9 @@ day_flows as (
     select
         od_account_id,
         business_date,
-        sum(case flow_class when 'CUSTOMER_CREDIT' then signed_amount else -signed_amount end) as net_flow
+        sum({{ net_flow }}) as net_flow
     from {{ ref('int_od__transactions_classified') }}
-    {{ batch_filter }} {{ 'and' if batch_filter else 'where' }} flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')
+    {{ flows_filter }} {{ 'and' if flows_filter else 'where' }} {{ customer_flows }}
     group by 1, 2
 ),
 
@@ -72,7 +85,16 @@ flow_history as (
 ),
 
 days as (
-    select * from flow_history where is_observed
+    select
+        *
+        {%- if carries %},
+        -- min P of the batch's rows up to d (a straddling row's window holds every one of them)
+        min(principal_outstanding) over (
+            partition by od_account_id order by business_date rows unbounded preceding
+        ) as batch_min_principal
+        {%- endif %}
+    from flow_history
+    where is_observed
 ),
 
 -- min P over [d-N, d] without a moving min (which PostgreSQL recomputes for every row): cut the calendar into
@@ -134,6 +156,10 @@ picked as (
         w.window_days,
         w.parameter_version,
         x.load_id,
+        x.cumulative_flow,
+        {%- if carries %}
+        x.batch_min_principal,
+        {%- endif %}
         {%- for column, sql_type in [('start_date', 'date'), ('start_principal', 'numeric'),
                                      ('min_principal', 'numeric'), ('net_inflow', 'numeric')] %}
         case w.window_days
@@ -156,11 +182,125 @@ picked as (
     {%- endif %}
 ),
 
+{% if carries -%}
+-- each account's evaluable row on the last date before the batch: min P and net inflow over its window
+previous_windows as materialized (
+    select
+        t.od_account_id,
+        t.business_date - t.window_days as window_start,
+        t.stagnant_amount_60d as min_principal,
+        t.net_inflow_60d as net_inflow,
+        p.principal_outstanding
+    from {{ this }} as t
+    inner join {{ ref('int_od__positions_daily') }} as p
+        on t.od_account_id = p.od_account_id and t.business_date = p.business_date
+    where t.business_date = {{ previous_date }} and t.window_evaluable
+),
+
+-- a row whose window starts on or before the previous date: its balance on d - N and the previous window
+straddling as (
+    select
+        x.*,
+        x.business_date - x.window_days as window_start,
+        s.principal_outstanding as principal_on_start,
+        w.window_start as previous_window_start,
+        w.min_principal as previous_min,
+        w.net_inflow as previous_net_inflow,
+        coalesce(x.business_date - x.window_days >= w.window_start, false) as is_carried,
+        -- the previous minimum is still inside [d - N, previous date] when it is P there on either end
+        w.min_principal in (w.principal_outstanding, s.principal_outstanding) as keeps_previous_min
+    from picked as x
+    left join {{ ref('int_od__positions_daily') }} as s
+        on x.od_account_id = s.od_account_id and s.business_date = x.business_date - x.window_days
+    left join previous_windows as w on x.od_account_id = w.od_account_id
+    where x.business_date - x.window_days <= {{ previous_date }}
+),
+
+-- what left the previous window by d - N: balances in [its start, d - N), flows in (its start, d - N]
+left_window as (
+    select
+        x.*,
+        left_balances.min_principal as left_min,
+        coalesce(left_flows.net_flow, 0) as left_net_flow
+    from straddling as x
+    left join lateral (
+        select min(h.principal_outstanding) as min_principal
+        from {{ ref('int_od__positions_daily') }} as h
+        where
+            h.od_account_id = x.od_account_id
+            and h.business_date >= x.previous_window_start and h.business_date < x.window_start
+    ) as left_balances on x.is_carried
+    left join lateral (
+        select sum({{ net_flow }}) as net_flow
+        from {{ ref('int_od__transactions_classified') }}
+        where
+            od_account_id = x.od_account_id and {{ customer_flows }}
+            and business_date > x.previous_window_start and business_date <= x.window_start
+    ) as left_flows on x.is_carried
+),
+
+-- [d - N, d] = [d - N, previous date] + the batch's rows; the part before the batch carried when the previous
+-- window tells it, else read (only for an evaluable row: the others publish neither)
+joined as (
+    select
+        od_account_id,
+        business_date,
+        is_open_and_drawn,
+        window_days,
+        parameter_version,
+        load_id,
+        case when principal_on_start is not null then window_start end as start_date,
+        principal_on_start as start_principal,
+        least(batch_min_principal, case
+            when principal_on_start is null then null
+            when is_carried and (left_min is null or left_min > previous_min or keeps_previous_min)
+                then previous_min
+            else (
+                select min(h.principal_outstanding)
+                from {{ ref('int_od__positions_daily') }} as h
+                where
+                    h.od_account_id = x.od_account_id
+                    and h.business_date between x.window_start and {{ previous_date }}
+            )
+        end) as min_principal,
+        cumulative_flow + case
+            when principal_on_start is null then null
+            when is_carried then previous_net_inflow - left_net_flow
+            else (
+                select coalesce(sum({{ net_flow }}), 0)
+                from {{ ref('int_od__transactions_classified') }}
+                where
+                    od_account_id = x.od_account_id and {{ customer_flows }}
+                    and business_date > x.window_start and business_date <= {{ previous_date }}
+            )
+        end as net_inflow
+    from left_window as x
+),
+
+windows_in_force as (
+    select
+        od_account_id,
+        business_date,
+        is_open_and_drawn,
+        window_days,
+        parameter_version,
+        load_id,
+        start_date,
+        start_principal,
+        min_principal,
+        net_inflow
+    from picked
+    where business_date - window_days > coalesce({{ previous_date }}, '-infinity'::date)
+    union all
+    select * from joined
+),
+{%- endif %}
+
 flags as (
     select
         *,
-        start_date = business_date - window_days as window_evaluable
-    from picked
+        coalesce(start_date = business_date - window_days, false) as window_evaluable
+    from {{ 'windows_in_force' if carries else 'picked' }}
 )
 
 select
