@@ -21,19 +21,9 @@ from odwh import pipeline, simulate
 from support.database import marts_fingerprint, query, throwaway_database
 
 # 70 incremental builds of the daily models: ~11 minutes on 2 quiet cores, 36 beside three other test runs.
-# Found on its first run (2026-12-01): five month-end marts differ, fct_es_screening 134 rows in one batch
-# against 122 date by date, fct_complaints_month_end and fct_ppi_wave among them, apparently because the social
-# month-end models read every date loaded when they are built, so one built after 10 March holds March's applications and one
-# built at the February close does not. Strict: the test fails as soon as they agree, and this mark goes.
-KNOWN_DIFFERENCE = (
-    "month-end social marts hold every date loaded when they were built (fct_es_screening, "
-    "fct_complaints_month_end, fct_ppi_wave and two more differ): issue 12, item 3"
-)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(3000),
-    pytest.mark.xfail(reason=KNOWN_DIFFERENCE, strict=True, raises=AssertionError),
-]
+# Its first run (2026-12-01) found five social month-end marts holding every date loaded when they were built;
+# they now keep to complete months (macros/last_complete_month_end.sql).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 FIRST, LAST = (
     date(2024, 1, 1),

@@ -2,7 +2,8 @@
     PPI poverty rate per wave, optionally per breakdown column (rulebook I), from int_social__ppi_wave_clients:
     surveyed_clients, poverty_rate = mean poverty likelihood (0-1, unrounded), change_pp = the change against
     the same group's previous surveyed wave in percentage points (13.4% -> 10.8% = -2.6; null for the first),
-    and the wave's completeness from int_social__ppi_waves.
+    and the wave's completeness from int_social__ppi_waves. Complete months only: surveys delivered by the last
+    complete month end (int_social__ppi_wave_clients, decision 0034).
 
     ppi_wave_rates()              -> one row per wave
     ppi_wave_rates('province')    -> one row per (wave, province)

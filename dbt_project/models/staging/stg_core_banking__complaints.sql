@@ -1,12 +1,7 @@
--- A complaint is delivered when received and again when resolved: the latest delivery wins.
+-- A complaint is delivered when received and again when resolved: every delivery is kept, the latest up to the
+-- last complete month end wins in int_social__complaints.
 with source as (
     select * from {{ source('core_banking', 'complaints') }}
-),
-
-latest as (
-    select distinct on (complaint_id) *
-    from source
-    order by complaint_id asc, _business_date desc
 ),
 
 renamed as (
@@ -19,7 +14,7 @@ renamed as (
         resolved_on,
         _business_date as business_date,
         _load_id
-    from latest
+    from source
 )
 
 select * from renamed

@@ -358,12 +358,19 @@ def _review_list_expectations() -> list[Expectation]:
 # coverage) are check constraints of the marts' contracts: a build fails on them before the gate could. The batch of the application and complaint
 # checks is the month end alone (MONTH_END_BATCH), so a check still runs when the mart has no row at all.
 MONTH_END_BATCH = "select {month_end} as month_end"
+# LAST_CLOSE: the social marts keep the deliveries up to the last complete month end (macros/
+# last_complete_month_end.sql, decision 0034), so the reconciliation does too: a backfill past a month end must not
+# count a late delivery that a close on the month end had not seen.
 
 NOT_CLASSIFIED_SQL = """
 with delivered as (
     select distinct on (trim(application_id)) trim(application_id) as application_id, decision, decided_on,
            business_purpose
     from raw.loan_applications
+    where _business_date <= (  -- LAST_CLOSE
+        select max(business_date) from meta.loads where superseded_at is null
+            and business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
+    )
     order by trim(application_id), _business_date desc, _load_id desc
 )
 select d.application_id, d.decision, d.decided_on
@@ -378,6 +385,10 @@ COMPLAINTS_UNRECONCILED_SQL = """
 with delivered as (
     select distinct on (trim(complaint_id)) received_on, resolved_on
     from raw.complaints
+    where _business_date <= (  -- LAST_CLOSE
+        select max(business_date) from meta.loads where superseded_at is null
+            and business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
+    )
     order by trim(complaint_id), _business_date desc, _load_id desc
 ),
 counted as (

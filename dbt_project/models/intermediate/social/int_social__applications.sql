@@ -2,10 +2,14 @@
 -- wins (a corrected re-delivery replaces it). amount_khr is the amount at the NBC rate of the application date
 -- (rulebook A: amount x khr_per_unit). An application made before the warehouse's first loaded date has no
 -- rate on its date: it takes the first loaded rate after it (fx_rate_date says which date was used), so every
--- decided application is classified. docs/policy-engine.md I.
+-- decided application is classified. Complete months only (macros/last_complete_month_end.sql): the deliveries
+-- up to the last complete month end, and of them the applications decided by it (the decision date places an
+-- application in its month, as the reports count it), so a build on 10 March holds what the February close held.
+-- docs/policy-engine.md I.
 with applications as (
     select distinct on (application_id) *
     from {{ ref('stg_core_banking__loan_applications') }}
+    where business_date <= {{ last_complete_month_end() }}
     order by application_id asc, business_date desc, _load_id desc
 ),
 
@@ -46,4 +50,4 @@ left join lateral (
         abs(fx.business_date - a.applied_on)
     limit 1
 ) as rate on true
-where a.decision in ('APPROVED', 'REJECTED')
+where a.decision in ('APPROVED', 'REJECTED') and a.decided_on <= {{ last_complete_month_end() }}

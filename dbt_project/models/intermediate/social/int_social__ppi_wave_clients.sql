@@ -1,10 +1,12 @@
 -- One row per (wave, surveyed client), rulebook I: a survey re-delivered later replaces the earlier delivery
 -- (latest delivery of a survey_id wins); a client surveyed twice in a wave counts once, with the latest survey.
 -- Province and customer type come from the customers and branches snapshots of the survey's delivery date
--- (the client's branch when the survey reached the warehouse).
+-- (the client's branch when the survey reached the warehouse). Complete months only: the deliveries up to the
+-- last complete month end (macros/last_complete_month_end.sql; a survey counts from its delivery, as waves settle).
 with surveys as (
     select distinct on (survey_id) *
     from {{ ref('stg_core_banking__ppi_surveys') }}
+    where business_date <= {{ last_complete_month_end() }}
     order by survey_id asc, business_date desc, _load_id desc
 ),
 

@@ -1,13 +1,14 @@
 -- PPI survey waves and whether each is complete (rulebook I; docs/decisions/0014-social-performance.md).
 -- Surveys arrive long after their survey date, often in batches, so a wave's rate can still move. A wave is
 -- complete when a later wave has started arriving, or when no survey of it has been delivered for
--- ppi_wave_complete_after_days (parameter in force on the newest loaded date, as_of).
+-- ppi_wave_complete_after_days (parameter in force on as_of), both up to as_of: the last complete month end
+-- (macros/last_complete_month_end.sql), like the surveys int_social__ppi_wave_clients keeps.
 with clients as (
     select * from {{ ref('int_social__ppi_wave_clients') }}
 ),
 
 as_of as (
-    select max(business_date) as as_of from {{ ref('stg_core_banking__branches') }}
+    select {{ last_complete_month_end() }} as as_of
 ),
 
 waves as (

@@ -1,13 +1,14 @@
--- Complaints per loaded month end (rulebook I, client protection principle 7). stg_core_banking__complaints
--- keeps the latest delivery of each complaint_id, so a resolution delivered later closes the complaint:
--- figures are as known when the mart is built (a rebuild after a late resolution restates the month).
+-- Complaints per loaded month end (rulebook I, client protection principle 7). int_social__complaints keeps the
+-- latest delivery of each complaint_id up to the last complete month end, so a resolution delivered later
+-- closes the complaint: figures are as known at the last complete month end (the next month's close restates a
+-- month with the late resolutions delivered in it; a build in an open month changes nothing).
 --   received                complaints received in the month
 --   resolved                complaints resolved in the month (whenever received)
 --   median_days_to_resolve  median of resolved_on - received_on over those resolved in the month
 --   open_at_month_end       received on or before the month end, not resolved by it
 --   open_over_limit         of those, open more than complaint_open_limit_days (in force on the month end)
 with complaints as (
-    select * from {{ ref('stg_core_banking__complaints') }}
+    select * from {{ ref('int_social__complaints') }}
 ),
 
 month_ends as (
@@ -28,7 +29,7 @@ params as (
 complaint_month_ends as (
     select
         p.*,
-        c._load_id,
+        c.load_id,
         c.received_on between p.month_start and p.month_end as received_in_month,
         c.resolved_on between p.month_start and p.month_end as resolved_in_month,
         c.resolved_on - c.received_on as days_to_resolve,
@@ -49,6 +50,6 @@ select
     count(*) filter (where open_at_end and days_open > open_limit_days) as open_over_limit,
     open_limit_days,
     parameter_version,
-    max(_load_id) as load_id
+    max(load_id) as load_id
 from complaint_month_ends
 group by month_end, open_limit_days, parameter_version

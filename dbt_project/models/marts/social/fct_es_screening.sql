@@ -10,6 +10,7 @@
 --   HIGH_RISK_NO_CONTRACT_NO_PLAN  HIGH, neither a signed E&S contract nor a mitigation plan
 --   HIGH_RISK_NO_CONTRACT          HIGH, no signed E&S contract
 --   HIGH_RISK_NO_PLAN              HIGH, no mitigation plan
+-- Complete months only: applications decided and delivered by the last complete month end (int_social__applications).
 with applications as (
     select * from {{ ref('int_social__applications') }}
     where business_purpose

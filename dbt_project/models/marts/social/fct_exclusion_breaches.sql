@@ -1,6 +1,7 @@
 -- Exclusion-list breaches (rulebook I): one row per APPROVED application whose activity is on the exclusion
 -- list (seed activity_exclusion_list, in force on the decision date). A rejected application with an
--- excluded activity is the screening working, not a breach.
+-- excluded activity is the screening working, not a breach. Complete months only: applications decided and
+-- delivered by the last complete month end (int_social__applications).
 with applications as (
     select * from {{ ref('int_social__applications') }}
     where decision = 'APPROVED'

@@ -2,6 +2,7 @@
 -- whose debt service ratio at approval is above over_indebtedness_max_dsr in force on the decision date
 -- (exactly at the parameter is within it), or approved without a Credit Bureau Cambodia check. Codes:
 --   DSR_ABOVE_LIMIT_NO_CBC_CHECK, DSR_ABOVE_LIMIT, NO_CBC_CHECK, DSR_MISSING (no ratio recorded: not evaluable)
+-- Complete months only: applications decided and delivered by the last complete month end (int_social__applications).
 with applications as (
     select
         a.*,
