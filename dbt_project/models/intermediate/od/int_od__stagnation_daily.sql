@@ -277,6 +277,7 @@ joined as (
     from left_window as x
 ),
 
+-- the carried columns are named again at each step (as joined above does), never selected with *
 windows_in_force as (
     select
         od_account_id,
