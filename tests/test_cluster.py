@@ -377,10 +377,21 @@ def start_cluster(procs: Processes, env: dict[str, str], redis_port: int, api_po
         procs.start(worker, [airflow, *celery], worker_env)
 
 
+def _in_the_door(databases: dict[str, str]) -> tuple[str, int, int] | None:
+    """The running ``check_and_load`` attempt once a few dates are staged in quarantine and not all are loaded:
+    the door stages every pending date, checks them together, then promotes them in a quick burst (decision
+    0029), so "a few dates loaded" would come too late to interrupt it."""
+    with psycopg.connect(databases["warehouse"]) as conn:
+        staged = conn.execute("select count(*) from quarantine.staged_dates").fetchone()[0]
+    if staged < DATES_BEFORE_THE_KILL or _loads(databases["warehouse"]) >= (LAST_DAY - FIRST_DAY).days + 1:
+        return None
+    return _running(databases["meta"])
+
+
 def kill_the_loading_worker(procs: Processes, databases: dict[str, str]) -> str:
-    """SIGKILL the worker running ``check_and_load`` (and its task process) a few dates in; its run id."""
-    wait_for("a few dates loaded", lambda: _loads(databases["warehouse"]) >= DATES_BEFORE_THE_KILL, 300, 1)
-    run_id, pid, tries = wait_for("check_and_load to run", lambda: _running(databases["meta"]), 60, 1)
+    """SIGKILL the worker running ``check_and_load`` (and its task process) while the door checks the staged
+    dates; its run id."""
+    run_id, pid, tries = wait_for("check_and_load in the door", lambda: _in_the_door(databases), 300, 0.2)
     assert tries == 1
     victim = [w for w in WORKERS if pid in {p.pid for p in procs.tree(w)}]
     assert len(victim) == 1, f"task process {pid} is under no worker"
@@ -481,7 +492,7 @@ def test_celery_cluster_runs_both_dags_survives_a_lost_worker_and_publishes_what
             api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         manual = api.trigger("odwh_daily")
 
-        # Unpausing also starts the latest scheduled run; whichever run loads, kill its worker a few dates in.
+        # Unpausing also starts the latest scheduled run; whichever run loads, kill its worker in the door.
         run_id = kill_the_loading_worker(procs, databases)
         daily_runs = wait_for(
             "every odwh_daily run to finish", lambda: api.all_finished("odwh_daily"), 900, 5
