@@ -51,6 +51,14 @@ def table(f: contract.ExtractFile) -> sql.Composed:
     return sql.SQL("quarantine.{}").format(sql.Identifier(f.table))
 
 
+CHECKED_PREFIX = "checked_"
+
+
+def checked_table(f: contract.ExtractFile) -> str:
+    """The table (in quarantine) the contract check writes ``f``'s rows and derived columns to (odwh.validate)."""
+    return CHECKED_PREFIX + f.table
+
+
 @contextmanager
 def quarantined(
     conn: psycopg.Connection, folders: Sequence[StoragePath], files: Sequence[str] | None = None
@@ -74,6 +82,12 @@ def quarantined(
 def clear(conn: psycopg.Connection) -> None:
     tables = [sql.SQL("quarantine.staged_dates"), *map(table, contract.FILES)]
     conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(tables)))
+    drop_checked(conn)
+
+
+def drop_checked(conn: psycopg.Connection) -> None:
+    checked = [sql.Identifier("quarantine", checked_table(f)) for f in contract.FILES]
+    conn.execute(sql.SQL("drop table if exists {}").format(sql.SQL(", ").join(checked)))
 
 
 def remove_date(conn: psycopg.Connection, business_date: date) -> None:

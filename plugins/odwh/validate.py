@@ -192,7 +192,7 @@ def known_provinces(conn: psycopg.Connection) -> list[str]:
     return sorted(name for (name,) in names if provinces.is_known(name))
 
 
-def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> str:
+def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Composed:
     """The rows of ``spec`` on every staged date, with the derived columns its suite checks."""
     columns, joins = _common_columns(spec), []
     extra = [_foreign_keys(spec)]
@@ -205,13 +205,22 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> str:
     for more_columns, more_joins in extra:
         columns += more_columns
         joins += more_joins
-    query = sql.SQL("select {} from {} as q {}").format(
+    return sql.SQL("select {} from {} as q {}").format(
         sql.SQL(", ").join(columns), quarantine.table(spec), sql.SQL(" ").join(joins)
     )
-    return query.as_string(conn)
 
 
 # --- running ------------------------------------------------------------------------------------------------
+
+
+def _checked_rows(conn: psycopg.Connection, spec: contract.ExtractFile) -> gx.TableBatch:
+    """Write the file's query once to an unlogged table of quarantine (dropped after the check, and by the
+    quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query."""
+    name = quarantine.checked_table(spec)
+    target = sql.Identifier("quarantine", name)
+    conn.execute(sql.SQL("drop table if exists {}").format(target))
+    conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
+    return gx.TableBatch(by_file()[spec.name], "quarantine", name, "staged_dates")
 
 
 def check_staged(
@@ -232,10 +241,11 @@ def check_staged(
     for d in staged:
         problems[d.business_date] += _absent(d, checked)
     delivered = [f for f in checked if any(f.name in d.rows for d in staged)]
-    batches = [
-        gx.QueryBatch(by_file()[f.name], f.table, "staged_dates", file_query(conn, f)) for f in delivered
-    ]
-    results = gx.validate_queries(checker_url, batches, INDEX_COLUMNS) if batches else []
+    try:
+        batches = [_checked_rows(conn, f) for f in delivered]
+        results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS) if batches else []
+    finally:
+        quarantine.drop_checked(conn)
     for spec, result in zip(delivered, results, strict=True):
         found, warned = _to_problems(conn, spec, staged, gx.outcomes(result))
         for day, listed in found.items():

@@ -611,6 +611,12 @@ end $$;
 """
 
 
+# The contract check writes each file's rows with their derived columns to an unlogged table of quarantine once,
+# and Great Expectations validates that table (odwh.validate): a query asset would be run whole once more just to
+# learn its columns, every row fetched into the checking process.
+CHECKED_ROWS_DDL = "grant create on schema quarantine to odwh_loader;\n"
+
+
 def quarantine_table_ddl(f: contract.ExtractFile) -> str:
     """Every contract column as text, the date it was delivered for and its 1-based data row; the loader sets
     both through the defaults while it COPYs (odwh.quarantine)."""
@@ -733,6 +739,7 @@ MIGRATIONS = (
     Migration(
         4, "customers, od_accounts, loans, fixed_deposits (raw and pii) as change history", _history_ddl()
     ),
+    Migration(5, "quarantine: the loader materialises each file's checked rows", CHECKED_ROWS_DDL),
 )
 
 MIGRATIONS_TABLE_DDL = """
