@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from odwh import contract, history, load, pipeline, quarantine
+from odwh import contract, history, load, pipeline, quarantine, validate
+from psycopg import sql
 from support.extract import write_delivery, write_manifest
 
 D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -237,6 +238,23 @@ CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
         lambda rows: rows["od_balances.csv"][1].update(od_account_id="OD09"),
         "2026-10-02/od_balances.csv row 2, column od_account_id: foreign key to od_accounts.csv",
     ),
+    # a snapshot row equal to its previous date's row is not checked again (validate.checks_changes_only),
+    # except where a rule looks at the rest of its date
+    "key repeated by an unchanged row": (
+        lambda rows: None,
+        lambda rows: rows["od_accounts.csv"].append(dict(rows["od_accounts.csv"][0])),
+        "2026-10-02/od_accounts.csv row 3, column od_account_id: key unique within the file (value 'OD01')",
+    ),
+    "an unchanged row loses its customer": (
+        lambda rows: None,
+        lambda rows: rows["customers.csv"].pop(0),
+        "2026-10-02/od_accounts.csv row 1, column customer_id: foreign key to customers.csv",
+    ),
+    "a row changed to a bad value": (
+        lambda rows: None,
+        lambda rows: rows["od_accounts.csv"][0].update(limit_amount="-5"),
+        "2026-10-02/od_accounts.csv row 1, column limit_amount: limit_amount > 0 (value '-5')",
+    ),
     "fx complete": (
         lambda rows: None,
         lambda rows: rows["fx_rates.csv"].pop(2),
@@ -257,3 +275,25 @@ def test_rules_across_files_hold_per_date_when_dates_are_checked_together(fresh_
         ("2026-10-02", "rejected"),
     ]
     assert problem in report.outcomes[1].detail, report.outcomes[1].detail
+
+
+def test_a_snapshot_row_unchanged_since_the_previous_staged_date_is_not_checked_again(fresh_db, tmp_path):
+    landing, od_accounts = tmp_path / "landing", contract.FILES_BY_NAME["od_accounts.csv"]
+    folders = [
+        write_delivery(landing, D1),
+        write_delivery(
+            landing, D2, mutate=lambda rows: rows["od_accounts.csv"][1].update(limit_amount="999")
+        ),
+    ]
+    with (
+        psycopg.connect(fresh_db, autocommit=True) as conn,
+        quarantine.quarantined(conn, folders) as staged,
+    ):
+        checked = conn.execute(
+            sql.SQL("select _business_date, _row_number from ({}) as q order by 1, 2").format(
+                validate.file_query(conn, od_accounts)
+            )
+        ).fetchall()
+    d1_rows = staged[0].rows["od_accounts.csv"]
+    assert d1_rows > 1 and staged[1].rows["od_accounts.csv"] == d1_rows
+    assert checked == [(D1, n) for n in range(1, d1_rows + 1)] + [(D2, 2)]  # D2: only the changed row

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from odwh import contract, gx, provinces, quarantine, warehouse
+from odwh import contract, gx, history, provinces, quarantine, warehouse
 from odwh.landing import (
     DECIMAL_PATTERN,
     MAX_ROWS_LISTED,
@@ -121,9 +121,14 @@ def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], lis
                 ),
             )
         )
-        found = sql.SQL("{}._business_date is not null").format(sql.Identifier(alias))
-        columns.append(_as(_when_present(fk.columns, found), fk_column(fk)))
+        columns.append(_as(_fk_found(i, fk), fk_column(fk)))
     return columns, joins
+
+
+def _fk_found(i: int, fk: contract.ForeignKey) -> sql.Composable:
+    """The i-th foreign key's verdict: is the row's key among the referenced keys of its date (null: no key)."""
+    found = sql.SQL("{}._business_date is not null").format(sql.Identifier(f"fk{i}"))
+    return _when_present(fk.columns, found)
 
 
 # A reversal's original: this date's file or an earlier staged date's first, then raw's strictly earlier dates
@@ -192,10 +197,64 @@ def known_provinces(conn: psycopg.Connection) -> list[str]:
     return sorted(name for (name,) in names if provinces.is_known(name))
 
 
+def _unchanged_rows(spec: contract.ExtractFile) -> sql.Composable:
+    """(date, row) of each row equal, column for column, to its key's row on the previous staged date."""
+    same_key = sql.SQL(" and ").join(sql.SQL("p.{c} = c.{c}").format(c=sql.Identifier(k)) for k in spec.key)
+    same_row = sql.SQL("({}) is not distinct from ({})").format(
+        sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.column_names),
+        sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in spec.column_names),
+    )
+    return sql.SQL("""select distinct c._business_date, c._row_number
+    from {t} as c
+    join (select business_date, lag(business_date) over (order by business_date) as previous
+          from quarantine.staged_dates) as m on m.business_date = c._business_date
+    join {t} as p on p._business_date = m.previous and {same_key}
+    where {same_row}""").format(t=quarantine.table(spec), same_key=same_key, same_row=same_row)
+
+
+def _changes_only(spec: contract.ExtractFile) -> tuple[list[sql.Composable], sql.Composable]:
+    """(joins, where): keep a snapshot row only where a rule could judge it differently from the previous staged
+    date, so a year of unchanged accounts is checked once, not 365 times. Its row rules look at its own values
+    alone, so a row equal to its key's row on the previous staged date gets that row's verdicts (which were
+    checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
+    or a foreign key misses, because those rules look at the other rows of the date."""
+    keys = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    joins = [
+        sql.SQL(
+            "left join ({}) as unchanged on unchanged._business_date = q._business_date"
+            " and unchanged._row_number = q._row_number"
+        ).format(_unchanged_rows(spec)),
+        sql.SQL("""left join (
+    select _business_date, {keys} from {t} group by _business_date, {keys} having count(*) > 1
+) as repeated on repeated._business_date = q._business_date and {same_key}""").format(
+            keys=keys,
+            t=quarantine.table(spec),
+            same_key=sql.SQL(" and ").join(
+                sql.SQL("repeated.{k} = q.{k}").format(k=sql.Identifier(k)) for k in spec.key
+            ),
+        ),
+    ]
+    kept = [sql.SQL("unchanged._row_number is null"), sql.SQL("repeated._business_date is not null")]
+    kept += [sql.SQL("({}) is false").format(_fk_found(i, fk)) for i, fk in enumerate(spec.foreign_keys)]
+    return joins, sql.SQL("where ") + sql.SQL(" or ").join(kept)
+
+
+def checks_changes_only(spec: contract.ExtractFile) -> bool:
+    """Snapshots kept as change history, whose rules all block (a warning would be recorded once, not daily)."""
+    return history.stored_as_history(spec) and not any(
+        str(getattr(e.severity, "value", e.severity)) == "warning" for e in by_file()[spec.name].expectations
+    )
+
+
 def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Composed:
-    """The rows of ``spec`` on every staged date, with the derived columns its suite checks."""
+    """The rows of ``spec`` on every staged date, with the derived columns its suite checks; of a snapshot kept
+    as change history, only the rows its rules could judge differently from the previous staged date."""
     columns, joins = _common_columns(spec), []
     extra = [_foreign_keys(spec)]
+    where: sql.Composable = sql.SQL("")
+    if checks_changes_only(spec):
+        more_joins, where = _changes_only(spec)
+        extra.append(([], more_joins))
     if spec.name == "od_transactions.csv":
         extra.append(_reversals())
     elif spec.name == "fx_rates.csv":
@@ -205,8 +264,8 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
     for more_columns, more_joins in extra:
         columns += more_columns
         joins += more_joins
-    return sql.SQL("select {} from {} as q {}").format(
-        sql.SQL(", ").join(columns), quarantine.table(spec), sql.SQL(" ").join(joins)
+    return sql.SQL("select {} from {} as q {} {}").format(
+        sql.SQL(", ").join(columns), quarantine.table(spec), sql.SQL(" ").join(joins), where
     )
 
 
