@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import pytest
@@ -32,7 +33,13 @@ def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, mo
     balances = sum(len(p.read_text().splitlines()) - 1 for p in landing.glob("2026-01-*/od_balances.csv"))
     assert stage["check + load (manifest, GX suite, COPY)"].rows == balances  # raw.od_balances, every row
     assert result.months_closed == 1  # January 2026 (the extra day, Feb 1, comes after the closes)
-    assert all(s.seconds > 0 and s.peak_rss_mb > 0 for s in result.stages)
+    assert all(s.seconds > 0 and 0 < s.largest_process_mb <= s.peak_rss_mb for s in result.stages)
     assert result.landing_csv_bytes > 0 and result.warehouse_bytes > 0
     report = bench.table([result], 2)
     assert "x the floor (target <= 3)" in report and "idle rerun" in report
+
+
+def test_a_stage_runs_in_its_own_process_and_its_failure_reaches_the_bench():
+    assert bench._in_own_process(os.getpid) != os.getpid()
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        bench._in_own_process(lambda: 1 // 0)

@@ -9,8 +9,9 @@ unless ``WAREHOUSE_URL``) it measures:
   month close (month-end models, gate, reports);
 - an idle ``odwh run`` (a real subprocess) over the same landing, with nothing new; then one more business
   date through a real ``odwh run`` (Airflow start-up, ``odwh_daily``: check, load, daily models);
-- peak RSS of the process tree of each stage (this process and its children, sampled; the PostgreSQL server's
-  own memory is not in it), the warehouse's size beside the landing's CSV bytes.
+- peak RSS of each stage, which runs in its own process as an Airflow task does: the largest single process
+  (the target's measure) and the process tree's sum (sampled every 0.1 s; the PostgreSQL server's own memory
+  is not in it), the warehouse's size beside the landing's CSV bytes.
 
 Figures go into docs/performance.md by hand, with the machine; no test asserts a time (the smoke test in
 ``tests/test_bench.py`` runs the code on a tiny portfolio).
@@ -18,6 +19,7 @@ Figures go into docs/performance.md by hand, with the machine; no test asserts a
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -46,7 +48,8 @@ class Stage:
     name: str
     seconds: float
     rows: int
-    peak_rss_mb: float
+    peak_rss_mb: float  # the stage's process tree, summed
+    largest_process_mb: float = 0.0  # the largest single process of the tree (the target's measure)
 
     @property
     def rows_per_second(self) -> float:
@@ -84,27 +87,34 @@ class SizeResult:
     def peak_rss_mb(self) -> float:
         return max((s.peak_rss_mb for s in self.stages), default=0.0)
 
+    @property
+    def largest_process_mb(self) -> float:
+        return max((s.largest_process_mb for s in self.stages), default=0.0)
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants (Linux /proc), in kB; 0 for a vanished process."""
+
+def _tree_rss_kb(pid: int) -> list[int]:
+    """Resident memory of ``pid`` and each of its descendants (Linux /proc), in kB; empty for a vanished one."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except (OSError, ValueError):
-        return 0
-    return rss + sum(_tree_rss_kb(int(child)) for child in children)
+        return []
+    return [rss] + [kb for child in children for kb in _tree_rss_kb(int(child))]
 
 
 @contextmanager
 def _peak_rss() -> Iterator[list[float]]:
-    """Samples this process tree's RSS every 0.1 s while the block runs; yields [peak MB] (filled at exit)."""
-    peak = [0.0]
+    """Samples this process tree's RSS every 0.1 s while the block runs; yields [peak of the tree's sum, peak of
+    its largest process] in MB (filled at exit)."""
+    peak = [0.0, 0.0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss_kb(os.getpid()) / 1024)
+            found = _tree_rss_kb(os.getpid())
+            peak[0] = max(peak[0], sum(found) / 1024)
+            peak[1] = max(peak[1], max(found, default=0) / 1024)
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -116,15 +126,41 @@ def _peak_rss() -> Iterator[list[float]]:
         sampler.join()
 
 
+def _in_own_process(work: Callable[[], int]) -> int:
+    """``work()`` in a forked process, as each Airflow task runs in its own: a stage's memory is its own, not
+    what earlier stages left in this one."""
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+
+    def target() -> None:
+        try:
+            writer.send((True, work()))
+        except BaseException as exc:  # any failure goes to the parent, which raises it
+            writer.send((False, f"{type(exc).__name__}: {exc}"))
+
+    child = context.Process(target=target)
+    child.start()
+    writer.close()
+    try:
+        ok, value = reader.recv()
+    except EOFError:
+        ok, value = False, "the stage's process ended without a result"
+    child.join()
+    if not ok:
+        raise RuntimeError(f"{value} (exit code {child.exitcode})")
+    return int(value)
+
+
 def _timed(name: str, work: Callable[[], int]) -> Stage:
     """Run one stage; a line when it starts and one when it ends (a log shows progress, step by step)."""
     print(f"bench: {name} ...", flush=True)
     started = time.perf_counter()
     with _peak_rss() as peak:
-        rows = work()
-    stage = Stage(name, time.perf_counter() - started, rows, peak[0])
+        rows = _in_own_process(work)
+    stage = Stage(name, time.perf_counter() - started, rows, peak[0], peak[1])
     print(
-        f"bench: {name}: {stage.seconds:.1f} s, {rows:,} rows, peak RSS {stage.peak_rss_mb:.0f} MB",
+        f"bench: {name}: {stage.seconds:.1f} s, {rows:,} rows, peak RSS {stage.peak_rss_mb:.0f} MB"
+        f" (largest process {stage.largest_process_mb:.0f} MB)",
         flush=True,
     )
     return stage
@@ -247,7 +283,6 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
         return _count(url, "marts.fct_od_daily")
 
     def close_months() -> int:
-        months = pipeline.months_ready_to_close(url)
         pipeline.build_month_end(url, months)  # what odwh_month_end builds, then gates and publishes
         for month_end in months:
             outcome = publication.close_month(
@@ -255,7 +290,6 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
             )
             if not outcome.published:
                 raise RuntimeError(f"bench month {month_end} not published: {outcome.detail}")
-        result.months_closed = len(months)
         return _count(url, "marts.fct_od_month_end")
 
     def one_more_day() -> int:
@@ -268,6 +302,8 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
     stages.append(_timed("floor: COPY every CSV + one 60-day window", lambda: floor(url, landing)))
     stages.append(_timed("check + load (manifest, GX suite, COPY)", ingest))
     stages.append(_timed("models: dbt seed + full build", build))
+    months = pipeline.months_ready_to_close(url)
+    result.months_closed = len(months)
     stages.append(_timed("close and publish every complete month", close_months))
     _idle_run(url, landing, workdir)  # sets up Airflow's metadata database, as a user's first `odwh run` did
     stages.append(_timed("idle odwh run (nothing new)", lambda: _idle_run(url, landing, workdir)))
@@ -287,10 +323,11 @@ def table(results: list[SizeResult], cores: int | None) -> str:
     for r in results:
         lines += [
             f"odwh bench: {r.accounts:,} accounts x {r.days} days, {cores} cores",
-            f"{'stage':<48} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'peak RSS MB':>12}",
+            f"{'stage':<48} {'seconds':>9} {'rows':>12} {'rows/s':>10} {'RSS MB':>8} {'largest':>8}",
         ]
         lines += [
-            f"{s.name:<48} {s.seconds:>9.1f} {s.rows:>12,} {s.rows_per_second:>10,.0f} {s.peak_rss_mb:>12.0f}"
+            f"{s.name:<48} {s.seconds:>9.1f} {s.rows:>12,} {s.rows_per_second:>10,.0f}"
+            f" {s.peak_rss_mb:>8.0f} {s.largest_process_mb:>8.0f}"
             for s in r.stages
         ]
         per_month = r.seconds("close") / r.months_closed if r.months_closed else 0.0
@@ -299,7 +336,7 @@ def table(results: list[SizeResult], cores: int | None) -> str:
             f"{r.run_seconds:.1f} s = {r.ratio:.1f} x the floor (target <= 3)",
             f"idle rerun {r.seconds('idle'):.1f} s (target <= 15); one more day {r.seconds('one more'):.1f} s "
             f"(target <= 60); one month closed and published {per_month:.1f} s (target <= 120)",
-            f"peak RSS {r.peak_rss_mb:.0f} MB (target <= 1024); warehouse {r.warehouse_bytes / 1e6:,.0f} MB "
+            f"largest process {r.largest_process_mb:.0f} MB (target <= 1024; tree {r.peak_rss_mb:.0f} MB); warehouse {r.warehouse_bytes / 1e6:,.0f} MB "
             f"for {r.landing_csv_bytes / 1e6:,.0f} MB of CSV (target: warehouse <= CSV)",
             "",
         ]
