@@ -198,17 +198,18 @@ def known_provinces(conn: psycopg.Connection) -> list[str]:
 
 
 def _unchanged_rows(spec: contract.ExtractFile) -> sql.Composable:
-    """(date, row) of each row equal, column for column, to its key's row on the previous staged date."""
+    """(date, row) of each row equal, column for column, to its key's row on the day before, staged too."""
     same_key = sql.SQL(" and ").join(sql.SQL("p.{c} = c.{c}").format(c=sql.Identifier(k)) for k in spec.key)
     same_row = sql.SQL("({}) is not distinct from ({})").format(
         sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.column_names),
         sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in spec.column_names),
     )
+    # Dates are staged consecutively (a gap stops the door); were the day before not staged, no row would match
+    # and every row would be checked. One hash join on (date, key): a join through staged_dates let the planner
+    # pair every date with every date.
     return sql.SQL("""select distinct c._business_date, c._row_number
     from {t} as c
-    join (select business_date, lag(business_date) over (order by business_date) as previous
-          from quarantine.staged_dates) as m on m.business_date = c._business_date
-    join {t} as p on p._business_date = m.previous and {same_key}
+    join {t} as p on p._business_date = c._business_date - 1 and {same_key}
     where {same_row}""").format(t=quarantine.table(spec), same_key=same_key, same_row=same_row)
 
 
