@@ -220,7 +220,7 @@ def _changes_only(spec: contract.ExtractFile) -> tuple[list[sql.Composable], sql
     checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
     or a foreign key misses, because those rules look at the other rows of the date."""
     keys = sql.SQL(", ").join(map(sql.Identifier, spec.key))
-    joins = [
+    joins: list[sql.Composable] = [
         sql.SQL(
             "left join ({}) as unchanged on unchanged._business_date = q._business_date"
             " and unchanged._row_number = q._row_number"
@@ -235,7 +235,10 @@ def _changes_only(spec: contract.ExtractFile) -> tuple[list[sql.Composable], sql
             ),
         ),
     ]
-    kept = [sql.SQL("unchanged._row_number is null"), sql.SQL("repeated._business_date is not null")]
+    kept: list[sql.Composable] = [
+        sql.SQL("unchanged._row_number is null"),
+        sql.SQL("repeated._business_date is not null"),
+    ]
     kept += [sql.SQL("({}) is false").format(_fk_found(i, fk)) for i, fk in enumerate(spec.foreign_keys)]
     return joins, sql.SQL("where ") + sql.SQL(" or ").join(kept)
 
