@@ -216,7 +216,7 @@ def _unchanged_rows(spec: contract.ExtractFile) -> sql.Composable:
 def _changes_only(spec: contract.ExtractFile) -> tuple[list[sql.Composable], sql.Composable]:
     """(joins, where): keep a snapshot row only where a rule could judge it differently from the previous staged
     date, so a year of unchanged accounts is checked once, not 365 times. Its row rules look at its own values
-    alone, so a row equal to its key's row on the previous staged date gets that row's verdicts (which were
+    alone, so a row equal to its key's row on the day before (staged too) gets that row's verdicts (which were
     checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
     or a foreign key misses, because those rules look at the other rows of the date."""
     keys = sql.SQL(", ").join(map(sql.Identifier, spec.key))
@@ -252,7 +252,7 @@ def checks_changes_only(spec: contract.ExtractFile) -> bool:
 
 def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Composed:
     """The rows of ``spec`` on every staged date, with the derived columns its suite checks; of a snapshot kept
-    as change history, only the rows its rules could judge differently from the previous staged date."""
+    as change history, only the rows its rules could judge differently from the day before (staged too)."""
     columns, joins = _common_columns(spec), []
     extra = [_foreign_keys(spec)]
     where: sql.Composable = sql.SQL("")
