@@ -214,8 +214,8 @@ def _unchanged_rows(spec: contract.ExtractFile) -> sql.Composable:
 
 
 def _changes_only(spec: contract.ExtractFile) -> tuple[list[sql.Composable], sql.Composable]:
-    """(joins, where): keep a snapshot row only where a rule could judge it differently from the previous staged
-    date, so a year of unchanged accounts is checked once, not 365 times. Its row rules look at its own values
+    """(joins, where): keep a snapshot row only where a rule could judge it differently from the day before, so a
+    year of unchanged accounts is checked once, not 365 times. Its row rules look at its own values
     alone, so a row equal to its key's row on the day before (staged too) gets that row's verdicts (which were
     checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
     or a foreign key misses, because those rules look at the other rows of the date."""
