@@ -35,6 +35,7 @@ def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, mo
     assert result.months_closed == 1  # January 2026 (the extra day, Feb 1, comes after the closes)
     assert all(s.seconds > 0 and 0 < s.largest_process_mb <= s.peak_rss_mb for s in result.stages)
     assert result.landing_csv_bytes > 0 and result.warehouse_bytes > 0
+    assert "2026-02-01" in (tmp_path / "bench" / "one-more-day.log").read_text()  # kept for its task timings
     report = bench.table([result], 2)
     assert "x the floor (target <= 3)" in report and "idle rerun" in report
 

@@ -227,3 +227,25 @@ def test_run_dbt_raises_transform_error_when_dbt_cannot_start(tmp_path: Path):
     (project / "models" / "staging" / "_broken.yml").write_text("version: 2\nmodels: [ {name: \n")
     with pytest.raises(transform.TransformError, match="dbt parse failed"):
         transform.run_dbt(["parse"], NO_SERVER_URL, project=project, work_dir=tmp_path / "work")
+
+
+def test_a_grain_test_reads_the_unique_index_where_the_database_enforces_the_grain(fresh_db, tmp_path):
+    """unique_combination_of_columns groups the table unless a valid, whole-table unique index on exactly its
+    columns exists: then PostgreSQL refused every duplicate on write, and the table is not read at all."""
+    probe = "api.Relation.create(database=target.database, schema='public', identifier='grain_probe')"
+    call = f"{{{{ test_unique_combination_of_columns(model={probe}, combination_of_columns=['b', 'a']) }}}}"
+    result = transform.run_dbt(["compile", "--inline", call], fresh_db, work_dir=tmp_path)
+    query = result.result.results[0].node.compiled_code
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create table public.grain_probe (a int, b int, c int)")
+        conn.execute("insert into public.grain_probe values (1, 1, 1), (1, 1, 2), (2, 1, 1)")
+        duplicate = [(1, 1, 2)]  # b, a, occurrences
+        assert conn.execute(query).fetchall() == duplicate  # no index
+        conn.execute("create unique index wider on public.grain_probe (a, b, c)")
+        conn.execute("create unique index partial on public.grain_probe (a, b) where c = 2")
+        assert conn.execute(query).fetchall() == duplicate  # neither enforces (a, b) on every row
+        conn.execute("delete from public.grain_probe where c = 2")
+        conn.execute("create unique index grain on public.grain_probe (b, a)")
+        plan = "\n".join(r[0] for r in conn.execute(f"explain (analyze, costs off) {query}").fetchall())
+        assert conn.execute(query).fetchall() == []
+        assert "Seq Scan on grain_probe (never executed)" in plan, plan

@@ -227,9 +227,10 @@ def _database_bytes(url: str) -> int:
         return _scalar(conn, "select pg_database_size(current_database())")
 
 
-def _odwh_run(url: str, landing: Path, workdir: Path, expected: str) -> None:
+def _odwh_run(url: str, landing: Path, workdir: Path, expected: str, log_name: str) -> None:
     """``odwh run --landing`` as a user types it (a subprocess: Airflow start-up and DAG runs included); its
-    summary line must say ``expected``."""
+    summary line must say ``expected``. Its output, Airflow's task log lines included (``--verbose``: the
+    task timings), is kept in ``workdir/<log_name>.log``."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
         "WAREHOUSE_URL": url,
@@ -238,15 +239,20 @@ def _odwh_run(url: str, landing: Path, workdir: Path, expected: str) -> None:
     }
     odwh = Path(sys.executable).with_name("odwh")
     done = subprocess.run(
-        [str(odwh), "run", "--landing", str(landing)], env=env, capture_output=True, text=True, check=False
+        [str(odwh), "run", "--verbose", "--landing", str(landing)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    (workdir / f"{log_name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0 or expected not in done.stdout:
         raise RuntimeError(f"odwh run did not say {expected!r}:\n{done.stdout}\n{done.stderr}")
 
 
 def _idle_run(url: str, landing: Path, workdir: Path) -> int:
     """Over a landing that is already loaded: ``odwh run`` must find nothing to do."""
-    _odwh_run(url, landing, workdir, "0 of 0 pending date(s) loaded")
+    _odwh_run(url, landing, workdir, "0 of 0 pending date(s) loaded", "idle-run")
     return 0
 
 
@@ -295,7 +301,7 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
     def one_more_day() -> int:
         """The morning's run as the scheduler makes it: the new date through ``odwh_daily`` under Airflow."""
         held_back.rename(landing / extra_day.isoformat())
-        _odwh_run(url, landing, workdir, "1 of 1 pending date(s) loaded")
+        _odwh_run(url, landing, workdir, "1 of 1 pending date(s) loaded", "one-more-day")
         return accounts
 
     stages.append(_timed(f"simulate {accounts:,} accounts x {days} days", simulate_all))

@@ -7,6 +7,7 @@
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
     indexes=[
+        {'columns': ['loan_id', 'business_date'], 'unique': true},
         {'columns': ['business_date']},
         {'columns': ['load_id']},
     ],
