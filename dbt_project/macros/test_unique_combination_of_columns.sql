@@ -4,7 +4,7 @@
     Where a valid unique index covers exactly these columns, PostgreSQL has refused every duplicate on write,
     so the test asserts that index instead of grouping the whole table: a daily model's grain test read its
     whole history every day, and at 100,000 accounts the grain tests took longer than building the day
-    (docs/performance.md, "One more day"). Without such an index (or on a filtered model) it groups as usual.
+    (docs/decisions/0036). Without such an index (or on a filtered model) it groups as usual.
 -#}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
     {%- set columns = combination_of_columns | join(', ') %}
