@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -126,19 +127,13 @@ def _peak_rss() -> Iterator[list[float]]:
         sampler.join()
 
 
-def _in_own_process(work: Callable[[], int]) -> int:
-    """``work()`` in a forked process, as each Airflow task runs in its own: a stage's memory is its own, not
-    what earlier stages left in this one."""
-    context = multiprocessing.get_context("fork")
+def _in_own_process(work: Callable[..., int], *args: Any) -> int:
+    """``work(*args)`` in a fresh process (spawned, not forked: a fork copies locks other threads hold, and a
+    forked dbt build hung under pytest-xdist), as each Airflow task runs in its own: a stage's memory is its own,
+    not what earlier stages left in this one. ``work`` and ``args`` must pickle (module-level functions)."""
+    context = multiprocessing.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
-
-    def target() -> None:
-        try:
-            writer.send((True, work()))
-        except BaseException as exc:  # any failure goes to the parent, which raises it
-            writer.send((False, f"{type(exc).__name__}: {exc}"))
-
-    child = context.Process(target=target)
+    child = context.Process(target=_child, args=(writer, work, args))
     child.start()
     writer.close()
     try:
@@ -151,12 +146,20 @@ def _in_own_process(work: Callable[[], int]) -> int:
     return int(value)
 
 
-def _timed(name: str, work: Callable[[], int]) -> Stage:
-    """Run one stage; a line when it starts and one when it ends (a log shows progress, step by step)."""
+def _child(writer: Any, work: Callable[..., int], args: tuple[Any, ...]) -> None:
+    try:
+        writer.send((True, work(*args)))
+    except BaseException as exc:  # any failure goes to the parent, which raises it
+        writer.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def _timed(name: str, work: Callable[..., int], *args: Any, own_process: bool = True) -> Stage:
+    """Run one stage (in its own process unless it starts one itself); a line when it starts and one when it
+    ends (a log shows progress, step by step)."""
     print(f"bench: {name} ...", flush=True)
     started = time.perf_counter()
     with _peak_rss() as peak:
-        rows = _in_own_process(work)
+        rows = _in_own_process(work, *args) if own_process else work(*args)
     stage = Stage(name, time.perf_counter() - started, rows, peak[0], peak[1])
     print(
         f"bench: {name}: {stage.seconds:.1f} s, {rows:,} rows, peak RSS {stage.peak_rss_mb:.0f} MB"
@@ -256,6 +259,43 @@ def _idle_run(url: str, landing: Path, workdir: Path) -> int:
     return 0
 
 
+# --- the stages run in their own process: module-level, so they pickle ---------------------------------------
+
+
+def _simulate_stage(
+    landing: Path, held_back: Path, start: date, extra_day: date, accounts: int, days: int
+) -> int:
+    simulate.simulate(landing, start, extra_day, accounts=accounts, seed=7)
+    (landing / extra_day.isoformat()).rename(held_back)  # the incremental day, later
+    return accounts * days
+
+
+def _ingest_stage(url: str, landing: Path) -> int:
+    report = pipeline.ingest(url, str(landing), echo=False)
+    if not report.ok:
+        raise RuntimeError(f"bench data refused: {[o for o in report.outcomes if o.status != 'loaded'][:1]}")
+    return _count(url, "raw.od_balances")
+
+
+def _build_stage(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        newest = pipeline.models_behind(conn, "daily")
+    shown = [progress.DbtProgress("dbt build")]
+    transform.seed_and_build(url, exclude="tag:raw_keys", unit_tests=False, callbacks=shown)
+    if newest is not None:  # every model is now built over every load, the daily ones included
+        pipeline.record_build(url, "daily", newest)
+    return _count(url, "marts.fct_od_daily")
+
+
+def _close_stage(url: str, months: list[str], reports: Path) -> int:
+    pipeline.build_month_end(url, months)  # what odwh_month_end builds, then gates and publishes
+    for month_end in months:
+        outcome = publication.close_month(url, date.fromisoformat(month_end), out_root=reports)
+        if not outcome.published:
+            raise RuntimeError(f"bench month {month_end} not published: {outcome.detail}")
+    return _count(url, "marts.fct_od_month_end")
+
+
 def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 1)) -> SizeResult:
     """Every stage at one size (a fresh database and scratch folder)."""
     shutil.rmtree(workdir, ignore_errors=True)
@@ -266,54 +306,25 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
     result = SizeResult(accounts, days)
     stages = result.stages
 
-    def simulate_all() -> int:
-        simulate.simulate(landing, start, extra_day, accounts=accounts, seed=7)
-        (landing / extra_day.isoformat()).rename(held_back)  # the incremental day, later
-        return accounts * days
-
-    def ingest() -> int:
-        report = pipeline.ingest(url, str(landing), echo=False)
-        if not report.ok:
-            raise RuntimeError(
-                f"bench data refused: {[o for o in report.outcomes if o.status != 'loaded'][:1]}"
-            )
-        return _count(url, "raw.od_balances")
-
-    def build() -> int:
-        with psycopg.connect(url) as conn:
-            newest = pipeline.models_behind(conn, "daily")
-        shown = [progress.DbtProgress("dbt build")]
-        transform.seed_and_build(url, exclude="tag:raw_keys", unit_tests=False, callbacks=shown)
-        if newest is not None:  # every model is now built over every load, the daily ones included
-            pipeline.record_build(url, "daily", newest)
-        return _count(url, "marts.fct_od_daily")
-
-    def close_months() -> int:
-        pipeline.build_month_end(url, months)  # what odwh_month_end builds, then gates and publishes
-        for month_end in months:
-            outcome = publication.close_month(
-                url, date.fromisoformat(month_end), out_root=workdir / "reports"
-            )
-            if not outcome.published:
-                raise RuntimeError(f"bench month {month_end} not published: {outcome.detail}")
-        return _count(url, "marts.fct_od_month_end")
-
     def one_more_day() -> int:
         """The morning's run as the scheduler makes it: the new date through ``odwh_daily`` under Airflow."""
         held_back.rename(landing / extra_day.isoformat())
         _odwh_run(url, landing, workdir, "1 of 1 pending date(s) loaded", "one-more-day")
         return accounts
 
-    stages.append(_timed(f"simulate {accounts:,} accounts x {days} days", simulate_all))
-    stages.append(_timed("floor: COPY every CSV + one 60-day window", lambda: floor(url, landing)))
-    stages.append(_timed("check + load (manifest, GX suite, COPY)", ingest))
-    stages.append(_timed("models: dbt seed + full build", build))
+    simulated = (landing, held_back, start, extra_day, accounts, days)
+    stages.append(_timed(f"simulate {accounts:,} accounts x {days} days", _simulate_stage, *simulated))
+    stages.append(_timed("floor: COPY every CSV + one 60-day window", floor, url, landing))
+    stages.append(_timed("check + load (manifest, GX suite, COPY)", _ingest_stage, url, landing))
+    stages.append(_timed("models: dbt seed + full build", _build_stage, url))
     months = pipeline.months_ready_to_close(url)
     result.months_closed = len(months)
-    stages.append(_timed("close and publish every complete month", close_months))
+    reports = workdir / "reports"
+    stages.append(_timed("close and publish every complete month", _close_stage, url, months, reports))
     _idle_run(url, landing, workdir)  # sets up Airflow's metadata database, as a user's first `odwh run` did
-    stages.append(_timed("idle odwh run (nothing new)", lambda: _idle_run(url, landing, workdir)))
-    stages.append(_timed("one more day through Airflow (odwh run)", one_more_day))
+    # the two `odwh run` stages start their own process
+    stages.append(_timed("idle odwh run (nothing new)", _idle_run, url, landing, workdir, own_process=False))
+    stages.append(_timed("one more day through Airflow (odwh run)", one_more_day, own_process=False))
     result.landing_csv_bytes = _csv_bytes(landing)
     result.warehouse_bytes = _database_bytes(url)
     return result
