@@ -7,6 +7,8 @@ is shown what it may and may not read or write.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -319,3 +321,38 @@ def test_each_stage_works_as_its_role_whoever_logs_in(fresh_db: str) -> None:
         assert _can(stage, "select national_id from pii.customers") == (role == warehouse.LOADER), role
     assert _can(warehouse.stage_url(warehouse.LOADER, fresh_db), "delete from raw.od_balances")
     assert not _can(warehouse.stage_url(warehouse.PUBLISHER, fresh_db), "delete from raw.od_balances")
+
+
+def test_securing_a_mart_waits_for_an_autovacuum_instead_of_deadlocking_with_it(fresh_db: str) -> None:
+    """The post-hook's ``meta.secure_relation`` beside an autovacuum of the same mart (CI, fct_od_daily). The
+    autovacuum holds its table lock and then waits to rewrite the table's pg_class row; a second session does
+    the same here, the row rewritten by a grant. Had the hook granted first, each would wait for the other."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create table marts.branch_mart (branch_code text)")
+    with psycopg.connect(fresh_db) as vacuum, psycopg.connect(fresh_db) as hook:
+        vacuum.execute("lock table marts.branch_mart in share update exclusive mode")
+        hook_pid = hook.info.backend_pid
+        errors_seen: list[BaseException] = []
+
+        def secure() -> None:
+            try:
+                hook.execute("select meta.secure_relation('marts.branch_mart'::regclass)")
+                hook.commit()
+            except psycopg.Error as exc:
+                errors_seen.append(exc)
+
+        worker = threading.Thread(target=secure)
+        worker.start()
+        deadline = time.monotonic() + 30
+        waiting = sql.SQL("select wait_event_type from pg_stat_activity where pid = {}").format(hook_pid)
+        while query(fresh_db, waiting) != [("Lock",)]:
+            assert time.monotonic() < deadline, "the hook never waited for the table lock"
+            time.sleep(0.05)
+        vacuum.execute("grant select on marts.branch_mart to odwh_reader")  # rewrites the pg_class row
+        vacuum.commit()
+        worker.join(timeout=30)
+    assert not worker.is_alive() and errors_seen == []
+    policies = query(
+        fresh_db, "select policyname from pg_policies where tablename = 'branch_mart' order by 1"
+    )
+    assert policies == [("every_branch",), ("own_branches",)]

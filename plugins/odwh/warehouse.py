@@ -617,6 +617,42 @@ end $$;
 CHECKED_ROWS_DDL = "grant create on schema quarantine to odwh_loader;\n"
 
 
+# Migration 2's meta.secure_relation granted before it enabled row-level security. The grant rewrites the
+# table's pg_class row; an autovacuum that had started on the table then waited for that row (PostgreSQL 18:
+# an in-place statistics update waits for the row's updater) while holding its lock, and the ALTER TABLE waited
+# for the autovacuum: a deadlock that failed the model (fct_od_daily, in CI). The ALTER TABLE now comes first:
+# waiting for its lock before any write, the build is blocked by the autovacuum alone, which is cancelled for it.
+# Migration 2's text is kept (a migration's checksum is its text), so the function is written out again here.
+SECURE_RELATION_LOCK_FIRST_DDL = """
+create or replace function meta.secure_relation(rel regclass) returns void
+language plpgsql set search_path = pg_catalog as $f$
+declare
+    schema_name name := (select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                         where c.oid = rel);
+    branch_scoped boolean := exists (select from pg_attribute
+                                     where attrelid = rel and attname = 'branch_code' and not attisdropped);
+begin
+    if schema_name in ('staging', 'intermediate') then
+        execute format('grant select on %s to odwh_publisher', rel);
+    elsif schema_name = 'marts' then
+        if branch_scoped then  -- the lock first, before this transaction writes the table's pg_class row
+            execute format('alter table %s enable row level security', rel);
+        end if;
+        execute format('grant select on %s to odwh_publisher, odwh_reader', rel);
+        if branch_scoped then
+            execute format('grant select on %s to odwh_branch_reader', rel);
+            execute format('drop policy if exists every_branch on %s', rel);
+            execute format('create policy every_branch on %s for select to odwh_reader, odwh_publisher'
+                           ' using (true)', rel);
+            execute format('drop policy if exists own_branches on %s', rel);
+            execute format('create policy own_branches on %s for select to odwh_branch_reader'
+                           ' using (branch_code::text in (select meta.visible_branches()))', rel);
+        end if;
+    end if;
+end $f$;
+"""
+
+
 def quarantine_table_ddl(f: contract.ExtractFile) -> str:
     """Every contract column as text, the date it was delivered for and its 1-based data row; the loader sets
     both through the defaults while it COPYs (odwh.quarantine)."""
@@ -740,6 +776,11 @@ MIGRATIONS = (
         4, "customers, od_accounts, loans, fixed_deposits (raw and pii) as change history", _history_ddl()
     ),
     Migration(5, "quarantine: the loader materialises each file's checked rows", CHECKED_ROWS_DDL),
+    Migration(
+        6,
+        "secure_relation locks a mart before it grants (no deadlock with autovacuum)",
+        SECURE_RELATION_LOCK_FIRST_DDL,
+    ),
 )
 
 MIGRATIONS_TABLE_DDL = """
