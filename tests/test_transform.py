@@ -249,3 +249,42 @@ def test_a_grain_test_reads_the_unique_index_where_the_database_enforces_the_gra
         plan = "\n".join(r[0] for r in conn.execute(f"explain (analyze, costs off) {query}").fetchall())
         assert conn.execute(query).fetchall() == []
         assert "Seq Scan on grain_probe (never executed)" in plan, plan
+
+
+@pytest.mark.slow
+def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fresh_db, tmp_path):
+    """Decision 0037: a daily model's data tests read the business dates its incremental build replaced."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "extracts", date(2024, 1, 1), date(2024, 1, 4), accounts=5, seed=2, progress=False
+    )
+    deliveries = sorted((tmp_path / "extracts").iterdir())
+    landing = tmp_path / "landing"
+
+    def load(delivery: Path) -> None:
+        shutil.copytree(delivery, landing / delivery.name)
+        assert pipeline.ingest(fresh_db, str(landing), echo=False).loaded_dates == [delivery.name]
+
+    for delivery in deliveries[:2]:
+        load(delivery)
+    pipeline.build_daily(fresh_db)
+    with psycopg.connect(fresh_db) as conn:  # a grade no rule gives, on a date already built and tested
+        conn.execute("update marts.fct_od_daily set nbc_grade = 'Bogus' where business_date = '2024-01-01'")
+    load(deliveries[2])
+    pipeline.build_daily(fresh_db)  # 2024-01-03 alone is rewritten, and tested
+
+    # with nothing loaded since the last build, a test run reads every date
+    with pytest.raises(transform.TransformError, match="accepted_values_fct_od_daily_nbc_grade"):
+        transform.run_dbt(["test", "--select", "fct_od_daily"], fresh_db)
+
+    load(deliveries[3])
+    with psycopg.connect(fresh_db) as conn:  # the new date's balances lose a row between load and build
+        conn.execute(
+            "delete from raw.od_balances where ctid = (select min(ctid) from raw.od_balances"
+            " where business_date = '2024-01-04')"
+        )
+    with pytest.raises(transform.TransformError) as failed:
+        pipeline.build_daily(fresh_db)
+    assert "matches_file_control_total_fct_od_daily" in str(failed.value)
+    assert "accepted_values_fct_od_daily_nbc_grade" not in str(failed.value)

@@ -1,9 +1,11 @@
 {#-
     Generic test: each loaded date's file_name extract reaches the model whole: one model row per delivered row
     and amount_column summing to the manifest's control total, so the daily build fails on the date that breaks
-    it (the month-end gate re-checks fct_od_daily on month ends only). Returns the offending dates.
+    it (the month-end gate re-checks fct_od_daily on month ends only). Returns the offending dates. Like the
+    model (macros/rebuilt_dates.sql), the delivered dates are those the build rewrote.
 -#}
 {% test matches_file_control_total(model, file_name, amount_column) %}
+{%- set rebuilt = rebuilt_dates_condition('l.business_date') if config.get('where') == '__rebuilt_dates__' %}
 with delivered as (
     select
         l.business_date,
@@ -11,7 +13,10 @@ with delivered as (
         f.control_total as manifest_total
     from {{ source('meta', 'loads') }} as l
     inner join {{ source('meta', 'load_files') }} as f on l.load_id = f.load_id
-    where l.superseded_at is null and f.file_name = '{{ file_name }}'
+    where
+        l.superseded_at is null
+        and f.file_name = '{{ file_name }}'
+        {% if rebuilt -%} and {{ rebuilt }} {%- endif %}
 ),
 
 model_totals as (

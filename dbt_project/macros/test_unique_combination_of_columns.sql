@@ -13,7 +13,7 @@ with enforcing_index as (
     select i.indexrelid
     from pg_index as i
     where
-        i.indrelid = to_regclass('{{ model }}')
+        i.indrelid = {{ "to_regclass('" ~ model ~ "')" if model is not string else 'null' }}
         and i.indisunique
         and i.indisvalid
         and i.indpred is null

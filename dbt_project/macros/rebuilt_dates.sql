@@ -1,0 +1,46 @@
+{#-
+    The data tests of a daily model read the dates this build rewrote, not its whole history
+    (docs/decisions/0037). A test configured with where: '__rebuilt_dates__' (every test: dbt_project.yml) on a
+    model that is incremental by business_date, outside the month-end models, sees only the business dates from
+    the earliest one loaded since the daily models' last recorded build (meta.model_builds, which
+    odwh.pipeline advances once the build and its tests passed) on: exactly the dates the incremental build
+    replaced (macros/daily_rebuild_from.sql). Older dates are unchanged since the build that tested them.
+    A full refresh (a policy change, or by hand), a first build and a build with no new load test everything,
+    as does a test on any other model.
+-#}
+
+{#- dbt's own macro, which generic tests call with the tested relation, taught the placeholder -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where == '__rebuilt_dates__' -%}
+        {%- set where = rebuilt_dates_condition('business_date') if rebuilt_by_date(relation) else '' -%}
+    {%- endif -%}
+    {%- if where -%}
+        {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
+    {%- endif -%}
+    {{ return(relation) }}
+{%- endmacro %}
+
+{#- whether the relation is a daily model that an incremental build replaces by whole business dates -#}
+{% macro rebuilt_by_date(relation) -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model'
+        and node.relation_name == relation | string -%}
+        {%- set key = node.config.unique_key -%}
+        {{ return(node.config.materialized == 'incremental' and 'month_end' not in node.tags
+                  and (key == 'business_date' or key == ['business_date'])) }}
+    {%- endfor -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+{#- "<date_column> >= the first date loaded since the last daily build", or '' when every date is tested -#}
+{% macro rebuilt_dates_condition(date_column) -%}
+    {%- if flags.FULL_REFRESH or not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {{ return(date_column ~ " >= (select coalesce(min(l.business_date), '-infinity'::date) from meta.loads as l"
+        ~ " where l.superseded_at is null and l.load_id > coalesce((select b.loads_through"
+        ~ " from meta.model_builds as b where b.selector = 'daily'), 0))") }}
+{%- endmacro %}
