@@ -35,12 +35,19 @@
     {{ return(false) }}
 {%- endmacro %}
 
-{#- "<date_column> >= the first date loaded since the last daily build", or '' when every date is tested -#}
+{#- "<date_column> >= 'the first date loaded since the last daily build'", or '' when every date is tested.
+    A literal date, as in daily_rebuild_from: against a subquery the planner could not use the date index. -#}
 {% macro rebuilt_dates_condition(date_column) -%}
     {%- if flags.FULL_REFRESH or not execute -%}
         {{ return('') }}
     {%- endif -%}
-    {{ return(date_column ~ " >= (select coalesce(min(l.business_date), '-infinity'::date) from meta.loads as l"
-        ~ " where l.superseded_at is null and l.load_id > coalesce((select b.loads_through"
-        ~ " from meta.model_builds as b where b.selector = 'daily'), 0))") }}
+    {%- set first_date_sql -%}
+        select min(l.business_date)::text
+        from meta.loads as l
+        where
+            l.superseded_at is null
+            and l.load_id > coalesce((select b.loads_through from meta.model_builds as b where b.selector = 'daily'), 0)
+    {%- endset -%}
+    {%- set first_date = run_query(first_date_sql).columns[0].values()[0] -%}
+    {{ return(date_column ~ " >= '" ~ first_date ~ "'::date" if first_date else '') }}
 {%- endmacro %}
