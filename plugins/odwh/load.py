@@ -173,7 +173,10 @@ def _insert_typed(
         delivered = conn.execute(
             sql.SQL("create temp table {} on commit drop as {}").format(day, typed)
         ).rowcount
-        history.replace_date(conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number)
+        numeric = [c.name for c in cols if c.pg_type == "numeric"]
+        history.replace_date(
+            conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number, numeric=numeric
+        )
         conn.execute(sql.SQL("drop table {}").format(day))
         return delivered
     targets = sql.SQL(", ").join(map(sql.Identifier, [*values, *numbers, "_business_date", "_load_id"]))
