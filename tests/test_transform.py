@@ -253,11 +253,12 @@ def test_a_grain_test_reads_the_unique_index_where_the_database_enforces_the_gra
 
 @pytest.mark.slow
 def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fresh_db, tmp_path):
-    """Decision 0037: a daily model's data tests read the business dates its incremental build replaced."""
+    """Decision 0037: a daily model's data tests read the business dates its incremental build replaced, unless
+    the model was built whole; a test run with nothing new to build reads every date."""
     from odwh import pipeline, simulate
 
     simulate.simulate(
-        tmp_path / "extracts", date(2024, 1, 1), date(2024, 1, 4), accounts=5, seed=2, progress=False
+        tmp_path / "extracts", date(2024, 1, 1), date(2024, 1, 5), accounts=5, seed=2, progress=False
     )
     deliveries = sorted((tmp_path / "extracts").iterdir())
     landing = tmp_path / "landing"
@@ -266,11 +267,20 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
         shutil.copytree(delivery, landing / delivery.name)
         assert pipeline.ingest(fresh_db, str(landing), echo=False).loaded_dates == [delivery.name]
 
+    def build_fails() -> str:
+        with pytest.raises(transform.TransformError) as failed:
+            pipeline.build_daily(fresh_db)
+        return str(failed.value)
+
+    def execute(statement: str) -> None:
+        with psycopg.connect(fresh_db) as conn:
+            conn.execute(statement)
+
     for delivery in deliveries[:2]:
         load(delivery)
     pipeline.build_daily(fresh_db)
-    with psycopg.connect(fresh_db) as conn:  # a grade no rule gives, on a date already built and tested
-        conn.execute("update marts.fct_od_daily set nbc_grade = 'Bogus' where business_date = '2024-01-01'")
+    # a grade no rule gives, on a date already built and tested
+    execute("update marts.fct_od_daily set nbc_grade = 'Bogus' where business_date = '2024-01-01'")
     load(deliveries[2])
     pipeline.build_daily(fresh_db)  # 2024-01-03 alone is rewritten, and tested
 
@@ -278,13 +288,19 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     with pytest.raises(transform.TransformError, match="accepted_values_fct_od_daily_nbc_grade"):
         transform.run_dbt(["test", "--select", "fct_od_daily"], fresh_db)
 
+    # a model built whole (here: its table lost) is tested whole, beside models built incrementally
+    execute(
+        "update intermediate.int_grading__od_grades_daily set nbc_grade = 'Bogus' where business_date = '2024-01-01'"
+    )
+    execute("drop table marts.fct_od_daily")
     load(deliveries[3])
-    with psycopg.connect(fresh_db) as conn:  # the new date's balances lose a row between load and build
-        conn.execute(
-            "delete from raw.od_balances where ctid = (select min(ctid) from raw.od_balances"
-            " where business_date = '2024-01-04')"
-        )
-    with pytest.raises(transform.TransformError) as failed:
-        pipeline.build_daily(fresh_db)
-    assert "matches_file_control_total_fct_od_daily" in str(failed.value)
-    assert "accepted_values_fct_od_daily_nbc_grade" not in str(failed.value)
+    assert "accepted_values_fct_od_daily_nbc_grade" in build_fails()
+
+    load(deliveries[4])  # the new date's balances lose a row between load and build
+    execute(
+        "delete from raw.od_balances where ctid = (select min(ctid) from raw.od_balances"
+        " where business_date = '2024-01-05')"
+    )
+    failed = build_fails()
+    assert "matches_file_control_total_fct_od_daily" in failed
+    assert "accepted_values_fct_od_daily" not in failed  # the Bogus grades are on 2024-01-01, not rewritten

@@ -1,19 +1,21 @@
 {#-
-    The data tests of a daily model read the dates this build rewrote, not its whole history
+    The data tests of a daily model read the dates its build rewrote, not its whole history
     (docs/decisions/0037). A test configured with where: '__rebuilt_dates__' (every test: dbt_project.yml) on a
-    model that is incremental by business_date, outside the month-end models, sees only the business dates from
-    the earliest one loaded since the daily models' last recorded build (meta.model_builds, which
-    odwh.pipeline advances once the build and its tests passed) on: exactly the dates the incremental build
-    replaced (macros/daily_rebuild_from.sql). Older dates are unchanged since the build that tested them.
-    A full refresh (a policy change, or by hand), a first build and a build with no new load test everything,
-    as does a test on any other model.
+    model that is incremental by business_date, outside the month-end models, sees only the business dates
+    loaded since the daily models' last recorded build (meta.model_builds, which odwh.pipeline advances once
+    the build and its tests passed) and after: the dates the incremental build replaced
+    (macros/daily_rebuild_from.sql; a model whose newest load id lags may rewrite earlier dates, unchanged).
+    Every date is read by a full refresh (a policy change, or by hand), by the tests of a model built whole in
+    the same dbt invocation (its first build: meta.whole_builds), by a run with nothing loaded since the last
+    build, and by a test on any other model. A `dbt test` after a failed build reads that build's window.
 -#}
 
 {#- dbt's own macro, which generic tests call with the tested relation, taught the placeholder -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where == '__rebuilt_dates__' -%}
-        {%- set where = rebuilt_dates_condition('business_date') if rebuilt_by_date(relation) else '' -%}
+        {%- set filtered = rebuilt_by_date(relation) and not built_whole_now(relation) -%}
+        {%- set where = rebuilt_dates_condition('business_date') if filtered else '' -%}
     {%- endif -%}
     {%- if where -%}
         {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
@@ -33,6 +35,23 @@
                   and (key == 'business_date' or key == ['business_date'])) }}
     {%- endfor -%}
     {{ return(false) }}
+{%- endmacro %}
+
+{#- pre-hook of every model (dbt_project.yml): an incremental model about to be built whole says so -#}
+{% macro record_whole_build() -%}
+    {%- if model.config.materialized == 'incremental' and not is_incremental() -%}
+        insert into meta.whole_builds (relation_name, invocation_id) values ('{{ this }}', '{{ invocation_id }}')
+        on conflict (relation_name) do update set invocation_id = excluded.invocation_id, built_at = now()
+    {%- endif -%}
+{%- endmacro %}
+
+{#- whether the relation was built whole earlier in this dbt invocation -#}
+{% macro built_whole_now(relation) -%}
+    {%- set whole_sql -%}
+        select count(*) from meta.whole_builds
+        where relation_name = '{{ relation }}' and invocation_id = '{{ invocation_id }}'
+    {%- endset -%}
+    {{ return(run_query(whole_sql).columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 {#- "<date_column> >= 'the first date loaded since the last daily build'", or '' when every date is tested.

@@ -1,11 +1,13 @@
 {#-
     Generic test: each loaded date's file_name extract reaches the model whole: one model row per delivered row
     and amount_column summing to the manifest's control total, so the daily build fails on the date that breaks
-    it (the month-end gate re-checks fct_od_daily on month ends only). Returns the offending dates. Like the
-    model (macros/rebuilt_dates.sql), the delivered dates are those the build rewrote.
+    it (the month-end gate re-checks fct_od_daily on month ends only). Returns the offending dates. A model
+    filtered to the dates its build rewrote (a query, not a relation: macros/rebuilt_dates.sql) is compared
+    on those delivered dates alone.
 -#}
 {% test matches_file_control_total(model, file_name, amount_column) %}
-{%- set rebuilt = rebuilt_dates_condition('l.business_date') if config.get('where') == '__rebuilt_dates__' %}
+    {%- set filtered = model is string and config.get('where') == '__rebuilt_dates__' -%}
+    {%- set rebuilt = rebuilt_dates_condition('l.business_date') if filtered -%}
 with delivered as (
     select
         l.business_date,

@@ -13,6 +13,7 @@ from typing import Literal
 EXTRACT_VERSION = 1
 MANIFEST_NAME = "_manifest.json"
 
+# odwh.history compares rows by value and numeric scale, exact for these types only (not for float: -0 = 0)
 ColumnType = Literal["text", "date", "numeric", "integer", "boolean"]
 FileKind = Literal["snapshot", "event"]
 

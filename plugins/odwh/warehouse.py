@@ -618,7 +618,7 @@ CHECKED_ROWS_DDL = "grant create on schema quarantine to odwh_loader;\n"
 
 
 # Migration 2's meta.secure_relation granted before it enabled row-level security. The grant rewrites the
-# table's pg_class row; an autovacuum that had started on the table then waited for that row (PostgreSQL 18:
+# table's pg_class row; an autovacuum that had started on the table then waited for that row (recent releases:
 # an in-place statistics update waits for the row's updater) while holding its lock, and the ALTER TABLE waited
 # for the autovacuum: a deadlock that failed the model (fct_od_daily, in CI). The ALTER TABLE now comes first:
 # waiting for its lock before any write, the build is blocked by the autovacuum alone, which is cancelled for it.
@@ -650,6 +650,19 @@ begin
         end if;
     end if;
 end $f$;
+"""
+
+
+# The daily models' tests read the dates an incremental build rewrote (docs/decisions/0037); an incremental model
+# built whole (its first build, a full refresh, a relation dropped) records it here, with dbt's invocation id,
+# so that its tests of the same invocation read every date.
+WHOLE_BUILDS_DDL = """
+create table if not exists meta.whole_builds (
+    relation_name text        primary key,
+    invocation_id text        not null,
+    built_at      timestamptz not null default now()
+);
+grant select, insert, update on meta.whole_builds to odwh_transformer;
 """
 
 
@@ -781,6 +794,7 @@ MIGRATIONS = (
         "secure_relation locks a mart before it grants (no deadlock with autovacuum)",
         SECURE_RELATION_LOCK_FIRST_DDL,
     ),
+    Migration(7, "meta.whole_builds: an incremental model built whole is tested whole", WHOLE_BUILDS_DDL),
 )
 
 MIGRATIONS_TABLE_DDL = """

@@ -80,7 +80,10 @@ def _write(
             values = [row.get(n) for n in names]
             copy.write_row([*values, number] if as_history else [*values, day, load_id, number])
     if as_history:
-        history.replace_date(conn, table, target, day, load_id, values=names, key=f.key, row_number=True)
+        numeric = [c.name for c in f.columns if not c.pii and c.pg_type == "numeric"]
+        history.replace_date(
+            conn, table, target, day, load_id, values=names, key=f.key, row_number=True, numeric=numeric
+        )
         conn.execute("drop table delivered_day")
 
 
