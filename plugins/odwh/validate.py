@@ -197,50 +197,35 @@ def known_provinces(conn: psycopg.Connection) -> list[str]:
     return sorted(name for (name,) in names if provinces.is_known(name))
 
 
-def _unchanged_rows(spec: contract.ExtractFile) -> sql.Composable:
-    """(date, row) of each row equal, column for column, to its key's row on the day before, staged too."""
-    same_key = sql.SQL(" and ").join(sql.SQL("p.{c} = c.{c}").format(c=sql.Identifier(k)) for k in spec.key)
-    same_row = sql.SQL("({}) is not distinct from ({})").format(
-        sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in spec.column_names),
-        sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in spec.column_names),
-    )
+def _with_change_flags(spec: contract.ExtractFile) -> sql.Composable:
+    """The staged rows with ``_unchanged`` (equal, column for column, to the key's last row of the day before,
+    staged too) and ``_repeated`` (the key has another row on its date), from one sort by key and date."""
+    keys = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    row = sql.SQL("row({})").format(sql.SQL(", ").join(map(sql.Identifier, spec.column_names)))
     # Dates are staged consecutively (a gap stops the door); were the day before not staged, no row would match
-    # and every row would be checked. One hash join on (date, key): a join through staged_dates let the planner
-    # pair every date with every date.
-    return sql.SQL("""select distinct c._business_date, c._row_number
-    from {t} as c
-    join {t} as p on p._business_date = c._business_date - 1 and {same_key}
-    where {same_row}""").format(t=quarantine.table(spec), same_key=same_key, same_row=same_row)
+    # and every row would be checked. A key repeated on the day before is compared with one of its rows only:
+    # a row so judged changed is checked, never skipped. Window functions over one sort, instead of joining the
+    # staged rows to themselves (two sorts of every row spilled to disk, then a merge join).
+    return sql.SQL("""(
+    select
+        s.*,
+        coalesce(lag(s._business_date) over by_key = s._business_date - 1
+                 and {row} is not distinct from lag({row}) over by_key, false) as _unchanged,
+        count(*) over (partition by {keys}, s._business_date) > 1 as _repeated
+    from {t} as s
+    window by_key as (partition by {keys} order by s._business_date, s._row_number)
+)""").format(row=row, keys=keys, t=quarantine.table(spec))
 
 
-def _changes_only(spec: contract.ExtractFile) -> tuple[list[sql.Composable], sql.Composable]:
-    """(joins, where): keep a snapshot row only where a rule could judge it differently from the day before, so a
+def _changes_only(spec: contract.ExtractFile) -> tuple[sql.Composable, sql.Composable]:
+    """(rows, where): keep a snapshot row only where a rule could judge it differently from the day before, so a
     year of unchanged accounts is checked once, not 365 times. Its row rules look at its own values
     alone, so a row equal to its key's row on the day before (staged too) gets that row's verdicts (which were
     checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
     or a foreign key misses, because those rules look at the other rows of the date."""
-    keys = sql.SQL(", ").join(map(sql.Identifier, spec.key))
-    joins: list[sql.Composable] = [
-        sql.SQL(
-            "left join ({}) as unchanged on unchanged._business_date = q._business_date"
-            " and unchanged._row_number = q._row_number"
-        ).format(_unchanged_rows(spec)),
-        sql.SQL("""left join (
-    select _business_date, {keys} from {t} group by _business_date, {keys} having count(*) > 1
-) as repeated on repeated._business_date = q._business_date and {same_key}""").format(
-            keys=keys,
-            t=quarantine.table(spec),
-            same_key=sql.SQL(" and ").join(
-                sql.SQL("repeated.{k} = q.{k}").format(k=sql.Identifier(k)) for k in spec.key
-            ),
-        ),
-    ]
-    kept: list[sql.Composable] = [
-        sql.SQL("unchanged._row_number is null"),
-        sql.SQL("repeated._business_date is not null"),
-    ]
+    kept: list[sql.Composable] = [sql.SQL("not q._unchanged"), sql.SQL("q._repeated")]
     kept += [sql.SQL("({}) is false").format(_fk_found(i, fk)) for i, fk in enumerate(spec.foreign_keys)]
-    return joins, sql.SQL("where ") + sql.SQL(" or ").join(kept)
+    return _with_change_flags(spec), sql.SQL("where ") + sql.SQL(" or ").join(kept)
 
 
 def checks_changes_only(spec: contract.ExtractFile) -> bool:
@@ -255,10 +240,10 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
     as change history, only the rows its rules could judge differently from the day before (staged too)."""
     columns, joins = _common_columns(spec), []
     extra = [_foreign_keys(spec)]
+    rows: sql.Composable = quarantine.table(spec)
     where: sql.Composable = sql.SQL("")
     if checks_changes_only(spec):
-        more_joins, where = _changes_only(spec)
-        extra.append(([], more_joins))
+        rows, where = _changes_only(spec)
     if spec.name == "od_transactions.csv":
         extra.append(_reversals())
     elif spec.name == "fx_rates.csv":
@@ -269,7 +254,7 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
         columns += more_columns
         joins += more_joins
     return sql.SQL("select {} from {} as q {} {}").format(
-        sql.SQL(", ").join(columns), quarantine.table(spec), sql.SQL(" ").join(joins), where
+        sql.SQL(", ").join(columns), rows, sql.SQL(" ").join(joins), where
     )
 
 
