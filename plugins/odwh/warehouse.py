@@ -434,7 +434,8 @@ READER, BRANCH_READER, PII_READER = "odwh_reader", "odwh_branch_reader", "pii_re
 ROLES = (LOADER, TRANSFORMER, PUBLISHER, READER, BRANCH_READER, PII_READER)
 
 # Group roles (NOLOGIN): a DBA grants them to login users. Roles are cluster-wide, so two databases migrating at
-# once may both try to create one: the loser of that race carries on.
+# once may both try to create one: the loser of that race carries on. Its meta.secure_relation is replaced by
+# migration 6 (SECURE_RELATION_LOCK_FIRST_DDL), which writes the function out again: this text is frozen.
 ACCESS_DDL = """
 do $$
 declare r text;
