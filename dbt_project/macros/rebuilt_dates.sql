@@ -1,13 +1,14 @@
 {#-
     The data tests of a daily model read the dates its build rewrote, not its whole history
     (docs/decisions/0037). A test configured with where: '__rebuilt_dates__' (every test: dbt_project.yml) on a
-    model that is incremental by business_date, outside the month-end models, sees only the business dates
-    loaded since the daily models' last recorded build (meta.model_builds, which odwh.pipeline advances once
-    the build and its tests passed) and after: the dates the incremental build replaced
-    (macros/daily_rebuild_from.sql; a model whose newest load id lags may rewrite earlier dates, unchanged).
-    Every date is read by a full refresh (a policy change, or by hand), by the tests of a model built whole in
-    the same dbt invocation (its first build: meta.whole_builds), by a run with nothing loaded since the last
-    build, and by a test on any other model. A `dbt test` after a failed build reads that build's window.
+    model that is incremental by business_date, outside the month-end models (or on a view over such rows
+    that says meta rebuilt_by_date: the grades, decision 0038), sees only the business dates loaded since the
+    daily models' last recorded build (meta.model_builds, which odwh.pipeline advances once the build and its
+    tests passed) and after: the dates the incremental build replaced (macros/daily_rebuild_from.sql; a model
+    whose newest load id lags may rewrite earlier dates, unchanged). Every date is read by a full refresh (a
+    policy change, or by hand), by the tests of a model built whole in the same dbt invocation (its first
+    build: meta.whole_builds; for a view, a model it reads), by a run with nothing loaded since the last build,
+    and by a test on any other model. A `dbt test` after a failed build reads that build's window.
 -#}
 
 {#- dbt's own macro, which generic tests call with the tested relation, taught the placeholder -#}
@@ -23,7 +24,8 @@
     {{ return(relation) }}
 {%- endmacro %}
 
-{#- whether the relation is a daily model that an incremental build replaces by whole business dates -#}
+{#- whether the relation is a daily model that an incremental build replaces by whole business dates, or a view
+    over such models' dates that says so (meta rebuilt_by_date: the grades, decision 0038) -#}
 {% macro rebuilt_by_date(relation) -%}
     {%- if not execute -%}
         {{ return(false) }}
@@ -31,6 +33,9 @@
     {%- for node in graph.nodes.values() if node.resource_type == 'model'
         and node.relation_name == relation | string -%}
         {%- set key = node.config.unique_key -%}
+        {%- if node.config.materialized == 'view' -%}
+            {{ return(node.config.get('meta', {}).get('rebuilt_by_date', false)) }}
+        {%- endif -%}
         {{ return(node.config.materialized == 'incremental' and 'month_end' not in node.tags
                   and (key == 'business_date' or key == ['business_date'])) }}
     {%- endfor -%}
@@ -45,11 +50,19 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- whether the relation was built whole earlier in this dbt invocation -#}
+{#- whether the relation was built whole earlier in this dbt invocation; a view (recreated by every build: a
+    table it reads is replaced, and drops it) counts as built whole when a model it reads was -#}
 {% macro built_whole_now(relation) -%}
+    {%- set relations = [relation | string] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model'
+        and node.relation_name == relation | string and node.config.materialized == 'view' -%}
+        {%- for parent in node.depends_on.nodes if parent in graph.nodes -%}
+            {%- do relations.append(graph.nodes[parent].relation_name) -%}
+        {%- endfor -%}
+    {%- endfor -%}
     {%- set whole_sql -%}
         select count(*) from meta.whole_builds
-        where relation_name = '{{ relation }}' and invocation_id = '{{ invocation_id }}'
+        where relation_name in ('{{ relations | join("', '") }}') and invocation_id = '{{ invocation_id }}'
     {%- endset -%}
     {{ return(run_query(whole_sql).columns[0].values()[0] > 0) }}
 {%- endmacro %}

@@ -1,11 +1,8 @@
 -- NBC grade of every OD position (rulebook F): every OD is short-term (OD policy §4: up to 12 months), graded
 -- from its days past due with the nbc_grading_rules version in force on the day. One row per account and
 -- business date: the grade history is kept, never overwritten (migrations compare two dates' rows).
--- Incremental: whole business dates from the earliest date touched by a newer load (no look-back: a row uses
--- its own day's days past due only).
-{{ config(indexes=account_day_indexes()) }}
-
-{%- set from_date = daily_rebuild_from(ref('int_od__days_past_due_daily')) %}
+-- A view (decision 0038): a row's grade is a function of that row's days past due and the rule versions, so a
+-- reader's date condition reaches the days-past-due table's index and only those dates are graded.
 
 -- the columns grading reads, with the term class every OD has (a narrower read than the DPD model's rows)
 with days_past_due as (
@@ -16,7 +13,6 @@ with days_past_due as (
         'SHORT' as term_class,
         load_id
     from {{ ref('int_od__days_past_due_daily') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 )
 
 select

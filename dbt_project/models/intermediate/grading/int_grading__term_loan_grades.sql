@@ -2,18 +2,9 @@
 -- original term (SHORT when original_term_months <= the short_term_max_months parameter, else LONG), grade
 -- from the core system's days_past_due and the nbc_grading_rules version in force on the date. One row per
 -- (loan_id, business_date): the grade history is kept, a later snapshot never overwrites an earlier row.
--- Incremental: whole business dates from the earliest date touched by a load newer than this table's newest
--- load_id (a re-delivered date recomputes that date); no look-back is needed (a row uses its own date only).
--- depends_on: {{ ref('stg_core_banking__branches') }}
-{{ config(
-    indexes=[
-        {'columns': ['loan_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
-    ],
-) }}
-
-{%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') %}
+-- A view over the loans' change history (decision 0038): its readers ask for month ends and write-off dates,
+-- and their date condition reaches meta.loads before a version is expanded, so only those dates are graded.
+-- Stored, it was the warehouse's largest table (a row per loan per day) for a handful of dates ever read.
 
 -- the loan columns the grade and the output need, not *: staging carries more than a graded loan keeps
 with loans as (
@@ -29,7 +20,6 @@ with loans as (
         days_past_due,
         _load_id
     from {{ ref('stg_core_banking__loans') }}
-    {% if from_date %}where business_date >= '{{ from_date }}'::date{% endif %}
 ),
 
 -- the short-term threshold in force on the row's date (a missing parameter fails the query)

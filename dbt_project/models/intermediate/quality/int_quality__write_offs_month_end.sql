@@ -20,9 +20,21 @@ term_written_off as (
         loan_id as account_id,
         max(currency) as currency,
         min(business_date) as written_off_on
-    from {{ ref('int_grading__term_loan_grades') }}
+    from {{ ref('stg_core_banking__loans') }}  -- no grade needed: the snapshot, not the grade view
     where status = 'WRITTEN_OFF'
     group by loan_id
+),
+
+-- the written-off loans' snapshot rows alone: an array (computed once), not a join, so the condition filters
+-- the change history before it is expanded to dates (a join expanded every loan on every date first: 4 s at
+-- 10,000 x 365)
+term_written_off_rows as (
+    select
+        loan_id,
+        business_date,
+        outstanding_principal
+    from {{ ref('stg_core_banking__loans') }}
+    where loan_id = any(array(select t.account_id from term_written_off as t))
 ),
 
 -- one arm per product family, alike in shape: each reads its own positions (OD days, graded term loans)
@@ -46,7 +58,7 @@ written_off as (
         w.written_off_on,
         l.outstanding_principal as amount_written_off
     from term_written_off as w
-    left join {{ ref('int_grading__term_loan_grades') }} as l
+    left join term_written_off_rows as l
         on w.account_id = l.loan_id and l.business_date = w.written_off_on - 1
 ),
 

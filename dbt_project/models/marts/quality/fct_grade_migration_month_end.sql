@@ -63,8 +63,10 @@ later_status as (
         loan_id as account_id,
         business_date as month_end,
         status
-    from {{ ref('int_grading__term_loan_grades') }}
-    where business_date in (select month_end from pairs)
+    -- the status alone: the snapshot, not the grade view; the month ends as an array (computed once), so the
+    -- condition reaches meta.loads before the change history is expanded (a join expanded every date first)
+    from {{ ref('stg_core_banking__loans') }}
+    where business_date = any(array(select month_end from pairs))
 ),
 
 moves as (
