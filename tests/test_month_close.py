@@ -291,3 +291,26 @@ def test_a_failed_gate_leaves_the_previous_publication_untouched(
     assert_only_published_releases(reports)
     (passed,) = query(url, "select gate_passed from meta.publications order by published_at desc limit 1")[0]
     assert passed is False
+
+
+@pytest.mark.slow
+def test_a_month_end_build_creates_the_grade_views_a_failed_daily_build_left_dropped(
+    closed: tuple[str, Path, Path, str],
+) -> None:
+    """Decision 0038: dbt drops a view when it replaces a table the view reads, and creates it later in the same
+    build; a daily build that failed in between leaves the grade views missing. A month close must not need
+    them to be there."""
+    from odwh import pipeline
+
+    url, *_ = closed
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "drop view intermediate.int_grading__term_loan_grades, intermediate.int_grading__od_grades_daily cascade"
+        )
+    pipeline.build_month_end(url, [FEB.isoformat()])
+    views = query(
+        url,
+        "select table_name from information_schema.views"
+        " where table_schema = 'intermediate' and table_name like 'int_grading%' order by 1",
+    )
+    assert views == [("int_grading__od_grades_daily",), ("int_grading__term_loan_grades",)]
