@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, history, pipeline, publication, simulate, warehouse
+from odwh import contract, history, pipeline, publication, receiving, simulate, warehouse
 from psycopg import sql
 from support import REPO
 from support.airflow import airflow_env, odwh_run
@@ -274,7 +274,7 @@ def test_a_tampered_archive_copy_is_refused_and_kept(
     report = pipeline.ingest(fresh_db, str(reference.landing), echo=False)
     assert [o.status for o in report.outcomes] == ["loaded", "rejected", "waiting", "waiting", "waiting"]
     refused = report.outcomes[1].detail
-    assert str(copy) in refused and pipeline.TAMPERED_ARCHIVE in refused
+    assert str(copy) in refused and receiving.TAMPERED_ARCHIVE in refused
     assert "2026-01-30/od_balances.csv" in refused  # the file and the rule (sha256) it breaks
     assert query(fresh_db, "select count(*) from raw.od_balances where _business_date > %s", FIRST) == [(0,)]
     assert tampered.exists()  # kept for investigation

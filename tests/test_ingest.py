@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from odwh import contract, history, load, pipeline, quarantine, validate
+from odwh import contract, history, load, pipeline, quarantine, receiving, validate
+from odwh import landing as landing_module
 from psycopg import sql
 from support.extract import write_delivery, write_manifest
 
@@ -147,6 +148,32 @@ def test_manifest_mismatch_is_refused(fresh_db, tmp_path, archive):
     assert report.outcomes[0].status == "rejected"
     assert "od_transactions.csv" in report.outcomes[0].detail
     assert _counts(fresh_db, "od_transactions") == {}
+
+
+def test_the_next_date_is_received_by_a_helper_process_never_past_a_refused_one(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    D4 = date(2026, 10, 4)
+
+    def tamper(folder):
+        write_manifest(folder, D2)
+        with (folder / "od_transactions.csv").open("a") as fh:  # a row added after the manifest was written
+            fh.write(f"X1,OD01,{D2},DRAWDOWN,DEBIT,1.00,AGENT,\n")
+
+    for day in (D1, D3, D4):
+        write_delivery(landing, day)
+    write_delivery(landing, D2, edit_folder=tamper, manifest=False)
+    pending = landing_module.list_deliveries(landing)
+
+    def not_here(*args):
+        raise AssertionError("received in the door's own process")
+
+    monkeypatch.setattr(receiving, "receive", not_here)  # the helper process has its own
+    archive = tmp_path / "archive"
+    with receiving.one_ahead(pending, archive) as receive:
+        first, second = receive(0), receive(1)
+    assert first.problems == [] and first.manifest().business_date == D1.isoformat()
+    assert any("od_transactions.csv" in p and landing_module.RULE_ROWS in p for p in second.problems)
+    assert sorted(p.name for p in archive.iterdir()) == [D1.isoformat(), D2.isoformat()]  # D3, D4 untouched
 
 
 def test_client_identifiers_go_to_the_pii_schema_only(fresh_db, tmp_path, archive):

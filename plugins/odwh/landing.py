@@ -253,7 +253,7 @@ def read_manifest_bytes(folder: StoragePath) -> bytes:
 # --- reading only regular files, line by line ----------------------------------------------------------------
 
 
-def _local_path(path: StoragePath) -> Path | None:
+def local_path(path: StoragePath) -> Path | None:
     """The local path behind ``path`` (a Path or a ``file://`` ObjectStoragePath); None for remote storage,
     which has no links or special files to refuse."""
     if isinstance(path, Path):
@@ -264,13 +264,13 @@ def _local_path(path: StoragePath) -> Path | None:
 
 
 def _is_link(path: StoragePath) -> bool:
-    local = _local_path(path)
+    local = local_path(path)
     return local is not None and local.is_symlink()
 
 
 def _present(path: StoragePath) -> bool:
     """Exists, without following a final symbolic link (a dangling link is present, and refused)."""
-    local = _local_path(path)
+    local = local_path(path)
     return os.path.lexists(local) if local is not None else path.exists()
 
 
@@ -295,7 +295,7 @@ def open_regular(path: StoragePath, label: str) -> IO[bytes]:
     descriptor close the window where it could be swapped for a link; ``O_NONBLOCK`` lets a FIFO be opened
     (and refused) without waiting for a writer.
     """
-    local = _local_path(path)
+    local = local_path(path)
     if local is None:
         return path.open("rb")
     mode = os.lstat(local).st_mode

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from odwh import contract, landing, load, progress, quarantine, runlock, validate, warehouse
+from odwh import contract, landing, load, progress, quarantine, receiving, runlock, validate, warehouse
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -175,9 +176,17 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
             last = report.outcomes[-1] if report.outcomes else None
             return last if last is not None and last.status != "loaded" else None
 
-        received, refusal = _receive(pending, max(load.current_loads(conn), default=None))
-        if received:
-            with quarantine.quarantined(conn, [r.archived for r in received]) as staged:
+        received: list[_Received] = []
+        refusal: list[list[str]] = []
+        if pending:
+            last_loaded = max(load.current_loads(conn), default=None)
+
+            def folders() -> Iterator[Path]:  # each date staged as soon as it is received
+                for item in _receive(pending, last_loaded, refusal):
+                    received.append(item)
+                    yield item.archived
+
+            with quarantine.quarantined(conn, folders()) as staged:
                 checked = validate.check_staged(conn, loader, staged)
                 for item in received:
                     blocked = blocker()
@@ -187,8 +196,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
             blocked = blocker()
             if blocked is not None:
                 record(_waiting(delivery, blocked))
-            elif refusal is not None:
-                record(_reject(conn, delivery, refusal))
+            elif refusal:
+                record(_reject(conn, delivery, refusal[0]))
         if report.loaded_dates:
             load.analyze_raw(conn)
     return report
@@ -204,31 +213,23 @@ def _waiting(delivery: landing.Delivery, blocker: DateOutcome) -> DateOutcome:
 
 
 def _receive(
-    pending: list[landing.Delivery], last_loaded: date | None
-) -> tuple[list[_Received], list[str] | None]:
-    """Archive and verify the pending dates in order, up to the first that fails (and its problems)."""
-    received: list[_Received] = []
-    for delivery in pending:
-        previous = received[-1].delivery.business_date if received else last_loaded
-        if previous and delivery.business_date > previous + timedelta(days=1):
-            gap = (previous + timedelta(days=1)).isoformat()
-            return received, [f"gap: business date {gap} has not been delivered (or is incomplete)"]
-        try:
-            archived = landing.archive_delivery(delivery, archive_root())
-            manifest = landing.read_manifest(archived)
-        except landing.LandingError as exc:
-            return received, [str(exc)]
-        except OSError as exc:
-            # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
-            return received, [f"{archive_root()}: {ARCHIVE_FAILED} ({exc.strerror or exc})"]
-        problems = [str(p) for p in landing.verify_manifest(archived)]
-        # the delivery is sound, its archive is not
-        if problems and not landing.verify_manifest(delivery.path):
-            problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
-        if problems:
-            return received, problems
-        received.append(_Received(delivery, archived, manifest))
-    return received, None
+    pending: list[landing.Delivery], last_loaded: date | None, refusal: list[list[str]]
+) -> Iterator[_Received]:
+    """The pending dates archived and verified, in order, up to the first that fails (its problems are
+    appended to ``refusal``). Each next date is verified in a helper process while the caller stages this one:
+    the manifest's pass over every byte (Python, one core) beside PostgreSQL's COPY (the other)."""
+    with receiving.one_ahead(pending, archive_root()) as receive:
+        for i, delivery in enumerate(pending):
+            previous = pending[i - 1].business_date if i else last_loaded
+            if previous and delivery.business_date > previous + timedelta(days=1):
+                gap = (previous + timedelta(days=1)).isoformat()
+                refusal.append([f"gap: business date {gap} has not been delivered (or is incomplete)"])
+                return
+            received = receive(i)
+            if received.problems:
+                refusal.append(received.problems)
+                return
+            yield _Received(delivery, received.archived, received.manifest())
 
 
 def _admit(conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport) -> DateOutcome:
@@ -254,15 +255,6 @@ def _admit(conn: psycopg.Connection, item: _Received, checked: validate.Validati
     return DateOutcome(
         delivery.business_date.isoformat(), "loaded", detail, loaded.total_rows, checked.warnings
     )
-
-
-ARCHIVE_FAILED = (
-    "could not archive the delivery, so nothing of it was loaded: free space or fix the folder and run again"
-)
-TAMPERED_ARCHIVE = (
-    "the archive copy of this delivery no longer matches its manifest (changed after it was archived); it is"
-    " kept as it is for investigation: move it aside and rerun to archive the delivery again"
-)
 
 
 def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:

@@ -13,7 +13,7 @@ and empties the quarantine on the way in (what a killed run left) and on the way
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -61,7 +61,7 @@ def checked_table(f: contract.ExtractFile) -> str:
 
 @contextmanager
 def quarantined(
-    conn: psycopg.Connection, folders: Sequence[StoragePath], files: Sequence[str] | None = None
+    conn: psycopg.Connection, folders: Iterable[StoragePath], files: Sequence[str] | None = None
 ) -> Iterator[list[StagedDate]]:
     """Stage ``folders`` (in date order) and yield what was staged; the quarantine is empty before and after.
 
@@ -98,7 +98,7 @@ def remove_date(conn: psycopg.Connection, business_date: date) -> None:
 
 
 def stage(
-    conn: psycopg.Connection, folders: Sequence[StoragePath], files: Sequence[str] | None = None
+    conn: psycopg.Connection, folders: Iterable[StoragePath], files: Sequence[str] | None = None
 ) -> list[StagedDate]:
     staged: list[StagedDate] = []
     wanted = [f for f in contract.FILES if files is None or f.name in files]

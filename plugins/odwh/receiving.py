@@ -1,0 +1,143 @@
+"""Receiving a delivery: its archive copy, verified against its manifest (``odwh.landing``), before the door
+stages it (``odwh.pipeline.ingest``).
+
+The verification reads every byte in Python (sha256, rows, field counts, control totals): one core's work. While
+the door COPYs one date into quarantine (PostgreSQL, the other core), :func:`one_ahead` has the next date received
+in a helper process (``python -m odwh.receiving``, one JSON line per date each way): a thread would share the
+interpreter's lock with the COPY and gain little, and ``multiprocessing`` would import the caller's main module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+from odwh import contract, landing
+
+ARCHIVE_FAILED = (
+    "could not archive the delivery, so nothing of it was loaded: free space or fix the folder and run again"
+)
+TAMPERED_ARCHIVE = (
+    "the archive copy of this delivery no longer matches its manifest (changed after it was archived); it is"
+    " kept as it is for investigation: move it aside and rerun to archive the delivery again"
+)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A delivery archived and compared with its manifest: ``problems`` is empty when it matches."""
+
+    archived: Path
+    problems: list[str]
+
+    def manifest(self) -> contract.Manifest:
+        return landing.read_manifest(self.archived)
+
+
+def receive(delivery: landing.Delivery, archive_root: Path) -> Received:
+    """Archive ``delivery`` under ``archive_root`` and verify the copy against its manifest."""
+    try:
+        archived = landing.archive_delivery(delivery, archive_root)
+        landing.read_manifest(archived)
+    except landing.LandingError as exc:
+        return Received(archive_root, [str(exc)])
+    except OSError as exc:  # e.g. a full disk: nothing of the copy is left (archive_delivery), nothing loaded
+        return Received(archive_root, [f"{archive_root}: {ARCHIVE_FAILED} ({exc.strerror or exc})"])
+    problems = [str(p) for p in landing.verify_manifest(archived)]
+    if problems and not landing.verify_manifest(delivery.path):  # the delivery is sound, its archive is not
+        problems.insert(0, f"{archived}: {TAMPERED_ARCHIVE}")
+    return Received(archived, problems)
+
+
+@contextmanager
+def one_ahead(pending: list[landing.Delivery], archive_root: Path) -> Iterator[Callable[[int], Received]]:
+    """``receive(i)``, to be called for i = 0, 1, ... in order: :func:`receive` of ``pending[i]``. With two or
+    more local dates, the next one is received by a helper process while the caller works on this one; a date
+    after a refused one is never touched. Remote storage is received here (its client lives in this process)."""
+    if len(pending) < 2 or any(landing.local_path(d.path) is None for d in pending):
+        yield lambda i: receive(pending[i], archive_root)
+        return
+    with _Helper() as helper:
+        helper.ask(pending[0], archive_root)
+
+        def receive_in_order(i: int) -> Received:
+            received = helper.answer()
+            if not received.problems and i + 1 < len(pending):
+                helper.ask(pending[i + 1], archive_root)
+            return received
+
+        yield receive_in_order
+
+
+class _Helper:
+    """``python -m odwh.receiving`` as a child process: a request line in, a :class:`Received` line out."""
+
+    def __enter__(self) -> _Helper:
+        package_root = str(
+            Path(__file__).resolve().parents[1]
+        )  # odwh importable however this process found it
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "odwh.receiving"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()  # the helper finishes the date it is on (an archive is never half written)
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def ask(self, delivery: landing.Delivery, archive_root: Path) -> None:
+        request = {
+            "business_date": delivery.business_date.isoformat(),
+            "path": str(delivery.path),
+            "manifest_sha256": delivery.manifest_sha256,
+            "archive_root": str(archive_root),
+        }
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+
+    def answer(self) -> Received:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the receiving helper process ended (exit code {self.process.wait()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"the receiving helper process failed:\n{reply['error']}")
+        return Received(Path(reply["archived"]), reply["problems"])
+
+
+def _serve(requests: IO[str], replies: IO[str]) -> None:
+    for line in requests:
+        request = json.loads(line)
+        delivery = landing.Delivery(
+            date.fromisoformat(request["business_date"]), Path(request["path"]), request["manifest_sha256"]
+        )
+        try:
+            received = receive(delivery, Path(request["archive_root"]))
+            reply: dict[str, object] = {"archived": str(received.archived), "problems": received.problems}
+        except Exception:  # reported to the door, which raises it
+            reply = {"error": traceback.format_exc()}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve(sys.stdin, sys.stdout)
