@@ -12,9 +12,12 @@ Row numbers are 1-based data rows: the header is row 0, the first data row is ro
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -261,14 +264,41 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
 # --- running ------------------------------------------------------------------------------------------------
 
 
-def _checked_rows(conn: psycopg.Connection, spec: contract.ExtractFile) -> gx.TableBatch:
+CHECK_CONNECTIONS = 2  # the machine's cores: each file's query is one PostgreSQL process's work
+
+
+def _write_checked_rows(connections: queue.Queue[psycopg.Connection], spec: contract.ExtractFile) -> None:
     """Write the file's query once to an unlogged table of quarantine (dropped after the check, and by the
-    quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query."""
-    name = quarantine.checked_table(spec)
-    target = sql.Identifier("quarantine", name)
-    conn.execute(sql.SQL("drop table if exists {}").format(target))
-    conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
-    return gx.TableBatch(by_file()[spec.name], "quarantine", name, "staged_dates")
+    quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query.
+    Runs on a free connection of ``connections``, beside the other files' on the others."""
+    conn = connections.get()
+    try:
+        target = sql.Identifier("quarantine", quarantine.checked_table(spec))
+        conn.execute(sql.SQL("drop table if exists {}").format(target))
+        conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
+    finally:
+        connections.put(conn)
+
+
+def _checked_batches(
+    conn: psycopg.Connection, checker_url: str, delivered: Sequence[contract.ExtractFile]
+) -> list[gx.TableBatch]:
+    """Every delivered file's checked rows written, CHECK_CONNECTIONS files at a time (``conn`` and more
+    connections to ``checker_url``), while this thread imports Great Expectations and builds the suites."""
+    connections: queue.Queue[psycopg.Connection] = queue.Queue()
+    connections.put(conn)
+    with contextlib.ExitStack() as stack:
+        for _ in range(min(CHECK_CONNECTIONS, len(delivered)) - 1):
+            connections.put(stack.enter_context(psycopg.connect(checker_url, autocommit=True)))
+        with ThreadPoolExecutor(CHECK_CONNECTIONS) as pool:
+            written = [pool.submit(_write_checked_rows, connections, f) for f in delivered]
+            suites = by_file()  # seconds of Python (GX's import), while PostgreSQL writes the tables
+            for done in written:
+                done.result()
+    return [
+        gx.TableBatch(suites[f.name], "quarantine", quarantine.checked_table(f), "staged_dates")
+        for f in delivered
+    ]
 
 
 def check_staged(
@@ -290,7 +320,7 @@ def check_staged(
         problems[d.business_date] += _absent(d, checked)
     delivered = [f for f in checked if any(f.name in d.rows for d in staged)]
     try:
-        batches = [_checked_rows(conn, f) for f in delivered]
+        batches = _checked_batches(conn, checker_url, delivered) if delivered else []
         results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS) if batches else []
     finally:
         quarantine.drop_checked(conn)
