@@ -3,6 +3,7 @@ delivered, through appends, corrected redeliveries of the newest and of earlier 
 
 from __future__ import annotations
 
+import queue
 import random
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, history, landing, load, quarantine, warehouse
+from odwh import contract, history, landing, load, quarantine, validate, warehouse
 from psycopg import sql
 from support.extract import write_delivery
 
@@ -62,23 +63,37 @@ class Deliveries:
             rows[f.name] = day
         return rows
 
-    def load(self, day: date, rows: Delivered) -> None:
+    def write(self, day: date, rows: Delivered) -> Path:
         self.steps += 1
 
         def replace(files: dict[str, list[dict[str, str]]]) -> None:
             files.update({name: [dict(r) for r in delivered] for name, delivered in rows.items()})
 
         folder = write_delivery(self.root / f"step{self.steps}", day, mutate=replace)
-        manifest = landing.read_manifest(folder)
-        with (
-            psycopg.connect(self.url, autocommit=True) as conn,
-            quarantine.quarantined(conn, [folder]) as staged,
-        ):
-            lineage = {"manifest_sha256": f"s{self.steps}", "source_folder": "test", "archive_folder": "test"}
-            load.promote(conn, manifest, list(staged[0].rows), **lineage)
         self.expected[day] = rows
         if day == max(self.expected):
             self.last = rows
+        return folder
+
+    def load(self, day: date, rows: Delivered) -> None:
+        self.promote([self.write(day, rows)])
+
+    def promote(self, folders: list[Path], *, day_before_loaded: bool = False) -> None:
+        """Stage ``folders`` together and promote them in order; with ``day_before_loaded``, as the door does
+        for consecutive dates: the contract check's changed rows first, then only those merged."""
+        with (
+            psycopg.connect(self.url, autocommit=True) as conn,
+            quarantine.quarantined(conn, folders) as staged,
+        ):
+            if day_before_loaded:
+                connections: queue.Queue[psycopg.Connection] = queue.Queue()
+                connections.put(conn)
+                for f in HISTORY_FILES:
+                    validate._write_checked_rows(connections, f)
+            for folder, day in zip(folders, staged, strict=True):
+                lineage = {"manifest_sha256": str(folder), "source_folder": "test", "archive_folder": "test"}
+                manifest = landing.read_manifest(folder)
+                load.promote(conn, manifest, list(day.rows), day_before_loaded=day_before_loaded, **lineage)
 
     def check(self) -> None:
         """Every loaded date as of itself equals its last delivery; no overlapping or equal adjacent versions."""
@@ -153,6 +168,30 @@ def test_every_loaded_date_reads_back_as_last_delivered(fresh_db, tmp_path, seed
     deliveries.load(middle, deliveries.expected[days[1]])  # a date made equal to the day before
     deliveries.check()
     deliveries.load(newest + timedelta(1), deliveries.next_day())  # and the next date appended after all that
+    deliveries.check()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_dates_staged_together_merge_only_the_rows_that_changed(fresh_db, tmp_path, seed) -> None:
+    """The door's path for consecutive dates (odwh.load ``day_before_loaded``): a date's merge reads the contract
+    check's changed rows and the date's keys only, and every date still reads back as delivered."""
+    deliveries = Deliveries(fresh_db, tmp_path, seed)
+    days = [FIRST + timedelta(n) for n in range(6)]
+    deliveries.load(days[0], deliveries.next_day())
+    deliveries.promote(
+        [deliveries.write(day, deliveries.next_day()) for day in days[1:]], day_before_loaded=True
+    )
+    deliveries.check()
+    corrected = [
+        deliveries.write(day, deliveries.next_day(change=0.5)) for day in days[3:]
+    ]  # the last 3 again
+    deliveries.promote(corrected, day_before_loaded=True)
+    deliveries.check()
+    appended = [
+        deliveries.write(day, deliveries.next_day())
+        for day in (days[-1] + timedelta(1), days[-1] + timedelta(2))
+    ]
+    deliveries.promote(appended, day_before_loaded=True)
     deliveries.check()
 
 

@@ -25,7 +25,8 @@ loaded; "as of D" is only asked of loaded dates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import psycopg
@@ -74,10 +75,20 @@ def _is_newest(conn: psycopg.Connection, d: date) -> bool:
     return newest is None or d > newest
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What the contract check learnt of a date whose day before was loaded from the same staging: ``rows``, a
+    relation of the rows (typed, like ``replace_date``'s ``day``) that differ in text from their key's row the
+    day before or are new; ``keys``, a relation of the key columns of every row delivered on the date."""
+
+    rows: sql.Composable
+    keys: sql.Composable
+
+
 def replace_date(
     conn: psycopg.Connection,
     table: sql.Identifier,
-    day: sql.Composable,
+    day: Callable[[], sql.Composable],
     d: date,
     load_id: int,
     *,
@@ -85,18 +96,27 @@ def replace_date(
     key: Sequence[str],
     row_number: bool,
     numeric: Sequence[str],
+    changes: Changes | None = None,
 ) -> None:
-    """Make the rows of ``day`` (a relation of the ``values`` columns, typed, one row per key, plus
+    """Make the rows of ``day()`` (a relation of the ``values`` columns, typed, one row per key, plus
     ``_row_number`` when ``row_number``; ``numeric`` names those of type numeric) the rows of business date
-    ``d`` in the history ``table`` (schema-qualified), as delivered by load ``load_id``."""
+    ``d`` in the history ``table`` (schema-qualified), as delivered by load ``load_id``.
+
+    With ``changes``, given when the day before ``d`` was loaded from the same staging: if ``d`` follows that
+    date directly, the current versions after the cut-off are that day's rows, so only the changed rows and
+    the keys no longer delivered are compared, and ``day`` is never asked for."""
     parts = _Parts(values, key, row_number, numeric)
     if _is_newest(conn, d):
         conn.execute(sql.SQL("delete from {} where valid_from = %s").format(table), (d,))
         conn.execute(sql.SQL("update {} set valid_to = null where valid_to = %s").format(table), (d,))
-        _append(conn, table, day, d, load_id, parts)
+        if changes is not None and _newest_other_date(conn, d) == d - timedelta(days=1):
+            _append_changes(conn, table, changes, d, load_id, parts)
+        else:
+            _append(conn, table, day(), d, load_id, parts)
     else:
-        _cut_out_changed(conn, table, day, d, parts)
-        _merge_in(conn, table, day, d, load_id, parts)
+        rows = day()
+        _cut_out_changed(conn, table, rows, d, parts)
+        _merge_in(conn, table, rows, d, load_id, parts)
 
 
 class _Parts:
@@ -142,13 +162,40 @@ def _append(
     conn: psycopg.Connection, table: sql.Identifier, day: sql.Composable, d: date, load_id: int, parts: _Parts
 ) -> None:
     """``d`` after every loaded date: close the current versions whose row changed or vanished, open the new."""
-    equal_current = sql.SQL("h.valid_to is null and {} and {}").format(parts.same_key, parts.same_row)
     conn.execute(
         sql.SQL(
             "update {t} h set valid_to = %s where h.valid_to is null and not exists (select from {day} s where {k})"
         ).format(t=table, day=day, k=sql.SQL("{} and {}").format(parts.same_key, parts.same_row)),
         (d,),
     )
+    _open_versions(conn, table, day, d, load_id, parts)
+
+
+def _append_changes(
+    conn: psycopg.Connection, table: sql.Identifier, changes: Changes, d: date, load_id: int, parts: _Parts
+) -> None:
+    """``d`` the day after the date the current versions hold: :func:`_append`, reading only what changed."""
+    # two statements: either condition is a join, both in one would be a subquery run per version
+    conn.execute(
+        sql.SQL(
+            "update {t} h set valid_to = %s from {rows} s where h.valid_to is null and {k} and not ({same})"
+        ).format(t=table, rows=changes.rows, k=parts.same_key, same=parts.same_row),
+        (d,),
+    )
+    conn.execute(
+        sql.SQL(
+            "update {t} h set valid_to = %s where h.valid_to is null and not exists (select from {keys} s where {k})"
+        ).format(t=table, keys=changes.keys, k=parts.same_key),
+        (d,),
+    )
+    _open_versions(conn, table, changes.rows, d, load_id, parts)
+
+
+def _open_versions(
+    conn: psycopg.Connection, table: sql.Identifier, day: sql.Composable, d: date, load_id: int, parts: _Parts
+) -> None:
+    """A version from ``d`` for each row of ``day`` that no current version equals."""
+    equal_current = sql.SQL("h.valid_to is null and {} and {}").format(parts.same_key, parts.same_row)
     number = sql.SQL(", s._row_number" if parts.row_number else "")
     conn.execute(
         sql.SQL(

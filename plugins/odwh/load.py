@@ -16,7 +16,7 @@ from datetime import date
 import psycopg
 from psycopg import sql
 
-from odwh import contract, history, quarantine
+from odwh import contract, history, quarantine, validate
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,16 @@ def promote(
     manifest_sha256: str,
     source_folder: str,
     warnings: Sequence[str] = (),
+    day_before_loaded: bool = False,
 ) -> LoadResult:
     """Move ``files`` (the contract files delivered) of ``manifest.business_date`` from quarantine into raw and
     pii; commit once. ``archive_folder`` is the archived (immutable) copy they were staged from, ``source_folder``
     where it was delivered (for lineage); ``warnings`` (validation's, e.g. extra columns ignored) are recorded
     with the load. ``conn`` must be in autocommit mode: the date is committed here, as a transaction of its own.
+
+    ``day_before_loaded``: the day before was staged with this date and promoted just before it, so the contract
+    check's tables of the snapshots kept as history hold this date's changed rows (``odwh.validate``), and only
+    those are merged into the versions (``history.Changes``).
     """
     if not conn.autocommit:
         raise ValueError(
@@ -92,7 +97,7 @@ def promote(
             for f in contract.FILES:
                 _delete_date(conn, f, business_date)
                 if f.name in files:
-                    rows[f.name] = _promote_file(conn, f, business_date, load_id)
+                    rows[f.name] = _promote_file(conn, f, business_date, load_id, day_before_loaded)
                     _check_count(f.name, rows[f.name], manifest)
                 elif f.kind == "snapshot":
                     raise LoadError(f"{business_date}/{f.name}: snapshot file missing")
@@ -132,16 +137,25 @@ def _delete_date(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> 
         )
 
 
-def _promote_file(conn: psycopg.Connection, f: contract.ExtractFile, d: date, load_id: int) -> int:
+def _promote_file(
+    conn: psycopg.Connection, f: contract.ExtractFile, d: date, load_id: int, day_before_loaded: bool
+) -> int:
     staged = sql.SQL("(select * from {} where _business_date = {}) as staged").format(
         quarantine.table(f), sql.Literal(d)
     )
+    checked = None
+    if day_before_loaded and validate.checks_changes_only(f):
+        checked = sql.SQL("(select * from quarantine.{} where _business_date = {}) as changed").format(
+            sql.Identifier(quarantine.checked_table(f)), sql.Literal(d)
+        )
     inserted = _insert_typed(
-        conn, f, staged, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii]
+        conn, f, staged, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii], checked=checked
     )
     if any(c.pii for c in f.columns):
         key_and_pii = [f.column(k) for k in f.key] + [c for c in f.columns if c.pii]
-        _insert_typed(conn, f, staged, d, load_id, schema="pii", cols=key_and_pii, row_number=False)
+        _insert_typed(
+            conn, f, staged, d, load_id, schema="pii", cols=key_and_pii, row_number=False, checked=checked
+        )
     return inserted
 
 
@@ -155,33 +169,64 @@ def _insert_typed(
     schema: str,
     cols: list[contract.Column],
     row_number: bool = True,
+    checked: sql.Composable | None = None,
 ) -> int:
     """Cast the staged text (``stage``: a relation with the contract's columns and ``_row_number``) into the
     typed table (the number of rows delivered); the contract's empty field is null. A snapshot stored as history
-    (odwh.history) gets the date's rows merged into its versions."""
+    (odwh.history) gets the date's rows merged into its versions; ``checked``, when given, holds the date's rows
+    that changed since the day before, which is then all the merge reads besides the date's keys."""
     values = [c.name for c in cols]
+    numbers = ["_row_number"] if row_number else []
+    table = sql.Identifier(schema, f.table)
+    if not history.stored_as_history(f):
+        targets = sql.SQL(", ").join(map(sql.Identifier, [*values, *numbers, "_business_date", "_load_id"]))
+        query = sql.SQL("insert into {} ({}) select s.*, %s, %s from ({}) as s").format(
+            table, targets, _typed(cols, numbers, stage)
+        )
+        return conn.execute(query, (d, load_id)).rowcount
+
+    def temp_table(name: str, query: sql.Composable) -> tuple[sql.Identifier, int]:
+        temp = sql.Identifier(f"history_{name}_{schema}_{f.table}")
+        conn.execute(sql.SQL("drop table if exists {}").format(temp))
+        created = conn.execute(sql.SQL("create temp table {} on commit drop as {}").format(temp, query))
+        return temp, created.rowcount
+
+    changes = None
+    if checked is None:
+        day, delivered = temp_table("day", _typed(cols, numbers, stage))
+    else:
+        keys, delivered = temp_table("keys", _typed([f.column(k) for k in f.key], [], stage))
+        changed, _ = temp_table("changed", _typed(cols, numbers, checked))
+        conn.execute(sql.SQL("analyze {}").format(changed))  # a few rows: probe the versions' key index
+        changes = history.Changes(rows=changed, keys=keys)
+
+    def whole_day() -> sql.Composable:  # the merge's other paths compare every row of the date
+        return day if checked is None else temp_table("day", _typed(cols, numbers, stage))[0]
+
+    numeric = [c.name for c in cols if c.pg_type == "numeric"]
+    history.replace_date(
+        conn,
+        table,
+        whole_day,
+        d,
+        load_id,
+        values=values,
+        key=f.key,
+        row_number=row_number,
+        numeric=numeric,
+        changes=changes,
+    )
+    return delivered
+
+
+def _typed(cols: list[contract.Column], numbers: list[str], relation: sql.Composable) -> sql.Composable:
+    """``relation``'s ``cols`` cast to their types (empty field = null), then ``numbers``, in delivered order."""
     selected: list[sql.Composable] = [
         sql.SQL("nullif({c}, '')::{t} as {c}").format(c=sql.Identifier(c.name), t=sql.SQL(c.pg_type))
         for c in cols
     ]
-    numbers = ["_row_number"] if row_number else []
     selected += map(sql.Identifier, numbers)
-    typed = sql.SQL("select {} from {} order by _row_number").format(sql.SQL(", ").join(selected), stage)
-    table = sql.Identifier(schema, f.table)
-    if history.stored_as_history(f):
-        day = sql.Identifier(f"history_day_{schema}_{f.table}")
-        delivered = conn.execute(
-            sql.SQL("create temp table {} on commit drop as {}").format(day, typed)
-        ).rowcount
-        numeric = [c.name for c in cols if c.pg_type == "numeric"]
-        history.replace_date(
-            conn, table, day, d, load_id, values=values, key=f.key, row_number=row_number, numeric=numeric
-        )
-        conn.execute(sql.SQL("drop table {}").format(day))
-        return delivered
-    targets = sql.SQL(", ").join(map(sql.Identifier, [*values, *numbers, "_business_date", "_load_id"]))
-    query = sql.SQL("insert into {} ({}) select s.*, %s, %s from ({}) as s").format(table, targets, typed)
-    return conn.execute(query, (d, load_id)).rowcount
+    return sql.SQL("select {} from {} order by _row_number").format(sql.SQL(", ").join(selected), relation)
 
 
 def _check_count(name: str, loaded: int, manifest: contract.Manifest) -> None:

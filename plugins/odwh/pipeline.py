@@ -191,7 +191,16 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                 for item in received:
                     blocked = blocker()
                     day = item.delivery.business_date
-                    record(_waiting(item.delivery, blocked) if blocked else _admit(conn, item, checked[day]))
+                    if blocked:
+                        record(_waiting(item.delivery, blocked))
+                        continue
+                    last = (
+                        report.outcomes[-1] if report.outcomes else None
+                    )  # this run's: staged with this date
+                    day_before_loaded = last is not None and last.business_date == str(
+                        day - timedelta(days=1)
+                    )
+                    record(_admit(conn, item, checked[day], day_before_loaded))
         for delivery in pending[len(received) :]:  # the date _receive refused, then the ones behind it
             blocked = blocker()
             if blocked is not None:
@@ -232,8 +241,10 @@ def _receive(
             yield _Received(delivery, received.archived, received.manifest())
 
 
-def _admit(conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport) -> DateOutcome:
-    """Promote a checked date to raw, or refuse it with its problems."""
+def _admit(
+    conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport, day_before_loaded: bool
+) -> DateOutcome:
+    """Promote a checked date to raw, or refuse it with its problems (``load.promote``'s ``day_before_loaded``)."""
     delivery = item.delivery
     if not checked.ok:
         return _reject(conn, delivery, [str(p) for p in checked.problems])
@@ -246,6 +257,7 @@ def _admit(conn: psycopg.Connection, item: _Received, checked: validate.Validati
             files,
             archive_folder=str(item.archived),
             warnings=checked.warnings,
+            day_before_loaded=day_before_loaded,
             **lineage,
         )
     except load.LoadError as exc:

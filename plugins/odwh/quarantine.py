@@ -85,8 +85,10 @@ def clear(conn: psycopg.Connection) -> None:
     drop_checked(conn)
 
 
-def drop_checked(conn: psycopg.Connection) -> None:
-    checked = [sql.Identifier("quarantine", checked_table(f)) for f in contract.FILES]
+def drop_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile] = contract.FILES) -> None:
+    checked = [sql.Identifier("quarantine", checked_table(f)) for f in files]
+    if not checked:
+        return
     conn.execute(sql.SQL("drop table if exists {}").format(sql.SQL(", ").join(checked)))
 
 

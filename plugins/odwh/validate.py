@@ -276,6 +276,8 @@ def _write_checked_rows(connections: queue.Queue[psycopg.Connection], spec: cont
         target = sql.Identifier("quarantine", quarantine.checked_table(spec))
         conn.execute(sql.SQL("drop table if exists {}").format(target))
         conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
+        if checks_changes_only(spec):  # its rows are read date by date again when promoted
+            conn.execute(sql.SQL("create index on {} (_business_date)").format(target))
     finally:
         connections.put(conn)
 
@@ -322,8 +324,8 @@ def check_staged(
     try:
         batches = _checked_batches(conn, checker_url, delivered) if delivered else []
         results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS) if batches else []
-    finally:
-        quarantine.drop_checked(conn)
+    finally:  # a snapshot's changed rows stay for its promotion (odwh.load); quarantined() drops them after
+        quarantine.drop_checked(conn, [f for f in delivered if not checks_changes_only(f)])
     for spec, result in zip(delivered, results, strict=True):
         found, warned = _to_problems(conn, spec, staged, gx.outcomes(result))
         for day, listed in found.items():
