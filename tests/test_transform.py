@@ -294,7 +294,7 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
         transform.TransformError, match="accepted_values_fct_od_daily_nbc_grade"
     ) as failed_run:
         transform.run_dbt(["test", "--select", "fct_od_daily", "int_grading__od_grades_daily"], fresh_db)
-    assert "not_null_int_grading__od_grades_daily_nbc_grade" in str(failed_run.value)
+    assert "graded_once_int_grading__od_grades_daily" in str(failed_run.value)
 
     # a model built whole (here: its table lost) is tested whole, beside models built incrementally
     # (a lower-case code: still a currency with a rounding unit, so the build runs and its test fails)
