@@ -82,7 +82,15 @@ def _write(
     if as_history:
         numeric = [c.name for c in f.columns if not c.pii and c.pg_type == "numeric"]
         history.replace_date(
-            conn, table, target, day, load_id, values=names, key=f.key, row_number=True, numeric=numeric
+            conn,
+            table,
+            lambda: target,
+            day,
+            load_id,
+            values=names,
+            key=f.key,
+            row_number=True,
+            numeric=numeric,
         )
         conn.execute("drop table delivered_day")
 
