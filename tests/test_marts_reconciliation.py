@@ -192,3 +192,27 @@ def test_incremental_builds_equal_a_full_refresh(fresh_db: str, tmp_path: Path):
     daily = full["marts.fct_od_daily"]
     assert not [r for r in daily if r[0] == "K2" and r[1] == date(2024, 2, 10)]  # the dropped row is gone
     assert len(full["marts.fct_od_month_end"]) == 9
+
+
+def test_a_reversal_of_a_charge_of_the_month_before_reopens_that_month_for_its_account(
+    fresh_db: str, tmp_path: Path
+):
+    """K1's January charge reversed on 1 February: January's charges are recomputed for K1 alone, the other
+    accounts' January rows carried over, and the result equals a full refresh (policy-engine.md, section C)."""
+    reversal = transaction("X2", "K1", "REVERSAL", "90000", "CREDIT", reversed_txn_id="C2")
+    raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal, {**TRANSACTIONS, date(2024, 2, 1): [reversal]})
+    charges = "select * from intermediate.int_od__charges_monthly order by od_account_id, month_end"
+    for batch in (days(FIRST, date(2024, 1, 31)), [date(2024, 2, 1)], [date(2024, 2, 2)]):
+        raw.load(batch)
+        build(fresh_db, "+int_od__charges_monthly", tmp_path)
+    incremental = query(fresh_db, charges)
+    build(fresh_db, "+int_od__charges_monthly", tmp_path, "--full-refresh")
+    assert incremental == query(fresh_db, charges)
+    january = dict(
+        query(
+            fresh_db,
+            "select od_account_id, core_interest_charged from intermediate.int_od__charges_monthly"
+            " where month_end = '2024-01-31'",
+        )
+    )
+    assert january["K1"] == 0 and january["U1"] == D("15.00")  # reversed in its month; carried over
