@@ -51,37 +51,18 @@ with
 {%- endif %}
 
 accruals as (
-    select * from {{ ref('int_od__accruals_daily') }}
     {% if from_month -%}
-        where business_date >= '{{ from_month }}'::date
-        union all
-        -- lateral: a few accounts, each an index range, never a hash of every accrual
-        select a.*
-        from reopened as r
-        cross join lateral (
-            select *
-            from {{ ref('int_od__accruals_daily') }} as d
-            where d.od_account_id = r.od_account_id and d.business_date between r.month_start and r.month_end
-            offset 0  -- kept apart: a subquery pulled up into the join was planned as a hash of every row
-        ) as a
+        {{ rows_from_month_or_reopened(ref('int_od__accruals_daily'), 'business_date', from_month) }}
+    {%- else -%}
+        select * from {{ ref('int_od__accruals_daily') }}
     {%- endif %}
 ),
 
 transactions as (
-    select * from {{ ref('int_od__transactions_classified') }}
     {% if from_month -%}
-        where original_business_date >= '{{ from_month }}'::date
-        union all
-        select t.*
-        from reopened as r
-        cross join lateral (
-            select *
-            from {{ ref('int_od__transactions_classified') }} as c
-            where
-                c.od_account_id = r.od_account_id
-                and c.original_business_date between r.month_start and r.month_end
-            offset 0
-        ) as t
+        {{ rows_from_month_or_reopened(ref('int_od__transactions_classified'), 'original_business_date', from_month) }}
+    {%- else -%}
+        select * from {{ ref('int_od__transactions_classified') }}
     {%- endif %}
 ),
 
