@@ -279,8 +279,11 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     for delivery in deliveries[:2]:
         load(delivery)
     pipeline.build_daily(fresh_db)
-    # on a date already built and tested: a grade no rule gives, and days past due no rule grades
-    execute("update marts.fct_od_daily set nbc_grade = 'Bogus' where business_date = '2024-01-01'")
+    # on a date already built and tested: a currency no rule accepts (lower case: still a currency with a
+    # rounding unit, so the builds run), and days past due no rule grades
+    execute(
+        "update intermediate.int_od__positions_daily set currency = lower(currency) where business_date = '2024-01-01'"
+    )
     execute(
         "update intermediate.int_od__days_past_due_daily set days_past_due = -1 where business_date = '2024-01-01'"
     )
@@ -290,22 +293,17 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     )  # 2024-01-03 alone is rewritten and tested, in the tables and the grade view
 
     # with nothing loaded since the last build, a test run reads every date
-    with pytest.raises(
-        transform.TransformError, match="accepted_values_fct_od_daily_nbc_grade"
-    ) as failed_run:
+    with pytest.raises(transform.TransformError, match="accepted_values_fct_od_daily_currency") as failed_run:
         transform.run_dbt(["test", "--select", "fct_od_daily", "int_grading__od_grades_daily"], fresh_db)
     assert "graded_once_int_grading__od_grades_daily" in str(failed_run.value)
 
-    # a model built whole (here: its table lost) is tested whole, beside models built incrementally
-    # (a lower-case code: still a currency with a rounding unit, so the build runs and its test fails)
-    execute(
-        "update intermediate.int_od__positions_daily set currency = lower(currency) where business_date = '2024-01-01'"
-    )
-    execute("drop table marts.fct_od_daily")
+    # a model built whole (here: its table lost, and the views reading it) is tested whole, beside models built
+    # incrementally; so is a view reading it (fct_od_daily, decision 0041), whose other inputs are old
+    execute("drop table intermediate.int_od__accruals_daily cascade")
     load(deliveries[3])
     failed = build_fails()
     assert "accepted_values_fct_od_daily_currency" in failed
-    assert "int_grading__od_grades_daily" not in failed  # the view's own inputs were not rebuilt whole
+    assert "int_grading__od_grades_daily" not in failed  # the grades' own inputs were not rebuilt whole
 
     load(deliveries[4])  # the new date's balances lose a row between load and build
     execute(
@@ -314,4 +312,4 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     )
     failed = build_fails()
     assert "matches_file_control_total_fct_od_daily" in failed
-    assert "accepted_values_fct_od_daily" not in failed  # the Bogus grades are on 2024-01-01, not rewritten
+    assert "accepted_values_fct_od_daily" not in failed  # the bad currencies are on 2024-01-01, not rewritten

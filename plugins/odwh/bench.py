@@ -284,7 +284,8 @@ def _build_stage(url: str) -> int:
     transform.seed_and_build(url, exclude="tag:raw_keys", unit_tests=False, callbacks=shown)
     if newest is not None:  # every model is now built over every load, the daily ones included
         pipeline.record_build(url, "daily", newest)
-    return _count(url, "marts.fct_od_daily")
+    # the account-days built: fct_od_daily is a view of these rows (decision 0041), counted without its joins
+    return _count(url, "intermediate.int_od__positions_daily")
 
 
 def _close_stage(url: str, months: list[str], reports: Path) -> int:

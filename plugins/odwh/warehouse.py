@@ -435,7 +435,9 @@ ROLES = (LOADER, TRANSFORMER, PUBLISHER, READER, BRANCH_READER, PII_READER)
 
 # Group roles (NOLOGIN): a DBA grants them to login users. Roles are cluster-wide, so two databases migrating at
 # once may both try to create one: the loser of that race carries on. Its meta.secure_relation is replaced by
-# migration 6 (SECURE_RELATION_LOCK_FIRST_DDL), which writes the function out again: this text is frozen.
+# migration 6 (SECURE_RELATION_LOCK_FIRST_DDL), which writes the function out again, and by migration 8. Its text
+# changed once since (decision 0041): applied again to a built warehouse, its own function cannot secure a mart
+# view, so it leaves them to migration 8, which is applied again with it (every later step is).
 ACCESS_DDL = """
 do $$
 declare r text;
@@ -570,7 +572,8 @@ set local role odwh_transformer;
 grant usage on schema staging, intermediate to odwh_publisher;
 grant usage on schema marts to odwh_publisher, odwh_reader, odwh_branch_reader;
 select meta.secure_relation(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace
-where n.nspname in ('staging', 'intermediate', 'marts') and c.relkind in ('r', 'v', 'p', 'm');
+where n.nspname in ('staging', 'intermediate', 'marts') and c.relkind in ('r', 'v', 'p', 'm')
+  and not (n.nspname = 'marts' and c.relkind = 'v');  -- a mart view is secured by migration 8's function
 reset role;
 """
 
@@ -664,6 +667,65 @@ create table if not exists meta.whole_builds (
     built_at      timestamptz not null default now()
 );
 grant select, insert, update on meta.whole_builds to odwh_transformer;
+"""
+
+
+# A mart can be a view (decision 0041: fct_od_daily, each account-day stored once), and row-level security does
+# not apply to a view: its rows are read with the rights of its owner, the transformer. Such a view filters its
+# own rows by branch (macros/branch_security.sql: every branch for a reader, the publisher and the transformer,
+# the granted branches for a branch reader) and is a security barrier, so no function of a reader's query sees a
+# row of another branch. meta.secure_relation makes every mart view a barrier and grants it to branch readers only
+# when its definition carries that filter; the functions it calls run with the reader's rights.
+MART_VIEWS_DDL = """
+create or replace function meta.reads_every_branch() returns boolean
+language sql stable set search_path = pg_catalog as $f$
+    -- the roles the marts' policies let read every row (meta.secure_relation), and their owner
+    select pg_has_role(current_user, 'odwh_reader', 'MEMBER') or pg_has_role(current_user, 'odwh_publisher', 'MEMBER')
+        or pg_has_role(current_user, 'odwh_transformer', 'MEMBER')
+$f$;
+revoke all on function meta.reads_every_branch() from public;
+grant usage on schema meta to odwh_reader;
+grant execute on function meta.reads_every_branch(), meta.visible_branches()
+    to odwh_transformer, odwh_publisher, odwh_reader, odwh_branch_reader;
+
+create or replace function meta.secure_relation(rel regclass) returns void
+language plpgsql set search_path = pg_catalog as $f$
+declare
+    schema_name name := (select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                         where c.oid = rel);
+    is_view boolean := (select relkind = 'v' from pg_class where oid = rel);
+    branch_scoped boolean := exists (select from pg_attribute
+                                     where attrelid = rel and attname = 'branch_code' and not attisdropped);
+begin
+    if schema_name in ('staging', 'intermediate') then
+        execute format('grant select on %s to odwh_publisher', rel);
+    elsif schema_name = 'marts' and is_view then
+        execute format('alter view %s set (security_barrier = true)', rel);
+        execute format('grant select on %s to odwh_publisher, odwh_reader', rel);
+        if branch_scoped and pg_get_viewdef(rel) like '%meta.reads_every_branch()%'
+           and pg_get_viewdef(rel) like '%meta.visible_branches()%' then
+            execute format('grant select on %s to odwh_branch_reader', rel);
+        end if;
+    elsif schema_name = 'marts' then
+        if branch_scoped then  -- the lock first, before this transaction writes the table's pg_class row
+            execute format('alter table %s enable row level security', rel);
+        end if;
+        execute format('grant select on %s to odwh_publisher, odwh_reader', rel);
+        if branch_scoped then
+            execute format('grant select on %s to odwh_branch_reader', rel);
+            execute format('drop policy if exists every_branch on %s', rel);
+            execute format('create policy every_branch on %s for select to odwh_reader, odwh_publisher'
+                           ' using (true)', rel);
+            execute format('drop policy if exists own_branches on %s', rel);
+            execute format('create policy own_branches on %s for select to odwh_branch_reader'
+                           ' using (branch_code::text in (select meta.visible_branches()))', rel);
+        end if;
+    end if;
+end $f$;
+set local role odwh_transformer;
+select meta.secure_relation(c.oid) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'marts' and c.relkind = 'v';
+reset role;
 """
 
 
@@ -796,6 +858,7 @@ MIGRATIONS = (
         SECURE_RELATION_LOCK_FIRST_DDL,
     ),
     Migration(7, "meta.whole_builds: an incremental model built whole is tested whole", WHOLE_BUILDS_DDL),
+    Migration(8, "mart views filter their own rows by branch, as security barriers", MART_VIEWS_DDL),
 )
 
 MIGRATIONS_TABLE_DDL = """

@@ -1,40 +1,35 @@
 -- Published daily OD fact (published-interface.md): one row per od_balances row (account x business date)
 -- with the day's position, unrounded accruals (engineer A), days past due, NBC grade and stagnation (engineer
 -- B). Every row names its load (load_id -> meta.loads) and parameter versions (day count, grading,
--- stagnation window). Incremental by whole business dates, like its inputs (docs/policy-engine.md
--- "Incremental builds"). The key is a unique index built after the rows (a primary key constraint would be
--- maintained row by row during the full-refresh insert). A full build inserts into the contract's table
--- (INSERT ... SELECT: no parallel workers) and the planner then probes four indexes per row in nested loops
--- (2 x slower than hash joins over whole tables), so it turns nested loops off for that transaction; an
--- incremental day keeps them (a day's rows, index probes are right).
-{{ config(
-    pre_hook="{{ 'set local enable_nestloop = off' if not is_incremental() else 'select 1' }}",
-    indexes=account_day_indexes(),
-) }}
+-- stagnation window).
+-- A view (decision 0041): each account-day is stored once, in the daily models it joins on their unique
+-- (account, date) indexes, so a reader's date or account condition reaches those indexes and nothing else is
+-- read. It filters its rows by branch itself (row-level security does not reach a view's rows) and is a
+-- security barrier (meta.secure_relation). A reader's condition is applied inside the view only when it is
+-- leakproof: compare business_date with a date (=, <, in a list), not through a function of it.
+{{ config(materialized='view', meta={'rebuilt_by_date': true}) }}
 
-{%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
-{#- an OD off the book provisions nothing (rate 0, so the provision is 0 and its equivalents are not null) -#}
 {%- set provision_rate = "(case when " ~ left_the_od_book('p') ~ " then 0 else g.provision_rate end)" %}
-{%- set since = "where business_date >= '" ~ from_date ~ "'::date" if from_date else "" %}
 
 with positions as (
-    select * from {{ ref('int_od__positions_daily') }} {{ since }}
+    select * from {{ ref('int_od__positions_daily') }}
 ),
 
 accruals as (
-    select * from {{ ref('int_od__accruals_daily') }} {{ since }}
+    select * from {{ ref('int_od__accruals_daily') }}
 ),
 
+-- graded here as int_grading__od_grades_daily grades (every OD is short-term): a view reading that view would be
+-- dropped whenever dbt recreates it, in every build
 days_past_due as (
-    select * from {{ ref('int_od__days_past_due_daily') }} {{ since }}
-),
-
-grades as (
-    select * from {{ ref('int_grading__od_grades_daily') }} {{ since }}
+    select
+        *,
+        'SHORT' as term_class
+    from {{ ref('int_od__days_past_due_daily') }}
 ),
 
 stagnation as (
-    select * from {{ ref('int_od__stagnation_daily') }} {{ since }}
+    select * from {{ ref('int_od__stagnation_daily') }}
 ),
 
 rounding_units as (
@@ -66,7 +61,7 @@ select
     dpd.dpd_charges::integer as dpd_charges,
     dpd.dpd_excess::integer as dpd_excess,
     dpd.dpd_maturity::integer as dpd_maturity,
-    g.nbc_grade::text as nbc_grade,
+    g.grade::text as nbc_grade,
     g.grade_order::integer as grade_order,
     {{ provision_rate }}::numeric as provision_rate,
     -- a provision is booked: rounded like an amount due, in the account currency (rulebook A)
@@ -90,8 +85,8 @@ left join days_past_due as dpd
     on
         p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
         and not {{ left_the_od_book('p') }}
-left join grades as g
-    on p.od_account_id = g.od_account_id and p.business_date = g.business_date and not {{ left_the_od_book('p') }}
+{{ nbc_grade_rule_join('dpd', 'g') }}
 left join stagnation as s
     on p.od_account_id = s.od_account_id and p.business_date = s.business_date and not {{ left_the_od_book('p') }}
 left join rounding_units as u on {{ join_rounding_unit('u', 'p.currency', 'p.business_date') }}
+where {{ visible_branch_rows('p.branch_code') }}

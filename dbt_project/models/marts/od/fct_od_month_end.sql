@@ -15,9 +15,15 @@
 {%- set from_date = month_end_rebuild_from() -%}
 {%- set since = "and business_date >= '" ~ from_date ~ "'::date" if from_date else "" %}
 
+-- The month ends among the loaded dates, as one array: fct_od_daily is a security-barrier view (decision 0041),
+-- which takes a reader's condition in only when it is leakproof; "= any (array)" of dates is, and reaches the
+-- daily models' business_date indexes, where a month-end expression of business_date would read every day.
 with month_end_days as (
     select * from {{ ref('fct_od_daily') }}
-    where business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date {{ since }}
+    where business_date = any(array(
+        select distinct business_date from {{ ref('stg_core_banking__branches') }}
+        where business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date {{ since }}
+    ))
 ),
 
 month_ends as (
