@@ -1,8 +1,9 @@
 """Branch-scoped readers: which database users may read which branches' rows of the marts.
 
 A branch-scoped reader is a login user granted ``odwh_branch_reader`` with rows in ``meta.branch_access``; the
-row-level security policies of every mart carrying ``branch_code`` (``meta.secure_relation``, created by the
-migration) show it only those branches. Run as the warehouse's owner (``odwh access grant/revoke/show``).
+row-level security policies of every mart table carrying ``branch_code`` (``meta.secure_relation``, created by
+the migration), and the row filter of a mart view (``fct_od_daily``: decision 0041), show it only those
+branches. Run as the warehouse's owner (``odwh access grant/revoke/show``).
 """
 
 from __future__ import annotations

@@ -675,18 +675,23 @@ grant select, insert, update on meta.whole_builds to odwh_transformer;
 # own rows by branch (macros/branch_security.sql: every branch for a reader, the publisher and the transformer,
 # the granted branches for a branch reader) and is a security barrier, so no function of a reader's query sees a
 # row of another branch. meta.secure_relation makes every mart view a barrier and grants it to branch readers only
-# when its definition carries that filter; the functions it calls run with the reader's rights.
+# when its definition calls both functions of that filter: a guard against a view that forgot it, not a proof
+# that the filter applies to every row (a reviewer checks that, as for any mart); the functions run with the
+# reader's rights.
 MART_VIEWS_DDL = """
 create or replace function meta.reads_every_branch() returns boolean
-language sql stable set search_path = pg_catalog as $f$
-    -- the roles the marts' policies let read every row (meta.secure_relation), and their owner
-    select pg_has_role(current_user, 'odwh_reader', 'MEMBER') or pg_has_role(current_user, 'odwh_publisher', 'MEMBER')
-        or pg_has_role(current_user, 'odwh_transformer', 'MEMBER')
+language sql stable parallel safe set search_path = pg_catalog as $f$
+    -- the roles the marts' policies let read every row (meta.secure_relation), and their owner; USAGE, as a
+    -- policy's roles and the owner's bypass are matched: a membership granted without INHERIT does not count
+    select pg_has_role(current_user, 'odwh_reader', 'USAGE') or pg_has_role(current_user, 'odwh_publisher', 'USAGE')
+        or pg_has_role(current_user, 'odwh_transformer', 'USAGE')
 $f$;
 revoke all on function meta.reads_every_branch() from public;
-grant usage on schema meta to odwh_reader;
+-- a view's functions are checked for EXECUTE when it is read (schema USAGE only when it is created); parallel
+-- safe, or every plan reading the view would run without parallel workers
 grant execute on function meta.reads_every_branch(), meta.visible_branches()
     to odwh_transformer, odwh_publisher, odwh_reader, odwh_branch_reader;
+alter function meta.visible_branches() parallel safe;
 
 create or replace function meta.secure_relation(rel regclass) returns void
 language plpgsql set search_path = pg_catalog as $f$

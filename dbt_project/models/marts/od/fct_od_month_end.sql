@@ -26,7 +26,9 @@ with month_end_days as (
     ))
 ),
 
-month_ends as (
+-- materialized: one row per month end, its newest input load looked up once each (inlined, the lookup ran
+-- once per account row: 27 s at 100,000 x 61, and growing with the dates loaded)
+month_ends as materialized (
     select
         m.month_end,
         {{ max_input_load_id('m.month_end') }} as max_input_load_id,
