@@ -15,15 +15,31 @@
 {%- set from_date = month_end_rebuild_from() -%}
 {%- set since = "and business_date >= '" ~ from_date ~ "'::date" if from_date else "" %}
 
--- The month ends among the loaded dates, as one array: fct_od_daily is a security-barrier view (decision 0041),
--- which takes a reader's condition in only when it is leakproof; "= any (array)" of dates is, and reaches the
--- daily models' business_date indexes, where a month-end expression of business_date would read every day.
+{#- the month ends among the loaded dates (since from_date on an incremental build) -#}
+{%- set month_ends_sql -%}
+    select distinct business_date from {{ ref('stg_core_banking__branches') }}
+    where business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date {{ since }}
+{%- endset -%}
+{#- An incremental build (a month close) names its month ends as literals, so the planner knows it reads one
+    month end's rows and probes the daily tables' indexes for them; a query's array was estimated at a third of
+    a year and the whole tables were hashed, a cost growing with the dates loaded. A full build reads every month
+    end, where hashing the tables is right, and unit tests run no query: their array is a subquery. -#}
+{%- if from_date and execute -%}
+    {%- set literals = [] -%}
+    {%- for month_end in run_query(month_ends_sql).columns[0].values() -%}
+        {%- do literals.append("'" ~ month_end ~ "'") -%}
+    {%- endfor -%}
+    {%- set month_end_dates = "array[" ~ literals | join(', ') ~ "]::date[]" -%}
+{%- else -%}
+    {%- set month_end_dates = "array(" ~ month_ends_sql ~ ")" -%}
+{%- endif %}
+
+-- fct_od_daily is a security-barrier view (decision 0041), which takes a reader's condition in only when it is
+-- leakproof: "= any (array)" of dates is, and reaches the daily models' business_date indexes, where a month-end
+-- expression of business_date would read every day.
 with month_end_days as (
     select * from {{ ref('fct_od_daily') }}
-    where business_date = any(array(
-        select distinct business_date from {{ ref('stg_core_banking__branches') }}
-        where business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date {{ since }}
-    ))
+    where business_date = any({{ month_end_dates }})
 ),
 
 -- materialized: one row per month end, its newest input load looked up once each (inlined, the lookup ran
