@@ -313,3 +313,35 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     failed = build_fails()
     assert "matches_file_control_total_fct_od_daily" in failed
     assert "accepted_values_fct_od_daily" not in failed  # the bad currencies are on 2024-01-01, not rewritten
+
+
+@pytest.mark.slow
+def test_the_term_loan_grades_are_tested_at_month_ends_the_one_date_read(fresh_db, tmp_path):
+    """The term-loan grade view's test reads calendar month ends only (int_portfolio__positions_month_end reads
+    nothing else): a loan no rule grades is a failure on a month end and not on another day."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "landing", date(2024, 1, 30), date(2024, 2, 1), accounts=20, seed=2, progress=False
+    )
+    assert len(pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False).loaded_dates) == 3
+    pipeline.build_daily(fresh_db)
+
+    def ungraded_loan_from(day: str) -> None:  # a version with days past due no rule grades, current from day
+        with psycopg.connect(fresh_db) as conn:
+            conn.execute("delete from raw.loans where loan_id = 'UNGRADED'")
+            conn.execute(
+                "insert into raw.loans select 'UNGRADED', customer_id, product, currency, disbursed_on,"
+                " original_term_months, outstanding_principal, -1, purpose_activity, status,"
+                " source_od_account_id, _load_id, _row_number, %s, null from raw.loans limit 1",
+                (date.fromisoformat(day),),
+            )
+
+    def test_grades() -> None:
+        transform.run_dbt(["test", "--select", "int_grading__term_loan_grades"], fresh_db)
+
+    ungraded_loan_from("2024-02-01")
+    test_grades()  # graded nowhere from 1 February: no month end among its dates
+    ungraded_loan_from("2024-01-30")
+    with pytest.raises(transform.TransformError, match="graded_once_int_grading__term_loan_grades"):
+        test_grades()  # 31 January is a month end

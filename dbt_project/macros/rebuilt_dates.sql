@@ -8,15 +8,19 @@
     whose newest load id lags may rewrite earlier dates, unchanged). Every date is read by a full refresh (a
     policy change, or by hand), by the tests of a model built whole in the same dbt invocation (its first
     build: meta.whole_builds; for a view, a model it reads), by a run with nothing loaded since the last build,
-    and by a test on any other model. A `dbt test` after a failed build reads that build's window.
+    and by a test on any other model. A `dbt test` after a failed build reads that build's window. A test may
+    narrow it further with where: "__rebuilt_dates__ and <condition>" (the term-loan grades: month ends only).
 -#}
 
 {#- dbt's own macro, which generic tests call with the tested relation, taught the placeholder -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
-    {%- if where == '__rebuilt_dates__' -%}
+    {%- if '__rebuilt_dates__' in where -%}
         {%- set filtered = rebuilt_by_date(relation) and not built_whole_now(relation) -%}
-        {%- set where = rebuilt_dates_condition('business_date') if filtered else '' -%}
+        {%- set condition = rebuilt_dates_condition('business_date') if filtered else '' -%}
+        {#- "__rebuilt_dates__ and <more>": a test narrowed further keeps the rebuilt dates' window -#}
+        {%- set where = '' if where == '__rebuilt_dates__' and not condition
+            else where | replace('__rebuilt_dates__', condition or 'true') -%}
     {%- endif -%}
     {%- if where -%}
         {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
