@@ -135,7 +135,7 @@ def _fk_found(i: int, fk: contract.ForeignKey) -> sql.Composable:
 
 
 # A reversal's original: this date's file or an earlier staged date's first, then raw's strictly earlier dates
-# that are not being replaced; the latest such transaction, through the txn_id indexes.
+# that are not being replaced; the latest such transaction, through the txn_id indexes (raw's: on trim(txn_id)).
 _ORIGINAL = sql.SQL("""left join lateral (
     select o.od_account_id, o.direction from (
         select nullif(t.od_account_id, '') as od_account_id, nullif(t.direction, '') as direction, t._business_date
@@ -143,7 +143,7 @@ _ORIGINAL = sql.SQL("""left join lateral (
         where t.txn_id = q.reversed_txn_id and t._business_date <= q._business_date
         union all
         select r.od_account_id, r.direction, r._business_date from raw.od_transactions as r
-        where r.txn_id = q.reversed_txn_id and r._business_date < q._business_date
+        where trim(r.txn_id) = q.reversed_txn_id and r._business_date < q._business_date
           and not exists (select from quarantine.staged_dates as s where s.business_date = r._business_date)
     ) as o
     where q.reversed_txn_id <> ''

@@ -843,6 +843,16 @@ def _base_schema_ddl() -> str:
     return schemas + META_DDL + POLICY_DDL + "".join(tables)
 
 
+# Reversals are looked up by the id they name, in the door (odwh.validate) and in int_od__transactions_classified,
+# which reads raw through staging, where every key is trimmed: an index on the plain column was of no use to it,
+# and each day's build compared every transaction ever loaded. The door compares the same expression (a loaded key
+# is trimmed already: the door refuses one that is not), so one index serves both.
+TRIMMED_TXN_ID_DDL = """
+create index if not exists od_transactions_trimmed_txn_id on raw.od_transactions (trim(txn_id));
+drop index if exists raw.od_transactions_txn_id;
+"""
+
+
 MIGRATIONS = (
     Migration(
         1, "schemas raw, meta, pii; load records, policy changes, raw and pii tables", _base_schema_ddl()
@@ -864,6 +874,7 @@ MIGRATIONS = (
     ),
     Migration(7, "meta.whole_builds: an incremental model built whole is tested whole", WHOLE_BUILDS_DDL),
     Migration(8, "mart views filter their own rows by branch, as security barriers", MART_VIEWS_DDL),
+    Migration(9, "raw transactions indexed by their trimmed id, as staging reads it", TRIMMED_TXN_ID_DDL),
 )
 
 MIGRATIONS_TABLE_DDL = """

@@ -39,65 +39,132 @@
 {%- set flow_class_of_type = "case when {settles} then 'SETTLEMENT' else " ~ plain_flow_class ~ " end" %}
 with recursive
 
--- SYSTEM repayments of the whole history (few: the core's conversion payoffs), then the ones whose day's
--- snapshot shows the conversion; the snapshot is read on those dates only (index on the business date)
-system_repayments as materialized (
+transactions as (
+    {{ rows_since_from_date(ref('stg_core_banking__od_transactions'), from_date) }}
+),
+
+-- each reversal being built, walked up through what it cancels to the original (any loaded date), one
+-- reversed id at a time through the raw txn_id index (a lateral probe with a limit: a join was planned as a
+-- sort of every transaction ever loaded): a day's build reads its own reversals' chains, not every chain in
+-- the history. reversal_account_id: the account of the reversal that names reversed_txn_id
+reversal_chains (txn_id, reversed_txn_id, reversal_account_id, depth) as (
+    select
+        txn_id,
+        reversed_txn_id,
+        od_account_id,
+        1
+    from transactions
+    where txn_type = 'REVERSAL'
+    union all
+    select
+        c.txn_id,
+        p.reversed_txn_id,
+        p.od_account_id,
+        c.depth + 1
+    from reversal_chains as c
+    cross join
+        lateral (
+            select
+                t.reversed_txn_id,
+                t.od_account_id
+            from {{ ref('stg_core_banking__od_transactions') }} as t
+            where t.txn_id = c.reversed_txn_id and t.txn_type = 'REVERSAL'
+            order by t.business_date desc
+            limit 1
+        ) as p
+    where c.depth < 10
+),
+
+-- the chain's original: not a reversal, on the account of the reversal that cancels it; the reversal `depth`
+-- levels above it takes its class with the sign flipped at each level
+originals as materialized (
+    select
+        c.txn_id,
+        c.depth,
+        o.txn_id as original_txn_id,
+        o.od_account_id,
+        o.business_date as original_business_date,
+        o.txn_type,
+        o.channel
+    from reversal_chains as c
+    cross join lateral (
+        select
+            t.txn_id,
+            t.od_account_id,
+            t.business_date,
+            t.txn_type,
+            t.channel
+        from {{ ref('stg_core_banking__od_transactions') }} as t
+        where t.txn_id = c.reversed_txn_id and t.od_account_id = c.reversal_account_id and t.txn_type <> 'REVERSAL'
+        order by t.business_date desc
+        limit 1
+    ) as o
+),
+
+-- SYSTEM repayments that may be a conversion's payoff: those being built, and originals their reversals cancel
+settlement_candidates as materialized (
     select
         txn_id,
         od_account_id,
         business_date
-    from {{ ref('stg_core_banking__od_transactions') }}
+    from transactions
+    where txn_type = 'REPAYMENT' and channel = 'SYSTEM'
+    union
+    select
+        original_txn_id,
+        od_account_id,
+        original_business_date
+    from originals
     where txn_type = 'REPAYMENT' and channel = 'SYSTEM'
 ),
 
-settlements as materialized (
-    select r.txn_id
-    from system_repayments as r
-    inner join {{ ref('stg_core_banking__od_accounts') }} as a
-        on r.business_date = a.business_date and r.od_account_id = a.od_account_id
+-- conversions on the candidates' dates: that day's snapshot says CONVERTED, closed that day (the snapshot's
+-- CONVERTED versions, expanded on those dates only)
+conversions as materialized (
+    select
+        od_account_id,
+        business_date
+    from {{ ref('stg_core_banking__od_accounts') }}
     where
-        a.business_date in (select business_date from system_repayments)
-        and a.status = 'CONVERTED'
-        and a.closed_on = r.business_date
+        business_date = any(array(select distinct c.business_date from settlement_candidates as c))
+        and status = 'CONVERTED'
+        and closed_on = business_date
 ),
 
-reversals as (
+-- the candidates their account's conversion pays off. A grouping, not a join: the planner cannot estimate either
+-- side (expressions over staging), and a nested loop over them grew with the square of the conversions
+settlements as materialized (
+    select txn_id
+    from (
+        select
+            txn_id,
+            bool_or(txn_id is null) over (partition by od_account_id, business_date) as converted
+        from (
+            select
+                od_account_id,
+                business_date,
+                txn_id
+            from settlement_candidates
+            union all
+            select
+                od_account_id,
+                business_date,
+                null
+            from conversions
+        ) as candidates_and_conversions
+    ) as matched
+    where txn_id is not null and converted
+),
+
+reversal_classes as (
     select
         txn_id,
-        od_account_id,
-        reversed_txn_id
-    from {{ ref('stg_core_banking__od_transactions') }}
-    where txn_type = 'REVERSAL'
-),
-
--- walk reversal chains down from the original (any loaded date): only reversal rows take part
-reversal_chains (txn_id, flow_class, sign, depth, original_txn_id, original_business_date) as (
-    select
-        r.txn_id,
-        {{ flow_class_of_type | replace('{settles}', 'o.txn_id in (select txn_id from settlements)')
-            | replace('{type}', 'o.txn_type') }},
-        -1,
-        1,
-        o.txn_id,
-        o.business_date
-    from reversals as r
-    inner join {{ ref('stg_core_banking__od_transactions') }} as o
-        on r.reversed_txn_id = o.txn_id and r.od_account_id = o.od_account_id and o.txn_type <> 'REVERSAL'
-    union all
-    select
-        r.txn_id,
-        parent.flow_class,
-        -parent.sign,
-        parent.depth + 1,
-        parent.original_txn_id,
-        parent.original_business_date
-    from reversal_chains as parent
-    inner join reversals as r on parent.txn_id = r.reversed_txn_id
-    where parent.depth < 10
-),
-
-transactions as (
-    {{ rows_since_from_date(ref('stg_core_banking__od_transactions'), from_date) }}
+        {{ flow_class_of_type | replace('{settles}', 'original_txn_id in (select txn_id from settlements)')
+            | replace('{type}', 'txn_type') }} as flow_class,
+        case when depth % 2 = 1 then -1 else 1 end as sign,
+        original_txn_id,
+        original_business_date
+    from originals
 )
 
 select
@@ -122,5 +189,5 @@ select
         as original_business_date,
     t._load_id as load_id
 from transactions as t
-left join reversal_chains as c on t.txn_id = c.txn_id
+left join reversal_classes as c on t.txn_id = c.txn_id
 left join settlements as s on t.txn_id = s.txn_id
