@@ -18,3 +18,19 @@
     ] -%}
     {{ return(indexes + ([{'columns': ['load_id']}] if with_load_id else [])) }}
 {%- endmacro %}
+
+{#-
+    An index of the rows where `column` equals `value`, which dbt's `indexes` config cannot express: a model's
+    post-hook creates it when its table has no partial index yet. Unnamed: on a full refresh the replaced
+    table, kept until the commit, still holds an index of any name chosen here, and "if not exists" on that
+    name would skip the new table.
+-#}
+{% macro partial_index(columns, column, value) -%}
+    do $$ begin
+        if not exists (
+            select from pg_index where indrelid = '{{ this }}'::regclass and indpred is not null
+        ) then
+            create index on {{ this }} ({{ columns | join(', ') }}) where {{ column }} = '{{ value }}';
+        end if;
+    end $$
+{%- endmacro %}

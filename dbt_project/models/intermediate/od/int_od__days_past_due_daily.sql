@@ -160,8 +160,11 @@ starts as (
 ),
 
 -- customer credits and the conversion's settlement (it pays the OD off), and processing fees: a fee like the
--- month-end fees, so credits pay it first. Incremental: the batch's, then what each account reads again
--- (index probes by account: its whole history, or the processing fees since its oldest unpaid charge)
+-- month-end fees, so credits pay it first. Incremental: the batch's, then what an account reads again: an
+-- account computed from nothing its whole history (an index probe per account; `offset 0` keeps the probe
+-- from being planned as a join over every transaction ever loaded), a carried account the processing fees
+-- since its oldest unpaid charge (transactions_classified's partial index on them: a few rows, whatever the
+-- days kept)
 flows as (
     select
         od_account_id,
@@ -186,14 +189,38 @@ flows as (
             f.original_business_date,
             f.signed_amount
         from starts as s
+        cross join
+            lateral (
+                select
+                    t.od_account_id,
+                    t.business_date,
+                    t.flow_class,
+                    t.is_reversal,
+                    t.original_business_date,
+                    t.signed_amount
+                from {{ ref('int_od__transactions_classified') }} as t
+                where
+                    t.od_account_id = s.od_account_id
+                    and t.business_date < '{{ from_date }}'::date
+                    and t.flow_class in {{ credit_classes }}
+                offset 0
+            ) as f
+        where s.state_date = '-infinity'::date
+        union all
+        select
+            f.od_account_id,
+            f.business_date,
+            f.flow_class,
+            f.is_reversal,
+            f.original_business_date,
+            f.signed_amount
+        from starts as s
         inner join {{ ref('int_od__transactions_classified') }} as f
             on
                 s.od_account_id = f.od_account_id
                 and f.business_date >= s.read_from
                 and f.business_date < '{{ from_date }}'::date
-        where
-            f.flow_class in {{ credit_classes }}
-            and (s.state_date = '-infinity'::date or f.flow_class = 'PROCESSING_FEE')
+        where s.state_date > '-infinity'::date and f.flow_class = 'PROCESSING_FEE'
     {%- endif %}
 ),
 

@@ -7,7 +7,9 @@
 -- when both fall inside it. A reversal of a reversal restores the original (sign flips at each level).
 -- Incremental: whole business dates from the earliest date touched by a newer load. A row depends on its own
 -- date's delivery and on earlier originals only, so later dates never change it. The pre-hook clears the
--- recomputed dates first: a re-delivered date may have fewer transactions (or none) than before.
+-- recomputed dates first: a re-delivered date may have fewer transactions (or none) than before. The processing
+-- fees have a partial index of their own (dbt's index config has no predicate): days past due reads an account's
+-- since its oldest unpaid charge every day, a few rows among every transaction ever loaded.
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 {{ config(
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= "
@@ -19,6 +21,7 @@
         {'columns': ['business_date']},
         {'columns': ['load_id']},
     ],
+    post_hook="{{ partial_index(['od_account_id', 'business_date'], 'flow_class', 'PROCESSING_FEE') }}",
 ) }}
 
 {%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') -%}
