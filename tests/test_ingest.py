@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -324,3 +324,57 @@ def test_a_snapshot_row_unchanged_since_the_previous_staged_date_is_not_checked_
     d1_rows = staged[0].rows["od_accounts.csv"]
     assert d1_rows > 1 and staged[1].rows["od_accounts.csv"] == d1_rows
     assert checked == [(D1, n) for n in range(1, d1_rows + 1)] + [(D2, 2)]  # D2: only the changed row
+
+
+def test_a_backfill_is_staged_checked_and_promoted_a_batch_of_dates_at_a_time(
+    fresh_db, tmp_path, archive, monkeypatch
+):
+    """The quarantine holds at most DOOR_BATCH_DATES dates; across batches dates load as in one (a snapshot's
+    first date of a batch merged whole), and a refused date in a later batch still stops the ones behind it."""
+    monkeypatch.setattr(pipeline, "DOOR_BATCH_DATES", 2)
+    staged_per_batch: list[int] = []
+    stage = quarantine.stage
+
+    def counted_stage(*args, **kwargs):
+        staged = stage(*args, **kwargs)
+        staged_per_batch.append(len(staged))
+        return staged
+
+    monkeypatch.setattr(quarantine, "stage", counted_stage)
+    days = [D1 + timedelta(days=n) for n in range(5)]
+    landing = tmp_path / "landing"
+    for day in days:
+        changed_limit = day == days[2]  # a snapshot change on the first date of the second batch
+        write_delivery(
+            landing,
+            day,
+            mutate=(lambda rows: rows["od_accounts.csv"][0].update(limit_amount="777"))
+            if changed_limit
+            else None,
+        )
+    write_delivery(  # the fourth date, in the second batch, is invalid
+        landing, days[3], mutate=lambda rows: rows["od_balances.csv"][0].update(principal_outstanding="-1")
+    )
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded", "loaded", "loaded", "rejected", "waiting"]
+    assert staged_per_batch == [2, 2]  # the fifth date was never staged
+    assert set(_counts(fresh_db, "od_balances")) == set(days[:3])
+    with psycopg.connect(fresh_db) as conn:
+        accounts = history.by_business_date(contract.FILES_BY_NAME["od_accounts.csv"])
+        for day in days[:3]:
+            manifest = json.loads((landing / day.isoformat() / contract.MANIFEST_NAME).read_text())
+            (rows,) = conn.execute(
+                f"select count(*) from {accounts} r where _business_date = %s",  # noqa: S608
+                (day,),
+            ).fetchone()
+            assert rows == manifest["files"]["od_accounts.csv"]["rows"]
+        first_account = (
+            (landing / days[2].isoformat() / "od_accounts.csv").read_text().splitlines()[1].split(",")[0]
+        )
+        limits = dict(
+            conn.execute(
+                f"select _business_date, limit_amount from {accounts} r where od_account_id = %s",  # noqa: S608
+                (first_account,),
+            ).fetchall()
+        )
+    assert limits[days[2]] == Decimal("777") != limits[days[1]]  # the batch's first date merged whole
