@@ -23,7 +23,8 @@
     An index of the rows where `column` equals `value`, which dbt's `indexes` config cannot express: a model's
     post-hook creates it when its table has no partial index yet. Unnamed: on a full refresh the replaced
     table, kept until the commit, still holds an index of any name chosen here, and "if not exists" on that
-    name would skip the new table.
+    name would skip the new table. One partial index per table: changing its columns or value needs the old
+    index dropped by hand (or a full refresh).
 -#}
 {% macro partial_index(columns, column, value) -%}
     do $$ begin

@@ -14,13 +14,13 @@
 
 {#- dbt's own macro, which generic tests call with the tested relation, taught the placeholder -#}
 {% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where', '') -%}
+    {%- set where = config.get('where') or '' -%}
     {%- if '__rebuilt_dates__' in where -%}
         {%- set filtered = rebuilt_by_date(relation) and not built_whole_now(relation) -%}
         {%- set condition = rebuilt_dates_condition('business_date') if filtered else '' -%}
         {#- "__rebuilt_dates__ and <more>": a test narrowed further keeps the rebuilt dates' window -#}
         {%- set where = '' if where == '__rebuilt_dates__' and not condition
-            else where | replace('__rebuilt_dates__', condition or 'true') -%}
+            else where | replace('__rebuilt_dates__', '(' ~ (condition or 'true') ~ ')') -%}
     {%- endif -%}
     {%- if where -%}
         {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}

@@ -8,6 +8,7 @@ Expectations inside PostgreSQL), then promote them to raw date by date. The firs
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -195,29 +196,32 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                     received.append(item)
                     yield item.archived
 
-            receiving_order = folders()
-            while not blocker() and len(received) < len(pending) and not refusal:
-                batch_start = len(received)
-                with quarantine.quarantined(
-                    conn, itertools.islice(receiving_order, DOOR_BATCH_DATES)
-                ) as staged:
-                    if not staged:
-                        break
-                    checked = validate.check_staged(conn, loader, staged)
-                    for position, item in enumerate(received[batch_start:]):
-                        blocked = blocker()
-                        day = item.delivery.business_date
-                        if blocked:
-                            record(_waiting(item.delivery, blocked))
-                            continue
-                        last = report.outcomes[-1] if report.outcomes else None
-                        # promoted just before this date, and staged in the same batch
-                        day_before_loaded = (
-                            last is not None
-                            and last.business_date == str(day - timedelta(days=1))
-                            and position > 0
-                        )
-                        record(_admit(conn, item, checked[day], day_before_loaded))
+            # closed on the way out: the helper process receiving the next date stops with it
+            with contextlib.closing(folders()) as receiving_order:
+                while not blocker() and len(received) < len(pending) and not refusal:
+                    batch_start = len(received)
+                    with quarantine.quarantined(
+                        conn, itertools.islice(receiving_order, DOOR_BATCH_DATES)
+                    ) as staged:
+                        if not staged:
+                            break
+                        checked = validate.check_staged(conn, loader, staged)
+                        for position, item in enumerate(received[batch_start:]):
+                            blocked = blocker()
+                            day = item.delivery.business_date
+                            if blocked:
+                                record(_waiting(item.delivery, blocked))
+                                continue
+                            last = report.outcomes[-1] if report.outcomes else None
+                            # promoted just before this date, and staged in the same batch
+                            day_before_loaded = (
+                                last is not None
+                                and last.business_date == str(day - timedelta(days=1))
+                                and position > 0
+                            )
+                            record(_admit(conn, item, checked[day], day_before_loaded))
+                    if len(received) < len(pending):  # the next batch's checks plan with these dates counted
+                        load.analyze_raw(conn)
         for delivery in pending[len(received) :]:  # the date _receive refused, then the ones behind it
             blocked = blocker()
             if blocked is not None:

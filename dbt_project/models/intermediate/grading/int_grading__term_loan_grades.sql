@@ -2,8 +2,9 @@
 -- original term (SHORT when original_term_months <= the short_term_max_months parameter, else LONG), grade
 -- from the core system's days_past_due and the nbc_grading_rules version in force on the date. One row per
 -- (loan_id, business_date): the grade history is kept, a later snapshot never overwrites an earlier row.
--- A view over the loans' change history (decision 0038): its readers ask for month ends and write-off dates,
--- and their date condition reaches meta.loads before a version is expanded, so only those dates are graded.
+-- A view over the loans' change history (decision 0038): its reader (int_portfolio__positions_month_end) asks
+-- for month ends, and the date condition reaches meta.loads before a version is expanded, so only those dates
+-- are graded; its test reads the month ends too.
 -- Stored, it was the warehouse's largest table (a row per loan per day) for a handful of dates ever read.
 
 -- the loan columns the grade and the output need, not *: staging carries more than a graded loan keeps
