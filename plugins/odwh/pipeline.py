@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -191,7 +191,7 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
         if pending:
             last_loaded = max(load.current_loads(conn), default=None)
 
-            def folders() -> Iterator[Path]:  # each date staged as soon as it is received
+            def folders() -> Generator[Path]:  # each date staged as soon as it is received
                 for item in _receive(pending, last_loaded, refusal):
                     received.append(item)
                     yield item.archived
