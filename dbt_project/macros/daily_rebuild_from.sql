@@ -11,9 +11,7 @@
     {%- if not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {#- two steps: a literal watermark lets the planner use the load_id index -#}
-    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
+    {%- set watermark = load_watermark() -%}
     {#- "filter (where true)" keeps the planner off min() via the business_date index, which would walk the
         whole history to find the first newer row; the load_id index finds the newer rows directly -#}
     {%- set newest_load_sql -%}
@@ -22,4 +20,27 @@
         where {{ load_id_column }} > {{ watermark }}
     {%- endset -%}
     {{ return(run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity') }}
+{%- endmacro %}
+
+{#- The newest load id the incremental model has built from (0 while empty), as a literal: the planner uses a
+    load_id index for `load_id > <literal>`, not for a subquery. -#}
+{% macro load_watermark() -%}
+    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
+    {{ return(run_query(watermark_sql).columns[0].values()[0] if execute else 0) }}
+{%- endmacro %}
+
+{#- int_od__charges_monthly: from_date when no date on or after it was built before (each morning's new date),
+    so the month's sums before it can be carried forward; none when a newer load re-delivered a date already
+    built (the month is summed again) or when nothing is new. -#}
+{% macro month_to_date_carried_from(positions, from_date, watermark) -%}
+    {%- if from_date == 'infinity' or not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set redelivered_sql -%}
+        select exists (
+            select from {{ positions }}
+            where business_date >= '{{ from_date }}'::date and load_id <= {{ watermark }}
+        )
+    {%- endset -%}
+    {{ return(none if run_query(redelivered_sql).columns[0].values()[0] else from_date) }}
 {%- endmacro %}

@@ -6,23 +6,22 @@
 -- Incremental, by whole months: every account of the months from the earliest date a newer load touched; an
 -- earlier month a newer load reaches only through a transaction dated in it (a reversal of one of its charges)
 -- is recomputed for those accounts alone, its other rows carried over as they are (at 100,000 accounts a
--- reversal on the 2nd re-aggregated the whole previous month: 9 s of the day's build).
+-- reversal on the 2nd re-aggregated the whole previous month: 9 s of the day's build). When the newer loads
+-- only add dates after every date already summed (each morning's case), the month to date is carried forward
+-- and only the new dates' accruals are added: they are computed as they are read (decision 0043), and
+-- recomputing the month's would cost a date at 100,000 accounts about 5 s late in the month.
 {{ config(
     unique_key=['month_end'],
     indexes=account_month_end_indexes(),
 ) }}
 
 {%- set from_month = none -%}
+{%- set carry_from = none -%}
 {%- if is_incremental() -%}
-    {#- two steps: a literal watermark lets the planner use the load_id index -#}
-    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
-    {%- set from_month_sql -%}
-        select coalesce(date_trunc('month', min(business_date))::date, 'infinity'::date)::text
-        from {{ ref('int_od__accruals_daily') }}
-        where load_id > {{ watermark }}
-    {%- endset -%}
-    {%- set from_month = run_query(from_month_sql).columns[0].values()[0] if execute else 'infinity' -%}
+    {%- set watermark = load_watermark() -%}
+    {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) -%}
+    {%- set from_month = from_date[:8] ~ '01' if from_date != 'infinity' else from_date -%}
+    {%- set carry_from = month_to_date_carried_from(ref('int_od__positions_daily'), from_date, watermark) -%}
 {%- endif %}
 
 with
@@ -52,7 +51,7 @@ with
 
 accruals as (
     {% if from_month -%}
-        {{ rows_from_month_or_reopened(ref('int_od__accruals_daily'), 'business_date', from_month) }}
+        {{ rows_from_month_or_reopened(ref('int_od__accruals_daily'), 'business_date', carry_from or from_month) }}
     {%- else -%}
         select * from {{ ref('int_od__accruals_daily') }}
     {%- endif %}
@@ -84,17 +83,65 @@ loaded as (  -- the newest loaded date, read from the business_date index
     select max(business_date) as last_loaded_date from {{ ref('int_od__positions_daily') }}
 ),
 
+{% if carry_from -%}
+-- the sums of the month's dates before carry_from, as they were summed (unrounded), and their day-count
+-- versions one per row (parameter_version lists the rounding version, then the day-count versions)
+    month_to_date as (
+        select
+            od_account_id,
+            month_end,
+            currency,
+            interest_accrued,
+            unutilized_fee_accrued,
+            excess_fee_accrued,
+            null as parameter_version,
+            load_id
+        from {{ this }}
+        where month_end = '{{ from_month }}'::date + interval '1 month - 1 day'
+        union all
+        select
+            c.od_account_id,
+            c.month_end,
+            null as currency,
+            0 as interest_accrued,
+            0 as unutilized_fee_accrued,
+            0 as excess_fee_accrued,
+            v.version as parameter_version,
+            null as load_id
+        from {{ this }} as c
+        cross join lateral unnest(string_to_array(c.parameter_version, ',')) as v (version)
+        where
+            c.month_end = '{{ from_month }}'::date + interval '1 month - 1 day'
+            and v.version like 'day\_count\_convention@%'
+    ),
+{%- endif %}
+
 accrued as (
     select
         od_account_id,
-        (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
+        month_end,
         max(currency) as currency,
         sum(interest_accrued) as interest_accrued,
         sum(unutilized_fee_accrued) as unutilized_fee_accrued,
         sum(excess_fee_accrued) as excess_fee_accrued,
         string_agg(distinct parameter_version, ',') as day_count_versions,
         max(load_id) as load_id
-    from accruals
+    from (
+        select
+            od_account_id,
+            (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
+            currency,
+            interest_accrued,
+            unutilized_fee_accrued,
+            excess_fee_accrued,
+            parameter_version,
+            load_id
+        from accruals
+        {% if carry_from -%}
+            union all
+            select * from month_to_date
+        {%- endif %}
+    ) as day_values
     group by 1, 2
 ),
 

@@ -11,12 +11,16 @@
 
 {%- set provision_rate = "(case when " ~ left_the_od_book('p') ~ " then 0 else g.provision_rate end)" %}
 
+-- each position with its accruals, computed here as int_od__accruals_daily computes them (macros/accruals.sql):
+-- a view reading that view would be dropped whenever dbt recreates it, in every build
 with positions as (
-    select * from {{ ref('int_od__positions_daily') }}
-),
-
-accruals as (
-    select * from {{ ref('int_od__accruals_daily') }}
+    select
+        p.*,
+        {{ accrual_columns('p', 'w') }}
+    from {{ ref('int_od__positions_daily') }} as p
+    inner join (
+        {{ day_count_weights(ref('int_od__positions_daily'), ref('int_policy__parameter_versions')) }}
+    ) as w on p.business_date = w.business_date
 ),
 
 -- graded here as int_grading__od_grades_daily grades (every OD is short-term): a view reading that view would be
@@ -53,10 +57,10 @@ select
     p.unutilized_amount::numeric as unutilized_amount,
     p.is_active::boolean as is_active,
     p.maturity_date::date as maturity_date,
-    a.day_weight::numeric as day_weight,
-    a.interest_accrued::numeric as interest_accrued,
-    a.unutilized_fee_accrued::numeric as unutilized_fee_accrued,
-    a.excess_fee_accrued::numeric as excess_fee_accrued,
+    p.day_weight::numeric as day_weight,
+    p.interest_accrued::numeric as interest_accrued,
+    p.unutilized_fee_accrued::numeric as unutilized_fee_accrued,
+    p.excess_fee_accrued::numeric as excess_fee_accrued,
     dpd.days_past_due::integer as days_past_due,
     dpd.dpd_charges::integer as dpd_charges,
     dpd.dpd_excess::integer as dpd_excess,
@@ -73,12 +77,11 @@ select
     s.no_net_inflow_60d::boolean as no_net_inflow_60d,
     s.stagnant_amount_60d::numeric as stagnant_amount_60d,
     s.conversion_candidate::boolean as conversion_candidate,
-    a.parameter_version::text as parameter_version,
+    p.parameter_version::text as parameter_version,
     g.grading_version::text as grading_version,
     s.stagnation_window_version::text as stagnation_window_version,
     p.load_id::bigint as load_id
 from positions as p
-left join accruals as a on p.od_account_id = a.od_account_id and p.business_date = a.business_date
 -- an OD that left the book (converted, written off; macros/lifecycle.sql) keeps its balance row but no longer
 -- runs days past due, a grade or stagnation from that date (nulls), and provisions 0 (rulebook J; decision 0028)
 left join days_past_due as dpd
