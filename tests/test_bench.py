@@ -15,7 +15,10 @@ def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, mo
     monkeypatch.setenv("WAREHOUSE_URL", server_url)
     monkeypatch.setenv("ODWH_HOME", str(tmp_path / "home"))
     # 2,000 accounts x 10 days, from the 22nd: history starts mid-January, so January closes
-    result = bench.run_size(accounts=2000, days=10, workdir=tmp_path / "bench", start=date(2026, 1, 22))
+    # the loaded dates' folders deleted once loaded, as for the year (their archive copies count the rows)
+    result = bench.run_size(
+        accounts=2000, days=10, workdir=tmp_path / "bench", start=date(2026, 1, 22), keep_landing=False
+    )
 
     names = [s.name for s in result.stages]
     assert names == [
@@ -30,8 +33,9 @@ def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, mo
     stage = dict(zip(names, result.stages, strict=True))
     floor_rows = stage["floor: COPY every CSV + one 60-day window"].rows
     assert floor_rows > 2000 * 10  # every file of every date, balances alone are accounts x days
-    landing = tmp_path / "bench" / "landing"
-    balances = sum(len(p.read_text().splitlines()) - 1 for p in landing.glob("2026-01-*/od_balances.csv"))
+    assert [p.name for p in (tmp_path / "bench" / "landing").iterdir()] == ["2026-02-01"]  # the day after
+    archive = tmp_path / "home" / "archive"
+    balances = sum(len(p.read_text().splitlines()) - 1 for p in archive.glob("2026-01-*/*/od_balances.csv"))
     assert stage["check + load (manifest, GX suite, COPY)"].rows == balances  # raw.od_balances, every row
     assert result.months_closed == 1  # January 2026 (the extra day, Feb 1, comes after the closes)
     assert all(s.seconds > 0 and 0 < s.largest_process_mb <= s.peak_rss_mb for s in result.stages)

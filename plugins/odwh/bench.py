@@ -297,8 +297,12 @@ def _close_stage(url: str, months: list[str], reports: Path) -> int:
     return _count(url, "marts.fct_od_month_end")
 
 
-def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 1)) -> SizeResult:
-    """Every stage at one size (a fresh database and scratch folder)."""
+def run_size(
+    *, accounts: int, days: int, workdir: Path, start: date = date(2026, 1, 1), keep_landing: bool = True
+) -> SizeResult:
+    """Every stage at one size (a fresh database and scratch folder). Without ``keep_landing`` the loaded
+    dates' folders are deleted once loaded (their archive copies stay): a year at 100,000 accounts needs the
+    disk for the warehouse."""
     shutil.rmtree(workdir, ignore_errors=True)
     landing, held_back = workdir / "landing", workdir / "held-back"
     url = _fresh_database(warehouse.ensure_running())
@@ -317,6 +321,10 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
     stages.append(_timed(f"simulate {accounts:,} accounts x {days} days", _simulate_stage, *simulated))
     stages.append(_timed("floor: COPY every CSV + one 60-day window", floor, url, landing))
     stages.append(_timed("check + load (manifest, GX suite, COPY)", _ingest_stage, url, landing))
+    result.landing_csv_bytes = _csv_bytes(landing)
+    if not keep_landing:
+        for loaded in landing.iterdir():
+            shutil.rmtree(loaded)
     stages.append(_timed("models: dbt seed + full build", _build_stage, url))
     months = pipeline.months_ready_to_close(url)
     result.months_closed = len(months)
@@ -326,13 +334,15 @@ def run_size(*, accounts: int, days: int, workdir: Path, start: date = date(2026
     # the two `odwh run` stages start their own process
     stages.append(_timed("idle odwh run (nothing new)", _idle_run, url, landing, workdir, own_process=False))
     stages.append(_timed("one more day through Airflow (odwh run)", one_more_day, own_process=False))
-    result.landing_csv_bytes = _csv_bytes(landing)
     result.warehouse_bytes = _database_bytes(url)
     return result
 
 
-def run(*, sizes: tuple[int, ...], days: int, workdir: Path) -> list[SizeResult]:
-    return [run_size(accounts=n, days=days, workdir=workdir / f"{n}x{days}") for n in sizes]
+def run(*, sizes: tuple[int, ...], days: int, workdir: Path, keep_landing: bool = True) -> list[SizeResult]:
+    return [
+        run_size(accounts=n, days=days, workdir=workdir / f"{n}x{days}", keep_landing=keep_landing)
+        for n in sizes
+    ]
 
 
 def table(results: list[SizeResult], cores: int | None) -> str:

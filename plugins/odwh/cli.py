@@ -268,6 +268,12 @@ def bench(
     days: int = typer.Option(61, help="Business days to simulate and load at each size."),
     year: bool = typer.Option(False, "--year", help="The backfill target: 100,000 accounts x 365 days."),
     workdir: Path = typer.Option(Path("bench"), help="Scratch folder for the simulated extracts."),
+    keep_landing: bool = typer.Option(
+        True,
+        "--keep-landing/--drop-loaded-landing",
+        help="Delete the landing's dates once loaded (their archive copies stay): the year at 100,000 accounts"
+        " needs the disk.",
+    ),
 ) -> None:
     """Time every stage at several sizes beside the floor (COPY of every CSV + one window pass)."""
     import os
@@ -275,7 +281,9 @@ def bench(
     from odwh import bench as benchmark
 
     sizes = (100_000,) if year else tuple(accounts or benchmark.DEFAULT_SIZES)
-    results = benchmark.run(sizes=sizes, days=365 if year else days, workdir=workdir.resolve())
+    results = benchmark.run(
+        sizes=sizes, days=365 if year else days, workdir=workdir.resolve(), keep_landing=keep_landing
+    )
     typer.echo(benchmark.table(results, os.cpu_count()))
 
 
