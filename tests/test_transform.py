@@ -122,7 +122,8 @@ def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
             )
         }
         assert views == {f"stg_core_banking__{f.table}" for f in contract.FILES} | {
-            "stg_meta__policy_changes"
+            "stg_meta__loads",
+            "stg_meta__policy_changes",
         }
         parameters = conn.execute(
             "select count(*), count(distinct parameter_name) from policy.policy_parameters"

@@ -9,9 +9,9 @@
     One row per calendar day from the first to the last business date of `positions` (two index probes): the
     day-count divisors and the day's weight. 30E/360 with p = interest_days_per_month: days after the p-th weigh
     0 (day 31), the last day of a month shorter than p weighs p + 1 - days_in_month (28 Feb: 3, 29 Feb: 2),
-    every other day 1. ACT/360: every day 1. A parameter missing on a day of that span fails the query, never
-    yields null. Every day of the span, not the distinct dates of `positions`: those would be a scan of its
-    whole date index for any reader whose date condition is a range, which does not reach a distinct list.
+    every other day 1. ACT/360: every day 1. A parameter missing on a date with positions fails the query,
+    never yields null. Every day of the span, not the distinct dates of `positions`: those would be a scan of
+    its whole date index for any reader whose date condition is a range, which does not reach a distinct list.
 -#}
 {% macro day_count_weights(positions, parameter_versions) -%}
     select
@@ -44,12 +44,15 @@
             extract(day from date_trunc('month', d.business_date) + interval '1 month - 1 day')::int
                 as days_in_month
         from (
-            select day::date as business_date
-            from generate_series(
-                (select min(business_date) from {{ positions }}),
-                (select max(business_date) from {{ positions }}),
-                interval '1 day'
-            ) as days (day)
+            -- whole days added to a date: a series of timestamps would follow the session's time zone
+            select bounds.first_date + days.n as business_date
+            from (
+                select
+                    min(business_date) as first_date,
+                    max(business_date) as last_date
+                from {{ positions }}
+            ) as bounds
+            cross join lateral generate_series(0, bounds.last_date - bounds.first_date) as days (n)
         ) as d
         left join {{ parameter_versions }} as conv
             on {{ join_policy_param('conv', 'day_count_convention', 'd.business_date') }}

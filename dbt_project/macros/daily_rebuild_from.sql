@@ -29,18 +29,20 @@
     {{ return(run_query(watermark_sql).columns[0].values()[0] if execute else 0) }}
 {%- endmacro %}
 
-{#- int_od__charges_monthly: from_date when no date on or after it was built before (each morning's new date),
-    so the month's sums before it can be carried forward; none when a newer load re-delivered a date already
-    built (the month is summed again) or when nothing is new. -#}
-{% macro month_to_date_carried_from(positions, from_date, watermark) -%}
+{#- int_od__charges_monthly: from_date when no date on or after it was ever loaded before the model's last build
+    (each morning's new date: `loads` is stg_meta__loads, which keeps a re-delivered date's superseded loads),
+    so the month's sums before it can be carried forward; none when a date on or after it was loaded before
+    (a re-delivery, even of the newest date: its old rows are gone from every table, so only the loads tell)
+    or when nothing is new. -#}
+{% macro month_to_date_carried_from(loads, from_date, watermark) -%}
     {%- if from_date == 'infinity' or not execute -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set redelivered_sql -%}
+    {%- set loaded_before_sql -%}
         select exists (
-            select from {{ positions }}
+            select from {{ loads }}
             where business_date >= '{{ from_date }}'::date and load_id <= {{ watermark }}
         )
     {%- endset -%}
-    {{ return(none if run_query(redelivered_sql).columns[0].values()[0] else from_date) }}
+    {{ return(none if run_query(loaded_before_sql).columns[0].values()[0] else from_date) }}
 {%- endmacro %}

@@ -4,7 +4,7 @@
 --   excess fee        = max(P - L, 0) x excess_fee_rate_monthly / days_per_month x w(d)
 -- The rates are the account's contractual rates (od_accounts snapshot of the day); the convention and the
 -- divisors (interest_days_per_month = 30, interest_days_per_year = 360) are policy parameters in force on
--- the day, resolved once per distinct date; the weights w(d) of 30E/360 and ACT/360 are in macros/accruals.sql.
+-- the day, resolved once per calendar day; the weights w(d) of 30E/360 and ACT/360 are in macros/accruals.sql.
 -- A view (decision 0043): a day's accruals are a function of its position row and the parameters in force, so
 -- they are computed as they are read; a reader's date or account condition reaches the positions' indexes.
 {{ config(materialized='view', meta={'rebuilt_by_date': true}) }}

@@ -6,10 +6,12 @@
 -- Incremental, by whole months: every account of the months from the earliest date a newer load touched; an
 -- earlier month a newer load reaches only through a transaction dated in it (a reversal of one of its charges)
 -- is recomputed for those accounts alone, its other rows carried over as they are (at 100,000 accounts a
--- reversal on the 2nd re-aggregated the whole previous month: 9 s of the day's build). When the newer loads
--- only add dates after every date already summed (each morning's case), the month to date is carried forward
--- and only the new dates' accruals are added: they are computed as they are read (decision 0043), and
--- recomputing the month's would cost a date at 100,000 accounts about 5 s late in the month.
+-- reversal on the 2nd re-aggregated the whole previous month: 9 s of the day's build). When no date on or after
+-- the earliest newly loaded one was loaded before (each morning's case; not a re-delivery, even of the newest
+-- date), the month to date is carried forward and only the new dates' accruals are added: they are computed as they are
+-- read (decision 0043), and recomputing the month's would cost a date at 100,000 accounts about 5 s late in the
+-- month.
+-- depends_on: {{ ref('stg_meta__loads') }}
 {{ config(
     unique_key=['month_end'],
     indexes=account_month_end_indexes(),
@@ -21,7 +23,7 @@
     {%- set watermark = load_watermark() -%}
     {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) -%}
     {%- set from_month = from_date[:8] ~ '01' if from_date != 'infinity' else from_date -%}
-    {%- set carry_from = month_to_date_carried_from(ref('int_od__positions_daily'), from_date, watermark) -%}
+    {%- set carry_from = month_to_date_carried_from(ref('stg_meta__loads'), from_date, watermark) -%}
 {%- endif %}
 
 with

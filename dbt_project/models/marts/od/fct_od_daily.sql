@@ -3,9 +3,10 @@
 -- B). Every row names its load (load_id -> meta.loads) and parameter versions (day count, grading,
 -- stagnation window).
 -- A view (decision 0041): each account-day is stored once, in the daily models it joins on their unique
--- (account, date) indexes, so a reader's date or account condition reaches those indexes and nothing else is
--- read. It filters its rows by branch itself (row-level security does not reach a view's rows) and is a
--- security barrier (meta.secure_relation). A reader's condition is applied inside the view only when it is
+-- (account, date) indexes (its accruals and grade are computed from those rows: decisions 0043 and 0038), so a
+-- reader's date or account condition reaches those indexes and nothing else is read. It filters its rows by
+-- branch itself (row-level security does not reach a view's rows) and is a security barrier
+-- (meta.secure_relation). A reader's condition is applied inside the view only when it is
 -- leakproof: compare business_date with a date (=, <, in a list), not through a function of it.
 {{ config(materialized='view', meta={'rebuilt_by_date': true}) }}
 
