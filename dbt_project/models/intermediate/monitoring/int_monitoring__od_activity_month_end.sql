@@ -115,7 +115,7 @@ customers as (
         business_date,
         customer_type
     from {{ ref('stg_core_banking__customers') }}
-    where business_date in (select m.month_end from month_ends as m)
+    where business_date = any(array(select m.month_end from month_ends as m))
 )
 
 select

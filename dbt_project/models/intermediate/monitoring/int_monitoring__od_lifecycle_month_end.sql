@@ -27,7 +27,7 @@ positions as (
         principal_outstanding + coalesce(interest_receivable, 0) + coalesce(fees_receivable, 0)
             as total_outstanding
     from {{ ref('int_od__positions_daily') }}
-    where business_date in (select month_end from month_ends)
+    where business_date = any(array(select month_end from month_ends))
 ),
 
 converted as (
@@ -76,7 +76,7 @@ term_loans as (
         business_date,
         min(loan_id) as loan_id
     from {{ ref('stg_core_banking__loans') }}
-    where business_date in (select month_end from month_ends) and source_od_account_id is not null
+    where business_date = any(array(select month_end from month_ends)) and source_od_account_id is not null
     group by source_od_account_id, business_date
 )
 

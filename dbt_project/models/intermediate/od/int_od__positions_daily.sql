@@ -28,17 +28,36 @@ customers as (
 ),
 
 {% if from_date -%}
--- the first loaded date of accounts already in this table (index probe per account, not a history scan);
--- materialized so the probes run once, never once per joined row (see int_od__days_past_due_daily)
+-- the first loaded date of accounts already in this table, carried from the rows of the last date before the
+-- rebuild (one date's rows, contiguous); an account absent on that date (new, or back after a gap) costs one
+-- index probe (coalesce evaluates it only then): 100,000 probes read 95,000 pages at 100,000 x 365.
+-- Materialized so the probes run once, never once per joined row (see int_od__days_past_due_daily)
+    previous_date_rows as materialized (
+        select
+            od_account_id,
+            first_business_date
+        from {{ this }}
+        where
+            business_date = (
+                select max(business_date)
+                from {{ this }}
+                where business_date < '{{ from_date }}'::date
+            )
+    ),
+
     earlier_first_dates as materialized (
         select
             a.od_account_id,
-            (
-                select min(t.business_date)
-                from {{ this }} as t
-                where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
+            coalesce(
+                previous.first_business_date,
+                (
+                    select min(t.business_date)
+                    from {{ this }} as t
+                    where t.od_account_id = a.od_account_id and t.business_date < '{{ from_date }}'::date
+                )
             ) as first_business_date
         from (select distinct od_account_id from balances) as a
+        left join previous_date_rows as previous on a.od_account_id = previous.od_account_id
     ),
 {%- endif %}
 
