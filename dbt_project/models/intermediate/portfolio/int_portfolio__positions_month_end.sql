@@ -14,7 +14,16 @@
 with od_month_end as (
     select o.*
     from {{ ref('fct_od_month_end') }} as o
-    left join {{ ref('int_od__positions_daily') }} as p
+    -- the month ends' rows only (the index on the business date): a mart's month_end condition reaches this
+    -- join, but an unfiltered read (the exposures of every month end) would hash the whole daily history
+    left join (
+        select
+            od_account_id,
+            business_date,
+            status
+        from {{ ref('int_od__positions_daily') }}
+        where business_date = any(array({{ loaded_month_ends() }}))
+    ) as p
         on o.od_account_id = p.od_account_id and o.month_end = p.business_date
     where p.status is null or p.status not in ('CONVERTED', 'WRITTEN_OFF')
 ),

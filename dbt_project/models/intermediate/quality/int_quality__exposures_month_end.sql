@@ -16,7 +16,7 @@ od_status as (
         business_date as month_end,
         status
     from {{ ref('int_od__positions_daily') }}
-    where business_date = (date_trunc('month', business_date) + interval '1 month - 1 day')::date
+    where business_date = any(array({{ loaded_month_ends() }}))
 ),
 
 customers as (

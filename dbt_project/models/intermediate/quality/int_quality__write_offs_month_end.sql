@@ -63,7 +63,7 @@ written_off as (
 ),
 
 month_ends as (
-    select distinct month_end from {{ ref('int_portfolio__positions_month_end') }}
+    {{ portfolio_month_ends() }}
 )
 
 select

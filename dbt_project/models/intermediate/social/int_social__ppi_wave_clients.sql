@@ -28,7 +28,18 @@ select
     coalesce(c.customer_type, 'UNKNOWN') as customer_type,
     s._load_id as load_id
 from per_client as s
-left join {{ ref('stg_core_banking__customers') }} as c
+-- the customers snapshots of the delivery dates only: the dates as an array reach meta.loads' index before
+-- the change history is expanded (joined directly, every customer was expanded to every loaded date first:
+-- 52 M rows at 100,000 x 365)
+left join (
+    select
+        customer_id,
+        business_date,
+        branch_code,
+        customer_type
+    from {{ ref('stg_core_banking__customers') }}
+    where business_date = any(array(select distinct d.business_date from per_client as d))
+) as c
     on s.customer_id = c.customer_id and s.business_date = c.business_date
 left join {{ ref('stg_core_banking__branches') }} as b
     on c.branch_code = b.branch_code and c.business_date = b.business_date

@@ -98,5 +98,15 @@ select
     e.parameter_version,
     e.load_id
 from exceptions as e
-left join {{ ref('stg_core_banking__customers') }} as c
+-- the customers snapshots of the month ends only (an array of dates reaches meta.loads' index before the
+-- change history is expanded; joined directly, every customer was expanded to every loaded date first)
+left join (
+    select
+        customer_id,
+        business_date,
+        officer_id,
+        branch_code
+    from {{ ref('stg_core_banking__customers') }}
+    where business_date = any(array(select distinct x.month_end from exceptions as x))
+) as c
     on e.customer_id = c.customer_id and e.month_end = c.business_date

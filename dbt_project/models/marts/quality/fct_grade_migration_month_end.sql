@@ -12,13 +12,17 @@ with exposures as (
     where nbc_grade is not null and product_family in ('OD', 'TERM')
 ),
 
+portfolio_month_ends as (
+    {{ portfolio_month_ends() }}
+),
+
 -- consecutive pairs: a loaded month end and the previous calendar month end, when loaded
 pairs as (
     select
         later.month_end,
         earlier.month_end as previous_month_end
-    from (select distinct month_end from {{ ref('int_portfolio__positions_month_end') }}) as later
-    inner join (select distinct month_end from {{ ref('int_portfolio__positions_month_end') }}) as earlier
+    from portfolio_month_ends as later
+    inner join portfolio_month_ends as earlier
         on earlier.month_end = (date_trunc('month', later.month_end) - interval '1 day')::date
 ),
 
@@ -56,7 +60,7 @@ later_status as (
         business_date as month_end,
         status
     from {{ ref('int_od__positions_daily') }}
-    where business_date in (select month_end from pairs)
+    where business_date = any(array(select month_end from pairs))
     union all
     select
         'TERM' as product_family,

@@ -16,7 +16,7 @@ with par as (
 ),
 
 month_ends as (
-    select distinct month_end from {{ ref('int_portfolio__positions_month_end') }}
+    {{ portfolio_month_ends() }}
 ),
 
 families as (

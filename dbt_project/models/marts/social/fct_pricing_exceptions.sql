@@ -15,8 +15,11 @@ ceiling as (
     from (select distinct month_end from month_end) as m
 ),
 
+-- the month ends' snapshots only: the dates as an array reach meta.loads' index before the change history is
+-- expanded (unfiltered, every account was expanded to every loaded date first)
 accounts as (
     select * from {{ ref('stg_core_banking__od_accounts') }}
+    where business_date = any(array(select c.month_end from ceiling as c))
 ),
 
 priced as (
