@@ -290,10 +290,12 @@ def _customer_type(
             "Customer type read from staging.stg_core_banking__customers (month-end snapshot, customer_type"
             " only): no mart publishes it yet."
         )
+        # the month end's snapshot (a published month end is loaded): the date reaches meta.loads' index in
+        # the view; "the newest date up to the month end" as the view's own max() expanded every customer's
+        # history to every loaded date first (4.5 s a query at 100,000 x 365, seven queries a month)
         return sql.SQL("c.customer_type"), sql.SQL(
             "left join (select customer_id, customer_type from staging.stg_core_banking__customers"
-            " where business_date = (select max(business_date) from staging.stg_core_banking__customers"
-            " where business_date <= %(m)s)) c on c.customer_id = m.customer_id"
+            " where business_date = %(m)s) c on c.customer_id = m.customer_id"
         )
     notes.append("Customer type unknown: no mart or staging model publishes it.")
     return sql.SQL("'UNKNOWN'::text"), sql.SQL("")

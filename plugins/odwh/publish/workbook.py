@@ -8,12 +8,14 @@ page numbers and a footer naming the list repeat on every page.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Sequence
+from copy import copy
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +24,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -111,18 +114,25 @@ def write_table(
         sheet.column_dimensions[get_column_letter(index)].width = width
     sheet.row_dimensions[HEADER_ROW].height = row_height([c.header for c in columns], widths)
     row = HEADER_ROW
+    # a cell's style is set once per (format, wrap, bold) and copied to the next cells that share it: setting
+    # it through openpyxl's style attributes hashes the style objects per cell (a third of a large list's time)
+    styles: dict[tuple[str | None, bool, bool], StyleArray] = {}
     for bold, record in [(False, r) for r in records] + [(True, r) for r in total_rows]:
         row += 1
         values = [_cell_value(record, column) for column in columns]
         for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
             cell = sheet.cell(row=row, column=index, value=value)
-            fmt = _number_format(record, column)
-            if fmt:
-                cell.number_format = fmt
+            key = (_number_format(record, column), column.wrap, bold)
+            if key in styles:
+                cell._style = copy(styles[key])
+                continue
+            if key[0]:
+                cell.number_format = key[0]
             cell.alignment = WRAP_TOP if column.wrap else TOP
             if bold:
                 cell.font = BOLD
                 cell.fill = TOTAL_FILL
+            styles[key] = copy(cell._style)
         wrapped = [v if c.wrap else None for c, v in zip(columns, values, strict=True)]
         sheet.row_dimensions[row].height = row_height(wrapped, widths)
     _print_setup(sheet, len(columns), row, footer or title)
@@ -181,9 +191,12 @@ def wrapped_lines(text: str, width: int) -> int:
     return lines
 
 
+@functools.lru_cache(maxsize=1 << 16)  # called per word: a month's lists repeat the same words
 def text_width(text: str) -> int:
     """Characters ``text`` occupies on a line: Khmer vowel signs and subscript consonants stack on their base
     consonant (combining marks, and the consonant after a coeng), so they take no width of their own."""
+    if text.isascii():
+        return len(text)
     width, after_coeng = 0, False
     for char in text:
         if not (after_coeng or unicodedata.category(char) in ("Mn", "Me") or char == COENG):
