@@ -5,9 +5,15 @@
 -- BRANCH, OFFICER, CURRENCY, CUSTOMER_TYPE. A USD total is null when a position lacks the month end's rate
 -- (never a silent partial sum). The marts pivot PAR 1, 30 and 90 into the published columns.
 -- Aggregated per days-past-due value first, so the thresholds join a few hundred rows per segment, not every
--- account. Rebuilt in full at each month close.
+-- account. Incremental by month end (macros/month_end_incremental.sql): a month close adds its own month end
+-- (a re-delivered date redoes every later one); rebuilt in full it took 33 s a close at 100,000 x 365.
+-- depends_on: {{ ref('stg_core_banking__branches') }}
+{{ config(materialized='incremental', unique_key=['month_end']) }}
+
+{% set from_date = month_end_rebuild_from() -%}
+
 with exposures as (
-    select * from {{ ref('int_quality__exposures_month_end') }}
+    {{ rows_since_from_date(ref('int_quality__exposures_month_end'), from_date, 'month_end') }}
 ),
 
 -- every exposure counts in its family and in ALL, and in every segment type
@@ -38,12 +44,14 @@ by_days_past_due as (
     group by 1, 2, 3, 4, 5
 ),
 
--- the list in force on the month end; a malformed entry fails the cast (and the build), never drops a level
-thresholds as (
+-- the list in force on the month end; a malformed entry fails the cast (and the build), never drops a level;
+-- materialized, so the watermark subquery runs once per month end and threshold, not per row
+thresholds as materialized (
     select
         m.month_end,
         trim(t.threshold)::integer as threshold_days,
-        pv.parameter_version
+        pv.parameter_version,
+        {{ max_input_load_id('m.month_end') }} as max_input_load_id
     from (select distinct month_end from exposures) as m
     left join {{ ref('int_policy__parameter_versions') }} as pv
         on {{ join_policy_param('pv', 'par_thresholds_days', 'm.month_end') }}
@@ -70,7 +78,10 @@ select
         else coalesce(sum(b.outstanding_usd) filter (where b.days_past_due > t.threshold_days), 0)
     end as par_usd,
     t.parameter_version,
-    max(b.load_id) as load_id
+    max(b.load_id) as load_id,
+    t.max_input_load_id
 from by_days_past_due as b
 inner join thresholds as t on b.month_end = t.month_end
-group by b.month_end, b.product_family, b.segment_type, b.segment_value, t.threshold_days, t.parameter_version
+group by
+    b.month_end, b.product_family, b.segment_type, b.segment_value, t.threshold_days, t.parameter_version,
+    t.max_input_load_id
