@@ -205,6 +205,36 @@ def test_review_officer_sheet_content_and_formats(rendered: tuple[Path, list[Pat
     assert (thb.value, thb.number_format) == (200000.5, "#,##0.00")
 
 
+def test_a_cells_style_follows_its_own_value_and_format() -> None:
+    """write_table sets a style once per (format, wrap, bold, date type) and copies it to the next cells: a date
+    in a column without a format keeps openpyxl's date format, text beside it stays General, the total row is
+    bold on its fill, and a currency column's decimals follow each row's currency."""
+    book = workbook.new_workbook("t")
+    columns = [
+        workbook.Column("note", 10),
+        workbook.Column("opened", 10),
+        workbook.Column("amount", 12, currency_field="currency"),
+    ]
+    records = [
+        {"note": "a", "opened": date(2026, 1, 31), "amount": D("1.5"), "currency": "USD"},
+        {"note": "b", "opened": datetime(2026, 2, 1, 8, 30), "amount": D("1500"), "currency": "KHR"},
+        {"note": "c", "opened": date(2026, 3, 1), "amount": D("2.25"), "currency": "USD"},
+    ]
+    sheet = workbook.write_table(book, "s", "t", columns, records, total_rows=[{"note": "total"}])
+    first = workbook.HEADER_ROW + 1
+    assert [sheet.cell(first + i, 1).number_format for i in range(3)] == ["General"] * 3
+    assert [sheet.cell(first + i, 2).number_format for i in range(3)] == [
+        "yyyy-mm-dd",
+        "yyyy-mm-dd h:mm:ss",
+        "yyyy-mm-dd",
+    ]
+    amounts = [sheet.cell(first + i, 3).number_format for i in range(3)]
+    assert amounts[0] == amounts[2] != amounts[1]
+    total = sheet.cell(first + 3, 1)
+    assert total.font.bold and total.fill.fgColor.rgb.endswith("F2F2F2")
+    assert not sheet.cell(first, 1).font.bold
+
+
 def test_review_summary_sheets_roll_up_by_reason(rendered: tuple[Path, list[Path]]) -> None:
     out, _ = rendered
     book = openpyxl.load_workbook(out / "review-lists" / "B01.xlsx")

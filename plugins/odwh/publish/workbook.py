@@ -116,13 +116,19 @@ def write_table(
     row = HEADER_ROW
     # a cell's style is set once per (format, wrap, bold) and copied to the next cells that share it: setting
     # it through openpyxl's style attributes hashes the style objects per cell (a third of a large list's time)
-    styles: dict[tuple[str | None, bool, bool], StyleArray] = {}
+    styles: dict[tuple[str | None, bool, bool, type | None], StyleArray] = {}
     for bold, record in [(False, r) for r in records] + [(True, r) for r in total_rows]:
         row += 1
         values = [_cell_value(record, column) for column in columns]
         for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
             cell = sheet.cell(row=row, column=index, value=value)
-            key = (_number_format(record, column), column.wrap, bold)
+            # a date without a format gets openpyxl's date format as its value is set: its type is in the key
+            key = (
+                _number_format(record, column),
+                column.wrap,
+                bold,
+                type(value) if cell.data_type == "d" else None,
+            )
             if key in styles:
                 cell._style = copy(styles[key])
                 continue
