@@ -25,16 +25,20 @@ term_written_off as (
     group by loan_id
 ),
 
--- the written-off loans' snapshot rows alone: an array (computed once), not a join, so the condition filters
--- the change history before it is expanded to dates (a join expanded every loan on every date first: 4 s at
--- 10,000 x 365)
+-- the written-off loans' snapshot rows of the days before their write-offs alone, filtered before the change
+-- history is expanded to dates (a join expanded every loan on every date first: 4 s at 10,000 x 365, and with
+-- the loans alone, to every date, 10.9 s at 100,000 x 365): the days as an array, the loans as the keys of one
+-- jsonb object, computed once each. Its keys are sorted, so `?` is a binary search, where `= any(array)` of
+-- 694 loans compared every history row with each (8.8 s; the query now takes 4.6 s, 14.7 s before)
 term_written_off_rows as (
     select
         loan_id,
         business_date,
         outstanding_principal
     from {{ ref('stg_core_banking__loans') }}
-    where loan_id = any(array(select t.account_id from term_written_off as t))
+    where
+        (select jsonb_object_agg(t.account_id, true) from term_written_off as t) ? loan_id
+        and business_date = any(array(select t.written_off_on - 1 from term_written_off as t))
 ),
 
 -- one arm per product family, alike in shape: each reads its own positions (OD days, graded term loans)
