@@ -208,16 +208,18 @@ def test_a_reversal_of_a_charge_of_the_month_before_reopens_that_month_for_its_a
     fresh_db: str, tmp_path: Path
 ):
     """K1's January charge reversed on 1 February: January's charges are recomputed for K1 alone, the other
-    accounts' January rows carried over, and the result equals a full refresh (policy-engine.md, section C)."""
+    accounts' January rows carried over, and the result equals a full refresh (policy-engine.md, section C);
+    so does January's published month-end row, built before the reversal arrived."""
     reversal = transaction("X2", "K1", "REVERSAL", "90000", "CREDIT", reversed_txn_id="C2")
     raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal, {**TRANSACTIONS, date(2024, 2, 1): [reversal]})
     charges = "select * from intermediate.int_od__charges_monthly order by od_account_id, month_end"
+    month_end = "select * from marts.fct_od_month_end order by od_account_id, month_end"
     for batch in (days(FIRST, date(2024, 1, 31)), [date(2024, 2, 1)], [date(2024, 2, 2)]):
         raw.load(batch)
-        build(fresh_db, "+int_od__charges_monthly", tmp_path)
-    incremental = query(fresh_db, charges)
-    build(fresh_db, "+int_od__charges_monthly", tmp_path, "--full-refresh")
-    assert incremental == query(fresh_db, charges)
+        build(fresh_db, "+fct_od_month_end", tmp_path)
+    incremental = query(fresh_db, charges), query(fresh_db, month_end)
+    build(fresh_db, "+fct_od_month_end", tmp_path, "--full-refresh")
+    assert incremental == (query(fresh_db, charges), query(fresh_db, month_end))
     january = dict(
         query(
             fresh_db,

@@ -7,18 +7,31 @@
     after the earliest business date loaded after that watermark: a re-delivered old date redoes every later
     month end once, a mid-month day costs nothing.
     branches is a small snapshot delivered with every date, so its load ids name the loaded dates. The model
-    needs the hint `-- depends_on: {{ ref('stg_core_banking__branches') }}`.
+    needs the hint `-- depends_on: {{ ref('stg_core_banking__branches') }}` (and one for
+    int_od__transactions_classified with with_reversed_dates).
 -#}
 
-{#- The earliest business date to rebuild from ('infinity' when nothing is new), or none on a full build. -#}
-{% macro month_end_rebuild_from() -%}
+{#- The earliest business date to rebuild from ('infinity' when nothing is new), or none on a full build.
+    with_reversed_dates: also the earliest date of a transaction that a newer load's reversal cancels, for the
+    models whose month figures net out a reversal whenever it arrives (the month's charges and activity, and
+    the marts built on them): a reversal delivered in February of a January transaction redoes January. -#}
+{% macro month_end_rebuild_from(with_reversed_dates=false) -%}
     {%- if not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
+    {#- two steps: with the watermark as a literal the planner uses the load_id indexes -#}
+    {%- set watermark_sql = 'select coalesce(max(max_input_load_id), 0) from ' ~ this -%}
+    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
     {%- set newest_load_sql -%}
-        select coalesce(min(business_date), 'infinity'::date)::text
-        from {{ ref('stg_core_banking__branches') }}
-        where _load_id > (select coalesce(max(max_input_load_id), 0) from {{ this }})
+        select coalesce(least(
+            (select min(business_date) from {{ ref('stg_core_banking__branches') }} where _load_id > {{ watermark }})
+            {%- if with_reversed_dates %},
+            (
+                select min(original_business_date) from {{ ref('int_od__transactions_classified') }}
+                where load_id > {{ watermark }}
+            )
+            {%- endif %}
+        ), 'infinity'::date)::text
     {%- endset -%}
     {{ return(run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity') }}
 {%- endmacro %}

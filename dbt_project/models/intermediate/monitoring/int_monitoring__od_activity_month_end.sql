@@ -10,7 +10,8 @@
 --     or before the later of the month's first day and the facility's start date); otherwise the flow tests
 --     are not evaluable.
 -- Incremental by month end: month ends on or after the earliest business date loaded after this table's
--- newest max_input_load_id, or the date of a transaction a newer reversal cancels.
+-- newest max_input_load_id, or the date of a transaction a newer reversal cancels
+-- (macros/month_end_incremental.sql).
 -- depends_on: {{ ref('stg_core_banking__branches') }}
 -- no merge joins: the customers at the month ends (from their history, macros/history_as_of.sql) are estimated at
 -- a few hundred rows, and the planner merged them with the positions on the date alone, filtering 298 M pairs on
@@ -22,20 +23,7 @@
     indexes=account_month_end_indexes(),
 ) }}
 
-{%- set from_date = none -%}
-{%- if is_incremental() -%}
-    {#- two steps: with the newest load id as a literal the planner uses the load_id indexes -#}
-    {%- set newest_sql = 'select coalesce(max(max_input_load_id), 0) from ' ~ this -%}
-    {%- set newest = run_query(newest_sql).columns[0].values()[0] if execute else 0 -%}
-    {%- set from_date_sql -%}
-        select coalesce(least(
-            (select min(business_date) from {{ ref('stg_core_banking__branches') }} where _load_id > {{ newest }}),
-            (select min(original_business_date) from {{ ref('int_od__transactions_classified') }}
-             where load_id > {{ newest }})
-        ), 'infinity'::date)::text
-    {%- endset -%}
-    {%- set from_date = run_query(from_date_sql).columns[0].values()[0] if execute else 'infinity' -%}
-{%- endif %}
+{%- set from_date = month_end_rebuild_from(with_reversed_dates=true) -%}
 {%- set month_of_from = "date_trunc('month', '" ~ from_date ~ "'::date)::date" if from_date else none %}
 
 {%- set positions = ref('int_od__positions_daily') %}

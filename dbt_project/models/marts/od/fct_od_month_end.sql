@@ -4,15 +4,16 @@
 -- equivalents at the NBC rate of the month end (int_fx__rates_daily, unrounded), the proposed term-loan
 -- product of a conversion candidate and the policy breaches of the month end (int_od__policy_checks_month_end).
 -- Incremental by month end (macros/month_end_incremental.sql): a re-delivered old date redoes every later
--- month end; a mid-month day renders an empty query.
--- depends_on: {{ ref('stg_core_banking__branches') }}
+-- month end, and so does a reversal of an earlier month's charge (the month's charges net it out); a mid-month
+-- day renders an empty query.
+-- depends_on: {{ ref('stg_core_banking__branches') }}, {{ ref('int_od__transactions_classified') }}
 {{ config(
     unique_key=['month_end'],
     tags=['month_end'],
     indexes=account_month_end_indexes(),
 ) }}
 
-{%- set from_date = month_end_rebuild_from() -%}
+{%- set from_date = month_end_rebuild_from(with_reversed_dates=true) -%}
 {%- set since = "and business_date >= '" ~ from_date ~ "'::date" if from_date else "" %}
 
 {#- the month ends among the loaded dates (since from_date on an incremental build) -#}
