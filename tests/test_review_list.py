@@ -214,7 +214,9 @@ def test_review_list_unit_tests_pass(fresh_db, dbt_work):
 
 @pytest.mark.slow
 def test_month_by_month_builds_equal_a_full_refresh(fresh_db, dbt_work):
-    """January, then February (whose load reverses a January repayment) built incrementally = full refresh."""
+    """January, then February (whose load reverses a January repayment) built incrementally = full refresh;
+    then a corrected January date re-delivered after February's build redoes both month ends (the list is
+    incremental by month end, macros/month_end_incremental.sql)."""
     portfolio = review_portfolio()
     january, february = [d for d in DAYS if d <= JAN], [d for d in DAYS if d > JAN]
     portfolio.write(fresh_db, january)
@@ -230,3 +232,17 @@ def test_month_by_month_builds_equal_a_full_refresh(fresh_db, dbt_work):
 
     build_review_list(fresh_db, dbt_work, "--full-refresh")
     assert query_dicts(fresh_db, ordered) == incremental
+
+    # 25 January corrected: E2 was 1,450.00 drawn that day, so January's peak excess is 450.00
+    portfolio.balances("E2", [date(2026, 1, 25)], "1450.00")
+    portfolio.write(fresh_db, [date(2026, 1, 25)])
+    build_review_list(fresh_db, dbt_work)
+    corrected = query_dicts(fresh_db, ordered)
+    excess = {
+        r["month_end"]: r["amount"]
+        for r in corrected
+        if (r["od_account_id"], r["reason"]) == ("E2", "EXCESS")
+    }
+    assert excess == {JAN: D(450), FEB: D(250)}
+    build_review_list(fresh_db, dbt_work, "--full-refresh")
+    assert query_dicts(fresh_db, ordered) == corrected
