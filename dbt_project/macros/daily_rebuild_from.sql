@@ -12,8 +12,7 @@
         {{ return(none) }}
     {%- endif -%}
     {#- two steps: a literal watermark lets the planner use the load_id index -#}
-    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
+    {%- set watermark = load_watermark() -%}
     {#- "filter (where true)" keeps the planner off min() via the business_date index, which would walk the
         whole history to find the first newer row; the load_id index finds the newer rows directly -#}
     {%- set newest_load_sql -%}
@@ -22,13 +21,6 @@
         where {{ load_id_column }} > {{ watermark }}
     {%- endset -%}
     {{ return(run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity') }}
-{%- endmacro %}
-
-{#- The newest load id the incremental model has built from (0 while empty), as a literal: the planner uses a
-    load_id index for `load_id > <literal>`, not for a subquery. -#}
-{% macro load_watermark() -%}
-    {%- set watermark_sql = 'select coalesce(max(load_id), 0) from ' ~ this -%}
-    {{ return(run_query(watermark_sql).columns[0].values()[0] if execute else 0) }}
 {%- endmacro %}
 
 {#- int_od__charges_monthly: from_date when no date on or after it was ever loaded before the model's last build
