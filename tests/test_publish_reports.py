@@ -335,6 +335,9 @@ def test_board_pack_pdf_pages_and_html_sections(
     assert pack.pages >= 5
     assert pdf_page_objects(pdf) == pack.pages
     html = pack.html.read_text(encoding="utf-8")
+    # every id once, the inlined charts' marker and clip-path definitions included (WeasyPrint warns per
+    # duplicate anchor)
+    assert [i for i, n in Counter(re.findall(r'\sid="([^"]+)"', html)).items() if n > 1] == []
     for heading in (
         "Portfolio size and trend",
         "OD share against the 10% cap",

@@ -73,7 +73,13 @@ def _floats(values: Sequence[Decimal | int | None]) -> list[float]:
 def to_svg(figure: Figure) -> str:
     """The figure as an inline ``<svg>`` element (no XML prolog or doctype, no metadata date)."""
     buffer = io.StringIO()
-    with rc_context(STYLE):
+    # matplotlib names its marker and clip-path definitions by a hash of their shape and this salt: two charts
+    # of one page with the same ticks or plot area repeated an id (WeasyPrint warned per duplicate anchor). The
+    # titles differ within a document, and keep the ids reproducible.
+    salt = " ".join(
+        ["odwh", *(axes.get_title(loc) for axes in figure.axes for loc in ("left", "center", "right"))]
+    )
+    with rc_context({**STYLE, "svg.hashsalt": salt}):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
     text = buffer.getvalue()
     text = re.sub(r"^<\?xml[^>]*>\s*", "", text)
