@@ -8,6 +8,7 @@ HTML and embedded in the PDF.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,31 @@ from odwh.publish import charts, fonts, labels, quality, social
 from odwh.publish.data import MonthData, column, records, total
 
 COVER_KHMER = i18n.gettext(i18n.KHMER, "Board Risk Committee")
+#: SVG presentation properties of the inline charts' style attributes. WeasyPrint's HTML cascade reads every
+#: style attribute as CSS and warns that it does not know these (its SVG renderer reads them itself and draws
+#: the charts right): about 1,200 warnings a pack, which hid any real one.
+SVG_PROPERTIES = frozenset(
+    {"fill", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin", "stroke-dasharray",
+     "stroke-dashoffset", "text-anchor"}
+)  # fmt: skip
+
+
+class _SvgStyleWarnings(logging.Filter):
+    """Drops WeasyPrint's "Ignored `<SVG property>: ...`, unknown property." and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            str(record.msg).startswith("Ignored `%s:%s`")
+            and len(args) == 5
+            and args[0] in SVG_PROPERTIES
+            and args[4] == "unknown property"
+        )
+
+
+_WEASYPRINT_LOG = logging.getLogger("weasyprint")
+if not any(isinstance(f, _SvgStyleWarnings) for f in _WEASYPRINT_LOG.filters):
+    _WEASYPRINT_LOG.addFilter(_SvgStyleWarnings())
 
 
 @dataclass(frozen=True)
