@@ -76,9 +76,8 @@ def to_svg(figure: Figure) -> str:
     # matplotlib names its marker and clip-path definitions by a hash of their shape and this salt: two charts
     # of one page with the same ticks or plot area repeated an id (WeasyPrint warned per duplicate anchor). The
     # titles differ within a document, and keep the ids reproducible.
-    salt = " ".join(
-        ["odwh", *(axes.get_title(loc) for axes in figure.axes for loc in ("left", "center", "right"))]
-    )
+    titles = [(a.get_title("left"), a.get_title("center"), a.get_title("right")) for a in figure.axes]
+    salt = f"odwh {titles}"
     with rc_context({**STYLE, "svg.hashsalt": salt}):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight", pad_inches=0.05)
     text = buffer.getvalue()
