@@ -370,6 +370,10 @@ def _my_tables(url: str) -> dict[str, list[tuple[Any, ...]]]:
         ("intermediate", "int_od__policy_checks_month_end"): ("od_account_id", "month_end"),
         ("marts", "fct_portfolio_month_end"): ("month_end",),
         ("marts", "fct_grade_distribution_month_end"): ("month_end", "product_family", "grade_order"),
+        # incremental by month end too (decisions 0044, 0045)
+        ("intermediate", "int_quality__exposures_month_end"): ("month_end", "product_family", "account_id"),
+        ("marts", "fct_grade_migration_month_end"): ("month_end", "product_family", "from_grade", "to_grade"),
+        ("marts", "rpt_review_list"): ("month_end", "od_account_id", "reason"),
     }
     return {
         ".".join(table): query(
@@ -403,3 +407,4 @@ def test_incremental_builds_equal_a_full_refresh(fresh_db: str) -> None:
     )
     assert breaches == [(m, []) for m in MONTH_ENDS]
     assert len(incremental["marts.fct_portfolio_month_end"]) == len(MONTH_ENDS)
+    assert {r[0] for r in incremental["marts.fct_grade_migration_month_end"]} == set(MONTH_ENDS[1:])
