@@ -246,3 +246,40 @@ def test_month_by_month_builds_equal_a_full_refresh(fresh_db, dbt_work):
     assert excess == {JAN: D(450), FEB: D(250)}
     build_review_list(fresh_db, dbt_work, "--full-refresh")
     assert query_dicts(fresh_db, ordered) == corrected
+
+
+@pytest.mark.slow
+def test_a_late_application_restates_a_month_end_already_listed(fresh_db, dbt_work):
+    """An application decided on 30 January and delivered in a re-delivery of 1 February, after both months
+    were listed, is listed under January at the next build, as a full refresh lists it: the list rebuilds a
+    month end whose social rows changed (macros/review_list_rebuild_from.sql, decision 0045)."""
+    portfolio = review_portfolio()
+    portfolio.write(fresh_db, DAYS)
+    build_review_list(fresh_db, dbt_work)
+    application = {
+        "application_id": "AP1",
+        "customer_id": "E1",
+        "applied_on": date(2026, 1, 20),
+        "decided_on": date(2026, 1, 30),
+        "decision": "APPROVED",
+        "currency": "USD",
+        "amount": D(50_000),
+        "purpose_activity": "TRADE",
+        "business_purpose": True,
+        "es_screened": False,
+        "es_risk": None,
+        "es_contract_signed": False,
+        "es_mitigation_plan": False,
+        "debt_service_ratio": D("0.2"),
+        "cbc_checked": True,
+    }
+    portfolio.events["loan_applications", date(2026, 2, 1)].append(application)
+    portfolio.write(fresh_db, [date(2026, 2, 1)])
+    build_review_list(fresh_db, dbt_work)
+    ordered = REVIEW_SQL + " order by month_end, od_account_id, reason"
+    incremental = query_dicts(fresh_db, ordered)
+    assert {(r["month_end"], r["reason"]) for r in incremental if r["od_account_id"] == "AP1"} == {
+        (JAN, "ES_SCREENING")
+    }
+    build_review_list(fresh_db, dbt_work, "--full-refresh")
+    assert query_dicts(fresh_db, ordered) == incremental

@@ -1,7 +1,8 @@
 {#-
     Incremental models with one row set per month end (grain month_end): int_od__policy_facts_month_end,
     int_od__policy_checks_month_end, int_quality__exposures_month_end, int_quality__par_month_end,
-    fct_od_month_end, fct_portfolio_month_end, fct_grade_distribution_month_end. A month end's
+    int_monitoring__od_activity_month_end, fct_od_month_end, fct_portfolio_month_end,
+    fct_grade_distribution_month_end, fct_grade_migration_month_end, rpt_review_list. A month end's
     row depends on every loaded date up to it (cash withdrawals "ever", look-backs), so each row records
     max_input_load_id, the newest load among the dates up to its month end. A run rebuilds the month ends on or
     after the earliest business date loaded after that watermark: a re-delivered old date redoes every later

@@ -28,8 +28,8 @@ COVER_KHMER = i18n.gettext(i18n.KHMER, "Board Risk Committee")
 #: style attribute as CSS and warns that it does not know these (its SVG renderer reads them itself and draws
 #: the charts right): about 1,200 warnings a pack, which hid any real one.
 SVG_PROPERTIES = frozenset(
-    {"fill", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin", "stroke-dasharray",
-     "stroke-dashoffset", "text-anchor"}
+    {"fill", "fill-opacity", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin", "stroke-dasharray",
+     "stroke-dashoffset", "stroke-opacity", "stroke-miterlimit", "text-anchor"}
 )  # fmt: skip
 
 

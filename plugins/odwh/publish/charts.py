@@ -1,6 +1,6 @@
 """Static SVG charts for the board pack (matplotlib, no pyplot: no global state, safe in a worker).
 
-SVGs are reproducible (fixed hash salt, no date) and inlined into the HTML. Amounts become floats here only
+SVGs are reproducible (ids salted by each chart's title, no date) and inlined into the HTML. Amounts become floats here only
 to place bars and points; every figure printed in the pack's tables stays Decimal.
 """
 

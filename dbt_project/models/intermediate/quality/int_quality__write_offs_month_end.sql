@@ -37,7 +37,10 @@ term_written_off_rows as (
         outstanding_principal
     from {{ ref('stg_core_banking__loans') }}
     where
-        (select jsonb_object_agg(t.account_id, true) from term_written_off as t) ? loan_id
+        (
+            select jsonb_object_agg(t.account_id, true) from term_written_off as t
+            where t.account_id is not null
+        ) ? loan_id
         and business_date = any(array(select t.written_off_on - 1 from term_written_off as t))
 ),
 

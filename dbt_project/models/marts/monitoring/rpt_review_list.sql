@@ -30,9 +30,10 @@
 -- Nested loops off for the build: the planner cannot estimate how few accounts left the book (an expression
 -- over status and dates, given half the rows), so it expected one account left after the anti-join and looped
 -- over the officer chains for each of 198,114 (a build of 2.6 s took 349 s at 100,000 x 61).
--- Incremental by month end (macros/month_end_incremental.sql): a month close adds its own month end; a
--- re-delivered date, or a reversal of an earlier month's transaction (the activity and charges net it out),
--- redoes every later one. Rebuilt in full it took 29 s a close at 100,000 x 365.
+-- Incremental by month end (macros/review_list_rebuild_from.sql): a month close adds its own month end; a
+-- re-delivered date, a reversal of an earlier month's transaction (the activity and charges net it out), or a
+-- social or lifecycle row delivered later for an earlier month redoes every later one. Rebuilt in full it took
+-- 29 s a close at 100,000 x 365.
 -- depends_on: {{ ref('stg_core_banking__branches') }}, {{ ref('int_od__transactions_classified') }}
 {#- the second pre-hook deletes every rebuilt month end, also one a re-delivery left without rows -#}
 {{ config(
@@ -42,12 +43,12 @@
     indexes=[{'columns': ['month_end']}],
     pre_hook=[
         'set local enable_nestloop = off',
-        "{% set since = month_end_rebuild_from(with_reversed_dates=true) %}"
+        "{% set since = review_list_rebuild_from() %}"
         ~ "{% if since %}delete from {{ this }} where month_end >= '{{ since }}'::date{% endif %}",
     ],
 ) }}
 
-{% set from_date = month_end_rebuild_from(with_reversed_dates=true) -%}
+{% set from_date = review_list_rebuild_from() -%}
 
 {#- "USD 1,234.56" / "KHR 1,234,567": money.replace('AMOUNT', <sql>) with the row's currency in ccy -#}
 {%- set money = "(ccy || ' ' || to_char(AMOUNT, case when ccy = 'KHR' then 'FM999,999,999,999,990'"
@@ -78,7 +79,7 @@ previous_month_end as (
 ),
 
 activity as (
-    select * from {{ ref('int_monitoring__od_activity_month_end') }}
+    {{ rows_since_from_date(ref('int_monitoring__od_activity_month_end'), from_date, 'month_end') }}
 ),
 
 chains as (
@@ -101,7 +102,7 @@ left_the_book as (
         p.od_account_id,
         p.business_date as month_end
     from {{ ref('int_od__positions_daily') }} as p
-    where p.business_date in (select m.month_end from month_ends as m) and {{ left_the_od_book('p') }}
+    where p.business_date = any(array(select m.month_end from month_ends as m)) and {{ left_the_od_book('p') }}
 ),
 
 accounts as (
