@@ -23,15 +23,19 @@
     {#- two steps: with the watermark as a literal the planner uses the load_id indexes -#}
     {%- set watermark_sql = 'select coalesce(max(max_input_load_id), 0) from ' ~ this -%}
     {%- set watermark = run_query(watermark_sql).columns[0].values()[0] if execute else 0 -%}
+    {#- least() ignores a null: without reversed dates the delivery dates alone (and no ref to the
+        transactions, which dbt would take for a dependency) -#}
+    {%- set reversed_sql = 'select null::date' -%}
+    {%- if with_reversed_dates -%}
+        {%- set reversed_sql -%}
+            select min(original_business_date) from {{ ref('int_od__transactions_classified') }}
+            where load_id > {{ watermark }}
+        {%- endset -%}
+    {%- endif -%}
     {%- set newest_load_sql -%}
         select coalesce(least(
-            (select min(business_date) from {{ ref('stg_core_banking__branches') }} where _load_id > {{ watermark }})
-            {%- if with_reversed_dates %},
-            (
-                select min(original_business_date) from {{ ref('int_od__transactions_classified') }}
-                where load_id > {{ watermark }}
-            )
-            {%- endif %}
+            (select min(business_date) from {{ ref('stg_core_banking__branches') }} where _load_id > {{ watermark }}),
+            ({{ reversed_sql }})
         ), 'infinity'::date)::text
     {%- endset -%}
     {{ return(run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity') }}
