@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from support.database import query
 from support.dbt import build
@@ -142,6 +143,38 @@ def test_month_end_charges_are_the_rounded_sums_of_the_daily_accruals(built_db):
     assert reconciliation[("K1", date(2024, 1, 31))][0] == D(90_000)
 
 
+PARTITIONED = [  # meta partitioned_by_month (docs/decisions/0046), those MARTS builds
+    "intermediate.int_od__positions_daily",
+    "intermediate.int_od__days_past_due_daily",
+    "intermediate.int_od__stagnation_daily",
+]
+
+
+def _month_partitions(url: str) -> dict[str, list[tuple[str, date, date]]]:
+    """Each partitioned table's partitions: name, first and last business date it holds."""
+    found = {}
+    for table in PARTITIONED:
+        found[table] = query(
+            url,
+            "select c.relname, min(t.business_date), max(t.business_date)"
+            f" from pg_inherits as i join pg_class as c on c.oid = i.inhrelid left join {table} as t"  # noqa: S608
+            f" on t.tableoid = c.oid where i.inhparent = '{table}'::regclass group by c.relname order by 1",
+        )
+    return found
+
+
+def _analyzed_since(url: str, since: Any) -> set[str]:
+    return {
+        f"{schema}.{name}"
+        for schema, name in query(
+            url,
+            "select schemaname, relname from pg_stat_user_tables where relname ~ '_p2024\\d\\d$'"
+            " and last_analyze >= %s",
+            since,
+        )
+    }
+
+
 def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     tables = {
         "intermediate.int_od__positions_daily": "od_account_id, business_date",
@@ -189,12 +222,26 @@ def test_incremental_builds_equal_a_full_refresh(fresh_db: str, tmp_path: Path):
     overrides[("U1", date(2024, 3, 8))] = D("123.45")
     raw.load([date(2024, 3, 8), date(2024, 3, 9)])
     build(fresh_db, MARTS, tmp_path)
+    started = one(fresh_db, "select now()")
     raw.load([LAST])
     build(fresh_db, MARTS, tmp_path)
     incremental = _snapshot(fresh_db)
+    partitions = _month_partitions(fresh_db)
+    assert partitions == {
+        table: [
+            (f"{table.split('.')[1]}_p202401", FIRST, date(2024, 1, 31)),
+            (f"{table.split('.')[1]}_p202402", date(2024, 2, 1), date(2024, 2, 29)),
+            (f"{table.split('.')[1]}_p202403", date(2024, 3, 1), LAST),
+        ]
+        for table in PARTITIONED
+    }
+    # a new date's month is analyzed after the build, the months it did not write are not analyzed again
+    assert _analyzed_since(fresh_db, started) == {f"{t}_p202403" for t in PARTITIONED}
 
     build(fresh_db, MARTS, tmp_path, "--full-refresh")
     full = _snapshot(fresh_db)
+    # built whole beside the old table, whose partitions held the names until it was dropped, then renamed
+    assert _month_partitions(fresh_db) == partitions
 
     assert {t: len(rows) for t, rows in incremental.items()} == {t: len(rows) for t, rows in full.items()}
     for table in full:
@@ -228,3 +275,29 @@ def test_a_reversal_of_a_charge_of_the_month_before_reopens_that_month_for_its_a
         )
     )
     assert january["K1"] == 0 and january["U1"] == D("15.00")  # reversed in its month; carried over
+
+
+def test_a_table_built_before_partitioning_works_until_built_whole(fresh_db: str, tmp_path: Path):
+    """A warehouse built before decision 0046 keeps its unpartitioned days-past-due table: a new date is added
+    to it as before, and a full refresh rebuilds it partitioned, with the same rows."""
+    table = "intermediate.int_od__days_past_due_daily"
+    raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal, TRANSACTIONS)
+    raw.load(days(FIRST, date(2024, 2, 3)))
+    build(fresh_db, "+int_od__days_past_due_daily", tmp_path)
+    with psycopg.connect(fresh_db) as conn:  # as built before: one table, the same rows and unique index
+        conn.execute("set role odwh_transformer")  # dbt's role, which owns what it builds
+        conn.execute(f"create table {table}_plain as select * from {table}")  # noqa: S608
+        conn.execute(f"drop table {table} cascade")
+        conn.execute(f"alter table {table}_plain rename to int_od__days_past_due_daily")
+        conn.execute(f"create unique index on {table} (od_account_id, business_date)")
+    raw.load([date(2024, 2, 4)])
+    build(fresh_db, "+int_od__days_past_due_daily", tmp_path)
+    kind = f"select relkind::text from pg_class where oid = '{table}'::regclass"
+    rows = f"select * from {table} order by od_account_id, business_date"  # noqa: S608
+    assert one(fresh_db, kind) == "r"
+    incremental = query(fresh_db, rows)
+    assert max(r[1] for r in incremental) == date(2024, 2, 4)
+
+    build(fresh_db, "+int_od__days_past_due_daily", tmp_path, "--full-refresh")
+    assert one(fresh_db, kind) == "p"
+    assert query(fresh_db, rows) == incremental

@@ -10,12 +10,13 @@
 -- days are kept, so the pre-hook first deletes every recomputed date (a recomputed date may have none left).
 {%- set agent_days = ref('int_monitoring__agent_days') %}
 {#- The recomputed dates: from the earliest date of agent_days touched by a load newer than this table's
-    newest load id (two steps: with the load id as a literal the planner uses the load_id index). The pre-hook
+    newest load id (two steps: with the load id as a literal the planner uses the load_id index; "filter (where
+    true)" keeps it from walking the business_date index of every month, as in daily_rebuild_from). The pre-hook
     runs the same query at run time; the body runs it at compile time, before the hook deletes anything. -#}
 {%- set recompute_from -%}
     {%- raw -%}
     {%- set newest = run_query('select coalesce(max(load_id), 0) from ' ~ this).columns[0].values()[0] -%}
-    (select coalesce(min(business_date), 'infinity'::date) from {{ ref('int_monitoring__agent_days') }}
+    (select coalesce(min(business_date) filter (where true), 'infinity'::date) from {{ ref('int_monitoring__agent_days') }}
      where load_id > {{ newest }})
     {%- endraw -%}
 {%- endset %}

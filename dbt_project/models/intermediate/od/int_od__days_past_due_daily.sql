@@ -21,7 +21,7 @@
 -- account, or one without a row on that last date is recomputed from its whole history instead. The rebuilt
 -- dates are the batch's (daily_rebuild_from): a version starts on the reversal's own date, earlier rows
 -- keep the reversed credit. The excess run carries over from the account's last computed row too.
-{{ config(indexes=account_day_indexes()) }}
+{{ config(indexes=account_day_indexes(), meta={"partitioned_by_month": "business_date"}) }}
 
 {%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 {#- charges due before the batch are in the carried state; a month end that is not a loaded date (a weekend)

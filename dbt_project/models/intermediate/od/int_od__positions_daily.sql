@@ -10,6 +10,7 @@
 -- whole snapshot in every parallel worker; hash joins are 2-3x faster here.
 {{ config(
     indexes=account_day_indexes(),
+    meta={"partitioned_by_month": "business_date"},
     pre_hook="set local enable_mergejoin = off",
 ) }}
 

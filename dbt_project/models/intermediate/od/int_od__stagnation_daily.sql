@@ -18,7 +18,7 @@
 -- the account's row on the last date before the batch (min P and net inflow over that row's window, less what
 -- left the window since: a few rows read through the account-date indexes), or from its own window's rows
 -- when that row cannot tell (the minimum left the window, no evaluable row on that date, a longer window).
-{{ config(indexes=account_day_indexes()) }}
+{{ config(indexes=account_day_indexes(), meta={"partitioned_by_month": "business_date"}) }}
 
 {%- set windows = var('stagnation_window_days_values', none) -%}
 {%- if windows is none -%}

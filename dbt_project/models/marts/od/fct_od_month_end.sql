@@ -29,8 +29,8 @@
     month end's rows and probes the daily tables' indexes for them; a query's array was estimated at a third of
     a year and the whole tables were hashed, a cost growing with the dates loaded. A full build reads every month
     end, where hashing the tables is right, and unit tests run no query: their array is a subquery. -#}
+{%- set literals = [] -%}
 {%- if from_date and execute -%}
-    {%- set literals = [] -%}
     {%- for month_end in run_query(month_ends_sql).columns[0].values() -%}
         {%- do literals.append("'" ~ month_end ~ "'") -%}
     {%- endfor -%}
@@ -42,9 +42,23 @@
 -- fct_od_daily is a security-barrier view (decision 0041), which takes a reader's condition in only when it is
 -- leakproof: "= any (array)" of dates is, and reaches the daily models' business_date indexes, where a month-end
 -- expression of business_date would read every day.
+{#- One select per literal month end: the view's left joins carry a date constant to every daily table, which
+    reads that month's partition only (decision 0046); an array stops at the first table and the others were read
+    whole (two month ends at 100,000 x 365: 20-34 s cold, one constant date 0.7 s). -#}
+{%- set per_month_end = [] -%}
+{%- for month_end in literals -%}
+    {%- do per_month_end.append(
+        'select * from ' ~ ref('fct_od_daily') ~ ' where business_date = ' ~ month_end ~ '::date'
+    ) -%}
+{%- endfor %}
+
 with month_end_days as (
-    select * from {{ ref('fct_od_daily') }}
-    where business_date = any({{ month_end_dates }})
+    {%- if per_month_end %}
+        {{ per_month_end | join('\n        union all\n        ') }}
+    {%- else %}
+        select * from {{ ref('fct_od_daily') }}
+        where business_date = any({{ month_end_dates }})
+    {%- endif %}
 ),
 
 -- materialized: one row per month end, its newest input load looked up once each (inlined, the lookup ran
