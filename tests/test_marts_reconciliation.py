@@ -156,8 +156,8 @@ def _month_partitions(url: str) -> dict[str, list[tuple[str, date, date]]]:
     for table in PARTITIONED:
         found[table] = query(
             url,
-            "select c.relname, min(t.business_date), max(t.business_date)"
-            f" from pg_inherits as i join pg_class as c on c.oid = i.inhrelid left join {table} as t"  # noqa: S608
+            "select c.relname, min(t.business_date), max(t.business_date)"  # noqa: S608
+            f" from pg_inherits as i join pg_class as c on c.oid = i.inhrelid left join {table} as t"
             f" on t.tableoid = c.oid where i.inhparent = '{table}'::regclass group by c.relname order by 1",
         )
     return found
@@ -292,7 +292,7 @@ def test_a_table_built_before_partitioning_works_until_built_whole(fresh_db: str
         conn.execute(f"create unique index on {table} (od_account_id, business_date)")
     raw.load([date(2024, 2, 4)])
     build(fresh_db, "+int_od__days_past_due_daily", tmp_path)
-    kind = f"select relkind::text from pg_class where oid = '{table}'::regclass"
+    kind = f"select relkind::text from pg_class where oid = '{table}'::regclass"  # noqa: S608
     rows = f"select * from {table} order by od_account_id, business_date"  # noqa: S608
     assert one(fresh_db, kind) == "r"
     incremental = query(fresh_db, rows)

@@ -2,7 +2,8 @@
     Account-day tables partitioned by month (docs/decisions/0046): a model whose config says
     meta: {partitioned_by_month: <date column>} is a table partitioned by range of that column, one partition per
     calendar month, created as rows for the month arrive. A day's build then writes one month's indexes, not a
-    year's, and a month end's rows are read from one month's pages.
+    year's, and a month end's rows are read from one month's pages. Here too: the delete of every incremental
+    model keyed by one date column, and the daily models' ANALYZE after their build.
 -#}
 
 {#- dbt's create-table step (first build, full refresh; a temporary table stays as dbt makes it): the columns

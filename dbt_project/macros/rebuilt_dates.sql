@@ -71,19 +71,24 @@
     {{ return(run_query(whole_sql).columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
-{#- "<date_column> >= 'the first date loaded since the last daily build'", or '' when every date is tested.
-    A literal date, as in daily_rebuild_from: against a subquery the planner could not use the date index. -#}
+{#- "<date_column> >= 'the first date loaded since the last daily build'", or '' when every date is tested;
+    "= " when that date is also the newest loaded (each morning's new date): a view's left joins carry an
+    equality with a constant to every table it joins, which then reads one month's partition (decision 0046),
+    where a range reached the first table only. A literal date, as in daily_rebuild_from: against a subquery
+    the planner could not use the date index. -#}
 {% macro rebuilt_dates_condition(date_column) -%}
     {%- if flags.FULL_REFRESH or not execute -%}
         {{ return('') }}
     {%- endif -%}
     {%- set first_date_sql -%}
-        select min(l.business_date)::text
+        select
+            min(l.business_date)::text,
+            min(l.business_date) = (select max(n.business_date) from meta.loads as n where n.superseded_at is null)
         from meta.loads as l
         where
             l.superseded_at is null
             and l.load_id > coalesce((select b.loads_through from meta.model_builds as b where b.selector = 'daily'), 0)
     {%- endset -%}
-    {%- set first_date = run_query(first_date_sql).columns[0].values()[0] -%}
-    {{ return(date_column ~ " >= '" ~ first_date ~ "'::date" if first_date else '') }}
+    {%- set first_date, newest = run_query(first_date_sql).rows[0] -%}
+    {{ return(date_column ~ (" = '" if newest else " >= '") ~ first_date ~ "'::date" if first_date else '') }}
 {%- endmacro %}

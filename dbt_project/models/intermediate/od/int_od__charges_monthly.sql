@@ -159,8 +159,18 @@ posted as (
         sum(t.signed_amount) filter (where t.flow_class = 'CHARGE_FEE') as core_fees_charged,
         max(t.load_id) as load_id
     from transactions as t
-    left join positions as p
-        on t.od_account_id = p.od_account_id and t.original_business_date = p.business_date
+    {% if from_month -%}
+        -- a rebuild from a month posts that month's charges and a few reopened ones: each probes the (account,
+        -- date) index (limit 1 keeps the probe a subquery), where a hash join read every position of the year
+        left join lateral (
+            select p.currency from positions as p
+            where p.od_account_id = t.od_account_id and p.business_date = t.original_business_date
+            limit 1
+        ) as p on true
+    {%- else -%}
+        left join positions as p
+            on t.od_account_id = p.od_account_id and t.original_business_date = p.business_date
+    {%- endif %}
     where
         t.flow_class in ('CHARGE_INTEREST', 'CHARGE_FEE')
         and t.original_txn_id is not null

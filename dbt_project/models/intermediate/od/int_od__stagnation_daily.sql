@@ -210,8 +210,14 @@ straddling as (
         -- the previous minimum is still inside [d - N, previous date] when it is P there on either end
         w.min_principal in (w.principal_outstanding, s.principal_outstanding) as keeps_previous_min
     from picked as x
+    -- d - N lies in [from_date - the longest window, from_date): as literals, so the planner reads those months'
+    -- partitions only (decision 0046); it hashed every position of the year for one date's windows
     left join {{ ref('int_od__positions_daily') }} as s
-        on x.od_account_id = s.od_account_id and s.business_date = x.business_date - x.window_days
+        on
+            x.od_account_id = s.od_account_id
+            and s.business_date = x.business_date - x.window_days
+            and s.business_date >= '{{ from_date }}'::date - {{ windows | max if windows else 0 }}
+            and s.business_date < '{{ from_date }}'::date
     left join previous_windows as w on x.od_account_id = w.od_account_id
     where x.business_date - x.window_days <= {{ previous_date }}
 ),
