@@ -34,7 +34,8 @@
     {%- set key_column = arg_dict['dest_columns'] | selectattr('name', 'equalto', key) | first
         if key is string else none -%}
     {%- set by_dates = key_column and key_column.data_type == 'date' and not arg_dict['incremental_predicates'] -%}
-    {%- set dates_sql = 'select distinct to_char(' ~ key ~ ", 'YYYY-MM-DD') from " ~ source -%}
+    {#- as the session writes dates, which it reads back alike; a null key is never deleted, as in dbt's -#}
+    {%- set dates_sql = 'select distinct ' ~ key ~ '::text from ' ~ source ~ ' where ' ~ key ~ ' is not null' -%}
     {%- set dates = run_query(dates_sql).columns[0].values() if by_dates else [] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- if partition_column -%}
@@ -50,8 +51,11 @@
 
 {#- A partition of `relation` for every month of the dates `dates_sql` selects that has none, and those months
     noted for analyze_after_build (a setting of this session: dbt runs a model's hooks on its connection).
-    Named <table>_p<yyyymm>; a full refresh builds the new table beside the old one, whose partitions hold that
-    name until it is dropped, so the new one's then also carry its oid (analyze_after_build names them again). -#}
+    Named <table>_p<yyyymm>. A full refresh builds the new table as <table>__dbt_tmp beside the old one, so its
+    partitions are named after that until analyze_after_build names them after the table, once the old one is
+    dropped; a name still taken (a rename that never ran) gets the table's oid appended. Created, then attached:
+    attaching locks the table against other writers only, where `create table ... partition of` would also lock
+    out its readers until the build commits. -#}
 {% macro month_partitions(relation, dates_sql) -%}
     do $$
     declare
@@ -76,13 +80,14 @@
                 where i.inhparent = parent and pg_get_expr(c.relpartbound, c.oid)
                     = format('FOR VALUES FROM (%L) TO (%L)', month, (month + interval '1 month')::date)
             );
-            partition_name := parent_name || '_p' || to_char(month, 'YYYYMM');
+            partition_name := left(parent_name, 40) || '_p' || to_char(month, 'YYYYMM');
             if to_regclass(format('%I.%I', '{{ relation.schema }}', partition_name)) is not null then
                 partition_name := partition_name || '_' || parent::oid;
             end if;
+            execute format('create table %I.%I (like %s)', '{{ relation.schema }}', partition_name, parent);
             execute format(
-                'create table %I.%I partition of %s for values from (%L) to (%L)',
-                '{{ relation.schema }}', partition_name, parent, month, (month + interval '1 month')::date
+                'alter table %s attach partition %I.%I for values from (%L) to (%L)',
+                parent, '{{ relation.schema }}', partition_name, month, (month + interval '1 month')::date
             );
         end loop;
         perform set_config('datestyle', datestyle, true);
@@ -120,7 +125,7 @@
                 from pg_inherits as i inner join pg_class as c on i.inhrelid = c.oid
                 where i.inhparent = parent
             loop
-                canonical := '{{ this.identifier }}_p' || replace(left(part.month, 7), '-', '');
+                canonical := left('{{ this.identifier }}', 40) || '_p' || replace(left(part.month, 7), '-', '');
                 if part.relname <> canonical
                     and to_regclass(format('%I.%I', '{{ this.schema }}', canonical)) is null then
                     execute format('alter table %s rename to %I', part.rel, canonical);
