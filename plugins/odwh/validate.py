@@ -208,13 +208,15 @@ def _with_change_flags(spec: contract.ExtractFile) -> sql.Composable:
     # Dates are staged consecutively (a gap stops the door); were the day before not staged, no row would match
     # and every row would be checked. A key repeated on the day before is compared with one of its rows only:
     # a row so judged changed is checked, never skipped. Window functions over one sort, instead of joining the
-    # staged rows to themselves (two sorts of every row spilled to disk, then a merge join).
+    # staged rows to themselves (two sorts of every row spilled to disk, then a merge join); a repeat is a
+    # neighbour in that order on the same date (a count per key and date would be a second window pass).
     return sql.SQL("""(
     select
         s.*,
         coalesce(lag(s._business_date) over by_key = s._business_date - 1
                  and {row} is not distinct from lag({row}) over by_key, false) as _unchanged,
-        count(*) over (partition by {keys}, s._business_date) > 1 as _repeated
+        coalesce(lag(s._business_date) over by_key = s._business_date
+                 or lead(s._business_date) over by_key = s._business_date, false) as _repeated
     from {t} as s
     window by_key as (partition by {keys} order by s._business_date, s._row_number)
 )""").format(row=row, keys=keys, t=quarantine.table(spec))
