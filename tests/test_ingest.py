@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -378,3 +379,38 @@ def test_a_backfill_is_staged_checked_and_promoted_a_batch_of_dates_at_a_time(
             ).fetchall()
         )
     assert limits[days[2]] == Decimal("777") != limits[days[1]]  # the batch's first date merged whole
+
+
+def _analyzed(conn: psycopg.Connection, table: str) -> tuple[int, int]:
+    """(times analyzed, rows modified since) of a raw table, as the statistics system has them now."""
+    row = conn.execute(
+        "select analyze_count, n_mod_since_analyze from pg_stat_user_tables where relid = %s::regclass",
+        (f"raw.{table}",),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_raw_statistics_are_refreshed_where_loads_changed_a_table_by_more_than_a_tenth(
+    fresh_db, tmp_path, archive
+):
+    landing = tmp_path / "landing"
+    write_delivery(landing, D1)
+    assert pipeline.ingest(fresh_db, str(landing), echo=False).ok
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert _analyzed(conn, "od_balances")[0] >= 1  # its first rows: never analyzed before
+        for _ in range(50):  # the loader's counts of rows written reach the statistics system within seconds
+            conn.execute("analyze raw.od_balances")
+            time.sleep(0.1)
+            if _analyzed(conn, "od_balances")[1] == 0:
+                break
+        analyzed, _ = _analyzed(conn, "od_balances")
+        load.analyze_raw(conn)
+        assert _analyzed(conn, "od_balances")[0] == analyzed  # unchanged since: its statistics stand
+        conn.execute("insert into raw.od_balances select * from raw.od_balances")  # twice the rows
+        for _ in range(50):  # one page: counted by the statistics system, once this session has reported it
+            time.sleep(0.1)
+            if _analyzed(conn, "od_balances")[1] > 0:
+                break
+        load.analyze_raw(conn)
+        assert _analyzed(conn, "od_balances")[0] == analyzed + 1
