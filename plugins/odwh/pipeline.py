@@ -330,10 +330,7 @@ def build_daily(warehouse_url: str) -> None:
     if behind is None and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
         return
-    from odwh import transform
-
-    transform.run_dbt(["seed"], warehouse_url)
-    _build_selector(warehouse_url, "daily", refresh)
+    _build_selector(warehouse_url, "daily", refresh)  # the selector holds the seeds: built first
     if behind is not None:
         record_build(warehouse_url, "daily", behind)
 
