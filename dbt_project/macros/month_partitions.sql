@@ -49,8 +49,9 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- A partition of `relation` for every month of the dates `dates_sql` selects that has none, and those months
-    noted for analyze_after_build (a setting of this session: dbt runs a model's hooks on its connection).
+{#- A partition of `relation` for every month of the dates `dates_sql` selects that has none; the months written,
+    and whether one was created, noted for analyze_after_build (settings of this session: dbt runs a model's
+    hooks on its connection).
     Named <table>_p<yyyymm>. A full refresh builds the new table as <table>__dbt_tmp beside the old one, so its
     partitions are named after that until analyze_after_build names them after the table, once the old one is
     dropped; a name still taken (a rename that never ran) gets the table's oid appended. Created, then attached:
@@ -67,6 +68,7 @@
     begin
         perform set_config('datestyle', 'ISO, YMD', true);  -- how pg_get_expr writes the bounds compared below
         perform set_config('odwh.months_written', '', false);
+        perform set_config('odwh.months_created', '', false);
         for month in
             select distinct date_trunc('month', dates.d)::date from ({{ dates_sql }}) as dates (d)
             where dates.d is not null
@@ -89,6 +91,7 @@
                 'alter table %s attach partition %I.%I for values from (%L) to (%L)',
                 parent, '{{ relation.schema }}', partition_name, month, (month + interval '1 month')::date
             );
+            perform set_config('odwh.months_created', to_char(month, 'YYYY-MM-DD'), false);
         end loop;
         perform set_config('datestyle', datestyle, true);
     end $$
@@ -97,8 +100,11 @@
 {#- The daily models' post-hook, after the commit (dbt_project.yml): ANALYZE what the build wrote, so the next
     model's planner knows the new dates (docs/performance.md, "Models at 10,000 x 61"). A partitioned table built
     whole gets its partitions named after it, then is analyzed whole; built incrementally, the partitions of
-    the months written and the table's own statistics (ANALYZE ONLY, PostgreSQL 18; before it, ANALYZE reads
-    every partition again). Nothing on a view. -#}
+    the months written, and the table's own statistics when a month was added (or it has none: ANALYZE ONLY,
+    PostgreSQL 18; before it, ANALYZE reads every partition again). Those sample the whole table, a second a
+    day after a year, and a day barely moves them: a query of a day is planned from its partition's statistics,
+    fresh; the table's serve joins over many months, whose keys and sizes a day does not change. Nothing on a
+    view. -#}
 {% macro analyze_after_build() -%}
     {%- set partitioned = config.meta_get('partitioned_by_month') -%}
     {%- if model.config.materialized == 'view' -%}
@@ -110,6 +116,7 @@
         declare
             parent regclass := '{{ this }}'::regclass;
             written text[] := array_remove(string_to_array(current_setting('odwh.months_written', true), ','), '');
+            month_added boolean := coalesce(current_setting('odwh.months_created', true), '') <> '';
             built_whole boolean := {{ whole }};
             part record;
             canonical text;
@@ -117,6 +124,7 @@
         begin
             perform set_config('datestyle', 'ISO, YMD', true);  -- how pg_get_expr writes the bounds read below
             perform set_config('odwh.months_written', '', false);
+            perform set_config('odwh.months_created', '', false);
             for part in
                 select
                     c.oid::regclass as rel,
@@ -134,7 +142,8 @@
                     execute format('analyze %s', part.rel);
                 end if;
             end loop;
-            if not built_whole and cardinality(written) > 0 then
+            if not built_whole and cardinality(written) > 0
+                and (month_added or (select reltuples < 0 from pg_class where oid = parent)) then
                 execute format(
                     case when current_setting('server_version_num')::int >= 180000 then 'analyze only %s'
                     else 'analyze %s' end, parent
