@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -210,7 +213,12 @@ def run(
     except runlock.WarehouseBusy as exc:
         typer.echo(f"odwh run: {exc}", err=True)
         raise typer.Exit(runlock.EXIT_BUSY) from exc
-    _report(summary)
+    _report(summary, exit_on_failure=False)
+    code = 0 if summary.ok else 1
+    if summary.dag_states:
+        _exit_without_teardown(code)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -285,6 +293,16 @@ def bench(
         sizes=sizes, days=365 if year else days, workdir=workdir.resolve(), keep_landing=keep_landing
     )
     typer.echo(benchmark.table(results, os.cpu_count()))
+
+
+def _exit_without_teardown(code: int) -> NoReturn:
+    """End the process once its work is done and reported, without the interpreter's teardown: after a DAG run
+    it frees what Airflow, dbt and Great Expectations loaded, about 3 s of a day's run (decision 0047). The
+    exit handlers (logging's flush among them) still run first."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _report(summary: RunSummary, *, exit_on_failure: bool = True) -> None:
