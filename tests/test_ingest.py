@@ -395,7 +395,9 @@ def _counted(conn: psycopg.Connection) -> None:
     conn.execute("select pg_stat_force_next_flush()")
 
 
-def test_raw_statistics_are_refreshed_where_loads_changed_a_table(fresh_db, tmp_path, archive):
+def test_raw_statistics_after_loads_know_the_new_date_and_are_taken_whole_past_a_tenth(
+    fresh_db, tmp_path, archive
+):
     landing = tmp_path / "landing"
     write_delivery(landing, D1)
     assert pipeline.ingest(fresh_db, str(landing), echo=False).ok
@@ -408,8 +410,6 @@ def test_raw_statistics_are_refreshed_where_loads_changed_a_table(fresh_db, tmp_
         _counted(conn)
         conn.execute("analyze raw.od_balances")
         analyzed, _ = _analyzed(conn)
-        load.analyze_raw(conn)
-        assert _analyzed(conn)[0] == analyzed  # unchanged since: its statistics stand
 
         # a new date, a twentieth of the table: its date columns analyzed (the new date in their statistics),
         # from a small sample; the table's other statistics stand, its modified rows still counted
@@ -418,7 +418,7 @@ def test_raw_statistics_are_refreshed_where_loads_changed_a_table(fresh_db, tmp_
         conn.execute("insert into raw.od_balances select * from next_date")
         _counted(conn)
         load.analyze_raw(conn)
-        assert _analyzed(conn)[0] == analyzed + 1 and _analyzed(conn)[1] > 0
+        assert _analyzed(conn)[0] == analyzed + 1 and _analyzed(conn)[1] > 0  # not whole
         (dates,) = conn.execute(
             "select most_common_vals::text from pg_stats"
             " where schemaname = 'raw' and tablename = 'od_balances' and attname = '_business_date'"

@@ -303,11 +303,15 @@ def test_a_table_built_before_partitioning_works_until_built_whole(fresh_db: str
         conn.execute(f"drop table {table} cascade")
         conn.execute(f"alter table {table}_plain rename to int_od__days_past_due_daily")
         conn.execute(f"create unique index on {table} (od_account_id, business_date)")
+        conn.execute(f"analyze {table}")  # the statistics its last build left
+    last_analyze = f"select last_analyze from pg_stat_user_tables where relid = '{table}'::regclass"  # noqa: S608
+    analyzed = one(fresh_db, last_analyze)
     raw.load([date(2024, 2, 4)])
     build(fresh_db, "+int_od__days_past_due_daily", tmp_path)
     kind = f"select relkind::text from pg_class where oid = '{table}'::regclass"  # noqa: S608
     rows = f"select * from {table} order by od_account_id, business_date"  # noqa: S608
     assert one(fresh_db, kind) == "r"
+    assert one(fresh_db, last_analyze) > analyzed  # analyzed after each build, as before
     incremental = query(fresh_db, rows)
     assert max(r[1] for r in incremental) == date(2024, 2, 4)
 

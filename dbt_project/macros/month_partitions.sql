@@ -100,11 +100,11 @@
 {#- The daily models' post-hook, after the commit (dbt_project.yml): ANALYZE what the build wrote, so the next
     model's planner knows the new dates (docs/performance.md, "Models at 10,000 x 61"). A partitioned table built
     whole gets its partitions named after it, then is analyzed whole; built incrementally, the partitions of
-    the months written, and the table's own statistics when a month was added (or it has none: ANALYZE ONLY,
+    the months written, and the table's own statistics when a month was added or it has none (ANALYZE ONLY,
     PostgreSQL 18; before it, ANALYZE reads every partition again). Those sample the whole table, a second a
     day after a year, and a day barely moves them: a query of a day is planned from its partition's statistics,
-    fresh; the table's serve joins over many months, whose keys and sizes a day does not change. Nothing on a
-    view. -#}
+    fresh; the table's serve joins over many months, whose keys and sizes a day does not change. A table built
+    before it was partitioned (decision 0046) is analyzed after every build, as before. Nothing on a view. -#}
 {% macro analyze_after_build() -%}
     {%- set partitioned = config.meta_get('partitioned_by_month') -%}
     {%- if model.config.materialized == 'view' -%}
@@ -142,8 +142,10 @@
                     execute format('analyze %s', part.rel);
                 end if;
             end loop;
-            if not built_whole and cardinality(written) > 0
-                and (month_added or (select reltuples < 0 from pg_class where oid = parent)) then
+            -- a table built before it was partitioned is analyzed whole, as before
+            if not built_whole and cardinality(written) > 0 and (month_added or (
+                select relkind <> 'p' or reltuples < 0 from pg_class where oid = parent
+            )) then
                 execute format(
                     case when current_setting('server_version_num')::int >= 180000 then 'analyze only %s'
                     else 'analyze %s' end, parent
