@@ -8,9 +8,8 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from odwh import contract, history, load, pipeline, quarantine, receiving, validate
+from odwh import contract, history, load, pipeline, quarantine, receiving, validate, warehouse
 from odwh import landing as landing_module
-from psycopg import sql
 from support.extract import write_delivery, write_manifest
 
 D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -212,14 +211,13 @@ def test_a_promotion_that_fails_midway_leaves_nothing_behind(fresh_db, tmp_path,
 
 
 def _quarantined(conn: psycopg.Connection) -> int:
-    """Rows left in quarantine, plus the contract check's tables of checked rows left."""
+    """Rows left in quarantine, plus the tables the contract check builds (checked rows, keys) left."""
     tables = [f"select count(*) from quarantine.{f.table}" for f in contract.FILES]  # noqa: S608
-    checked = (
-        "select count(*) from pg_tables where schemaname = 'quarantine' and tablename like 'checked\\_%'"
-    )
-    return sum(
-        conn.execute(q).fetchone()[0]
-        for q in [*tables, "select count(*) from quarantine.staged_dates", checked]
+    built = "select count(*) from pg_tables where schemaname = 'quarantine' and tablename <> all(%s)"
+    own = [f.table for f in contract.FILES] + ["staged_dates"]
+    return (
+        sum(conn.execute(q).fetchone()[0] for q in [*tables, "select count(*) from quarantine.staged_dates"])
+        + (conn.execute(built, (own,)).fetchone()[0])
     )
 
 
@@ -231,6 +229,8 @@ def test_a_run_clears_what_a_killed_run_left_in_quarantine(fresh_db, tmp_path, a
             conn.execute("select set_config('odwh.quarantine_date', %s, false)", (day.isoformat(),))
             conn.execute("insert into quarantine.staged_dates values (%s)", (day,))
             conn.execute("insert into quarantine.branches (branch_code) values ('STALE')")
+    with psycopg.connect(warehouse.stage_url(warehouse.LOADER, fresh_db), autocommit=True) as conn:
+        conn.execute("create table quarantine.keys_customers__customer_id (customer_id text)")  # its keys too
     report = pipeline.ingest(fresh_db, str(landing), echo=False)
     assert report.ok
     with psycopg.connect(fresh_db) as conn:
@@ -277,6 +277,11 @@ CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
         lambda rows: rows["customers.csv"].pop(0),
         "2026-10-02/od_accounts.csv row 1, column customer_id: foreign key to customers.csv",
     ),
+    "a changed row names an unknown customer": (
+        lambda rows: None,
+        lambda rows: rows["od_accounts.csv"][0].update(customer_id="C999"),
+        "2026-10-02/od_accounts.csv row 1, column customer_id: foreign key to customers.csv (customer_id) (value 'C999'",
+    ),
     "a row changed to a bad value": (
         lambda rows: None,
         lambda rows: rows["od_accounts.csv"][0].update(limit_amount="-5"),
@@ -316,10 +321,9 @@ def test_a_snapshot_row_unchanged_since_the_previous_staged_date_is_not_checked_
         psycopg.connect(fresh_db, autocommit=True) as conn,
         quarantine.quarantined(conn, folders) as staged,
     ):
+        validate.write_checked(conn, [od_accounts])
         checked = conn.execute(
-            sql.SQL("select _business_date, _row_number from ({}) as q order by 1, 2").format(
-                validate.file_query(conn, od_accounts)
-            )
+            "select _business_date, _row_number from quarantine.checked_od_accounts order by 1, 2"
         ).fetchall()
     d1_rows = staged[0].rows["od_accounts.csv"]
     assert d1_rows > 1 and staged[1].rows["od_accounts.csv"] == d1_rows

@@ -3,7 +3,6 @@ delivered, through appends, corrected redeliveries of the newest and of earlier 
 
 from __future__ import annotations
 
-import queue
 import random
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -86,10 +85,7 @@ class Deliveries:
             quarantine.quarantined(conn, folders) as staged,
         ):
             if day_before_loaded:
-                connections: queue.Queue[psycopg.Connection] = queue.Queue()
-                connections.put(conn)
-                for f in HISTORY_FILES:
-                    validate._write_checked_rows(connections, f)
+                validate.write_checked(conn, HISTORY_FILES)
             for folder, day in zip(folders, staged, strict=True):
                 lineage = {"manifest_sha256": str(folder), "source_folder": "test", "archive_folder": "test"}
                 manifest = landing.read_manifest(folder)

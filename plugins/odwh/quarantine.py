@@ -79,10 +79,41 @@ def quarantined(
             conn.execute(sql.SQL("select pg_advisory_unlock({})").format(sql.SQL(_LOCK)))
 
 
+# A file's key as other files reference it: (referenced file, its columns), from the contract's foreign keys.
+ReferencedKey = tuple[contract.ExtractFile, tuple[str, ...]]
+REFERENCED_KEYS: list[ReferencedKey] = sorted(
+    {(contract.FILES_BY_NAME[fk.ref_file], fk.ref_columns) for f in contract.FILES for fk in f.foreign_keys},
+    key=lambda key: (key[0].name, key[1]),
+)
+
+
+def keys_table(key: ReferencedKey) -> str:
+    """The table (in quarantine, built for one check) of a referenced key's staged values with their dates,
+    indexed: the foreign keys probe it (``odwh.validate``)."""
+    return f"keys_{key[0].table}__{'_'.join(key[1])}"
+
+
+def vanished_table(key: ReferencedKey) -> str:
+    """The table (in quarantine, built for one check) of the referenced keys present on one staged date and
+    absent on the next, with the date they vanished on (``odwh.validate``)."""
+    return f"vanished_{key[0].table}__{'_'.join(key[1])}"
+
+
 def clear(conn: psycopg.Connection) -> None:
+    drop_keys(conn)
     tables = [sql.SQL("quarantine.staged_dates"), *map(table, contract.FILES)]
     conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(tables)))
     drop_checked(conn)
+
+
+def drop_keys(conn: psycopg.Connection) -> None:
+    """Drop the tables a check built on the referenced keys."""
+    built = [
+        sql.Identifier("quarantine", name(key))
+        for key in REFERENCED_KEYS
+        for name in (keys_table, vanished_table)
+    ]
+    conn.execute(sql.SQL("drop table if exists {}").format(sql.SQL(", ").join(built)))
 
 
 def drop_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile] = contract.FILES) -> None:

@@ -17,7 +17,7 @@ import os
 import queue
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -103,34 +103,48 @@ def _common_columns(spec: contract.ExtractFile) -> list[sql.Composable]:
 
 
 def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], list[sql.Composable]]:
-    """(columns, joins): per foreign key, is the row's key among the referenced file's keys of the same date."""
-    columns: list[sql.Composable] = []
+    """(columns, joins): per foreign key, is the row's key among the referenced file's keys of the same date:
+    one probe of the referenced key's indexed table (``_build_keys``) per row, so a file of a few rows costs a
+    few probes, not a pass over every staged referenced row, and memory stays flat in the number of dates (a
+    hash of every referenced key of 20 dates would not fit in ``work_mem``). A snapshot checked for its changes
+    only (``_changes_only``) probes for its changed rows alone: the lateral join's condition says so."""
     joins: list[sql.Composable] = []
     for i, fk in enumerate(spec.foreign_keys):
-        ref, alias = contract.FILES_BY_NAME[fk.ref_file], f"fk{i}"
-        keys = [sql.Identifier(f"k{j}") for j in range(len(fk.columns))]
+        key = (contract.FILES_BY_NAME[fk.ref_file], fk.ref_columns)
+        same: list[sql.Composable] = [
+            sql.SQL("r.{} = q.{}").format(sql.Identifier(r), sql.Identifier(c))
+            for r, c in zip(fk.ref_columns, fk.columns, strict=True)
+        ]
+        if checks_changes_only(spec):
+            same.append(sql.SQL("not q._unchanged"))
         joins.append(
             sql.SQL(
-                "left join (select distinct _business_date, {} from {}) as {} on {}.{} = q._business_date and {}"
+                "left join lateral (select true as found from {} as r"
+                " where r._business_date = q._business_date and {} limit 1) as {} on true"
             ).format(
-                sql.SQL(", ").join(_as(_value(c, "r"), f"k{j}") for j, c in enumerate(fk.ref_columns)),
-                sql.SQL("{} as r").format(quarantine.table(ref)),
-                sql.Identifier(alias),
-                sql.Identifier(alias),
-                sql.Identifier("_business_date"),
-                sql.SQL(" and ").join(
-                    sql.SQL("{}.{} = {}").format(sql.Identifier(alias), k, _value(c))
-                    for k, c in zip(keys, fk.columns, strict=True)
-                ),
+                sql.Identifier("quarantine", quarantine.keys_table(key)),
+                sql.SQL(" and ").join(same),
+                sql.Identifier(f"fk{i}"),
             )
         )
-        columns.append(_as(_fk_found(i, fk), fk_column(fk)))
-    return columns, joins
+    return [_as(_fk_found(spec, i, fk), fk_column(fk)) for i, fk in enumerate(spec.foreign_keys)], joins
 
 
-def _fk_found(i: int, fk: contract.ForeignKey) -> sql.Composable:
-    """The i-th foreign key's verdict: is the row's key among the referenced keys of its date (null: no key)."""
-    found = sql.SQL("{}._business_date is not null").format(sql.Identifier(f"fk{i}"))
+def _fk_found(spec: contract.ExtractFile, i: int, fk: contract.ForeignKey) -> sql.Composable:
+    """The i-th foreign key's verdict on a row (null: no key). A snapshot row checked for its changes only and
+    unchanged since the day before is judged by the keys that vanished overnight: it referenced the same key
+    the day before, and only a check's first refused date is reported (the dates after it wait), so that key
+    was there the day before."""
+    found: sql.Composable = sql.SQL("{}.found is not null").format(sql.Identifier(f"fk{i}"))
+    if checks_changes_only(spec):
+        vanished = sql.SQL("({}, q._business_date) not in (select {}, _business_date from {})").format(
+            sql.SQL(", ").join(sql.SQL("q.{}").format(sql.Identifier(c)) for c in fk.columns),
+            sql.SQL(", ").join(map(sql.Identifier, fk.ref_columns)),
+            sql.Identifier(
+                "quarantine", quarantine.vanished_table((contract.FILES_BY_NAME[fk.ref_file], fk.ref_columns))
+            ),
+        )
+        found = sql.SQL("case when q._unchanged then {} else {} end").format(vanished, found)
     return _when_present(fk.columns, found)
 
 
@@ -229,7 +243,9 @@ def _changes_only(spec: contract.ExtractFile) -> tuple[sql.Composable, sql.Compo
     checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
     or a foreign key misses, because those rules look at the other rows of the date."""
     kept: list[sql.Composable] = [sql.SQL("not q._unchanged"), sql.SQL("q._repeated")]
-    kept += [sql.SQL("({}) is false").format(_fk_found(i, fk)) for i, fk in enumerate(spec.foreign_keys)]
+    kept += [
+        sql.SQL("({}) is false").format(_fk_found(spec, i, fk)) for i, fk in enumerate(spec.foreign_keys)
+    ]
     return _with_change_flags(spec), sql.SQL("where ") + sql.SQL(" or ").join(kept)
 
 
@@ -242,7 +258,8 @@ def checks_changes_only(spec: contract.ExtractFile) -> bool:
 
 def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Composed:
     """The rows of ``spec`` on every staged date, with the derived columns its suite checks; of a snapshot kept
-    as change history, only the rows its rules could judge differently from the day before (staged too)."""
+    as change history, only the rows its rules could judge differently from the day before (staged too).
+    It probes the referenced keys' tables (``_build_keys``)."""
     columns, joins = _common_columns(spec), []
     extra = [_foreign_keys(spec)]
     rows: sql.Composable = quarantine.table(spec)
@@ -269,15 +286,77 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
 CHECK_CONNECTIONS = 2  # the machine's cores: each file's query is one PostgreSQL process's work
 
 
-def _write_checked_rows(connections: queue.Queue[psycopg.Connection], spec: contract.ExtractFile) -> None:
+def _referenced(files: Sequence[contract.ExtractFile]) -> dict[quarantine.ReferencedKey, bool]:
+    """The keys the foreign keys of ``files`` reference -> whether their vanished keys are needed."""
+    referenced: dict[quarantine.ReferencedKey, bool] = {}
+    for f in files:
+        for fk in f.foreign_keys:
+            key = (contract.FILES_BY_NAME[fk.ref_file], fk.ref_columns)
+            referenced[key] = referenced.get(key, False) or checks_changes_only(f)
+    return referenced
+
+
+def write_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]) -> None:
+    """Write the checked rows of ``files`` on ``conn`` alone, what :func:`check_staged` does in parallel, into
+    ``quarantine.checked_<file>`` (``quarantine.clear`` drops them)."""
+    one: queue.Queue[psycopg.Connection] = queue.Queue()
+    one.put(conn)
+    for key, vanished in _referenced(files).items():
+        _build_keys(one, key, vanished)
+    for f in files:
+        _write_checked_rows(one, f, [])
+
+
+def _build_keys(
+    connections: queue.Queue[psycopg.Connection], key: quarantine.ReferencedKey, vanished: bool
+) -> None:
+    """Write a referenced key's staged values with their dates, indexed (the foreign keys' probes), and, when
+    ``vanished``, the keys present on a staged date and absent on the next, with that next date (``_fk_found``).
+    Tables of the loader's own: it may not index the quarantine's."""
+    keys = sql.SQL(", ").join(map(sql.Identifier, key[1]))
+    present = sql.SQL(" and ").join(sql.SQL("{} <> ''").format(sql.Identifier(c)) for c in key[1])
+    table = sql.Identifier("quarantine", quarantine.keys_table(key))
+    conn = connections.get()
+    try:
+        conn.execute(
+            sql.SQL("create unlogged table {} as select {}, _business_date from {} where {}").format(
+                table, keys, quarantine.table(key[0]), present
+            )
+        )
+        conn.execute(sql.SQL("create index on {} ({}, _business_date)").format(table, keys))
+        conn.execute(sql.SQL("vacuum (analyze) {}").format(table))  # its visibility map: probes skip the heap
+        if vanished:  # read in the index's order: no sort
+            conn.execute(
+                sql.SQL("""create unlogged table {v} as
+select {keys}, _business_date + 1 as _business_date from (
+    select {keys}, _business_date, lead(_business_date) over (partition by {keys} order by _business_date) as next
+    from {t}
+) as k
+where (next is null or next > _business_date + 1)
+  and _business_date < (select max(business_date) from quarantine.staged_dates)""").format(
+                    v=sql.Identifier("quarantine", quarantine.vanished_table(key)), keys=keys, t=table
+                )
+            )
+    finally:
+        connections.put(conn)
+
+
+def _write_checked_rows(
+    connections: queue.Queue[psycopg.Connection], spec: contract.ExtractFile, keys: Sequence[Future[None]]
+) -> None:
     """Write the file's query once to an unlogged table of quarantine (dropped after the check, and by the
     quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query.
-    Runs on a free connection of ``connections``, beside the other files' on the others."""
+    Runs on a free connection of ``connections``, beside the other files' on the others, once ``keys`` are
+    built (they were queued first, so each is running or done: waiting on them cannot deadlock)."""
+    for built in keys:
+        built.result()
     conn = connections.get()
     try:
         target = sql.Identifier("quarantine", quarantine.checked_table(spec))
         conn.execute(sql.SQL("drop table if exists {}").format(target))
-        conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
+        with conn.transaction():  # a cache of each probe's result only costs: the keys are rarely repeated
+            conn.execute("set local enable_memoize = off")
+            conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
         if checks_changes_only(spec):  # its rows are read date by date again when promoted
             conn.execute(sql.SQL("create index on {} (_business_date)").format(target))
     finally:
@@ -288,14 +367,18 @@ def _checked_batches(
     conn: psycopg.Connection, checker_url: str, delivered: Sequence[contract.ExtractFile]
 ) -> list[gx.TableBatch]:
     """Every delivered file's checked rows written, CHECK_CONNECTIONS files at a time (``conn`` and more
-    connections to ``checker_url``), while this thread imports Great Expectations and builds the suites."""
+    connections to ``checker_url``), after the keys their foreign keys reference are built, while this thread
+    imports Great Expectations and builds the suites."""
     connections: queue.Queue[psycopg.Connection] = queue.Queue()
     connections.put(conn)
     with contextlib.ExitStack() as stack:
         for _ in range(min(CHECK_CONNECTIONS, len(delivered)) - 1):
             connections.put(stack.enter_context(psycopg.connect(checker_url, autocommit=True)))
         with ThreadPoolExecutor(CHECK_CONNECTIONS) as pool:
-            written = [pool.submit(_write_checked_rows, connections, f) for f in delivered]
+            keys = [
+                pool.submit(_build_keys, connections, key, v) for key, v in _referenced(delivered).items()
+            ]
+            written = [pool.submit(_write_checked_rows, connections, f, keys) for f in delivered]
             suites = by_file()  # seconds of Python (GX's import), while PostgreSQL writes the tables
             for done in written:
                 done.result()
@@ -316,6 +399,10 @@ def check_staged(
     ``checker_url`` is where GX connects (the loader's URL: it reads quarantine and raw). Problems name file,
     1-based data row (header = row 0) and rule; per date, rule and file the first ``MAX_ROWS_LISTED`` rows are
     listed, then one line with the count. ``files`` limits the suites run (default: every contract file).
+
+    Each date is judged as if the staged dates before it passed: a snapshot row unchanged since the day before
+    is not checked again (``_changes_only``). The reports of the dates after the first refused one may so miss
+    problems; the door never shows them (those dates wait behind it, and are checked again when they load).
     """
     checked = [f for f in contract.FILES if files is None or f.name in files]
     problems = {d.business_date: list(d.problems) for d in staged}
@@ -327,6 +414,7 @@ def check_staged(
         batches = _checked_batches(conn, checker_url, delivered) if delivered else []
         results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS) if batches else []
     finally:  # a snapshot's changed rows stay for its promotion (odwh.load); quarantined() drops them after
+        quarantine.drop_keys(conn)
         quarantine.drop_checked(conn, [f for f in delivered if not checks_changes_only(f)])
     for spec, result in zip(delivered, results, strict=True):
         found, warned = _to_problems(conn, spec, staged, gx.outcomes(result))
