@@ -79,10 +79,11 @@ def _is_newest(conn: psycopg.Connection, d: date) -> bool:
 class Changes:
     """What the contract check learnt of a date whose day before was loaded from the same staging: ``rows``, a
     relation of the rows (typed, like ``replace_date``'s ``day``) that differ in text from their key's row the
-    day before or are new; ``keys``, a relation of the key columns of every row delivered on the date."""
+    day before or are new (it may hold unchanged rows too); ``gone``, a relation of the key columns of the day
+    before's rows whose key is not delivered on the date."""
 
     rows: sql.Composable
-    keys: sql.Composable
+    gone: sql.Composable
 
 
 def replace_date(
@@ -104,7 +105,7 @@ def replace_date(
 
     With ``changes``, given when the day before ``d`` was loaded from the same staging: if ``d`` follows that
     date directly, the current versions after the cut-off are that day's rows, so only the changed rows and
-    the keys no longer delivered are compared, and ``day`` is never asked for."""
+    the keys no longer delivered are closed, and ``day`` is never asked for."""
     parts = _Parts(values, key, row_number, numeric)
     if _is_newest(conn, d):
         conn.execute(sql.SQL("delete from {} where valid_from = %s").format(table), (d,))
@@ -175,7 +176,6 @@ def _append_changes(
     conn: psycopg.Connection, table: sql.Identifier, changes: Changes, d: date, load_id: int, parts: _Parts
 ) -> None:
     """``d`` the day after the date the current versions hold: :func:`_append`, reading only what changed."""
-    # two statements: either condition is a join, both in one would be a subquery run per version
     conn.execute(
         sql.SQL(
             "update {t} h set valid_to = %s from {rows} s where h.valid_to is null and {k} and not ({same})"
@@ -183,9 +183,9 @@ def _append_changes(
         (d,),
     )
     conn.execute(
-        sql.SQL(
-            "update {t} h set valid_to = %s where h.valid_to is null and not exists (select from {keys} s where {k})"
-        ).format(t=table, keys=changes.keys, k=parts.same_key),
+        sql.SQL("update {t} h set valid_to = %s from {gone} s where h.valid_to is null and {k}").format(
+            t=table, gone=changes.gone, k=parts.same_key
+        ),
         (d,),
     )
     _open_versions(conn, table, changes.rows, d, load_id, parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
 from psycopg import sql
@@ -175,9 +175,7 @@ def _promote_file(
     )
     checked = None
     if day_before_loaded and validate.checks_changes_only(f):
-        checked = sql.SQL("(select * from quarantine.{} where _business_date = {}) as changed").format(
-            sql.Identifier(quarantine.checked_table(f)), sql.Literal(d)
-        )
+        checked = sql.Identifier("quarantine", quarantine.checked_table(f))
     inserted = _insert_typed(
         conn, f, staged, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii], checked=checked
     )
@@ -199,12 +197,13 @@ def _insert_typed(
     schema: str,
     cols: list[contract.Column],
     row_number: bool = True,
-    checked: sql.Composable | None = None,
+    checked: sql.Identifier | None = None,
 ) -> int:
     """Cast the staged text (``stage``: a relation with the contract's columns and ``_row_number``) into the
     typed table (the number of rows delivered); the contract's empty field is null. A snapshot stored as history
-    (odwh.history) gets the date's rows merged into its versions; ``checked``, when given, holds the date's rows
-    that changed since the day before, which is then all the merge reads besides the date's keys."""
+    (odwh.history) gets the date's rows merged into its versions; ``checked``, when given, is the contract
+    check's table of the rows that changed since the day before (and of the keys gone the next day), which is
+    then all the merge reads."""
     values = [c.name for c in cols]
     numbers = ["_row_number"] if row_number else []
     table = sql.Identifier(schema, f.table)
@@ -225,10 +224,18 @@ def _insert_typed(
     if checked is None:
         day, delivered = temp_table("day", _typed(cols, numbers, stage))
     else:
-        keys, delivered = temp_table("keys", _typed([f.column(k) for k in f.key], [], stage))
-        changed, _ = temp_table("changed", _typed(cols, numbers, checked))
+        of_date = sql.SQL("(select * from {} where _business_date = {}) as changed").format(
+            checked, sql.Literal(d)
+        )
+        gone_today = sql.SQL("(select * from {} where _business_date = {} and {}) as gone").format(
+            checked, sql.Literal(d - timedelta(days=1)), sql.Identifier(validate.GONE_NEXT)
+        )
+        gone, _ = temp_table("gone", _typed([f.column(k) for k in f.key], [], gone_today))
+        changed, _ = temp_table("changed", _typed(cols, numbers, of_date))
         conn.execute(sql.SQL("analyze {}").format(changed))  # a few rows: probe the versions' key index
-        changes = history.Changes(rows=changed, keys=keys)
+        changes = history.Changes(rows=changed, gone=gone)
+        counted = conn.execute(sql.SQL("select count(*) from {}").format(stage)).fetchone()
+        delivered = counted[0] if counted else 0
 
     def whole_day() -> sql.Composable:  # the merge's other paths compare every row of the date
         return day if checked is None else temp_table("day", _typed(cols, numbers, stage))[0]

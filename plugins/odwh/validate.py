@@ -214,9 +214,15 @@ def known_provinces(conn: psycopg.Connection) -> list[str]:
     return sorted(name for (name,) in names if provinces.is_known(name))
 
 
+# In a snapshot's checked rows (``_changes_only``): the key is not delivered the next staged date. Promoting
+# that date closes the key's version from these rows (odwh.load), instead of comparing every key delivered.
+GONE_NEXT = "_gone_next"
+
+
 def _with_change_flags(spec: contract.ExtractFile) -> sql.Composable:
     """The staged rows with ``_unchanged`` (equal, column for column, to the key's last row of the day before,
-    staged too) and ``_repeated`` (the key has another row on its date), from one sort by key and date."""
+    staged too), ``_repeated`` (the key has another row on its date) and :data:`GONE_NEXT` (the key's last row
+    of its date, and the key has none the next staged date), from one sort by key and date."""
     keys = sql.SQL(", ").join(map(sql.Identifier, spec.key))
     row = sql.SQL("row({})").format(sql.SQL(", ").join(map(sql.Identifier, spec.column_names)))
     # Dates are staged consecutively (a gap stops the door); were the day before not staged, no row would match
@@ -230,10 +236,12 @@ def _with_change_flags(spec: contract.ExtractFile) -> sql.Composable:
         coalesce(lag(s._business_date) over by_key = s._business_date - 1
                  and {row} is not distinct from lag({row}) over by_key, false) as _unchanged,
         coalesce(lag(s._business_date) over by_key = s._business_date
-                 or lead(s._business_date) over by_key = s._business_date, false) as _repeated
+                 or lead(s._business_date) over by_key = s._business_date, false) as _repeated,
+        coalesce(lead(s._business_date) over by_key > s._business_date + 1,
+                 s._business_date < (select max(business_date) from quarantine.staged_dates)) as {gone}
     from {t} as s
     window by_key as (partition by {keys} order by s._business_date, s._row_number)
-)""").format(row=row, keys=keys, t=quarantine.table(spec))
+)""").format(row=row, keys=keys, t=quarantine.table(spec), gone=sql.Identifier(GONE_NEXT))
 
 
 def _changes_only(spec: contract.ExtractFile) -> tuple[sql.Composable, sql.Composable]:
@@ -241,8 +249,13 @@ def _changes_only(spec: contract.ExtractFile) -> tuple[sql.Composable, sql.Compo
     year of unchanged accounts is checked once, not 365 times. Its row rules look at its own values
     alone, so a row equal to its key's row on the day before (staged too) gets that row's verdicts (which were
     checked, or were themselves equal to a checked row); a row is still kept when its key repeats on its date
-    or a foreign key misses, because those rules look at the other rows of the date."""
-    kept: list[sql.Composable] = [sql.SQL("not q._unchanged"), sql.SQL("q._repeated")]
+    or a foreign key misses, because those rules look at the other rows of the date, and when its key is gone
+    the next staged date (:data:`GONE_NEXT`, for that date's promotion)."""
+    kept: list[sql.Composable] = [
+        sql.SQL("not q._unchanged"),
+        sql.SQL("q._repeated"),
+        sql.SQL("q.{}").format(sql.Identifier(GONE_NEXT)),
+    ]
     kept += [
         sql.SQL("({}) is false").format(_fk_found(spec, i, fk)) for i, fk in enumerate(spec.foreign_keys)
     ]
@@ -266,6 +279,7 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
     where: sql.Composable = sql.SQL("")
     if checks_changes_only(spec):
         rows, where = _changes_only(spec)
+        columns.append(sql.SQL("q.{}").format(sql.Identifier(GONE_NEXT)))
     if spec.name == "od_transactions.csv":
         extra.append(_reversals())
     elif spec.name == "fx_rates.csv":
