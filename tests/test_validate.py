@@ -393,3 +393,14 @@ def test_export_writes_one_suite_per_file_and_removes_stale_ones(tmp_path):
     assert suite["name"] == "extract_contract.od_transactions"
     kinds = {e["type"] for e in suite["expectations"]}
     assert {"expect_column_values_to_not_be_null", "expect_column_values_to_be_unique"} <= kinds
+
+
+def test_the_files_with_warning_rules_are_known_without_building_the_suites():
+    """``WARNING_RULE_FILES`` spares the door Great Expectations' import before its first query; it must say what
+    the suites say (a file with a warning rule is checked whole every date: ``validate.checks_changes_only``)."""
+    with_warnings = {
+        name
+        for name, suite in extract_contract.by_file().items()
+        if any(str(getattr(e.severity, "value", e.severity)) == "warning" for e in suite.expectations)
+    }
+    assert with_warnings == extract_contract.WARNING_RULE_FILES

@@ -98,9 +98,10 @@ def promote(
     where it was delivered (for lineage); ``warnings`` (validation's, e.g. extra columns ignored) are recorded
     with the load. ``conn`` must be in autocommit mode: the date is committed here, as a transaction of its own.
 
-    ``day_before_loaded``: the day before was staged with this date and promoted just before it, so the contract
-    check's tables of the snapshots kept as history hold this date's changed rows (``odwh.validate``), and only
-    those are merged into the versions (``history.Changes``).
+    ``day_before_loaded``: the day before was promoted just before this date, so if it was also checked with it
+    (``quarantine.checked_with``), the contract check's tables of the snapshots kept as history hold this date's
+    changed rows and the day before's keys gone on this date (``odwh.validate``), and only those are merged into
+    the versions (``history.Changes``). Otherwise the date is merged whole.
     """
     if not conn.autocommit:
         raise ValueError(
@@ -124,6 +125,9 @@ def promote(
                 conn, business_date, source_folder, archive_folder, manifest_sha256, warnings
             )
             rows: dict[str, int] = {}
+            day_before_loaded = day_before_loaded and quarantine.checked_with(
+                conn, business_date - timedelta(days=1)
+            )
             for f in contract.FILES:
                 _delete_date(conn, f, business_date)
                 if f.name in files:
@@ -232,7 +236,8 @@ def _insert_typed(
         )
         gone, _ = temp_table("gone", _typed([f.column(k) for k in f.key], [], gone_today))
         changed, _ = temp_table("changed", _typed(cols, numbers, of_date))
-        conn.execute(sql.SQL("analyze {}").format(changed))  # a few rows: probe the versions' key index
+        for few in (gone, changed):  # a few rows: probe the versions' key index
+            conn.execute(sql.SQL("analyze {}").format(few))
         changes = history.Changes(rows=changed, gone=gone)
         counted = conn.execute(sql.SQL("select count(*) from {}").format(stage)).fetchone()
         delivered = counted[0] if counted else 0

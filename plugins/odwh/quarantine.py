@@ -104,6 +104,32 @@ def clear(conn: psycopg.Connection) -> None:
     tables = [sql.SQL("quarantine.staged_dates"), *map(table, contract.FILES)]
     conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(tables)))
     drop_checked(conn)
+    conn.execute(sql.SQL("drop table if exists {}").format(CHECKED_DATES))
+
+
+CHECKED_DATES = sql.Identifier("quarantine", "checked_dates")
+
+
+def record_checked_dates(conn: psycopg.Connection) -> None:
+    """Record the staged dates as checked together (until :func:`clear`): promoting a date merges only the check's
+    changed rows when the day before is among them (``odwh.load``)."""
+    conn.execute(sql.SQL("drop table if exists {}").format(CHECKED_DATES))
+    conn.execute(
+        sql.SQL("create unlogged table {} as select business_date from quarantine.staged_dates").format(
+            CHECKED_DATES
+        )
+    )
+
+
+def checked_with(conn: psycopg.Connection, business_date: date) -> bool:
+    """Whether ``business_date`` was checked with the dates being promoted (:func:`record_checked_dates`)."""
+    if conn.execute("select to_regclass('quarantine.checked_dates')").fetchone() == (None,):
+        return False
+    found = conn.execute(
+        sql.SQL("select exists (select from {} where business_date = %s)").format(CHECKED_DATES),
+        (business_date,),
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def drop_keys(conn: psycopg.Connection) -> None:

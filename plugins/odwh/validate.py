@@ -13,10 +13,11 @@ Row numbers are 1-based data rows: the header is row 0, the first data row is ro
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,6 +44,7 @@ from odwh.suites.extract_contract import (
     REVERSAL_DELIVERED,
     REVERSAL_OPPOSITE,
     REVERSAL_SAME_ACCOUNT,
+    WARNING_RULE_FILES,
     by_file,
     decimal_column,
     fk_column,
@@ -104,7 +106,7 @@ def _common_columns(spec: contract.ExtractFile) -> list[sql.Composable]:
 
 def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], list[sql.Composable]]:
     """(columns, joins): per foreign key, is the row's key among the referenced file's keys of the same date:
-    one probe of the referenced key's indexed table (``_build_keys``) per row, so a file of a few rows costs a
+    one probe of the referenced key's indexed table (``_write_keys``) per row, so a file of a few rows costs a
     few probes, not a pass over every staged referenced row, and memory stays flat in the number of dates (a
     hash of every referenced key of 20 dates would not fit in ``work_mem``). A snapshot checked for its changes
     only (``_changes_only``) probes for its changed rows alone: the lateral join's condition says so."""
@@ -117,6 +119,20 @@ def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], lis
         ]
         if checks_changes_only(spec):
             same.append(sql.SQL("not q._unchanged"))
+            joins.append(
+                sql.SQL(
+                    "left join {} as {v} on q._unchanged and {v}._business_date = q._business_date and {}"
+                ).format(
+                    sql.Identifier("quarantine", quarantine.vanished_table(key)),
+                    sql.SQL(" and ").join(
+                        sql.SQL("{}.{} = q.{}").format(
+                            sql.Identifier(f"vanished{i}"), sql.Identifier(r), sql.Identifier(c)
+                        )
+                        for r, c in zip(fk.ref_columns, fk.columns, strict=True)
+                    ),
+                    v=sql.Identifier(f"vanished{i}"),
+                )
+            )
         joins.append(
             sql.SQL(
                 "left join lateral (select true as found from {} as r"
@@ -137,14 +153,9 @@ def _fk_found(spec: contract.ExtractFile, i: int, fk: contract.ForeignKey) -> sq
     was there the day before."""
     found: sql.Composable = sql.SQL("{}.found is not null").format(sql.Identifier(f"fk{i}"))
     if checks_changes_only(spec):
-        vanished = sql.SQL("({}, q._business_date) not in (select {}, _business_date from {})").format(
-            sql.SQL(", ").join(sql.SQL("q.{}").format(sql.Identifier(c)) for c in fk.columns),
-            sql.SQL(", ").join(map(sql.Identifier, fk.ref_columns)),
-            sql.Identifier(
-                "quarantine", quarantine.vanished_table((contract.FILES_BY_NAME[fk.ref_file], fk.ref_columns))
-            ),
+        found = sql.SQL("case when q._unchanged then {}._business_date is null else {} end").format(
+            sql.Identifier(f"vanished{i}"), found
         )
-        found = sql.SQL("case when q._unchanged then {} else {} end").format(vanished, found)
     return _when_present(fk.columns, found)
 
 
@@ -264,15 +275,13 @@ def _changes_only(spec: contract.ExtractFile) -> tuple[sql.Composable, sql.Compo
 
 def checks_changes_only(spec: contract.ExtractFile) -> bool:
     """Snapshots kept as change history, whose rules all block (a warning would be recorded once, not daily)."""
-    return history.stored_as_history(spec) and not any(
-        str(getattr(e.severity, "value", e.severity)) == "warning" for e in by_file()[spec.name].expectations
-    )
+    return history.stored_as_history(spec) and spec.name not in WARNING_RULE_FILES
 
 
 def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Composed:
     """The rows of ``spec`` on every staged date, with the derived columns its suite checks; of a snapshot kept
     as change history, only the rows its rules could judge differently from the day before (staged too).
-    It probes the referenced keys' tables (``_build_keys``)."""
+    It probes the referenced keys' tables (``_write_keys``)."""
     columns, joins = _common_columns(spec), []
     extra = [_foreign_keys(spec)]
     rows: sql.Composable = quarantine.table(spec)
@@ -310,89 +319,117 @@ def _referenced(files: Sequence[contract.ExtractFile]) -> dict[quarantine.Refere
     return referenced
 
 
+Work = Callable[[psycopg.Connection], None]
+
+
+def _on_free_connection(
+    connections: queue.Queue[psycopg.Connection], work: Work, after: Sequence[Future[None]] = ()
+) -> None:
+    """Run ``work`` on a free connection of ``connections`` once ``after`` are done. Each job is submitted after
+    the jobs it waits for, to a first-in first-out pool, so those are running or done: waiting cannot deadlock."""
+    for done in after:
+        done.result()
+    conn = connections.get()
+    try:
+        work(conn)
+    finally:
+        connections.put(conn)
+
+
+def _key_jobs(files: Sequence[contract.ExtractFile]) -> tuple[list[Work], list[Work]]:
+    """(first, then): writing each referenced key's table and index, then (once they are all written, so that
+    no statement still running keeps their rows from being all-visible) vacuuming each for index-only probes
+    and writing its vanished keys."""
+    first: list[Work] = []
+    then: list[Work] = []
+    for key, vanished in _referenced(files).items():
+        first.append(functools.partial(_write_keys, key=key))
+        then.append(functools.partial(_finish_keys, key=key, vanished=vanished))
+    return first, then
+
+
 def write_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]) -> None:
     """Write the checked rows of ``files`` on ``conn`` alone, what :func:`check_staged` does in parallel, into
     ``quarantine.checked_<file>`` (``quarantine.clear`` drops them)."""
-    one: queue.Queue[psycopg.Connection] = queue.Queue()
-    one.put(conn)
-    for key, vanished in _referenced(files).items():
-        _build_keys(one, key, vanished)
+    quarantine.record_checked_dates(conn)
+    first, then = _key_jobs(files)
+    for work in [*first, *then]:
+        work(conn)
     for f in files:
-        _write_checked_rows(one, f, [])
+        _write_checked_rows(conn, f)
 
 
-def _build_keys(
-    connections: queue.Queue[psycopg.Connection], key: quarantine.ReferencedKey, vanished: bool
-) -> None:
-    """Write a referenced key's staged values with their dates, indexed (the foreign keys' probes), and, when
-    ``vanished``, the keys present on a staged date and absent on the next, with that next date (``_fk_found``).
-    Tables of the loader's own: it may not index the quarantine's."""
-    keys = sql.SQL(", ").join(map(sql.Identifier, key[1]))
+def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey) -> None:
+    """A referenced key's staged values (none empty) with their dates, indexed: the foreign keys' probes. A
+    table of the loader's own: it may not index the quarantine's."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, key[1]))
     present = sql.SQL(" and ").join(sql.SQL("{} <> ''").format(sql.Identifier(c)) for c in key[1])
     table = sql.Identifier("quarantine", quarantine.keys_table(key))
-    conn = connections.get()
-    try:
-        conn.execute(
-            sql.SQL("create unlogged table {} as select {}, _business_date from {} where {}").format(
-                table, keys, quarantine.table(key[0]), present
-            )
+    conn.execute(sql.SQL("drop table if exists {}").format(table))
+    conn.execute(
+        sql.SQL("create unlogged table {} as select {}, _business_date from {} where {}").format(
+            table, columns, quarantine.table(key[0]), present
         )
-        conn.execute(sql.SQL("create index on {} ({}, _business_date)").format(table, keys))
-        conn.execute(sql.SQL("vacuum (analyze) {}").format(table))  # its visibility map: probes skip the heap
-        if vanished:  # read in the index's order: no sort
-            conn.execute(
-                sql.SQL("""create unlogged table {v} as
+    )
+    conn.execute(sql.SQL("create index on {} ({}, _business_date)").format(table, columns))
+
+
+def _finish_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey, vanished: bool) -> None:
+    """Vacuum a key table (its visibility map: probes skip the heap) and, when ``vanished``, write the keys
+    present on a staged date and absent on the next, with that next date (``_fk_found``)."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, key[1]))
+    table = sql.Identifier("quarantine", quarantine.keys_table(key))
+    conn.execute(sql.SQL("vacuum (analyze) {}").format(table))
+    if not vanished:
+        return
+    target = sql.Identifier("quarantine", quarantine.vanished_table(key))
+    conn.execute(sql.SQL("drop table if exists {}").format(target))
+    conn.execute(  # read in the index's order: no sort; one row per key and date it vanished on
+        sql.SQL("""create unlogged table {v} as
 select {keys}, _business_date + 1 as _business_date from (
     select {keys}, _business_date, lead(_business_date) over (partition by {keys} order by _business_date) as next
     from {t}
 ) as k
 where (next is null or next > _business_date + 1)
   and _business_date < (select max(business_date) from quarantine.staged_dates)""").format(
-                    v=sql.Identifier("quarantine", quarantine.vanished_table(key)), keys=keys, t=table
-                )
-            )
-    finally:
-        connections.put(conn)
+            v=target, keys=columns, t=table
+        )
+    )
+    conn.execute(sql.SQL("analyze {}").format(target))  # usually empty; the check joins it to every row
 
 
-def _write_checked_rows(
-    connections: queue.Queue[psycopg.Connection], spec: contract.ExtractFile, keys: Sequence[Future[None]]
-) -> None:
+def _write_checked_rows(conn: psycopg.Connection, spec: contract.ExtractFile) -> None:
     """Write the file's query once to an unlogged table of quarantine (dropped after the check, and by the
-    quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query.
-    Runs on a free connection of ``connections``, beside the other files' on the others, once ``keys`` are
-    built (they were queued first, so each is running or done: waiting on them cannot deadlock)."""
-    for built in keys:
-        built.result()
-    conn = connections.get()
-    try:
-        target = sql.Identifier("quarantine", quarantine.checked_table(spec))
-        conn.execute(sql.SQL("drop table if exists {}").format(target))
-        with conn.transaction():  # a cache of each probe's result only costs: the keys are rarely repeated
-            conn.execute("set local enable_memoize = off")
-            conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
-        if checks_changes_only(spec):  # its rows are read date by date again when promoted
-            conn.execute(sql.SQL("create index on {} (_business_date)").format(target))
-    finally:
-        connections.put(conn)
+    quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query."""
+    target = sql.Identifier("quarantine", quarantine.checked_table(spec))
+    conn.execute(sql.SQL("drop table if exists {}").format(target))
+    with conn.transaction():  # a cache of each probe's result only costs: the keys are rarely repeated
+        conn.execute("set local enable_memoize = off")
+        conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
+    if checks_changes_only(spec):  # its rows are read date by date again when promoted
+        conn.execute(sql.SQL("create index on {} (_business_date)").format(target))
 
 
 def _checked_batches(
     conn: psycopg.Connection, checker_url: str, delivered: Sequence[contract.ExtractFile]
 ) -> list[gx.TableBatch]:
-    """Every delivered file's checked rows written, CHECK_CONNECTIONS files at a time (``conn`` and more
-    connections to ``checker_url``), after the keys their foreign keys reference are built, while this thread
-    imports Great Expectations and builds the suites."""
+    """Every delivered file's checked rows written, CHECK_CONNECTIONS statements at a time (``conn`` and more
+    connections to ``checker_url``), after the keys their foreign keys reference, while this thread imports
+    Great Expectations and builds the suites."""
     connections: queue.Queue[psycopg.Connection] = queue.Queue()
     connections.put(conn)
+    first, then = _key_jobs(delivered)
     with contextlib.ExitStack() as stack:
-        for _ in range(min(CHECK_CONNECTIONS, len(delivered)) - 1):
+        for _ in range(CHECK_CONNECTIONS - 1):
             connections.put(stack.enter_context(psycopg.connect(checker_url, autocommit=True)))
         with ThreadPoolExecutor(CHECK_CONNECTIONS) as pool:
-            keys = [
-                pool.submit(_build_keys, connections, key, v) for key, v in _referenced(delivered).items()
-            ]
-            written = [pool.submit(_write_checked_rows, connections, f, keys) for f in delivered]
+
+            def submit(work: Work, after: Sequence[Future[None]] = ()) -> Future[None]:
+                return pool.submit(_on_free_connection, connections, work, after)
+
+            keys = [submit(work) for work in first]
+            keys = [submit(work, keys) for work in then]
+            written = [submit(functools.partial(_write_checked_rows, spec=f), keys) for f in delivered]
             suites = by_file()  # seconds of Python (GX's import), while PostgreSQL writes the tables
             for done in written:
                 done.result()
@@ -424,6 +461,7 @@ def check_staged(
     for d in staged:
         problems[d.business_date] += _absent(d, checked)
     delivered = [f for f in checked if any(f.name in d.rows for d in staged)]
+    quarantine.record_checked_dates(conn)
     try:
         batches = _checked_batches(conn, checker_url, delivered) if delivered else []
         results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS) if batches else []
