@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from odwh import contract, policy, transform
+from odwh import contract, history, policy, transform
 
 STAGING = transform.dbt_project_dir() / "models" / "staging"
 NO_SERVER_URL = "postgresql://nobody:secret@127.0.0.1:9/none"  # parse and compile never connect
@@ -31,10 +31,19 @@ def _columns(url: str, schema: str) -> dict[str, dict[str, str]]:
     return tables
 
 
+VALIDITY = ["valid_from", "valid_to"]
+
+
 def _staging_columns(f: contract.ExtractFile) -> list[str]:
-    """What a staging model must expose: contract columns (no PII), business_date, _load_id."""
-    columns = [c.name for c in f.columns if not c.pii]
+    """What a staging model must expose: contract columns (no PII), a version's validity for a snapshot kept
+    as change history, business_date, _load_id."""
+    columns = [c.name for c in f.columns if not c.pii] + (VALIDITY if history.stored_as_history(f) else [])
     return [*columns, *([] if "business_date" in columns else ["business_date"]), "_load_id"]
+
+
+def _versions_model(f: contract.ExtractFile) -> str:
+    """The staging view of a history's versions: stg_core_banking__od_account_versions for od_accounts."""
+    return f"stg_core_banking__{f.table.removesuffix('s')}_versions"
 
 
 def _copy_project(tmp_path: Path) -> Path:
@@ -61,6 +70,11 @@ def test_staging_yaml_documents_every_contract_column():
         assert [c["name"] for c in model["columns"]] == _staging_columns(f), f.table
         assert all(c.get("description") for c in model["columns"]), f.table
         assert (STAGING / f"stg_core_banking__{f.table}.sql").exists()
+        if history.stored_as_history(f):  # the same columns, one row per version
+            versions = documented[_versions_model(f)]
+            assert [c["name"] for c in versions["columns"]] == _staging_columns(f)[:-2], f.table
+            assert all(c.get("description") for c in versions["columns"]), f.table
+            assert (STAGING / f"{_versions_model(f)}.sql").exists()
 
 
 def test_dbt_env_reads_the_warehouse_url():
@@ -114,6 +128,8 @@ def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
     staging = _columns(fresh_db, "staging")
     for f in contract.FILES:
         assert list(staging[f"stg_core_banking__{f.table}"]) == _staging_columns(f), f.table
+        if history.stored_as_history(f):
+            assert list(staging[_versions_model(f)]) == _staging_columns(f)[:-2], f.table
     with psycopg.connect(fresh_db) as conn:
         views = {
             r[0]
@@ -122,6 +138,8 @@ def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
             )
         }
         assert views == {f"stg_core_banking__{f.table}" for f in contract.FILES} | {
+            _versions_model(f) for f in contract.FILES if history.stored_as_history(f)
+        } | {
             "stg_meta__loads",
             "stg_meta__policy_changes",
         }

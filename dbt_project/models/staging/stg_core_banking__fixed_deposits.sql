@@ -1,21 +1,2 @@
--- stored as change history: one row per business date again (macros/history_as_of.sql)
-with source as (
-    {{ history_as_of(source('core_banking', 'fixed_deposits'), source('meta', 'loads')) }}
-),
-
-renamed as (
-    select
-        trim(fd_account_id) as fd_account_id,
-        trim(customer_id) as customer_id,
-        trim(currency) as currency,
-        principal,
-        opened_on,
-        maturity_date,
-        frozen,
-        trim(status) as status,
-        _business_date as business_date,
-        _as_of_load_id as _load_id
-    from source
-)
-
-select * from renamed
+-- one row per fixed deposit and loaded business date: its versions expanded (macros/history_as_of.sql)
+{{ history_as_of(ref('stg_core_banking__fixed_deposit_versions'), source('meta', 'loads')) }}
