@@ -35,7 +35,7 @@
     t.unpaid_charges
 {%- endset %}
 
--- only the columns read below, not *: `days` is read four times, so PostgreSQL materializes it (narrow rows)
+-- only the columns read below, not *: `days` is read twice, so PostgreSQL materializes it (narrow rows)
 with days as (
     select
         od_account_id,
@@ -530,106 +530,132 @@ timeline_points as (
     where state_date > '-infinity'::date
 ),
 
+-- each point's state as one array led by its date (days since 2000-01-01): arrays compare element by element
+-- and two points of an account never share a date, so the largest array so far is the latest point's state
 timeline as (
     select
-        *,
-        coalesce(
-            lead(state_from) over (partition by od_account_id order by state_from), 'infinity'::date
-        ) as state_to
+        od_account_id,
+        state_from,
+        array[
+            state_from - date '2000-01-01',
+            oldest_unpaid_due_date - date '2000-01-01',
+            unpaid_charges,
+            cumulative_credits,
+            cumulative_fees_due,
+            cumulative_interest_due,
+            credits_beyond_fees,
+            credits_beyond_charges
+        ]::numeric[] as state
     from timeline_points
 ),
 
--- each day takes the latest timeline point on or before it (a running max over days and points together)
-day_points as (
+-- every day and every timeline point of an account in one order (a point before the day of its own date): one
+-- sort carries both the charges state and the excess run to each day
+days_and_points as (
     select
-        od_account_id,
-        business_date,
-        is_day,
-        latest_point
-    from (
-        select
-            od_account_id,
-            business_date,
-            is_day,
-            max(point_date) over (
-                partition by od_account_id order by business_date, is_day rows unbounded preceding
-            ) as latest_point
-        from (
-            select
-                od_account_id,
-                business_date,
-                true as is_day,
-                null::date as point_date
-            from days
-            union all
-            select
-                od_account_id,
-                state_from,
-                false,
-                state_from
-            from timeline
-            {% if from_date %}where state_to > '{{ from_date }}'::date{% endif %}
-        ) as u
-    ) as carried
-    where is_day
-),
-
-excess_flags as (
-    select
-        d.*,
+        d.od_account_id,
+        d.business_date,
+        true as is_day,
+        d.principal_outstanding,
+        d.maturity_date,
+        d.load_id,
         d.principal_outstanding > d.limit_amount as is_excess,
-        coalesce(
-            lag(d.principal_outstanding > d.limit_amount) over account_days,
-            {% if from_date %}p.excess_since is not null{% else %}false{% endif %}
-        )
-            as was_excess{% if from_date %},
-        p.excess_since as previous_excess_since{% endif %}
+        {% if from_date %}p.excess_since{% else %}null::date{% endif %} as previous_excess_since,
+        null::numeric[] as state
     from days as d
     {% if from_date -%}
-        left join previous_rows as p on d.od_account_id = p.od_account_id
+        -- (p.excess_since is read above when from_date is set: the linter sees the join without it)
+        left join previous_rows as p on d.od_account_id = p.od_account_id  -- noqa: ST11
     {%- endif %}
-    window account_days as (partition by d.od_account_id order by d.business_date)
+    union all
+    select
+        od_account_id,
+        state_from,
+        false,
+        null,
+        null,
+        null,
+        null,
+        null,
+        state
+    from timeline
 ),
 
--- the first day of the current run is the latest run start on or before the day
+-- the latest point's state on each day, and whether the previous day was in excess: the latest earlier day as
+-- twice its date plus its flag is the largest such number, and its parity is the flag (a lag over days alone
+-- would need a sort of its own)
+carried as (
+    select
+        *,
+        max(state) over (account_order rows unbounded preceding) as latest_state,
+        coalesce(
+            max((business_date - date '2000-01-01') * 2 + coalesce(is_excess, false)::int) filter (where is_day)
+                over (account_order rows between unbounded preceding and 1 preceding)
+            % 2 <> 0,
+            {% if from_date %}previous_excess_since is not null{% else %}false{% endif %}
+        ) as was_excess
+    from days_and_points
+    window account_order as (partition by od_account_id order by business_date, is_day)
+),
+
+-- the first day of the current run is the latest run start on or before the day (the same order: no sort)
 excess_runs as (
     select
         *,
         case
             when is_excess then
                 coalesce(
-                    max(business_date) filter (where is_excess and not was_excess) over account_days,
-                    {% if from_date %}previous_excess_since{% else %}null{% endif %}
+                    max(business_date) filter (where is_excess and not was_excess)
+                        over (account_order rows unbounded preceding),
+                    previous_excess_since
                 )
         end as excess_since
-    from excess_flags
-    window account_days as (partition by od_account_id order by business_date rows unbounded preceding)
+    from carried
+    window account_order as (partition by od_account_id order by business_date, is_day)
+),
+
+-- the charges state of the day, unpacked from its array (no point yet: nothing unpaid, nothing paid)
+day_states as (
+    select
+        od_account_id,
+        business_date,
+        principal_outstanding,
+        maturity_date,
+        excess_since,
+        load_id,
+        date '2000-01-01' + latest_state[2]::int as oldest_unpaid_due_date,
+        coalesce(latest_state[3], 0) as unpaid_charges,
+        coalesce(latest_state[4], 0) as cumulative_credits,
+        coalesce(latest_state[5], 0) as cumulative_fees_due,
+        coalesce(latest_state[6], 0) as cumulative_interest_due,
+        coalesce(latest_state[7], 0) as credits_beyond_fees,
+        coalesce(latest_state[8], 0) as credits_beyond_charges
+    from excess_runs
+    where is_day
 ),
 
 -- the three DPD components side by side, each its own rule (charges, excess, maturity: rulebook F)
 components as (
     select
-        r.od_account_id,
-        r.business_date,
-        coalesce(r.business_date - t.oldest_unpaid_due_date, 0) as dpd_charges,
-        coalesce(r.business_date - r.excess_since, 0) as dpd_excess,
+        od_account_id,
+        business_date,
+        coalesce(business_date - oldest_unpaid_due_date, 0) as dpd_charges,
+        coalesce(business_date - excess_since, 0) as dpd_excess,
         case
-            when r.principal_outstanding > 0 and r.business_date > r.maturity_date
-                then r.business_date - r.maturity_date
+            when principal_outstanding > 0 and business_date > maturity_date
+                then business_date - maturity_date
             else 0
         end as dpd_maturity,
-        t.oldest_unpaid_due_date,
-        coalesce(t.unpaid_charges, 0) as unpaid_charges,
-        r.excess_since,
-        coalesce(t.cumulative_credits, 0) as cumulative_credits,
-        coalesce(t.cumulative_fees_due, 0) as cumulative_fees_due,
-        coalesce(t.cumulative_interest_due, 0) as cumulative_interest_due,
-        coalesce(t.credits_beyond_fees, 0) as credits_beyond_fees,
-        coalesce(t.credits_beyond_charges, 0) as credits_beyond_charges,
-        r.load_id
-    from excess_runs as r
-    left join day_points as dp on r.od_account_id = dp.od_account_id and r.business_date = dp.business_date
-    left join timeline as t on dp.od_account_id = t.od_account_id and dp.latest_point = t.state_from
+        oldest_unpaid_due_date,
+        unpaid_charges,
+        excess_since,
+        cumulative_credits,
+        cumulative_fees_due,
+        cumulative_interest_due,
+        credits_beyond_fees,
+        credits_beyond_charges,
+        load_id
+    from day_states
 )
 
 select
