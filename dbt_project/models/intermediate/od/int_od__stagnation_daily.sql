@@ -42,7 +42,10 @@
     else "where business_date > coalesce(" ~ previous_date ~ ", '-infinity'::date)" -%}
 {%- set flows_filter = "where false" if from_date == 'infinity' else flows_filter -%}
 {%- set net_flow = "case flow_class when 'CUSTOMER_CREDIT' then signed_amount else -signed_amount end" -%}
-{%- set customer_flows = "flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')" %}
+{%- set customer_flows = "flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')" -%}
+{#- the block of N+1 days holding the date is block_of ~ (N + 1) (van Herk / Gil-Werman, below) -#}
+{%- set block_of = "(business_date - date '2000-01-01') / " -%}
+{%- set first_window = windows | first if windows else 0 %}
 
 with positions as (
     select
@@ -55,61 +58,62 @@ with positions as (
     {{ positions_filter }}
 ),
 
--- net customer flow per account and day: credits minus debits, reversals negative on their own date
-day_flows as (
+-- the batch's balances and its customer flows as one set of rows (a flow: a row without a balance, credits
+-- minus debits, a reversal negative on its own date), so that one sort serves the running sums below
+balances_and_flows as (
     select
         od_account_id,
         business_date,
-        sum({{ net_flow }}) as net_flow
+        true as is_observed,
+        principal_outstanding,
+        is_open_and_drawn,
+        load_id,
+        0 as net_flow
+    from positions
+    union all
+    select
+        od_account_id,
+        business_date,
+        false,
+        null,
+        null,
+        null,
+        {{ net_flow }}
     from {{ ref('int_od__transactions_classified') }}
     {{ flows_filter }} {{ 'and' if flows_filter else 'where' }} {{ customer_flows }}
-    group by 1, 2
-),
-
--- cumulative net flow over balance days and flow days alike (a flow counts even on a day without a balance)
-flow_history as (
-    select
-        coalesce(p.od_account_id, f.od_account_id) as od_account_id,
-        coalesce(p.business_date, f.business_date) as business_date,
-        p.business_date is not null as is_observed,
-        p.principal_outstanding,
-        p.is_open_and_drawn,
-        p.load_id,
-        sum(coalesce(f.net_flow, 0)) over (
-            partition by coalesce(p.od_account_id, f.od_account_id)
-            order by coalesce(p.business_date, f.business_date)
-            rows unbounded preceding
-        ) as cumulative_flow
-    from positions as p
-    full outer join day_flows as f on f.od_account_id = p.od_account_id and f.business_date = p.business_date
-),
-
-days as (
-    select
-        *
-        {%- if carries %},
-        -- min P of the batch's rows up to d (a straddling row's window holds every one of them)
-        min(principal_outstanding) over (
-            partition by od_account_id order by business_date rows unbounded preceding
-        ) as batch_min_principal
-        {%- endif %}
-    from flow_history
-    where is_observed
 ),
 
 -- min P over [d-N, d] without a moving min (which PostgreSQL recomputes for every row): cut the calendar into
 -- blocks of N+1 days; the window then spans the end of the block of d-N and the start of the block of d, so
 -- min P = min(suffix min of block(d-N) from d-N, prefix min of block(d) up to d) (van Herk / Gil-Werman).
+-- The block rises with the date, so ordering an account's rows by (block, date) orders them by date: the
+-- cumulative flow (through the end of d: a range frame takes the day's flows, its peers) and the prefix minima
+-- of the first window share one sort (a flow row's null balance changes no minimum).
 blocks as (
     select
-        *
+        *,
+        sum(net_flow) over (
+            partition by od_account_id order by {{ block_of ~ (first_window + 1) }}, business_date
+            range unbounded preceding
+        ) as cumulative_flow
+        {%- if carries %},
+        -- min P of the batch's rows up to d (a straddling row's window holds every one of them)
+        min(principal_outstanding) over (
+            partition by od_account_id order by {{ block_of ~ (first_window + 1) }}, business_date
+            rows unbounded preceding
+        ) as batch_min_principal
+        {%- endif %}
         {%- for n in windows %},
         min(principal_outstanding) over (
-            partition by od_account_id, (business_date - date '2000-01-01') / {{ n + 1 }}
-            order by business_date rows unbounded preceding
+            partition by od_account_id, {{ block_of ~ (n + 1) }} order by business_date rows unbounded preceding
         ) as prefix_min_{{ n }}
         {%- endfor %}
-    from days
+    from balances_and_flows
+),
+
+days as (
+    select * from blocks
+    where is_observed
 ),
 
 -- the window of blocks above in the opposite order (suffix minima): van Herk / Gil-Werman needs both passes
@@ -118,11 +122,11 @@ suffixes as (
         *
         {%- for n in windows %},
         min(principal_outstanding) over (
-            partition by od_account_id, (business_date - date '2000-01-01') / {{ n + 1 }}
+            partition by od_account_id, {{ block_of ~ (n + 1) }}
             order by business_date desc rows unbounded preceding
         ) as suffix_min_{{ n }}
         {%- endfor %}
-    from blocks
+    from days
 ),
 
 framed as (
@@ -210,14 +214,20 @@ straddling as (
         -- the previous minimum is still inside [d - N, previous date] when it is P there on either end
         w.min_principal in (w.principal_outstanding, s.principal_outstanding) as keeps_previous_min
     from picked as x
-    -- d - N lies in [from_date - the longest window, from_date): as literals, so the planner reads those months'
-    -- partitions only (decision 0046); it hashed every position of the year for one date's windows
-    left join {{ ref('int_od__positions_daily') }} as s
-        on
-            x.od_account_id = s.od_account_id
+    -- one index probe per row (a lateral subquery, not flattened): as a join, the planner hashed every position of the window's
+    -- dates (60 of them) for one new date whenever it guessed the batch a little larger. d - N lies in
+    -- [from_date - the longest window, from_date): as literals, the probe reaches those months' partitions only
+    -- (decision 0046)
+    left join lateral (
+        select s.principal_outstanding
+        from {{ ref('int_od__positions_daily') }} as s
+        where
+            s.od_account_id = x.od_account_id
             and s.business_date = x.business_date - x.window_days
             and s.business_date >= '{{ from_date }}'::date - {{ windows | max if windows else 0 }}
             and s.business_date < '{{ from_date }}'::date
+        offset 0  -- keeps the probe from being planned as a join
+    ) as s on true
     left join previous_windows as w on x.od_account_id = w.od_account_id
     where x.business_date - x.window_days <= {{ previous_date }}
 ),
