@@ -214,10 +214,10 @@ straddling as (
         -- the previous minimum is still inside [d - N, previous date] when it is P there on either end
         w.min_principal in (w.principal_outstanding, s.principal_outstanding) as keeps_previous_min
     from picked as x
-    -- one index probe per row (a lateral subquery, not flattened): as a join, the planner hashed every position of the window's
-    -- dates (60 of them) for one new date whenever it guessed the batch a little larger. d - N lies in
-    -- [from_date - the longest window, from_date): as literals, the probe reaches those months' partitions only
-    -- (decision 0046)
+    -- one index probe per row (a lateral subquery, not flattened): as a join, the planner hashed every position
+    -- of the window's dates (60 of them) for one new date whenever it guessed the batch a little larger. d - N
+    -- lies in [from_date - the longest window, from_date): as literals, the probe reaches those months'
+    -- partitions only (decision 0046)
     left join lateral (
         select s.principal_outstanding
         from {{ ref('int_od__positions_daily') }} as s
