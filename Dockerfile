@@ -8,14 +8,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 
     && rm -rf /var/lib/apt/lists/* && useradd --create-home --uid 50000 airflow
 WORKDIR /opt/odwh
 COPY requirements.lock pyproject.toml README.md ./
+# bytecode compiled at build (decision 0051): with PYTHONDONTWRITEBYTECODE no process writes it, so without it
+# every task would compile Airflow's, dbt's and Great Expectations' imports again
 RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv pip install --system --no-cache -r requirements.lock
+    && uv pip install --system --no-cache --compile-bytecode -r requirements.lock
 COPY plugins ./plugins
 COPY dags ./dags
 COPY dbt_project ./dbt_project
 COPY expectations ./expectations
 COPY docker ./docker
-RUN uv pip install --system --no-cache --no-deps -e . && mkdir -p /var/lib/odwh /opt/airflow \
+RUN uv pip install --system --no-cache --no-deps -e . && python -m compileall -q plugins dags && mkdir -p /var/lib/odwh /opt/airflow \
     && chown -R airflow /var/lib/odwh /opt/airflow
 USER airflow
 # Reads the warehouse password from its Docker secret into the Airflow connection, then runs the command.

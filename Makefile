@@ -12,11 +12,13 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# Dependencies are compiled to bytecode at install, as pip does (uv does not by default): where
+# PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile its imports again (decision 0051).
+$(STAMP): requirements.lock pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 

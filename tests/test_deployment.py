@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -112,6 +113,18 @@ def test_image_contains_everything_the_services_need():
     lock = (REPO / "requirements.lock").read_text()
     assert re.search(r"^apache-airflow-providers-celery==", lock, flags=re.M)
     assert re.search(r"^redis==", lock, flags=re.M)
+
+
+def test_dependencies_are_installed_with_their_bytecode():
+    """`make install` and the image compile the dependencies (decision 0051): where PYTHONDONTWRITEBYTECODE is set
+    (the image sets it) no process writes bytecode, so each would compile Airflow's, dbt's and Great Expectations'
+    imports again (Great Expectations' import took 15.9 s so, 5.6 s compiled)."""
+    for package in ("airflow", "dbt.cli", "great_expectations"):
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.origin is not None
+        assert Path(importlib.util.cache_from_source(spec.origin)).exists(), f"{package} is not compiled"
+    assert "--compile-bytecode -r requirements.lock" in (REPO / "Dockerfile").read_text()
+    assert "--compile-bytecode --python $(BIN)/python -r requirements.lock" in (REPO / "Makefile").read_text()
 
 
 def _compose_client() -> str | None:
