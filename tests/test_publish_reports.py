@@ -146,6 +146,17 @@ def test_render_month_writes_every_report(rendered: tuple[Path, list[Path]]) -> 
     assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(files)
 
 
+def test_render_month_fails_when_the_pack_beside_the_lists_fails(
+    month: publish.MonthData, tmp_path: Path
+) -> None:
+    """The board pack is rendered by a second process while the review lists are written: its failure is the
+    month's, with the process's own error in the log (the PDF's path is taken by a folder here)."""
+    (tmp_path / "board-pack.pdf").mkdir()
+    with pytest.raises(RuntimeError, match="board pack and dashboard were not rendered"):
+        publish.render_month(month, tmp_path)
+    assert (tmp_path / "review-lists" / "B01.xlsx").is_file()  # the lists were written meanwhile
+
+
 def test_review_workbook_sheets_per_officer_and_manager(rendered: tuple[Path, list[Path]]) -> None:
     out, _ = rendered
     b01 = openpyxl.load_workbook(out / "review-lists" / "B01.xlsx")

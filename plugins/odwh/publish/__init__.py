@@ -9,6 +9,10 @@ timestamp a caller passes in.
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import subprocess
+import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -24,15 +28,28 @@ def render_month(data: MonthData, out_dir: Path, *, generated_at: datetime | Non
     ``review-lists/<branch_code>.xlsx`` and ``.csv``, ``board-pack.html``, ``board-pack.pdf``, ``dashboard.html``.
     ``generated_at`` (else ``data.generated_at``) is printed in the pack and dashboard and stamps the workbooks;
     without one the files carry no clock time at all (workbooks are stamped with the month end).
+
+    The board pack and the dashboard are rendered by a second process (``python -m odwh.publish.pack``) while
+    this one writes the review lists: each is one core's Python (WeasyPrint, openpyxl), and nothing else runs
+    while a month is published. A command, not ``multiprocessing``: that would import the caller's main module
+    again, or fork the locks of its threads (Airflow's, Great Expectations').
     """
     if generated_at is not None:
         data = dataclasses.replace(data, generated_at=generated_at)
-    from odwh.publish.board_pack import render_board_pack
-    from odwh.publish.dashboard import render_dashboard
+    from odwh.publish.pack import FILES
     from odwh.publish.review_lists import write_review_lists
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = write_review_lists(data, out_dir)
-    pack = render_board_pack(data, out_dir)
-    files += [pack.html, pack.pdf, render_dashboard(data, out_dir)]
-    return files
+    with tempfile.TemporaryDirectory(prefix="odwh-pack-") as scratch:
+        month = Path(scratch) / "month.pickle"
+        month.write_bytes(pickle.dumps(data))
+        pack = subprocess.Popen([sys.executable, "-m", "odwh.publish.pack", str(month), str(out_dir)])
+        try:
+            files = write_review_lists(data, out_dir)
+        finally:
+            pack.wait()
+    if pack.returncode != 0:
+        raise RuntimeError(
+            f"the board pack and dashboard were not rendered (exit code {pack.returncode}: above)"
+        )
+    return files + [out_dir / name for name in FILES]
