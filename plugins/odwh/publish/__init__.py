@@ -40,7 +40,7 @@ def render_month(data: MonthData, out_dir: Path, *, generated_at: datetime | Non
     from odwh.publish.review_lists import write_review_lists
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="odwh-pack-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="odwh-pack-") as scratch:  # mode 0700, removed after: client rows
         month = Path(scratch) / "month.pickle"
         month.write_bytes(pickle.dumps(data))
         pack = subprocess.Popen([sys.executable, "-m", "odwh.publish.pack", str(month), str(out_dir)])
