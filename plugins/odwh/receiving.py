@@ -10,7 +10,6 @@ interpreter's lock with the COPY and gain little, and ``multiprocessing`` would 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import traceback
@@ -21,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO
 
-from odwh import contract, landing
+from odwh import contract, landing, module_command
 
 ARCHIVE_FAILED = (
     "could not archive the delivery, so nothing of it was loaded: free space or fix the folder and run again"
@@ -82,16 +81,9 @@ class _Helper:
     """``python -m odwh.receiving`` as a child process: a request line in, a :class:`Received` line out."""
 
     def __enter__(self) -> _Helper:
-        package_root = str(
-            Path(__file__).resolve().parents[1]
-        )  # odwh importable however this process found it
-        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        argv, env = module_command("odwh.receiving")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "odwh.receiving"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": path},
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         return self
 

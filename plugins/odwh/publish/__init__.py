@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import subprocess
-import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from odwh import module_command
 from odwh.publish.agent_alerts import write_agent_alert_lists
 from odwh.publish.data import MartMissing, MonthData, load_month
 
@@ -43,7 +43,8 @@ def render_month(data: MonthData, out_dir: Path, *, generated_at: datetime | Non
     with tempfile.TemporaryDirectory(prefix="odwh-pack-") as scratch:  # mode 0700, removed after: client rows
         month = Path(scratch) / "month.pickle"
         month.write_bytes(pickle.dumps(data))
-        pack = subprocess.Popen([sys.executable, "-m", "odwh.publish.pack", str(month), str(out_dir)])
+        argv, env = module_command("odwh.publish.pack", str(month), str(out_dir))
+        pack = subprocess.Popen(argv, env=env)
         try:
             files = write_review_lists(data, out_dir)
         finally:
