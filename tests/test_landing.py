@@ -187,6 +187,27 @@ def test_multiline_quoted_field_counts_as_one_row(tmp_path):
     assert landing.read_manifest(folder).files["branches.csv"].rows == 2
 
 
+@pytest.mark.parametrize("fault, rule", [(b"\0", landing.RULE_NO_NUL), (b"\r", landing.RULE_LF)])
+def test_a_fault_blocks_into_the_file_names_its_row_and_the_hash_covers_every_byte(tmp_path, fault, rule):
+    """The pass reads blocks of whole lines: a clean block is checked at once, a faulty one line by line."""
+    rows = 3 * landing._CHUNK // 19  # 19-byte rows: three blocks
+    lines = [b"id,name\n"] + [b"%07d,a clean row\n" % i for i in range(1, rows)]
+    lines.insert(rows // 2, b'0000000,"two\nlines"\n')  # a quoted newline: one row over two lines
+    clean = tmp_path / "clean.csv"
+    clean.write_bytes(b"".join(lines))
+    facts = landing.scan_csv(clean, "clean.csv")
+    assert (facts.rows, facts.problems) == (rows, [])
+    assert facts.sha256 == hashlib.sha256(clean.read_bytes()).hexdigest()
+
+    faulty_row = rows - 5
+    lines[faulty_row] = lines[faulty_row][:-1] + fault + b"\n"
+    faulty = tmp_path / "faulty.csv"
+    faulty.write_bytes(b"".join(lines))
+    facts = landing.scan_csv(faulty, "faulty.csv")
+    assert [(p.row, p.rule) for p in facts.problems] == [(faulty_row, rule)]
+    assert facts.sha256 == hashlib.sha256(faulty.read_bytes()).hexdigest()
+
+
 def test_invalid_utf8_named(tmp_path):
     def latin1(folder: Path) -> None:
         (folder / "branches.csv").write_bytes(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -392,8 +393,9 @@ class _CsvScan:
         )
 
     def run(self, raw: IO[bytes]) -> None:
+        lines = self._lines(raw)
         try:
-            reader = csv.reader(self._lines(raw), strict=True)
+            reader = csv.reader(lines, strict=True)
             header = next(reader, None)
             if header is None:
                 self._fault(RULE_UTF8_CSV, "the file is empty: no header row")
@@ -403,6 +405,7 @@ class _CsvScan:
             pass
         except (UnicodeDecodeError, csv.Error) as exc:
             self.problems.append(Problem(self.label, self.row, None, RULE_UTF8_CSV, str(exc)))
+        lines.close()  # hashes the rest of the block it was reading, before the rest of the file
         for chunk in iter(lambda: raw.read(_CHUNK), b""):  # hash whatever the parser did not reach
             self.digest.update(chunk)
 
@@ -417,21 +420,52 @@ class _CsvScan:
         self.problems.append(Problem(self.label, self.row, None, rule, detail))
         raise _Stop
 
-    def _lines(self, raw: IO[bytes]) -> Iterator[str]:
-        """Text lines for ``csv`` while hashing the exact bytes; splitting on b"\\n" is safe in UTF-8."""
+    def _lines(self, raw: IO[bytes]) -> Generator[str, None, None]:
+        """Text lines for ``csv`` while hashing the exact bytes, a block of whole lines at a time: a block without
+        any byte-level fault is hashed, decoded and split at once (in C); one with a fault, or not UTF-8, is read
+        line by line, so the fault names its row. Splitting on b"\\n" is safe in UTF-8."""
         first = True
-        while line := raw.readline(MAX_LINE_BYTES + 1):
-            self.digest.update(line)
-            if len(line) > MAX_LINE_BYTES:
-                self._fault(RULE_LINE_LENGTH, "the line is longer")
-            if first and line.startswith(b"\xef\xbb\xbf"):
-                self._fault(RULE_NO_BOM, "the file starts with EF BB BF")
+        while block := raw.read(_CHUNK):
+            if not block.endswith(b"\n"):  # complete the last line (a line too long shows in the block)
+                block += raw.readline(MAX_LINE_BYTES + 1)
+            text = self._clean_text(block, first)
+            if text is None:
+                yield from self._checked_lines(io.BytesIO(block), first)
+            else:
+                self.digest.update(block)
+                yield from io.StringIO(text, newline="\n")  # lines end at "\n" alone, as in the bytes
             first = False
-            if b"\0" in line:
-                self._fault(RULE_NO_NUL)
-            if line.endswith(b"\r\n"):
-                self._fault(RULE_LF)
-            yield line.decode("utf-8")
+
+    @staticmethod
+    def _clean_text(block: bytes, first: bool) -> str | None:
+        """The block decoded when no line of it breaks a byte-level rule, else None."""
+        if (first and block.startswith(b"\xef\xbb\xbf")) or b"\0" in block or b"\r\n" in block:
+            return None
+        if max(map(len, block.split(b"\n"))) >= MAX_LINE_BYTES:  # the line-by-line reader decides
+            return None
+        try:
+            return block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def _checked_lines(self, block: IO[bytes], first: bool) -> Iterator[str]:
+        """One block line by line, each line checked and hashed as it is read; whatever is left unread when the
+        parse stops is hashed on closing."""
+        try:
+            while line := block.readline(MAX_LINE_BYTES + 1):
+                self.digest.update(line)
+                if len(line) > MAX_LINE_BYTES:
+                    self._fault(RULE_LINE_LENGTH, "the line is longer")
+                if first and line.startswith(b"\xef\xbb\xbf"):
+                    self._fault(RULE_NO_BOM, "the file starts with EF BB BF")
+                first = False
+                if b"\0" in line:
+                    self._fault(RULE_NO_NUL)
+                if line.endswith(b"\r\n"):
+                    self._fault(RULE_LF)
+                yield line.decode("utf-8")
+        finally:
+            self.digest.update(block.read())
 
     def _check_header(self, header: list[str]) -> None:
         for position, name in enumerate(header, start=1):
