@@ -149,13 +149,6 @@ def drop_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]
     conn.execute(sql.SQL("drop table if exists {}").format(sql.SQL(", ").join(checked)))
 
 
-def remove_date(conn: psycopg.Connection, business_date: date) -> None:
-    """Drop one date's rows (in the caller's transaction: promotion removes what it moved)."""
-    for f in contract.FILES:
-        conn.execute(sql.SQL("delete from {} where _business_date = %s").format(table(f)), (business_date,))
-    conn.execute("delete from quarantine.staged_dates where business_date = %s", (business_date,))
-
-
 def stage(
     conn: psycopg.Connection, folders: Iterable[StoragePath], files: Sequence[str] | None = None
 ) -> list[StagedDate]:
