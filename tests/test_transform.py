@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -86,6 +88,36 @@ def test_dbt_env_reads_the_warehouse_url():
         "ODWH_PG_PASSWORD": "p@ss",
         "ODWH_PG_DBNAME": "wh",
     }
+
+
+@pytest.mark.parametrize("given, threads", [(None, "2"), ("", "2"), ("4", "4"), (" 8 ", "8")])
+def test_dbt_threads_come_from_the_environment(monkeypatch, given, threads):
+    if given is None:
+        monkeypatch.delenv(transform.DBT_THREADS, raising=False)
+    else:
+        monkeypatch.setenv(transform.DBT_THREADS, given)
+    assert transform.dbt_env(NO_SERVER_URL)[transform.DBT_THREADS] == threads
+
+
+@pytest.mark.parametrize("given", ["0", "two", "-1", "1.5"])
+def test_dbt_threads_that_are_not_a_count_are_refused(monkeypatch, given):
+    monkeypatch.setenv(transform.DBT_THREADS, given)
+    with pytest.raises(transform.TransformError, match=rf"ODWH_DBT_THREADS .* got {re.escape(repr(given))}"):
+        transform.dbt_env(NO_SERVER_URL)
+
+
+def test_dbt_builds_with_the_threads_asked_for(fresh_db, tmp_path, monkeypatch):
+    monkeypatch.setenv(transform.DBT_THREADS, "3")
+    threads: list[int] = []
+
+    def concurrency(event: Any) -> None:
+        if event.info.name == "ConcurrencyLine":
+            threads.append(event.data.num_threads)
+
+    transform.run_dbt(
+        ["show", "--inline", "select 1 as one"], fresh_db, work_dir=tmp_path, callbacks=[concurrency]
+    )
+    assert threads == [3]
 
 
 def _deprecations_on_parse(project: Path, work_dir: Path) -> list[str]:

@@ -1,8 +1,8 @@
 """Running dbt programmatically (``dbtRunner``) against the warehouse, and the dbt sources kept from drifting.
 
 The dbt project lives in ``<project_dir>/dbt_project``; its ``profiles.yml`` reads only ``ODWH_PG_*``
-environment variables, which :func:`dbt_env` derives from a warehouse URL. dbt writes its target and logs
-under ``$ODWH_HOME/dbt`` (ignored by git), never into the checkout.
+environment variables, which :func:`dbt_env` derives from a warehouse URL, and ``ODWH_DBT_THREADS``. dbt writes
+its target and logs under ``$ODWH_HOME/dbt`` (ignored by git), never into the checkout.
 
 ``python -m odwh.transform`` rewrites ``models/staging/_core_banking__sources.yml`` from ``odwh.contract``.
 """
@@ -10,6 +10,7 @@ under ``$ODWH_HOME/dbt`` (ignored by git), never into the checkout.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,10 +58,23 @@ def dbt_project_dir() -> Path:
     return warehouse.project_dir() / "dbt_project"
 
 
+DBT_THREADS = "ODWH_DBT_THREADS"
+DEFAULT_DBT_THREADS = 2  # a model at a time per core of a 2-core machine; a larger warehouse takes more
+
+
+def dbt_threads() -> str:
+    """How many nodes dbt builds at once (``ODWH_DBT_THREADS``), refused unless a whole number from 1."""
+    value = os.environ.get(DBT_THREADS, "").strip() or str(DEFAULT_DBT_THREADS)
+    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+        raise TransformError(f"{DBT_THREADS} must be a whole number of threads, at least 1; got {value!r}")
+    return value
+
+
 def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
     """The environment ``dbt_project/profiles.yml`` reads, for ``warehouse_url`` (default: the warehouse)."""
     parts = warehouse.dbt_profile_params(warehouse_url)
     env = {f"ODWH_PG_{key.upper()}": value for key, value in parts.items()}
+    env[DBT_THREADS] = dbt_threads()
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"  # no network: never try to phone home
     return env
 
