@@ -192,6 +192,44 @@ def test_each_contract_rule_names_file_row_and_rule(tmp_path, case, module_db):
         assert DETAILS[case] in report.problems[0].detail
 
 
+def test_files_are_reported_in_contract_order_whatever_finishes_first(tmp_path, module_db, monkeypatch):
+    """Each file is validated as soon as its checked rows are written (decision 0039), so the
+    order in which validations finish varies: here the last written comes first, and the report still follows
+    the contract."""
+
+    def last_written_first(futures):
+        return reversed([f for f in futures if f.result() is None])
+
+    monkeypatch.setattr(validate, "as_completed", last_written_first)
+    mutate = [CASES[case][0] for case in ("bad numeric", "bad date", "enum violation")]
+    bad = {"od_balances.csv", "customers.csv", "od_transactions.csv"}  # one problem each
+    folder = write_delivery(tmp_path, DAY, mutate=lambda rows: [m(rows) for m in mutate])
+    report = validate.validate_delivery(folder, module_db)
+    order = [f.name for f in contract.FILES]
+    reported = [p.file.removeprefix(f"{D}/") for p in report.problems]
+    assert len(reported) == 3 and set(reported) == bad
+    assert reported == sorted(reported, key=order.index)
+
+
+def test_a_validation_that_fails_stops_the_check_after_its_writes(tmp_path, module_db, monkeypatch):
+    """Great Expectations failing on the first file written: the check raises that error, once the other files'
+    writes are done (they share its connection), and leaves the quarantine empty and the warehouse usable."""
+
+    def broken():
+        raise RuntimeError("GX unavailable")
+
+    monkeypatch.setattr(gx, "_ephemeral_context", broken)
+    with pytest.raises(RuntimeError, match="GX unavailable"):
+        validate.validate_delivery(write_delivery(tmp_path / "a", DAY), module_db)
+    with psycopg.connect(module_db) as conn:
+        left = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'quarantine' and tablename ~ '^(checked|keys)_'"
+        ).fetchone()
+    assert left == (0,)
+    monkeypatch.undo()
+    assert validate.validate_delivery(write_delivery(tmp_path / "b", DAY), module_db).ok
+
+
 def test_extra_column_is_only_a_warning(tmp_path, module_db):
     def extra(rows: Rows) -> None:
         for row in rows["od_balances.csv"]:

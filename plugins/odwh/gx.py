@@ -8,12 +8,13 @@ objects. GX is imported inside functions: the import costs 10+ s of CPU and the 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,9 +71,10 @@ MAX_UNEXPECTED_ROWS = 250_000  # per expectation, over all dates checked: ~50 MB
 
 
 def validate_tables(
-    warehouse_url: str, batches: Sequence[TableBatch], index_columns: Sequence[str]
-) -> list[ExpectationSuiteValidationResult]:
-    """Each batch's suite on its table's rows, inside PostgreSQL (GX's SQL engine), results in their order.
+    warehouse_url: str, batches: Iterable[TableBatch], index_columns: Sequence[str]
+) -> dict[str, ExpectationSuiteValidationResult]:
+    """Each batch's suite on its table's rows, inside PostgreSQL (GX's SQL engine), as the batches come (a
+    generator may still be writing the next tables); the results by batch name.
 
     Tables, not query assets: GX learns a query's columns by running it whole and fetching every row into this
     process (memory growing with the rows checked); a table's come from the catalogue.
@@ -81,6 +83,11 @@ def validate_tables(
     bounds). The source is ``add_sql``: ``add_postgres`` refuses a socket directory as host.
     Its engine is disposed at the end, so no connection outlives the check.
     """
+    results: dict[str, ExpectationSuiteValidationResult] = {}
+    pending = iter(batches)
+    first = next(pending, None)  # a generator's writes (and its GX import) start before GX is imported here
+    if first is None:
+        return results
     import uuid
 
     from great_expectations.datasource.fluent import GxDatasourceWarning
@@ -91,7 +98,6 @@ def validate_tables(
         # on SQL the row list is a LIMIT of this many, in no order: high enough for every row of a bad file
         "partial_unexpected_count": MAX_UNEXPECTED_ROWS,
     }
-    results = []
     context = _ephemeral_context()
     with warnings.catch_warnings():  # "a more specific PostgresDatasource may be more appropriate": see above
         warnings.simplefilter("ignore", GxDatasourceWarning)
@@ -99,11 +105,11 @@ def validate_tables(
             f"warehouse_{uuid.uuid4().hex}", connection_string=warehouse_url
         )
         try:
-            for spec in batches:
+            for spec in itertools.chain([first], pending):
                 asset = source.add_table_asset(spec.table, table_name=spec.table, schema_name=spec.schema)
                 batch = asset.add_batch_definition_whole_table(spec.batch).get_batch()
                 result = batch.validate(spec.suite, result_format="BOOLEAN_ONLY")
-                results.append(
+                results[spec.batch] = (
                     result if result.success else batch.validate(spec.suite, result_format=complete)
                 )
         finally:

@@ -17,8 +17,8 @@ import functools
 import os
 import queue
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection, Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -412,10 +412,12 @@ def _write_checked_rows(conn: psycopg.Connection, spec: contract.ExtractFile) ->
 
 def _checked_batches(
     conn: psycopg.Connection, checker_url: str, delivered: Sequence[contract.ExtractFile]
-) -> list[gx.TableBatch]:
+) -> Generator[gx.TableBatch]:
     """Every delivered file's checked rows written, CHECK_CONNECTIONS statements at a time (``conn`` and more
     connections to ``checker_url``), after the keys their foreign keys reference, while this thread imports
-    Great Expectations and builds the suites."""
+    Great Expectations and builds the suites; each file's batch is yielded as soon as its rows are written, so
+    that its validation runs beside the files still being written (the validations alone use about one core
+    and a half: docs/performance.md)."""
     connections: queue.Queue[psycopg.Connection] = queue.Queue()
     connections.put(conn)
     first, then = _key_jobs(delivered)
@@ -429,14 +431,12 @@ def _checked_batches(
 
             keys = [submit(work) for work in first]
             keys = [submit(work, keys) for work in then]
-            written = [submit(functools.partial(_write_checked_rows, spec=f), keys) for f in delivered]
+            written = {submit(functools.partial(_write_checked_rows, spec=f), keys): f for f in delivered}
             suites = by_file()  # seconds of Python (GX's import), while PostgreSQL writes the tables
-            for done in written:
+            for done in as_completed(written):
                 done.result()
-    return [
-        gx.TableBatch(suites[f.name], "quarantine", quarantine.checked_table(f), "staged_dates")
-        for f in delivered
-    ]
+                f = written[done]
+                yield gx.TableBatch(suites[f.name], "quarantine", quarantine.checked_table(f), f.name)
 
 
 def check_staged(
@@ -462,14 +462,16 @@ def check_staged(
         problems[d.business_date] += _absent(d, checked)
     delivered = [f for f in checked if any(f.name in d.rows for d in staged)]
     quarantine.record_checked_dates(conn)
+    results: dict[str, gx.ExpectationSuiteValidationResult] = {}
     try:
-        batches = _checked_batches(conn, checker_url, delivered) if delivered else []
-        results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS) if batches else []
+        if delivered:  # closed before the tables are dropped: its writes are done or stopped
+            with contextlib.closing(_checked_batches(conn, checker_url, delivered)) as batches:
+                results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS)
     finally:  # a snapshot's changed rows stay for its promotion (odwh.load); quarantined() drops them after
         quarantine.drop_keys(conn)
         quarantine.drop_checked(conn, [f for f in delivered if not checks_changes_only(f)])
-    for spec, result in zip(delivered, results, strict=True):
-        found, warned = _to_problems(conn, spec, staged, gx.outcomes(result))
+    for spec in delivered:  # in the contract's order, whichever was validated first
+        found, warned = _to_problems(conn, spec, staged, gx.outcomes(results[spec.name]))
         for day, listed in found.items():
             problems[day] += listed
         for day, lines in warned.items():
