@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -53,8 +54,8 @@ def test_dates_load_in_order_and_raw_matches_the_manifests(fresh_db, tmp_path, a
                         (day,),
                     ).fetchone()
                     assert total == (Decimal(entry["control_total"]),), (day, f.name)
-        loads = conn.execute("select business_date, rows_loaded from meta.loads order by 1").fetchall()
-        assert [d for d, _ in loads] == [D1, D2, D3]
+        loads = conn.execute("select business_date, rows_loaded from meta.loads order by load_id").fetchall()
+        assert [d for d, _ in loads] == [D1, D2, D3]  # load ids rise with the dates (the builds' watermarks)
         files = conn.execute("select count(*) from meta.load_files").fetchone()
         assert files == (3 * len(contract.FILES),)
 
@@ -208,6 +209,45 @@ def test_a_promotion_that_fails_midway_leaves_nothing_behind(fresh_db, tmp_path,
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from meta.loads").fetchone() == (0,)
         assert _quarantined(conn) == 0  # and cleared on the way out
+
+
+def test_a_date_refused_while_promoting_rolls_back_the_next_date_under_way(
+    fresh_db, tmp_path, archive, monkeypatch
+):
+    """Two dates are promoted side by side (decision 0052): 3 Oct writes its balances while 2 Oct merges its
+    snapshots. 2 Oct then fails: it is refused, and 3 Oct, already under way, is rolled back and waits."""
+    landing = tmp_path / "landing"
+    for day in (D1, D2, D3):
+        write_delivery(landing, day)
+    next_date_under_way = threading.Event()
+    check_count = load._check_count
+
+    def failing_on_2_oct(name: str, loaded: int, manifest: contract.Manifest) -> None:
+        if manifest.business_date == D3.isoformat() and name == "od_balances.csv":
+            next_date_under_way.set()
+        if manifest.business_date == D2.isoformat() and name == "customers.csv":
+            next_date_under_way.wait(timeout=60)
+            raise load.LoadError("2026-10-02/customers.csv: refused for the test")
+        check_count(name, loaded, manifest)
+
+    monkeypatch.setattr(load, "_check_count", failing_on_2_oct)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert next_date_under_way.is_set()  # 3 Oct's own files were written before 2 Oct was over
+    assert [(o.business_date, o.status) for o in report.outcomes] == [
+        ("2026-10-01", "loaded"),
+        ("2026-10-02", "rejected"),
+        ("2026-10-03", "waiting"),
+    ]
+    assert "refused for the test" in report.outcomes[1].detail
+    assert report.outcomes[2].detail == "after 2026-10-02 was refused"
+    assert set(_counts(fresh_db, "od_balances")) == {D1}
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select business_date from meta.loads").fetchall() == [(D1,)]
+
+    monkeypatch.undo()
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded", "loaded"]
+    assert set(_counts(fresh_db, "od_balances")) == {D1, D2, D3}
 
 
 def _quarantined(conn: psycopg.Connection) -> int:

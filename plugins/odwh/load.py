@@ -10,7 +10,7 @@ checked them; here each file's rows of the date are cast set-wise into ``raw.<fi
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -92,7 +92,7 @@ def promote(
     manifest_sha256: str,
     source_folder: str,
     warnings: Sequence[str] = (),
-    day_before_loaded: bool = False,
+    day_before_loaded: bool | Callable[[], bool] = False,
 ) -> LoadResult:
     """Move ``files`` (the contract files delivered) of ``manifest.business_date`` from quarantine into raw and
     pii; commit once. ``archive_folder`` is the archived (immutable) copy they were staged from, ``source_folder``
@@ -102,7 +102,10 @@ def promote(
     ``day_before_loaded``: the day before was promoted just before this date, so if it was also checked with it
     (``quarantine.checked_with``), the contract check's tables of the snapshots kept as history hold this date's
     changed rows and the day before's keys gone on this date (``odwh.validate``), and only those are merged into
-    the versions (``history.Changes``). Otherwise the date is merged whole.
+    the versions (``history.Changes``). Otherwise the date is merged whole. A callable is asked inside the
+    date's transaction once the files of the date alone (all but the snapshots kept as history) are written,
+    before any version is touched: it may wait there for the day before's transaction (``odwh.pipeline``
+    promotes two dates side by side) and raise to roll this date back.
     """
     if not conn.autocommit:
         raise ValueError(
@@ -126,16 +129,16 @@ def promote(
                 conn, business_date, source_folder, archive_folder, manifest_sha256, warnings
             )
             rows: dict[str, int] = {}
+            for f in _OF_THE_DATE_ALONE:
+                _delete_date(conn, f, business_date)
+                _promote_present(conn, f, files, manifest, load_id, False, rows)
+            if callable(day_before_loaded):
+                day_before_loaded = day_before_loaded()
             day_before_loaded = day_before_loaded and quarantine.checked_with(
                 conn, business_date - timedelta(days=1)
             )
-            for f in contract.FILES:
-                _delete_date(conn, f, business_date)
-                if f.name in files:
-                    rows[f.name] = _promote_file(conn, f, business_date, load_id, day_before_loaded)
-                    _check_count(f.name, rows[f.name], manifest)
-                elif f.kind == "snapshot":
-                    raise LoadError(f"{business_date}/{f.name}: snapshot file missing")
+            for f in _KEPT_AS_HISTORY:
+                _promote_present(conn, f, files, manifest, load_id, day_before_loaded, rows)
             _record_files(conn, load_id, manifest)
             conn.execute(
                 "update meta.loads set rows_loaded = %s where load_id = %s", (sum(rows.values()), load_id)
@@ -143,6 +146,31 @@ def promote(
     except psycopg.Error as exc:
         raise LoadError(f"{business_date}: load rolled back, nothing of this date was loaded: {exc}") from exc
     return LoadResult(business_date, load_id, rows, replaced[0] if replaced else None)
+
+
+# Promotion's two halves: the files whose rows belong to their date alone, then the snapshots kept as change
+# history, whose versions each date extends in date order (``history.replace_date``).
+_OF_THE_DATE_ALONE = [f for f in contract.FILES if not history.stored_as_history(f)]
+_KEPT_AS_HISTORY = [f for f in contract.FILES if history.stored_as_history(f)]
+
+
+def _promote_present(
+    conn: psycopg.Connection,
+    f: contract.ExtractFile,
+    files: Collection[str],
+    manifest: contract.Manifest,
+    load_id: int,
+    day_before_loaded: bool,
+    rows: dict[str, int],
+) -> None:
+    """``f``'s rows of the date into raw (and pii), counted in ``rows`` against the manifest, when delivered; a
+    snapshot must be."""
+    business_date = date.fromisoformat(manifest.business_date)
+    if f.name in files:
+        rows[f.name] = _promote_file(conn, f, business_date, load_id, day_before_loaded)
+        _check_count(f.name, rows[f.name], manifest)
+    elif f.kind == "snapshot":
+        raise LoadError(f"{business_date}/{f.name}: snapshot file missing")
 
 
 def _insert_load(

@@ -12,7 +12,9 @@ import contextlib
 import itertools
 import json
 import os
-from collections.abc import Generator, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -206,20 +208,7 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                         if not staged:
                             break
                         checked = validate.check_staged(conn, loader, staged)
-                        for position, item in enumerate(received[batch_start:]):
-                            blocked = blocker()
-                            day = item.delivery.business_date
-                            if blocked:
-                                record(_waiting(item.delivery, blocked))
-                                continue
-                            last = report.outcomes[-1] if report.outcomes else None
-                            # promoted just before this date, and staged in the same batch
-                            day_before_loaded = (
-                                last is not None
-                                and last.business_date == str(day - timedelta(days=1))
-                                and position > 0
-                            )
-                            record(_admit(conn, item, checked[day], day_before_loaded))
+                        _admit_in_order(conn, loader, received[batch_start:], checked, record, blocker)
                     if len(received) < len(pending):  # the next batch's checks plan with these dates counted
                         load.analyze_raw(conn)
         for delivery in pending[len(received) :]:  # the date _receive refused, then the ones behind it
@@ -262,32 +251,122 @@ def _receive(
             yield _Received(delivery, received.archived, received.manifest())
 
 
-def _admit(
-    conn: psycopg.Connection, item: _Received, checked: validate.ValidationReport, day_before_loaded: bool
-) -> DateOutcome:
-    """Promote a checked date to raw, or refuse it with its problems (``load.promote``'s ``day_before_loaded``)."""
-    delivery = item.delivery
-    if not checked.ok:
-        return _reject(conn, delivery, [str(p) for p in checked.problems])
-    lineage = {"manifest_sha256": delivery.manifest_sha256, "source_folder": str(delivery.path)}
-    files = [name for name in item.manifest.files if (item.archived / name).exists()]
+class _Behind(Exception):
+    """The date before was not loaded: this date's transaction is rolled back, and it waits behind that date."""
+
+
+def _admit_in_order(
+    conn: psycopg.Connection,
+    loader: str,
+    items: Sequence[_Received],
+    checked: dict[date, validate.ValidationReport],
+    record: Callable[[DateOutcome], None],
+    blocker: Callable[[], DateOutcome | None],
+) -> None:
+    """Promote a checked batch's dates to raw in date order, or refuse them, each recorded in order: every date
+    its own transaction, committed after the date before, and a date after a refused one waits (decision 0029).
+
+    Two dates at a time, on two connections (decision 0052): a date's files of the date alone (balances,
+    transactions...) are written while the date before merges its snapshots into their versions, then it waits
+    for that date's commit before touching the versions itself; if that date was not loaded, it rolls back and
+    waits behind it. Its load row is inserted once the date before has written its own, so load ids still rise
+    with the dates and commit in their order (the builds' watermarks read them)."""
+    connections = [conn] if len(items) < 2 else [conn, psycopg.connect(loader, autocommit=True)]
+    in_flight: tuple[_Received, psycopg.Connection, Future[load.LoadResult | Exception]] | None = None
+
+    def settle() -> None:  # record the date in flight, once it is committed or rolled back
+        nonlocal in_flight
+        if in_flight is not None:
+            item, used, promoted = in_flight
+            in_flight = None
+            record(_outcome(used, item, checked[item.delivery.business_date], promoted.result(), blocker()))
+
     try:
-        loaded = load.promote(
+        with ThreadPoolExecutor(len(connections)) as pool:
+            for position, item in enumerate(items):
+                report = checked[item.delivery.business_date]
+                if not report.ok or blocker():
+                    settle()
+                    blocked = blocker()
+                    problems = [str(p) for p in report.problems]
+                    record(
+                        _waiting(item.delivery, blocked)
+                        if blocked
+                        else _reject(conn, item.delivery, problems)
+                    )
+                    continue
+                previous = in_flight
+                # promoted just before this date, and staged (so checked) in the same batch
+                day_before = previous is not None and previous[0].delivery.business_date == (
+                    item.delivery.business_date - timedelta(days=1)
+                )
+                halfway = threading.Event()  # the date's files of the date alone are written
+                used = connections[position % len(connections)]
+                promoted = pool.submit(
+                    _promote_after, used, item, report, previous[2] if previous else None, day_before, halfway
+                )
+                halfway.wait()
+                settle()
+                in_flight = (item, used, promoted)
+            settle()
+    finally:
+        for extra in connections[1:]:
+            extra.close()
+
+
+def _promote_after(
+    conn: psycopg.Connection,
+    item: _Received,
+    report: validate.ValidationReport,
+    previous: Future[load.LoadResult | Exception] | None,
+    day_before: bool,
+    halfway: threading.Event,
+) -> load.LoadResult | Exception:
+    """``load.promote`` of one date, its versions merged only once the date ``previous`` promotes is committed
+    and loaded (else :class:`_Behind`); a refusal is returned, not raised."""
+
+    def day_before_loaded() -> bool:
+        halfway.set()
+        if previous is not None and not isinstance(previous.result(), load.LoadResult):
+            raise _Behind
+        return day_before
+
+    delivery = item.delivery
+    try:
+        return load.promote(
             conn,
             item.manifest,
-            files,
+            [name for name in item.manifest.files if (item.archived / name).exists()],
             archive_folder=str(item.archived),
-            warnings=checked.warnings,
+            manifest_sha256=delivery.manifest_sha256,
+            source_folder=str(delivery.path),
+            warnings=report.warnings,
             day_before_loaded=day_before_loaded,
-            **lineage,
         )
-    except load.LoadError as exc:
-        return _reject(conn, delivery, [str(exc)])
-    replaced = " (replaces an earlier delivery)" if loaded.replaced_load_id else ""
-    detail = f"{len(loaded.rows)} files{replaced}"
-    return DateOutcome(
-        delivery.business_date.isoformat(), "loaded", detail, loaded.total_rows, checked.warnings
-    )
+    except (_Behind, load.LoadError) as exc:
+        return exc
+    finally:
+        halfway.set()  # also when it failed before its versions
+
+
+def _outcome(
+    conn: psycopg.Connection,
+    item: _Received,
+    report: validate.ValidationReport,
+    promoted: load.LoadResult | Exception,
+    blocked: DateOutcome | None,
+) -> DateOutcome:
+    """A promoted date's outcome: loaded, refused (``conn`` is free: its promotion is over), or waiting."""
+    delivery = item.delivery
+    if isinstance(promoted, load.LoadResult):
+        replaced = " (replaces an earlier delivery)" if promoted.replaced_load_id else ""
+        detail = f"{len(promoted.rows)} files{replaced}"
+        return DateOutcome(
+            delivery.business_date.isoformat(), "loaded", detail, promoted.total_rows, report.warnings
+        )
+    if blocked is not None:
+        return _waiting(delivery, blocked)
+    return _reject(conn, delivery, [str(promoted)])
 
 
 def _reject(conn: psycopg.Connection, delivery: landing.Delivery, problems: list[str]) -> DateOutcome:
