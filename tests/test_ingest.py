@@ -250,6 +250,29 @@ def test_a_date_refused_while_promoting_rolls_back_the_next_date_under_way(
     assert set(_counts(fresh_db, "od_balances")) == {D1, D2, D3}
 
 
+def test_a_date_refused_before_its_snapshots_stops_the_next_from_starting(
+    fresh_db, tmp_path, archive, monkeypatch
+):
+    """2 Oct fails on its balances, before its snapshots: 3 Oct is not started at all (it would only roll back)."""
+    landing = tmp_path / "landing"
+    for day in (D1, D2, D3):
+        write_delivery(landing, day)
+    counted: list[tuple[str, str]] = []
+    check_count = load._check_count
+
+    def failing_on_2_oct(name: str, loaded: int, manifest: contract.Manifest) -> None:
+        counted.append((manifest.business_date, name))
+        if manifest.business_date == D2.isoformat() and name == "od_balances.csv":
+            raise load.LoadError("2026-10-02/od_balances.csv: refused for the test")
+        check_count(name, loaded, manifest)
+
+    monkeypatch.setattr(load, "_check_count", failing_on_2_oct)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded", "rejected", "waiting"]
+    assert not [name for day, name in counted if day == D3.isoformat()]
+    assert set(_counts(fresh_db, "od_balances")) == {D1}
+
+
 def _quarantined(conn: psycopg.Connection) -> int:
     """Rows left in quarantine, plus the tables the contract check builds (checked rows, keys) left."""
     tables = [f"select count(*) from quarantine.{f.table}" for f in contract.FILES]  # noqa: S608

@@ -9,6 +9,7 @@ Expectations inside PostgreSQL), then promote them to raw date by date. The firs
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -281,10 +282,19 @@ def _admit_in_order(
             in_flight = None
             record(_outcome(used, item, checked[item.delivery.business_date], promoted.result(), blocker()))
 
+    def refused_in_flight() -> bool:  # the date in flight failed already: the next one would only roll back
+        return (
+            in_flight is not None
+            and in_flight[2].done()
+            and not isinstance(in_flight[2].result(), load.LoadResult)
+        )
+
     try:
         with ThreadPoolExecutor(len(connections)) as pool:
             for position, item in enumerate(items):
                 report = checked[item.delivery.business_date]
+                if refused_in_flight():
+                    settle()
                 if not report.ok or blocker():
                     settle()
                     blocked = blocker()
@@ -300,11 +310,18 @@ def _admit_in_order(
                 day_before = previous is not None and previous[0].delivery.business_date == (
                     item.delivery.business_date - timedelta(days=1)
                 )
-                halfway = threading.Event()  # the date's files of the date alone are written
+                halfway = threading.Event()  # its files of the date alone are written, or it is over
                 used = connections[position % len(connections)]
                 promoted = pool.submit(
-                    _promote_after, used, item, report, previous[2] if previous else None, day_before, halfway
+                    _promote_after,
+                    used,
+                    item,
+                    report,
+                    previous[2] if previous else None,
+                    day_before,
+                    halfway,
                 )
+                promoted.add_done_callback(functools.partial(_set_when_done, halfway))
                 halfway.wait()
                 settle()
                 in_flight = (item, used, promoted)
@@ -312,6 +329,10 @@ def _admit_in_order(
     finally:
         for extra in connections[1:]:
             extra.close()
+
+
+def _set_when_done(event: threading.Event, _: Future[load.LoadResult | Exception]) -> None:
+    event.set()
 
 
 def _promote_after(
@@ -345,8 +366,6 @@ def _promote_after(
         )
     except (_Behind, load.LoadError) as exc:
         return exc
-    finally:
-        halfway.set()  # also when it failed before its versions
 
 
 def _outcome(
