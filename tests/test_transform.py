@@ -367,6 +367,39 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
 
 
 @pytest.mark.slow
+def test_the_published_daily_fact_is_tested_for_one_row_per_account_and_date(fresh_db, tmp_path):
+    """fct_od_daily's grain is checked in the same pass as its control total (matches_file_control_total with a
+    key): an account's row given another account's key keeps the date's rows and total, and still fails."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "landing", date(2024, 1, 1), date(2024, 1, 1), accounts=3, seed=2, progress=False
+    )
+    assert pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False).loaded_dates == ["2024-01-01"]
+    pipeline.build_daily(fresh_db)
+    totals = "select count(*), sum(principal_outstanding) from marts.fct_od_daily"
+    with psycopg.connect(fresh_db) as conn:
+        before = conn.execute(totals).fetchone()
+        unique_index = conn.execute(
+            "select indexrelid::regclass::text from pg_index"
+            " where indrelid = 'intermediate.int_od__positions_daily'::regclass and indisunique"
+        ).fetchone()
+        assert unique_index is not None
+        conn.execute(f"drop index {unique_index[0]}")
+        conn.execute(
+            "update intermediate.int_od__positions_daily set od_account_id = (select max(od_account_id)"
+            " from intermediate.int_od__positions_daily) where od_account_id = (select min(od_account_id)"
+            " from intermediate.int_od__positions_daily)"
+        )
+        assert conn.execute(totals).fetchone() == before  # as many rows, the same control total
+
+    with pytest.raises(transform.TransformError) as failed:
+        transform.run_dbt(["test", "--select", "fct_od_daily"], fresh_db)
+    [node] = failed.value.failed_nodes  # nothing else failed: the rows and the total still match
+    assert node.startswith("test.odwh.matches_file_control_total_fct_od_daily")
+
+
+@pytest.mark.slow
 def test_the_term_loan_grades_are_tested_at_month_ends_the_one_date_read(fresh_db, tmp_path):
     """The term-loan grade view's test reads calendar month ends only (int_portfolio__positions_month_end reads
     nothing else): a loan no rule grades is a failure on a month end and not on another day."""
