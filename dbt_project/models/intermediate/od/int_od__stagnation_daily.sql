@@ -43,9 +43,6 @@
 {%- set flows_filter = "where false" if from_date == 'infinity' else flows_filter -%}
 {%- set net_flow = "case flow_class when 'CUSTOMER_CREDIT' then signed_amount else -signed_amount end" -%}
 {%- set customer_flows = "flow_class in ('CUSTOMER_CREDIT', 'CUSTOMER_DEBIT')" -%}
-{#- the block of N+1 days holding the date is block_of ~ (N + 1) (van Herk / Gil-Werman, below) -#}
-{%- set block_of = "(business_date - date '2000-01-01') / " -%}
-{%- set first_window = windows | first if windows else 0 %}
 
 with positions as (
     select
@@ -83,63 +80,44 @@ balances_and_flows as (
     {{ flows_filter }} {{ 'and' if flows_filter else 'where' }} {{ customer_flows }}
 ),
 
--- min P over [d-N, d] without a moving min (which PostgreSQL recomputes for every row): cut the calendar into
--- blocks of N+1 days; the window then spans the end of the block of d-N and the start of the block of d, so
--- min P = min(suffix min of block(d-N) from d-N, prefix min of block(d) up to d) (van Herk / Gil-Werman).
--- The block rises with the date, so ordering an account's rows by (block, date) orders them by date: the
--- cumulative flow (through the end of d: a range frame takes the day's flows, its peers) and the prefix minima
--- of the first window share one sort (a flow row's null balance changes no minimum).
-blocks as (
+-- one sort of an account's rows by date serves every window below: the cumulative flow (through the end of d: a
+-- range frame takes the day's flows, its peers) here, and the windows over the balances after the flow rows are
+-- filtered out (a flow row's null balance changes no minimum)
+running as (
     select
         *,
         sum(net_flow) over (
-            partition by od_account_id order by {{ block_of ~ (first_window + 1) }}, business_date
-            range unbounded preceding
-        ) as cumulative_flow
-        {%- if carries %},
-        -- min P of the batch's rows up to d (a straddling row's window holds every one of them)
+            partition by od_account_id order by business_date range unbounded preceding
+        ) as cumulative_flow,
+        -- min P of the batch's rows up to d (a straddling row's window holds every one of them; read when the
+        -- model carries its windows into a batch)
         min(principal_outstanding) over (
-            partition by od_account_id order by {{ block_of ~ (first_window + 1) }}, business_date
-            rows unbounded preceding
+            partition by od_account_id order by business_date rows unbounded preceding
         ) as batch_min_principal
-        {%- endif %}
-        {%- for n in windows %},
-        min(principal_outstanding) over (
-            partition by od_account_id, {{ block_of ~ (n + 1) }} order by business_date rows unbounded preceding
-        ) as prefix_min_{{ n }}
-        {%- endfor %}
     from balances_and_flows
 ),
 
 days as (
-    select * from blocks
+    select * from running
     where is_observed
 ),
 
--- the window of blocks above in the opposite order (suffix minima): van Herk / Gil-Werman needs both passes
-suffixes as (
-    select
-        *
-        {%- for n in windows %},
-        min(principal_outstanding) over (
-            partition by od_account_id, {{ block_of ~ (n + 1) }}
-            order by business_date desc rows unbounded preceding
-        ) as suffix_min_{{ n }}
-        {%- endfor %}
-    from days
-),
-
+-- min P over [d-N, d] as a moving min: PostgreSQL recomputes it over the frame's rows for every row (N + 1 at
+-- most), and that costs less than the prefix and suffix minima over blocks of N + 1 days did, with their two
+-- more sorts (docs/performance.md, "Stagnation's minimum in the date order")
+-- (sqlfluff lints the loops from here on in renderings of its own, whose indents differ from the model's)
+-- noqa: disable=LT02,LT09
 framed as (
     select
         *
         {%- for n in windows %},
         first_value(business_date) over closed_{{ n }} as start_date_{{ n }},
         first_value(principal_outstanding) over closed_{{ n }} as start_principal_{{ n }},
-        least(first_value(suffix_min_{{ n }}) over closed_{{ n }}, prefix_min_{{ n }}) as min_principal_{{ n }},
+        min(principal_outstanding) over closed_{{ n }} as min_principal_{{ n }},
         -- flows in (d-N, d]: cumulative through d minus cumulative through d-N
         cumulative_flow - first_value(cumulative_flow) over closed_{{ n }} as net_inflow_{{ n }}
         {%- endfor %}
-    from suffixes
+    from days
     {% if windows -%}
     window
     {%- for n in windows %}
@@ -161,9 +139,7 @@ picked as (
         w.parameter_version,
         x.load_id,
         x.cumulative_flow,
-        {%- if carries %}
         x.batch_min_principal,
-        {%- endif %}
         {%- for column, sql_type in [('start_date', 'date'), ('start_principal', 'numeric'),
                                      ('min_principal', 'numeric'), ('net_inflow', 'numeric')] %}
         case w.window_days
