@@ -13,7 +13,10 @@
 {% test matches_file_control_total(model, file_name, amount_column, key=none) %}
     {%- set filtered = model is string and config.get('where') == '__rebuilt_dates__' -%}
     {%- set rebuilt = rebuilt_dates_condition('l.business_date') if filtered -%}
-    {%- set distinct_keys = 'count(distinct (' ~ key | join(', ') ~ '))' if key else 'count(*)' -%}
+    {#- a composite key is counted only where every column has a value: count() skips a null row, not a row
+        whose fields are null -#}
+    {%- set distinct_keys = 'count(distinct (' ~ key | join(', ') ~ ')) filter (where '
+        ~ key | join(' is not null and ') ~ ' is not null)' if key else 'count(*)' -%}
 with delivered as (
     select
         l.business_date,

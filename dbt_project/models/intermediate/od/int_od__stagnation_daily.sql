@@ -105,7 +105,7 @@ days as (
 -- min P over [d-N, d] as a moving min: PostgreSQL recomputes it over the frame's rows for every row (N + 1 at
 -- most), and that costs less than the prefix and suffix minima over blocks of N + 1 days did, with their two
 -- more sorts (docs/performance.md, "Stagnation's minimum in the date order")
--- (sqlfluff lints the loops from here on in renderings of its own, whose indents differ from the model's)
+-- (sqlfluff lints the loops of framed and picked in renderings of its own, whose indents differ from the model's)
 -- noqa: disable=LT02,LT09
 framed as (
     select
@@ -161,6 +161,7 @@ picked as (
     where x.business_date >= '{{ from_date }}'::date
     {%- endif %}
 ),
+-- noqa: enable=LT02,LT09
 
 {% if carries -%}
 -- each account's evaluable row on the last date before the batch: min P and net inflow over its window
