@@ -7,6 +7,7 @@ import json
 import logging
 import stat
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,88 @@ def test_a_fault_blocks_into_the_file_names_its_row_and_the_hash_covers_every_by
     facts = landing.scan_csv(faulty, "faulty.csv")
     assert [(p.row, p.rule) for p in facts.problems] == [(faulty_row, rule)]
     assert facts.sha256 == hashlib.sha256(faulty.read_bytes()).hexdigest()
+
+
+_ODD_ROWS = [
+    b'OD1,"Sok, Dara",12.50\n',  # a quoted comma
+    b'OD2,"two\nlines",1\n',  # a quoted newline: one record over two lines
+    b" OD3,x,1\n",  # keys with whitespace around them
+    b"OD4\t,x,1\n",
+    "OD5\u00a0,x,1\n".encode(),
+    "OD\u00e96,x,1\n".encode(),  # a key ending in a letter that is not ASCII: not whitespace
+    b"OD7,x\n",  # too few fields
+    b"OD8,x,1,2\n",  # too many
+    b"\n",  # an empty line
+    b"OD9,x,1e5\n",  # control totals that are not plain decimals
+    b"OD10,x,.5\n",
+    b"OD11,x, 12\n",
+    b"OD12,x,\n",  # null: skipped
+    b"OD13,x,-0.125\n",
+    b"OD14,x\r,1\n",  # a lone carriage return
+    b'OD15,a"b,1\n',  # a quote inside an unquoted field: csv refuses the rest
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_whole_lines_read_at_once_as_csv_reads_them(tmp_path, monkeypatch, seed):
+    """Quote-free lines are checked a block at once (the manifest pass's speed); any line csv must read itself
+    sends the rest of its block to csv. Both readings must agree on rows, totals, problems and hash, whatever
+    the blocks' boundaries."""
+    import random
+
+    rng = random.Random(seed)
+    spec = contract.ExtractFile("odd.csv", "event", (), ("id",), control_total="amount")
+    odd = [r for r in _ODD_ROWS if b'a"b' not in r]
+    rows = [b"id,name,amount\n"]
+    for i in range(400):
+        rows.append(
+            rng.choice(odd) if rng.random() < 0.05 else b"OD%d,name %d,%d.%02d\n" % (i, i, i, i % 100)
+        )
+    if seed >= 3:  # csv refuses the rest of the file from here
+        rows.insert(350, _ODD_ROWS[-1])
+    body = b"".join(rows)
+    path = tmp_path / "odd.csv"
+    path.write_bytes(body if seed % 2 else body.rstrip(b"\n"))  # a last line without its newline
+    monkeypatch.setattr(landing, "_CHUNK", 97 + 31 * seed)  # many blocks, boundaries anywhere
+
+    taken: list[bool] = []
+    at_once = landing._CsvScan._whole_lines
+
+    def spy(scan, lines):
+        taken.append(at_once(scan, lines))
+        return taken[-1]
+
+    monkeypatch.setattr(landing._CsvScan, "_whole_lines", spy)
+    fast = landing.scan_csv(path, "odd.csv", spec)
+    monkeypatch.setattr(landing._CsvScan, "_whole_lines", lambda scan, lines: False)
+    by_csv = landing.scan_csv(path, "odd.csv", spec)
+    assert fast == by_csv
+    assert True in taken and False in taken  # both readings were exercised
+    assert fast.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert fast.problems  # the odd rows were found
+
+
+def test_whole_lines_of_a_clean_file_never_reach_csv(tmp_path, monkeypatch):
+    """A clean file of quote-free lines is read by csv for its header alone, whatever its blocks."""
+    lines = [b"id,amount\n"] + [b"A%d,%d.25\n" % (i, i) for i in range(5000)]
+    path = tmp_path / "clean.csv"
+    path.write_bytes(b"".join(lines))
+    monkeypatch.setattr(landing, "_CHUNK", 4096)
+    spec = contract.ExtractFile("clean.csv", "event", (), ("id",), control_total="amount")
+    given: list[int] = []
+    monkeypatch.setattr(landing._CsvScan, "_read_rows", _counting(landing._CsvScan._read_rows, given))
+    facts = landing.scan_csv(path, "clean.csv", spec)
+    assert (facts.rows, facts.problems) == (5000, [])
+    assert facts.control_total == sum(Decimal(i) + Decimal("0.25") for i in range(5000))
+    assert given == [0]  # csv returned no data row: every row was read at once
+
+
+def _counting(read_rows, given):
+    def wrapper(scan, reader, header):
+        read_rows(scan, reader, header)
+        given.append(scan.lines_given - 1)  # lines csv read after the header
+
+    return wrapper
 
 
 def test_invalid_utf8_named(tmp_path):
