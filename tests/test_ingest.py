@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -370,6 +371,53 @@ def test_rules_across_files_hold_per_date_when_dates_are_checked_together(fresh_
         ("2026-10-02", "rejected"),
     ]
     assert problem in report.outcomes[1].detail, report.outcomes[1].detail
+
+
+def test_two_connections_stage_each_file_numbered_from_one_in_file_order(fresh_db, tmp_path, monkeypatch):
+    """A date's files are shared between two connections (decision 0054): each file's rows still carry its own
+    1-based row numbers in file order, and the date's problems come in the contract's order."""
+    stagers: list[tuple[str, list[str]]] = []
+    stage_files = quarantine._stage_files
+
+    def spy(conn, business_date, folder, queue, take):
+        parts = stage_files(conn, business_date, folder, queue, take)
+        stagers.append((threading.current_thread().name, sorted(parts)))
+        return parts
+
+    monkeypatch.setattr(quarantine, "_stage_files", spy)
+
+    def without_columns(folder: Path) -> None:  # two files lose a column: two problems on D2
+        for name, column in (("od_balances.csv", "fees_receivable"), ("branches.csv", "province")):
+            text = (folder / name).read_text().splitlines()
+            at = text[0].split(",").index(column)
+            lines = [",".join(v for i, v in enumerate(line.split(",")) if i != at) for line in text]
+            (folder / name).write_text("\n".join(lines) + "\n")
+
+    landing = tmp_path / "landing"
+    folders = [write_delivery(landing, D1), write_delivery(landing, D2, edit_folder=without_columns)]
+    with (
+        psycopg.connect(fresh_db, autocommit=True) as conn,
+        quarantine.quarantined(conn, folders) as staged,
+    ):
+        for f in contract.FILES:
+            numbered = conn.execute(
+                f"select _business_date, array_agg(_row_number order by _row_number)"  # noqa: S608
+                f" from quarantine.{f.table} group by 1 order by 1"
+            ).fetchall()
+            expected = [
+                (d.business_date, list(range(1, d.rows[f.name] + 1))) for d in staged if d.rows[f.name]
+            ]
+            assert numbered == expected, f.name
+        codes = conn.execute(
+            "select branch_code from quarantine.branches where _business_date = %s order by _row_number",
+            (D1,),
+        ).fetchall()
+    assert [c for (c,) in codes] == [
+        line.split(",")[0] for line in (folders[0] / "branches.csv").read_text().splitlines()[1:]
+    ]
+    assert [p.file for p in staged[1].problems] == [f"{D2}/branches.csv", f"{D2}/od_balances.csv"]
+    threads = {name.split("_")[0] for name, files in stagers if files}
+    assert threads == {"MainThread", "odwh-stage"}  # both connections staged files
 
 
 def test_a_snapshot_row_unchanged_since_the_previous_staged_date_is_not_checked_again(fresh_db, tmp_path):

@@ -5,6 +5,8 @@ Each file is streamed to PostgreSQL in 64 KiB blocks (memory flat in its size, n
 defaults give every row its business date and 1-based data row (the header is row 0). The header is read first,
 in Python: a missing contract column is a problem, an extra one a warning (the column is not staged). A COPY
 PostgreSQL refuses (bad CSV, bad UTF-8) is the problem "CSV readable", naming the file and PostgreSQL's line.
+A date's files are COPYed on two connections at once, each file numbered by its table's own sequence
+(docs/decisions/0054-staging-on-two-connections.md).
 
 One door at a time per warehouse: :func:`quarantined` holds a session advisory lock from staging to clearing,
 and empties the quarantine on the way in (what a killed run left) and on the way out.
@@ -13,7 +15,10 @@ and empties the quarantine on the way in (what a killed run left) and on the way
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,6 +50,13 @@ class StagedDate:
 
     def label(self, file_name: str) -> str:
         return f"{self.business_date.isoformat()}/{file_name}"
+
+    def merge(self, part: StagedDate) -> None:
+        """Add what staging some of this date's files learnt (:func:`stage` stages them on two connections)."""
+        self.rows |= part.rows
+        self.missing_columns |= part.missing_columns
+        self.problems += part.problems
+        self.warnings += part.warnings
 
 
 def table(f: contract.ExtractFile) -> sql.Composed:
@@ -152,24 +164,73 @@ def drop_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]
 def stage(
     conn: psycopg.Connection, folders: Iterable[StoragePath], files: Sequence[str] | None = None
 ) -> list[StagedDate]:
+    """COPY each folder's files into quarantine, in date order, on ``conn`` and a second connection at once
+    (decision 0054): a date's files are shared out largest first (by the date before's rows), and the next date
+    starts once both are done. One transaction on each, committed together; a refused file undoes itself alone.
+    Stops after the first date with a problem."""
     staged: list[StagedDate] = []
     wanted = [f for f in contract.FILES if files is None or f.name in files]
-    with conn.transaction():
-        for folder in folders:
-            day = StagedDate(landing.folder_business_date(folder), folder)
-            conn.execute("insert into quarantine.staged_dates values (%s)", (day.business_date,))
-            conn.execute(
-                "select set_config('odwh.quarantine_date', %s, true)", (day.business_date.isoformat(),)
-            )
-            for f in wanted:
-                if (folder / f.name).exists():
-                    _stage_file(conn, day, f)
-            staged.append(day)
-            if day.problems:
-                break
-    for f in wanted:  # the check joins these tables: plan it with their real sizes, not autovacuum's guess
-        conn.execute(sql.SQL("analyze {}").format(table(f)))
+    with (
+        _second_connection(conn) as other,
+        ThreadPoolExecutor(1, thread_name_prefix="odwh-stage") as beside,
+    ):
+        with conn.transaction(), other.transaction():
+            for folder in folders:
+                day = StagedDate(landing.folder_business_date(folder), folder)
+                conn.execute("insert into quarantine.staged_dates values (%s)", (day.business_date,))
+                present = [f for f in wanted if (folder / f.name).exists()]
+                before = staged[-1].rows if staged else {}
+                queue = iter(sorted(present, key=lambda f: -before.get(f.name, 0)))  # stable: contract order
+                take = threading.Lock()
+                theirs = beside.submit(_stage_files, other, day.business_date, folder, queue, take)
+                try:
+                    mine = _stage_files(conn, day.business_date, folder, queue, take)
+                finally:  # never leave other's transaction while its thread still COPYs
+                    futures.wait([theirs])
+                parts = mine | theirs.result()
+                for f in present:  # in the contract's order, whichever connection staged it
+                    day.merge(parts[f.name])
+                staged.append(day)
+                if day.problems:
+                    break
+        # the check joins these tables: plan it with their real sizes, not autovacuum's guess
+        half = len(wanted) // 2
+        analyzing = beside.submit(_analyze, other, wanted[half:])
+        _analyze(conn, wanted[:half])
+        analyzing.result()
     return staged
+
+
+def _analyze(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]) -> None:
+    for f in files:
+        conn.execute(sql.SQL("analyze {}").format(table(f)))
+
+
+@contextmanager
+def _second_connection(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Another connection as the same user to the same database, in autocommit mode as ``conn``."""
+    with psycopg.connect(conn.info.dsn, password=conn.info.password, autocommit=True) as other:
+        yield other
+
+
+def _stage_files(
+    conn: psycopg.Connection,
+    business_date: date,
+    folder: StoragePath,
+    queue: Iterator[contract.ExtractFile],
+    take: threading.Lock,
+) -> dict[str, StagedDate]:
+    """Stage the files this connection takes from ``queue`` (shared with the other connection): each file's
+    outcome apart, merged by :func:`stage` in the contract's order."""
+    conn.execute("select set_config('odwh.quarantine_date', %s, true)", (business_date.isoformat(),))
+    parts: dict[str, StagedDate] = {}
+    while True:
+        with take:
+            f = next(queue, None)
+        if f is None:
+            return parts
+        parts[f.name] = StagedDate(business_date, folder)
+        _stage_file(conn, parts[f.name], f)
 
 
 def _stage_file(conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFile) -> None:
@@ -195,10 +256,15 @@ def _stage_file(conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFi
             conn.transaction(),
             landing.open_regular(path, label) as fh,
         ):  # a savepoint: a refused COPY undoes itself
-            conn.execute("select setval('quarantine.row_numbers', 1, false)")
+            conn.execute(sql.SQL("select setval({}, 1, false)").format(sql.Literal(_row_numbers(f))))
             day.rows[f.name] = _copy(conn, f, fh, header)
     except psycopg.Error as exc:
         day.problems.append(Problem(label, None, None, RULE_UNREADABLE, _first_lines(exc)))
+
+
+def _row_numbers(f: contract.ExtractFile) -> str:
+    """The sequence numbering a file's rows as they are COPYed (restarted at 1 for each file)."""
+    return f"quarantine.{f.table}_row_numbers"
 
 
 def _copy(conn: psycopg.Connection, f: contract.ExtractFile, fh: IO[bytes], header: list[str]) -> int:

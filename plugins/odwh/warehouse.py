@@ -853,6 +853,19 @@ drop index if exists raw.od_transactions_txn_id;
 """
 
 
+def _row_sequence_per_file_ddl() -> str:
+    """A row-number sequence per quarantine table: two connections stage two files at once, each restarting its
+    own file's numbering (docs/decisions/0054-staging-on-two-connections.md)."""
+    steps = [
+        f"create sequence if not exists quarantine.{f.table}_row_numbers as integer;\n"
+        f"alter table quarantine.{f.table} alter column _row_number"
+        f" set default nextval('quarantine.{f.table}_row_numbers');\n"
+        f"grant usage, update on sequence quarantine.{f.table}_row_numbers to odwh_loader;\n"
+        for f in contract.FILES
+    ]
+    return "".join(steps) + "drop sequence if exists quarantine.row_numbers;\n"
+
+
 MIGRATIONS = (
     Migration(
         1, "schemas raw, meta, pii; load records, policy changes, raw and pii tables", _base_schema_ddl()
@@ -875,6 +888,11 @@ MIGRATIONS = (
     Migration(7, "meta.whole_builds: an incremental model built whole is tested whole", WHOLE_BUILDS_DDL),
     Migration(8, "mart views filter their own rows by branch, as security barriers", MART_VIEWS_DDL),
     Migration(9, "raw transactions indexed by their trimmed id, as staging reads it", TRIMMED_TXN_ID_DDL),
+    Migration(
+        10,
+        "quarantine: a row-number sequence per file, for staging on two connections",
+        _row_sequence_per_file_ddl(),
+    ),
 )
 
 MIGRATIONS_TABLE_DDL = """
