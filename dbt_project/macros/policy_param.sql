@@ -4,6 +4,9 @@
     policy_param('stagnation_window_days', 'b.business_date')         -> numeric value in force on that date
     policy_param_text('day_count_convention', 'b.business_date')      -> text value in force on that date
     policy_param_version('stagnation_window_days', 'b.business_date') -> 'stagnation_window_days@2019-01-01'
+    parameter_version_id("'stagnation_window_days'", 's.window_version_from')
+        -> the version id of a parameter's version from its name and effective date (both SQL), the one spelling
+           of int_policy__parameter_versions.parameter_version: a daily table stores the date (4 bytes a row)
 
     on_date is a SQL expression (a column or a literal such as "date '2026-10-31'"), required: a model always
     names the date its row is computed for, so a re-run of an old month uses the parameters of that month.
@@ -62,4 +65,8 @@
         {{ alias }}.{{ column }},
         ('policy parameter {{ name }}: 0 versions in force on ' || {{ on_date }})::{{ failing_cast }}
     )
+{%- endmacro %}
+
+{% macro parameter_version_id(name, effective_from) -%}
+    {{ name }} || '@' || to_char({{ effective_from }}, 'YYYY-MM-DD')
 {%- endmacro %}

@@ -13,6 +13,8 @@
 -- rows) are exact when an account misses a day. A frame offset must be a constant, so the model is compiled
 -- with one window per distinct parameter value (read at run time; var stagnation_window_days_values in unit
 -- tests) and each row picks the one in force on its date.
+-- The version in force is stored as its effective date (window_version_from, 4 bytes a row; its id, 34 bytes of
+-- text, is spelled by fct_od_daily: decision 0055).
 -- Incremental (decision 0033): whole business dates from the earliest date touched by a newer load. The window
 -- passes read only the batch's rows; a row whose window starts before the batch adds the part before it from
 -- the account's row on the last date before the batch (min P and net inflow over that row's window, less what
@@ -136,7 +138,7 @@ picked as (
         x.business_date,
         x.is_open_and_drawn,
         w.window_days,
-        w.parameter_version,
+        w.window_version_from,
         x.load_id,
         x.cumulative_flow,
         x.batch_min_principal,
@@ -155,7 +157,7 @@ picked as (
     cross join lateral (
         select
             {{ required_policy_param('pv', 'stagnation_window_days', 'x.business_date') }}::int as window_days,
-            pv.parameter_version
+            pv.effective_from as window_version_from
     ) as w
     {% if from_date -%}
     where x.business_date >= '{{ from_date }}'::date
@@ -240,7 +242,7 @@ joined as (
         business_date,
         is_open_and_drawn,
         window_days,
-        parameter_version,
+        window_version_from,
         load_id,
         case when principal_on_start is not null then window_start end as start_date,
         principal_on_start as start_principal,
@@ -277,7 +279,7 @@ windows_in_force as (
         business_date,
         is_open_and_drawn,
         window_days,
-        parameter_version,
+        window_version_from,
         load_id,
         start_date,
         start_principal,
@@ -310,6 +312,6 @@ select
         is_open_and_drawn and window_evaluable and ((net_inflow <= 0 and start_principal > 0) or min_principal > 0),
         false
     ) as conversion_candidate,
-    parameter_version as stagnation_window_version,
+    window_version_from,
     load_id
 from flags

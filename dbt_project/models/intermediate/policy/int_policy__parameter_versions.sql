@@ -59,7 +59,7 @@ select
         lead(effective_from) over (partition by parameter_name order by effective_from),
         'infinity'::date
     ) as effective_to,
-    parameter_name || '@' || to_char(effective_from, 'YYYY-MM-DD') as parameter_version,
+    {{ parameter_version_id('parameter_name', 'effective_from') }} as parameter_version,
     source,
     origin,
     recorded_by,

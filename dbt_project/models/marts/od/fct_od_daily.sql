@@ -80,7 +80,8 @@ select
     s.conversion_candidate::boolean as conversion_candidate,
     p.parameter_version::text as parameter_version,
     g.grading_version::text as grading_version,
-    s.stagnation_window_version::text as stagnation_window_version,
+    ({{ parameter_version_id("'stagnation_window_days'", 's.window_version_from') }})::text
+        as stagnation_window_version,
     p.load_id::bigint as load_id
 from positions as p
 -- an OD that left the book (converted, written off; macros/lifecycle.sql) keeps its balance row but no longer
