@@ -6,9 +6,11 @@ import json
 import os
 import re
 import shutil
+import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -133,6 +135,56 @@ def _deprecations_on_parse(project: Path, work_dir: Path) -> list[str]:
     return [e for e in events if "Deprecation" in e]
 
 
+def test_dbt_starts_the_ready_node_heading_the_longest_chain_when_a_thread_is_free(monkeypatch):
+    """After a, dbt's own order (depth, then name) starts b before c, which heads a chain of three models, and hands
+    f to its pool at once too, to wait there behind both: the days past due waited so behind the agents' days. Ours
+    starts c, and takes a third node only when one of the two threads is free: d, ready by then, before f. A dbt
+    without the two queue methods replaced fails here."""
+    import networkx as nx
+    from dbt.graph.queue import GraphQueue
+    from dbt.node_types import NodeType
+
+    def node(unique_id: str) -> SimpleNamespace:
+        kind = NodeType.Test if unique_id.startswith("test") else NodeType.Model
+        return SimpleNamespace(unique_id=unique_id, resource_type=kind, is_ephemeral=False)
+
+    monkeypatch.setenv(transform.DBT_THREADS, "2")
+    transform.order_by_longest_chain()  # as every run_dbt does
+    graph = nx.DiGraph([("a", "b"), ("a", "c"), ("c", "test_c"), ("c", "d"), ("d", "e"), ("a", "f")])
+    queue = GraphQueue(graph, SimpleNamespace(expect=node), set(graph))
+    queue.mark_done(queue.get().unique_id)
+    started = [queue.get().unique_id, queue.get().unique_id]
+    assert started == ["c", "b"]
+    third: list[str] = []
+    taker = threading.Thread(target=lambda: third.append(queue.get().unique_id))
+    taker.start()
+    taker.join(0.3)
+    assert taker.is_alive() and not third, "a third node taken while both threads are busy"
+    queue.mark_done("c")
+    taker.join(10)
+    assert third == ["d"]  # before f, and before c's test, which heads no model
+
+
+def test_dbt_weighs_each_node_by_its_last_seconds(monkeypatch):
+    """A leaf test that took 20 s last time starts before a chain of two models never timed (a second each): left
+    for last, it ran alone at the end of the full build while the other thread idled."""
+    import networkx as nx
+    from dbt.graph.queue import GraphQueue
+    from dbt.node_types import NodeType
+
+    def node(unique_id: str) -> SimpleNamespace:
+        kind = NodeType.Test if unique_id.startswith("test") else NodeType.Model
+        return SimpleNamespace(unique_id=unique_id, resource_type=kind, is_ephemeral=False)
+
+    graph = nx.DiGraph([("a", "test_a"), ("a", "m1"), ("m1", "m2")])
+    monkeypatch.setenv(transform.DBT_THREADS, "1")
+    for seconds, second in (({}, "m1"), ({"test_a": 20.0}, "test_a")):
+        transform.order_by_longest_chain(seconds)
+        queue = GraphQueue(graph.copy(), SimpleNamespace(expect=node), set(graph))
+        queue.mark_done(queue.get().unique_id)
+        assert queue.get().unique_id == second, seconds
+
+
 def test_parse_has_no_deprecation_warnings(tmp_path):
     assert _deprecations_on_parse(transform.dbt_project_dir(), tmp_path / "work") == []
     assert os.environ.get("ODWH_PG_PASSWORD") != "secret"  # run_dbt restores the environment
@@ -156,6 +208,10 @@ def test_seed_and_build_on_an_empty_raw_schema(fresh_db, tmp_path):
         "the DAGs skip unit tests: this test must run them all"
     )
     assert {r["status"] for r in unit} == {"pass"}
+    # the seconds of every node run, seeds (the first invocation) and the build alike, for the next run's order
+    seconds = json.loads((tmp_path / transform.NODE_SECONDS_FILE).read_text())
+    seeds = {unique_id for unique_id in manifest["nodes"] if unique_id.startswith("seed.")}
+    assert seeds and set(seconds) == {r["unique_id"] for r in results} | seeds
 
     staging = _columns(fresh_db, "staging")
     for f in contract.FILES:

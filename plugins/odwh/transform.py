@@ -9,6 +9,7 @@ its target and logs under ``$ODWH_HOME/dbt`` (ignored by git), never into the ch
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -117,11 +118,89 @@ def run_dbt(
         "--log-path": work_dir / "logs",
     }
     paths = [part for option, path in locations.items() for part in (option, str(path))]
+    seconds_file = work_dir / NODE_SECONDS_FILE
+    order_by_longest_chain(_read_node_seconds(seconds_file))
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
+    _record_node_seconds(seconds_file, result)
     if not result.success:
         raise _failure(args, result)
     return result
+
+
+# each node's seconds in the last invocation that ran it, under the work dir: how dbt's queue weighs the work left
+NODE_SECONDS_FILE = "node_seconds.json"
+_node_seconds: dict[str, float] = {}
+
+
+def order_by_longest_chain(node_seconds: dict[str, float] | None = None) -> None:
+    """Make dbt start, whenever a thread is free, the ready node heading the longest chain of work still to do
+    (docs/decisions/0056): each node weighs its seconds in ``node_seconds`` (its last run), a node never timed one
+    second if a model, nothing otherwise. dbt hands every ready node to its thread pool at once, ordered by depth
+    in the graph and name, so a node ready a moment later waited behind all of them: after
+    ``int_od__positions_daily``, the charges (then the days past due, the longest chain) waited behind the agents'
+    days and the month-end activity. dbt has no setting for it, so two methods of its queue (dbt-core 1.11's
+    ``GraphQueue``) are replaced; ``tests/test_transform.py`` fails if they go."""
+    from dbt.graph.queue import GraphQueue
+
+    _node_seconds.clear()
+    _node_seconds.update(node_seconds or {})
+    if not hasattr(GraphQueue, "dbt_get"):
+        GraphQueue.dbt_get = GraphQueue.get  # type: ignore[attr-defined]
+    GraphQueue._get_scores = _longest_chain_scores  # type: ignore[method-assign, assignment]
+    GraphQueue.get = _get_when_a_thread_is_free  # type: ignore[method-assign, assignment]
+
+
+def _longest_chain_scores(queue: Any, graph: Any) -> dict[str, float]:
+    """Each node's score (lower first): minus the work on the longest path from it to the end of the graph, itself
+    included (ties keep dbt's order by name)."""
+    import networkx as nx
+
+    chain: dict[str, float] = {}
+    for node in reversed(list(nx.topological_sort(graph))):
+        own = _node_seconds.get(node, 1.0 if queue._include_in_cost(node) else 0.0)
+        chain[node] = own + max((chain[after] for after in graph.successors(node)), default=0.0)
+    return {node: -work for node, work in chain.items()}
+
+
+def _get_when_a_thread_is_free(queue: Any, block: bool = True, timeout: float | None = None) -> Any:
+    """dbt's ``GraphQueue.get``, once fewer nodes are in progress than dbt has threads (``--threads``, else the
+    profile's, ``ODWH_DBT_THREADS``): the node taken is then the best of those ready when it can start."""
+    from dbt.flags import get_flags
+
+    threads = int(getattr(get_flags(), "THREADS", None) or dbt_threads())
+    with queue.some_task_done:  # the queue's lock; notified whenever a node is done
+        while block and len(queue.in_progress) >= threads:
+            queue.some_task_done.wait()
+    return queue.dbt_get(block, timeout)
+
+
+def _read_node_seconds(path: Path) -> dict[str, float]:
+    """The seconds recorded in ``path``; none when it is missing or unreadable (a cache: the order is then a guess)."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(node): float(s) for node, s in recorded.items() if isinstance(s, int | float)}
+
+
+def _record_node_seconds(path: Path, result: dbtRunnerResult) -> None:
+    """Add the seconds of every node ``result`` ran to ``path`` (written whole, then renamed: another dbt run
+    reading it sees the old or the new file)."""
+    timed = {
+        r.node.unique_id: r.execution_time
+        for r in getattr(result.result, "results", None) or ()
+        if getattr(r, "node", None) is not None and isinstance(r.execution_time, int | float)
+    }
+    if not timed:
+        return
+    seconds = _read_node_seconds(path) | timed
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(seconds, sort_keys=True))
+    partial.replace(path)
 
 
 def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
