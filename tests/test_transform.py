@@ -135,6 +135,14 @@ def _deprecations_on_parse(project: Path, work_dir: Path) -> list[str]:
     return [e for e in events if "Deprecation" in e]
 
 
+def _graph_node(unique_id: str) -> SimpleNamespace:
+    """What dbt's queue reads of a manifest node: a test when named test_*, else a model."""
+    from dbt.node_types import NodeType
+
+    kind = NodeType.Test if unique_id.startswith("test") else NodeType.Model
+    return SimpleNamespace(unique_id=unique_id, resource_type=kind, is_ephemeral=False)
+
+
 def test_dbt_starts_the_ready_node_heading_the_longest_chain_when_a_thread_is_free(monkeypatch):
     """After a, dbt's own order (depth, then name) starts b before c, which heads a chain of three models, and hands
     f to its pool at once too, to wait there behind both: the days past due waited so behind the agents' days. Ours
@@ -142,16 +150,11 @@ def test_dbt_starts_the_ready_node_heading_the_longest_chain_when_a_thread_is_fr
     without the two queue methods replaced fails here."""
     import networkx as nx
     from dbt.graph.queue import GraphQueue
-    from dbt.node_types import NodeType
-
-    def node(unique_id: str) -> SimpleNamespace:
-        kind = NodeType.Test if unique_id.startswith("test") else NodeType.Model
-        return SimpleNamespace(unique_id=unique_id, resource_type=kind, is_ephemeral=False)
 
     monkeypatch.setenv(transform.DBT_THREADS, "2")
     transform.order_by_longest_chain()  # as every run_dbt does
     graph = nx.DiGraph([("a", "b"), ("a", "c"), ("c", "test_c"), ("c", "d"), ("d", "e"), ("a", "f")])
-    queue = GraphQueue(graph, SimpleNamespace(expect=node), set(graph))
+    queue = GraphQueue(graph, SimpleNamespace(expect=_graph_node), set(graph))
     queue.mark_done(queue.get().unique_id)
     started = [queue.get().unique_id, queue.get().unique_id]
     assert started == ["c", "b"]
@@ -170,17 +173,12 @@ def test_dbt_weighs_each_node_by_its_last_seconds(monkeypatch):
     for last, it ran alone at the end of the full build while the other thread idled."""
     import networkx as nx
     from dbt.graph.queue import GraphQueue
-    from dbt.node_types import NodeType
-
-    def node(unique_id: str) -> SimpleNamespace:
-        kind = NodeType.Test if unique_id.startswith("test") else NodeType.Model
-        return SimpleNamespace(unique_id=unique_id, resource_type=kind, is_ephemeral=False)
 
     graph = nx.DiGraph([("a", "test_a"), ("a", "m1"), ("m1", "m2")])
     monkeypatch.setenv(transform.DBT_THREADS, "1")
     for seconds, second in (({}, "m1"), ({"test_a": 20.0}, "test_a")):
         transform.order_by_longest_chain(seconds)
-        queue = GraphQueue(graph.copy(), SimpleNamespace(expect=node), set(graph))
+        queue = GraphQueue(graph.copy(), SimpleNamespace(expect=_graph_node), set(graph))
         queue.mark_done(queue.get().unique_id)
         assert queue.get().unique_id == second, seconds
 
