@@ -10,6 +10,7 @@ import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from queue import Empty
 from types import SimpleNamespace
 from typing import Any
 
@@ -158,6 +159,8 @@ def test_dbt_starts_the_ready_node_heading_the_longest_chain_when_a_thread_is_fr
     queue.mark_done(queue.get().unique_id)
     started = [queue.get().unique_id, queue.get().unique_id]
     assert started == ["c", "b"]
+    with pytest.raises(Empty):  # a bounded wait for a thread ends as dbt's bounded wait for a node does
+        queue.get(timeout=0.1)
     third: list[str] = []
     taker = threading.Thread(target=lambda: third.append(queue.get().unique_id))
     taker.start()
@@ -181,6 +184,48 @@ def test_dbt_weighs_each_node_by_its_last_seconds(monkeypatch):
         queue = GraphQueue(graph.copy(), SimpleNamespace(expect=_graph_node), set(graph))
         queue.mark_done(queue.get().unique_id)
         assert queue.get().unique_id == second, seconds
+
+
+def _node_result(unique_id: str, status: str, seconds: float) -> SimpleNamespace:
+    return SimpleNamespace(node=SimpleNamespace(unique_id=unique_id), status=status, execution_time=seconds)
+
+
+def test_dbt_records_only_the_seconds_of_nodes_a_build_ran_to_an_end(tmp_path):
+    """A node skipped (0 s) or stopped by an error, and any node of a compile, would otherwise overwrite the time
+    of its last real run with one that says nothing of its work."""
+    path = tmp_path / transform.NODE_SECONDS_FILE
+    path.write_text(json.dumps({"model.a": 30.0, "model.b": 20.0, "model.c": 10.0}))
+    build = [
+        _node_result("model.a", "success", 31.0),
+        _node_result("model.b", "skipped", 0.0),
+        _node_result("model.c", "error", 1.0),
+        _node_result("test.d", "fail", 5.0),
+    ]
+    transform._record_node_seconds(
+        path, ["build", "-s", "a+"], SimpleNamespace(result=SimpleNamespace(results=build))
+    )
+    expected = {"model.a": 31.0, "model.b": 20.0, "model.c": 10.0, "test.d": 5.0}
+    assert json.loads(path.read_text()) == expected
+    compiled = SimpleNamespace(result=SimpleNamespace(results=[_node_result("model.a", "success", 0.2)]))
+    transform._record_node_seconds(path, ["--quiet", "compile", "-s", "test"], compiled)
+    assert json.loads(path.read_text()) == expected
+
+
+def test_seconds_that_cannot_be_recorded_are_logged_and_the_run_goes_on(tmp_path, caplog):
+    path = tmp_path / transform.NODE_SECONDS_FILE
+    path.mkdir()  # a directory where the file should be: the rename fails
+    ran = SimpleNamespace(result=SimpleNamespace(results=[_node_result("model.a", "success", 3.0)]))
+    transform._record_node_seconds(path, ["build"], ran)
+    assert "not recorded" in caplog.text and list(tmp_path.iterdir()) == [path]  # no partial file left
+
+
+def test_recorded_seconds_that_are_not_finite_numbers_are_ignored(tmp_path):
+    path = tmp_path / transform.NODE_SECONDS_FILE
+    path.write_text(
+        '{"a": 2.5, "b": 7, "huge": 1%s, "nan": NaN, "inf": Infinity, "big": 1e400, "neg": -1, "text": "3", "t": true}'
+        % ("0" * 400)
+    )
+    assert transform._read_node_seconds(path) == {"a": 2.5, "b": 7.0}
 
 
 def test_parse_has_no_deprecation_warnings(tmp_path):

@@ -10,17 +10,23 @@ its target and logs under ``$ODWH_HOME/dbt`` (ignored by git), never into the ch
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from queue import Empty
 from typing import TYPE_CHECKING, Any
 
 from odwh import contract, history, warehouse
 
 if TYPE_CHECKING:
     from dbt.cli.main import dbtRunnerResult
+
+log = logging.getLogger(__name__)
 
 SOURCE_NAME = "core_banking"
 SOURCES_FILE = Path("models/staging/_core_banking__sources.yml")
@@ -122,7 +128,7 @@ def run_dbt(
     order_by_longest_chain(_read_node_seconds(seconds_file))
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
-    _record_node_seconds(seconds_file, result)
+    _record_node_seconds(seconds_file, args, result)
     if not result.success:
         raise _failure(args, result)
     return result
@@ -130,6 +136,9 @@ def run_dbt(
 
 # each node's seconds in the last invocation that ran it, under the work dir: how dbt's queue weighs the work left
 NODE_SECONDS_FILE = "node_seconds.json"
+# only a node's real work times it: not a compile or a show, nor a node skipped or stopped by an error
+TIMED_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry"})
+TIMED_STATUSES = frozenset({"success", "pass", "warn", "fail"})
 _node_seconds: dict[str, float] = {}
 
 
@@ -165,42 +174,72 @@ def _longest_chain_scores(queue: Any, graph: Any) -> dict[str, float]:
 
 def _get_when_a_thread_is_free(queue: Any, block: bool = True, timeout: float | None = None) -> Any:
     """dbt's ``GraphQueue.get``, once fewer nodes are in progress than dbt has threads (``--threads``, else the
-    profile's, ``ODWH_DBT_THREADS``): the node taken is then the best of those ready when it can start."""
+    profile's, ``ODWH_DBT_THREADS``): the node taken is then the best of those ready when it can start. A
+    ``timeout`` bounds the wait for a thread as dbt's bounds the wait for a node (``queue.Empty`` after it)."""
     from dbt.flags import get_flags
 
     threads = int(getattr(get_flags(), "THREADS", None) or dbt_threads())
+    deadline = None if timeout is None else time.monotonic() + timeout
     with queue.some_task_done:  # the queue's lock; notified whenever a node is done
         while block and len(queue.in_progress) >= threads:
-            queue.some_task_done.wait()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Empty
+            queue.some_task_done.wait(left)
+    if deadline is not None:
+        timeout = max(deadline - time.monotonic(), 0.0)
     return queue.dbt_get(block, timeout)
 
 
 def _read_node_seconds(path: Path) -> dict[str, float]:
-    """The seconds recorded in ``path``; none when it is missing or unreadable (a cache: the order is then a guess)."""
+    """The seconds recorded in ``path``; none when it is missing or unreadable, and no value that is not a finite
+    number (a cache: the order is then a guess, never an error)."""
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(recorded, dict):
         return {}
-    return {str(node): float(s) for node, s in recorded.items() if isinstance(s, int | float)}
+    seconds: dict[str, float] = {}
+    for node, value in recorded.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            continue
+        if math.isfinite(number) and number >= 0:
+            seconds[str(node)] = number
+    return seconds
 
 
-def _record_node_seconds(path: Path, result: dbtRunnerResult) -> None:
-    """Add the seconds of every node ``result`` ran to ``path`` (written whole, then renamed: another dbt run
-    reading it sees the old or the new file)."""
+def _record_node_seconds(path: Path, args: list[str], result: dbtRunnerResult) -> None:
+    """Add to ``path`` the seconds of every node a building command (``TIMED_COMMANDS``) ran to an end
+    (``TIMED_STATUSES``), written whole, then renamed: another dbt run reading it sees the old or the new file. A
+    file that cannot be written is logged and left: the build's own outcome is what the caller gets."""
+    if next((arg for arg in args if not arg.startswith("-")), None) not in TIMED_COMMANDS:
+        return
     timed = {
         r.node.unique_id: r.execution_time
         for r in getattr(result.result, "results", None) or ()
-        if getattr(r, "node", None) is not None and isinstance(r.execution_time, int | float)
+        if getattr(r, "node", None) is not None
+        and str(r.status) in TIMED_STATUSES
+        and isinstance(r.execution_time, int | float)
     }
     if not timed:
         return
-    seconds = _read_node_seconds(path) | timed
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(seconds, sort_keys=True))
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(_read_node_seconds(path) | timed, sort_keys=True))
+        partial.replace(path)
+    except OSError as error:
+        log.warning(
+            "dbt's node seconds not recorded in %s (%s): the next run orders its nodes by the old",
+            path,
+            error,
+        )
+        partial.unlink(missing_ok=True)
 
 
 def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
