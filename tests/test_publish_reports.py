@@ -26,10 +26,10 @@ import openpyxl
 import psycopg
 import pytest
 from odwh import pseudonym, publish
-from odwh.publish import labels, workbook
+from odwh.publish import labels, review_lists, workbook
 from odwh.publish.board_pack import render_board_pack
 from odwh.publish.dashboard import render_dashboard
-from odwh.publish.review_lists import write_review_lists
+from odwh.publish.review_lists import claimed_files, write_review_lists
 from plotly.offline import get_plotlyjs
 from support.marts import MIGRATION, MONTH_END, NATIONAL_ID, OD_TOTAL, PHONE, ScriptedMarts
 
@@ -155,6 +155,40 @@ def test_render_month_fails_when_the_pack_beside_the_lists_fails(
     with pytest.raises(RuntimeError, match="board pack and dashboard were not rendered"):
         publish.render_month(month, tmp_path)
     assert (tmp_path / "review-lists" / "B01.xlsx").is_file()  # the lists were written meanwhile
+
+
+def test_two_processes_share_the_review_lists_branch_by_branch(
+    month: publish.MonthData,
+    rendered: tuple[Path, list[Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """render_month's second process writes, after the pack, the branches the first has not claimed: a branch
+    claimed elsewhere is left to its claimant, the others are written largest first, and both processes' files
+    are the bytes one process writes."""
+    out, _ = rendered
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "B02").touch()  # taken by the other process
+    asked: list[str] = []
+    claim = review_lists._claim
+    monkeypatch.setattr(
+        review_lists, "_claim", lambda folder, code: asked.append(code) or claim(folder, code)
+    )
+    written = write_review_lists(month, tmp_path, claims=claims)
+    items = month.review_list["branch_code"].value_counts()
+    assert [items.get(code, 0) for code in asked] == sorted(items.get(c, 0) for c in ("B01", "B02", "B03"))[
+        ::-1
+    ]
+    assert [p.name for p in written] == ["B01.xlsx", "B01.csv", "B03.xlsx", "B03.csv"]
+    assert not (tmp_path / "review-lists" / "B02.xlsx").exists()
+    assert write_review_lists(month, tmp_path / "late", claims=claims) == []  # every branch taken
+    listed = claimed_files(tmp_path, claims)
+    assert [p.name for p in listed] == [
+        f"{b}.{ext}" for b in ("B01", "B02", "B03") for ext in ("xlsx", "csv")
+    ]
+    for path in written:
+        assert path.read_bytes() == (out / path.relative_to(tmp_path)).read_bytes(), path
 
 
 def test_review_workbook_sheets_per_officer_and_manager(rendered: tuple[Path, list[Path]]) -> None:

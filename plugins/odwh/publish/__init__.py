@@ -30,27 +30,32 @@ def render_month(data: MonthData, out_dir: Path, *, generated_at: datetime | Non
     without one the files carry no clock time at all (workbooks are stamped with the month end).
 
     The board pack and the dashboard are rendered by a second process (``python -m odwh.publish.pack``) while
-    this one writes the review lists: each is one core's Python (WeasyPrint, openpyxl), and nothing else runs
-    while a month is published. A command, not ``multiprocessing``: that would import the caller's main module
-    again, or fork the locks of its threads (Airflow's, Great Expectations').
+    this one writes the review lists, largest branch first; once the pack is done, that process writes the
+    branches not yet taken (each claims a branch by creating its file in a shared folder). Each is one core's
+    Python (WeasyPrint, openpyxl), and nothing else runs while a month is published. A command, not
+    ``multiprocessing``: that would import the caller's main module again, or fork the locks of its threads
+    (Airflow's, Great Expectations').
     """
     if generated_at is not None:
         data = dataclasses.replace(data, generated_at=generated_at)
     from odwh.publish.pack import FILES
-    from odwh.publish.review_lists import write_review_lists
+    from odwh.publish.review_lists import claimed_files, write_review_lists
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="odwh-pack-") as scratch:  # mode 0700, removed after: client rows
-        month = Path(scratch) / "month.pickle"
+        month, claims = Path(scratch) / "month.pickle", Path(scratch) / "claims"
         month.write_bytes(pickle.dumps(data))
-        argv, env = module_command("odwh.publish.pack", str(month), str(out_dir))
+        claims.mkdir()
+        argv, env = module_command("odwh.publish.pack", str(month), str(out_dir), str(claims))
         pack = subprocess.Popen(argv, env=env)
         try:
-            files = write_review_lists(data, out_dir)
+            write_review_lists(data, out_dir, claims=claims)
         finally:
             pack.wait()
-    if pack.returncode != 0:
-        raise RuntimeError(
-            f"the board pack and dashboard were not rendered (exit code {pack.returncode}: above)"
-        )
+        if pack.returncode != 0:
+            raise RuntimeError(
+                f"the board pack and dashboard were not rendered, or the review lists that process took"
+                f" (exit code {pack.returncode}: above)"
+            )
+        files = claimed_files(out_dir, claims)
     return files + [out_dir / name for name in FILES]

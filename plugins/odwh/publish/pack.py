@@ -1,5 +1,6 @@
-"""``python -m odwh.publish.pack MONTH_PICKLE OUT_DIR``: the board pack and the dashboard of a month, rendered
-beside the review lists (``odwh.publish.render_month`` writes the pickle, a file of its own temporary folder)."""
+"""``python -m odwh.publish.pack MONTH_PICKLE OUT_DIR CLAIMS``: the board pack and the dashboard of a month, then
+the review lists of the branches its parent has not claimed yet (``odwh.publish.render_month`` writes the pickle
+and the claims, in a temporary folder of its own)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ def render(data: MonthData, out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> None:
-    month, out_dir = Path(argv[0]), Path(argv[1])
+    from odwh.publish.review_lists import write_review_lists
+
+    month, out_dir, claims = Path(argv[0]), Path(argv[1]), Path(argv[2])
     data = pickle.loads(month.read_bytes())  # written by this process's parent, never by a user
     written = render(data, out_dir)
     assert [p.name for p in written] == list(FILES), written
+    write_review_lists(data, out_dir, claims=claims)
 
 
 if __name__ == "__main__":

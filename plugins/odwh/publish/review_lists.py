@@ -10,6 +10,7 @@ English on the line below (``odwh.publish.details``).
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -60,22 +61,48 @@ CSV_FIELDS = (
 )
 
 
-def write_review_lists(data: MonthData, out_dir: Path) -> list[Path]:
-    """One workbook and one CSV per branch (branches without an item get a list saying so)."""
+def write_review_lists(data: MonthData, out_dir: Path, *, claims: Path | None = None) -> list[Path]:
+    """One workbook and one CSV per branch (branches without an item get a list saying so); the files written,
+    in branch order.
+
+    ``claims``: a folder shared with another process writing the same month's lists (``render_month``). Each
+    branch is then written by the process that first creates its file there, largest branch first, so the two
+    share the work; :func:`claimed_files` lists what both wrote.
+    """
     folder = out_dir / "review-lists"
     folder.mkdir(parents=True, exist_ok=True)
     review = _prepared(data)
     branch_names = dict(zip(data.branches["branch_code"], data.branches["branch_name"], strict=True))
     codes = sorted(set(data.branches["branch_code"]) | set(review["branch_code"].dropna()))
     when = data.generated_at or datetime.combine(data.month_end, time())
+    if claims is not None:
+        items = review["branch_code"].value_counts()
+        codes.sort(key=lambda code: -items.get(code, 0))
     written: list[Path] = []
     for code in codes:
+        if claims is not None and not _claim(claims, code):  # one at a time, as each is started
+            continue
         rows = review[review["branch_code"] == code]
         # the month in English only: the bilingual title already fills the printed width
         heading = f"{i18n.month(data.month_end)} — {code} {branch_names.get(code) or ''}".rstrip()
         written.append(save(_branch_workbook(rows, heading), folder / f"{code}.xlsx", when))
         written.append(_write_csv(rows, folder / f"{code}.csv"))
-    return written
+    return sorted(written, key=lambda path: (path.stem, path.suffix != ".xlsx"))
+
+
+def claimed_files(out_dir: Path, claims: Path) -> list[Path]:
+    """The workbook and CSV of every branch claimed in ``claims``, in branch order."""
+    codes = sorted(path.name for path in claims.iterdir())
+    return [out_dir / "review-lists" / f"{code}.{ext}" for code in codes for ext in ("xlsx", "csv")]
+
+
+def _claim(claims: Path, code: str) -> bool:
+    """True in the one process that creates ``claims/<code>`` (atomic, whichever asks first)."""
+    try:
+        os.close(os.open(claims / code, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _prepared(data: MonthData) -> pd.DataFrame:
