@@ -228,6 +228,19 @@ def test_recorded_seconds_that_are_not_finite_numbers_are_ignored(tmp_path):
     assert transform._read_node_seconds(path) == {"a": 2.5, "b": 7.0}
 
 
+def test_overlapping_grading_bands_fail_the_build(fresh_db, tmp_path):
+    """Special Mention widened to 31 days past due overlaps Substandard: the grade join takes the first rule it
+    meets (`limit 1`), so the build must stop on the rules, not grade by scan order."""
+    project = _copy_project(tmp_path)
+    seed = project / "seeds" / "nbc_grading_rules.csv"
+    seed.write_text(
+        seed.read_text().replace("SHORT,Special Mention,2,15,30,", "SHORT,Special Mention,2,15,31,")
+    )
+    selection = ["build", "-s", "+assert_nbc_grading_bands_never_overlap"]
+    with pytest.raises(transform.TransformError, match="assert_nbc_grading_bands_never_overlap"):
+        transform.run_dbt(selection, fresh_db, project=project, work_dir=tmp_path / "work")
+
+
 def test_parse_has_no_deprecation_warnings(tmp_path):
     assert _deprecations_on_parse(transform.dbt_project_dir(), tmp_path / "work") == []
     assert os.environ.get("ODWH_PG_PASSWORD") != "secret"  # run_dbt restores the environment
