@@ -190,9 +190,14 @@ def _node_result(unique_id: str, status: str, seconds: float) -> SimpleNamespace
     return SimpleNamespace(node=SimpleNamespace(unique_id=unique_id), status=status, execution_time=seconds)
 
 
+def _dbt_result(which: str, *results: SimpleNamespace, **args: Any) -> SimpleNamespace:
+    """What run_dbt reads of a dbt invocation: its parsed arguments (the command in `which`) and node results."""
+    return SimpleNamespace(result=SimpleNamespace(args={"which": which, **args}, results=list(results)))
+
+
 def test_dbt_records_only_the_seconds_of_nodes_a_build_ran_to_an_end(tmp_path):
-    """A node skipped (0 s) or stopped by an error, and any node of a compile, would otherwise overwrite the time
-    of its last real run with one that says nothing of its work."""
+    """A node skipped (0 s) or stopped by an error, and any node of a compile or of a build --empty, would
+    otherwise overwrite the time of its last real run with one that says nothing of its work."""
     path = tmp_path / transform.NODE_SECONDS_FILE
     path.write_text(json.dumps({"model.a": 30.0, "model.b": 20.0, "model.c": 10.0}))
     build = [
@@ -201,22 +206,24 @@ def test_dbt_records_only_the_seconds_of_nodes_a_build_ran_to_an_end(tmp_path):
         _node_result("model.c", "error", 1.0),
         _node_result("test.d", "fail", 5.0),
     ]
-    transform._record_node_seconds(
-        path, ["build", "-s", "a+"], SimpleNamespace(result=SimpleNamespace(results=build))
-    )
+    transform._record_node_seconds(path, _dbt_result("build", *build))
     expected = {"model.a": 31.0, "model.b": 20.0, "model.c": 10.0, "test.d": 5.0}
     assert json.loads(path.read_text()) == expected
-    compiled = SimpleNamespace(result=SimpleNamespace(results=[_node_result("model.a", "success", 0.2)]))
-    transform._record_node_seconds(path, ["--quiet", "compile", "-s", "test"], compiled)
+    quick = _node_result("model.a", "success", 0.2)
+    transform._record_node_seconds(path, _dbt_result("compile", quick))
+    transform._record_node_seconds(path, _dbt_result("build", quick, empty=True))
+    transform._record_node_seconds(path, _dbt_result("retry", quick))
     assert json.loads(path.read_text()) == expected
 
 
 def test_seconds_that_cannot_be_recorded_are_logged_and_the_run_goes_on(tmp_path, caplog):
     path = tmp_path / transform.NODE_SECONDS_FILE
     path.mkdir()  # a directory where the file should be: the rename fails
-    ran = SimpleNamespace(result=SimpleNamespace(results=[_node_result("model.a", "success", 3.0)]))
-    transform._record_node_seconds(path, ["build"], ran)
+    transform._record_node_seconds(path, _dbt_result("build", _node_result("model.a", "success", 3.0)))
     assert "not recorded" in caplog.text and list(tmp_path.iterdir()) == [path]  # no partial file left
+    blocked = tmp_path / "a-file" / transform.NODE_SECONDS_FILE
+    blocked.parent.touch()  # its folder is a file: the write and the clean-up both fail
+    transform._record_node_seconds(blocked, _dbt_result("build", _node_result("model.a", "success", 3.0)))
 
 
 def test_recorded_seconds_that_are_not_finite_numbers_are_ignored(tmp_path):

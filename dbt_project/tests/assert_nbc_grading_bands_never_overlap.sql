@@ -10,7 +10,7 @@ from {{ ref('int_policy__nbc_grading_rule_versions') }} as a
 inner join {{ ref('int_policy__nbc_grading_rule_versions') }} as b
     on
         a.term_class = b.term_class
-        and a.grading_version < b.grading_version
+        and (a.grade, a.effective_from) < (b.grade, b.effective_from)  -- each pair once: the versions' key
         and a.effective_from < b.effective_to
         and b.effective_from < a.effective_to
         and a.min_dpd <= coalesce(b.max_dpd, 2147483647)

@@ -9,6 +9,7 @@ its target and logs under ``$ODWH_HOME/dbt`` (ignored by git), never into the ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -128,7 +129,7 @@ def run_dbt(
     order_by_longest_chain(_read_node_seconds(seconds_file))
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
-    _record_node_seconds(seconds_file, args, result)
+    _record_node_seconds(seconds_file, result)
     if not result.success:
         raise _failure(args, result)
     return result
@@ -137,7 +138,7 @@ def run_dbt(
 # each node's seconds in the last invocation that ran it, under the work dir: how dbt's queue weighs the work left
 NODE_SECONDS_FILE = "node_seconds.json"
 # only a node's real work times it: not a compile or a show, nor a node skipped or stopped by an error
-TIMED_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry"})
+TIMED_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test"})  # a retry may redo a compile
 TIMED_STATUSES = frozenset({"success", "pass", "warn", "fail"})
 _node_seconds: dict[str, float] = {}
 
@@ -213,11 +214,13 @@ def _read_node_seconds(path: Path) -> dict[str, float]:
     return seconds
 
 
-def _record_node_seconds(path: Path, args: list[str], result: dbtRunnerResult) -> None:
-    """Add to ``path`` the seconds of every node a building command (``TIMED_COMMANDS``) ran to an end
-    (``TIMED_STATUSES``), written whole, then renamed: another dbt run reading it sees the old or the new file. A
-    file that cannot be written is logged and left: the build's own outcome is what the caller gets."""
-    if next((arg for arg in args if not arg.startswith("-")), None) not in TIMED_COMMANDS:
+def _record_node_seconds(path: Path, result: dbtRunnerResult) -> None:
+    """Add to ``path`` the seconds of every node a building command (``TIMED_COMMANDS``, as dbt parsed it, not
+    ``--empty``) ran to an end (``TIMED_STATUSES``), written whole, then renamed: another dbt run reading it sees
+    the old or the new file. A file that cannot be written is logged and left: the build's own outcome is what
+    the caller gets."""
+    parsed = getattr(result.result, "args", None) or {}
+    if parsed.get("which") not in TIMED_COMMANDS or parsed.get("empty"):
         return
     timed = {
         r.node.unique_id: r.execution_time
@@ -239,7 +242,8 @@ def _record_node_seconds(path: Path, args: list[str], result: dbtRunnerResult) -
             path,
             error,
         )
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:

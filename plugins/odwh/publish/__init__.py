@@ -50,6 +50,9 @@ def render_month(data: MonthData, out_dir: Path, *, generated_at: datetime | Non
         pack = subprocess.Popen(argv, env=env)
         try:
             write_review_lists(data, out_dir, claims=claims)
+        except BaseException:
+            pack.terminate()  # the month fails: the other process need not write the branches left
+            raise
         finally:
             pack.wait()
         if pack.returncode != 0:
