@@ -13,6 +13,7 @@ def test_embedded_server_starts_stops_and_survives_restart(tmp_path):
     assert server.start() == url  # idempotent
     with psycopg.connect(url) as conn:
         assert conn.execute("show timezone").fetchone() == ("Asia/Phnom_Penh",)
+        assert conn.execute("show wal_level").fetchone() == ("minimal",)  # decision 0057
     assert server.stop() is True
     assert not server.is_running()
     assert server.stop() is False

@@ -140,6 +140,9 @@ class EmbeddedServer:
             conf.write(
                 "\n# odwh\nshared_buffers = 512MB\nwork_mem = 64MB\nmaintenance_work_mem = 512MB\n"
                 "max_wal_size = 4GB\nsynchronous_commit = off\ntimezone = 'Asia/Phnom_Penh'\n"
+                # no replica reads this server's WAL: a table a full build creates is written without it
+                # (fsynced at commit instead), decision 0057
+                "wal_level = minimal\nmax_wal_senders = 0\n"
             )
 
     def _ensure_database(self) -> None:
