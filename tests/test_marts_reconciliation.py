@@ -318,3 +318,69 @@ def test_a_table_built_before_partitioning_works_until_built_whole(fresh_db: str
     build(fresh_db, "+int_od__days_past_due_daily", tmp_path, "--full-refresh")
     assert one(fresh_db, kind) == "p"
     assert query(fresh_db, rows) == incremental
+
+
+def _date_and_load_indexes(url: str, table: str) -> list[str]:
+    """The columns of each index of `table` that is not the grain's unique index, in order."""
+    return sorted(
+        columns
+        for (columns,) in query(
+            url,
+            "select string_agg(a.attname, ', ' order by k.n) from pg_index as i"
+            " cross join lateral unnest(i.indkey::int2[]) with ordinality as k (attnum, n)"
+            " join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum"
+            " where i.indrelid = %s::regclass and not i.indisunique group by i.indexrelid",
+            table,
+        )
+    )
+
+
+def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_db: str, tmp_path: Path):
+    """An account-day table has one (business_date, load_id) index, its newest load and a newer load's dates read
+    one probe per date (decision 0058). One built before, with an index on each column, rebuilds the same dates
+    through them until a full refresh gives it the new one: a re-delivered old date and a new date give the rows
+    of a full refresh."""
+    tables = ["intermediate.int_od__positions_daily", "intermediate.int_od__days_past_due_daily"]
+    overrides: dict[tuple[str, date], Decimal | None] = {}
+
+    def principal_now(account: str, day: date) -> Decimal | None:
+        return overrides.get((account, day), principal(account, day))
+
+    raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal_now, TRANSACTIONS)
+    raw.load(days(FIRST, date(2024, 2, 3)))
+    build(fresh_db, "+int_od__days_past_due_daily", tmp_path)
+    assert {t: _date_and_load_indexes(fresh_db, t) for t in tables} == {
+        t: ["business_date, load_id"] for t in tables
+    }
+    old_indexes = query(
+        fresh_db,
+        "select indrelid::regclass::text, indexrelid::regclass::text from pg_index"
+        " where indrelid = any(%s::regclass[]) and not indisunique",
+        tables,
+    )
+    with psycopg.connect(fresh_db) as conn:  # as built before: an index on each column
+        conn.execute("set role odwh_transformer")  # dbt's role, which owns what it builds
+        for table, index in old_indexes:
+            conn.execute(f"drop index {index}")
+            conn.execute(f"create index on {table} (business_date)")
+            conn.execute(f"create index on {table} (load_id)")
+
+    overrides[("U1", date(2024, 1, 10))] = D("250.00")  # a correction of an old date, with a new date
+    raw.load([date(2024, 1, 10), date(2024, 2, 4)])
+    build(fresh_db, "+int_od__days_past_due_daily", tmp_path)
+    assert {t: _date_and_load_indexes(fresh_db, t) for t in tables} == {
+        t: ["business_date", "load_id"] for t in tables
+    }
+    rows = {t: f"select * from {t} order by od_account_id, business_date" for t in tables}  # noqa: S608
+    incremental = {t: query(fresh_db, sql) for t, sql in rows.items()}
+    corrected = (
+        "select principal_outstanding from intermediate.int_od__positions_daily"
+        " where od_account_id = 'U1' and business_date = '2024-01-10'"
+    )
+    assert one(fresh_db, corrected) == D("250.00")
+
+    build(fresh_db, "+int_od__days_past_due_daily", tmp_path, "--full-refresh")
+    assert {t: _date_and_load_indexes(fresh_db, t) for t in tables} == {
+        t: ["business_date, load_id"] for t in tables
+    }
+    assert {t: query(fresh_db, sql) for t, sql in rows.items()} == incremental

@@ -6,19 +6,27 @@
     dependency); `load_id_column` is its load id column (`_load_id` in staging).
 -#}
 
-{#- The earliest business date to rebuild from ('infinity' when nothing is new), or none on a full build. -#}
+{#- The earliest business date to rebuild from ('infinity' when nothing is new), or none on a full build. An
+    account-day table upstream (indexed by date and load id, decision 0058) is read one probe per date; staging
+    and any other table through its load id index. -#}
 {% macro daily_rebuild_from(upstream, load_id_column='load_id') -%}
     {%- if not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {#- two steps: a literal watermark lets the planner use the load_id index -#}
+    {#- two steps: a literal watermark lets the planner use the load id index -#}
     {%- set watermark = load_watermark() -%}
-    {#- "filter (where true)" keeps the planner off min() via the business_date index, which would walk the
-        whole history to find the first newer row; the load_id index finds the newer rows directly -#}
     {%- set newest_load_sql -%}
-        select coalesce(min(business_date) filter (where true), 'infinity'::date)::text
-        from {{ upstream }}
-        where {{ load_id_column }} > {{ watermark }}
+        {%- if indexed_by_date_and_load(upstream) -%}
+            select coalesce(min(business_date), 'infinity'::date)::text
+            from ({{ newest_load_per_date(upstream) }}) as loaded
+            where newest_load_id > {{ watermark }}
+        {%- else -%}
+            {#- "filter (where true)" keeps the planner off min() via the business_date index, which would walk
+                the whole history to find the first newer row; the load_id index finds the newer rows directly -#}
+            select coalesce(min(business_date) filter (where true), 'infinity'::date)::text
+            from {{ upstream }}
+            where {{ load_id_column }} > {{ watermark }}
+        {%- endif -%}
     {%- endset -%}
     {{ return(run_query(newest_load_sql).columns[0].values()[0] if execute else 'infinity') }}
 {%- endmacro %}

@@ -1,13 +1,13 @@
 {#-
     The indexes of the two incremental grains, so every model of a grain is keyed and probed alike:
-    account x business date (unique key, the rebuilt-date delete, the load-id watermark of daily_rebuild_from)
-    and account x month end (unique key, the month-end delete; with_load_id where the model carries load_id).
+    account x business date (the grain, unique; business date and load id: the rebuilt-date delete, a date's
+    reads, and the load-id watermark of daily_rebuild_from read one probe per date, decision 0058) and account x
+    month end (unique key, the month-end delete; with_load_id where the model carries load_id).
 -#}
 {% macro account_day_indexes() -%}
     {{ return([
         {'columns': ['od_account_id', 'business_date'], 'unique': true},
-        {'columns': ['business_date']},
-        {'columns': ['load_id']},
+        {'columns': ['business_date', 'load_id']},
     ]) }}
 {%- endmacro %}
 

@@ -9,17 +9,9 @@
 -- trailing windows read the history in int_monitoring__agent_days, so no lookback is needed. Only abnormal
 -- days are kept, so the pre-hook first deletes every recomputed date (a recomputed date may have none left).
 {%- set agent_days = ref('int_monitoring__agent_days') %}
-{#- The recomputed dates: from the earliest date of agent_days touched by a load newer than this table's
-    newest load id (two steps: with the load id as a literal the planner uses the load_id index; "filter (where
-    true)" keeps it from walking the business_date index of every month, as in daily_rebuild_from). The pre-hook
-    runs the same query at run time; the body runs it at compile time, before the hook deletes anything. -#}
-{%- set recompute_from -%}
-    {%- raw -%}
-    {%- set newest = run_query('select coalesce(max(load_id), 0) from ' ~ this).columns[0].values()[0] -%}
-    (select coalesce(min(business_date) filter (where true), 'infinity'::date) from {{ ref('int_monitoring__agent_days') }}
-     where load_id > {{ newest }})
-    {%- endraw -%}
-{%- endset %}
+{#- The pre-hook deletes the recomputed dates at run time (daily_rebuild_from again: the body computes them at
+    compile time, before the hook deletes anything). -#}
+{%- set recompute_from = "'{{ daily_rebuild_from(ref('int_monitoring__agent_days')) }}'::date" %}
 {{ config(
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= " ~ recompute_from
         ~ "{% endif %}",
