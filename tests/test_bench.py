@@ -25,7 +25,7 @@ def test_bench_runs_every_stage_and_reports_the_targets(server_url, tmp_path, mo
         "simulate 2,000 accounts x 10 days",
         "floor: COPY every CSV + one 60-day window",
         "check + load (manifest, GX suite, COPY)",
-        "models: dbt seed + full build",
+        "models: the daily build (as odwh_daily)",
         "close and publish every complete month",
         "idle odwh run (nothing new)",
         "one more day through Airflow (odwh run)",

@@ -5,8 +5,8 @@ unless ``WAREHOUSE_URL``) it measures:
 
 - the **floor**: ``COPY`` of every CSV file of the landing into unlogged all-text tables, plus one 60-day window
   pass (``min(principal) over 61 rows``) over the balances: what any warehouse must at least spend on the files;
-- the pipeline through the functions the DAG tasks call: check + load, the models (seed + full build), every
-  month close (month-end models, gate, reports);
+- the pipeline through the functions the DAG tasks call, as ``odwh run`` does: check + load, the daily models
+  (seeds, every model but the month-end ones), every month close (the month-end models, gate, reports);
 - an idle ``odwh run`` (a real subprocess) over the same landing, with nothing new; then one more business
   date through a real ``odwh run`` (Airflow start-up, ``odwh_daily``: check, load, daily models);
 - peak RSS of each stage, which runs in its own process as an Airflow task does: the largest single process
@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from odwh import contract, pipeline, progress, publication, simulate, transform, warehouse
+from odwh import contract, pipeline, publication, simulate, warehouse
 
 BENCH_DB = "odwh_bench"
 DEFAULT_SIZES = (10_000, 20_000, 50_000, 100_000)
@@ -278,12 +278,9 @@ def _ingest_stage(url: str, landing: Path) -> int:
 
 
 def _build_stage(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        newest = pipeline.models_behind(conn, "daily")
-    shown = [progress.DbtProgress("dbt build")]
-    transform.seed_and_build(url, exclude="tag:raw_keys", unit_tests=False, callbacks=shown)
-    if newest is not None:  # every model is now built over every load, the daily ones included
-        pipeline.record_build(url, "daily", newest)
+    # what odwh_daily builds after loading, as `odwh run` does: the seeds, every model but the month-end ones
+    # (the closes build those, as odwh_month_end does) and their data tests
+    pipeline.build_daily(url)
     # the account-days built: fct_od_daily is a view of these rows (decision 0041), counted without its joins
     return _count(url, "intermediate.int_od__positions_daily")
 
@@ -327,7 +324,7 @@ def run_size(
     if not keep_landing:
         for loaded in landing.iterdir():
             shutil.rmtree(loaded)
-    stages.append(_timed("models: dbt seed + full build", _build_stage, url))
+    stages.append(_timed("models: the daily build (as odwh_daily)", _build_stage, url))
     months = pipeline.months_ready_to_close(url)
     result.months_closed = len(months)
     reports = workdir / "reports"
