@@ -13,9 +13,10 @@
     {{ return(run_query(watermark_sql).columns[0].values()[0] if execute else 0) }}
 {%- endmacro %}
 
-{#- Whether `relation` has an index on (business_date, load_id), as account_day_indexes() gives an account-day
-    table (decision 0058). A table built before keeps an index on each column until its full refresh, and is read
-    through them, as before: one probe per date over the business_date index alone would read every row. -#}
+{#- Whether `relation` has a valid, whole index on (business_date, load_id), as account_day_indexes() gives an
+    account-day table (decision 0058). A table built before keeps an index on each column until its full refresh,
+    and is read through them, as before: one probe per date over the business_date index alone would read every
+    row. A partial or not yet valid index does not count. -#}
 {% macro indexed_by_date_and_load(relation) -%}
     {%- if not execute -%}
         {{ return(false) }}
@@ -25,6 +26,8 @@
             select from pg_index as i
             where
                 i.indrelid = '{{ relation }}'::regclass
+                and i.indisvalid
+                and i.indpred is null
                 and i.indkey[0] = (
                     select attnum from pg_attribute where attrelid = i.indrelid and attname = 'business_date'
                 )
