@@ -41,11 +41,13 @@ def odwh_month_end() -> None:
         return pipeline.still_ready(pipeline.warehouse_url_from_airflow(), announced or None)
 
     @task
-    def build_month_end_models(months: list[str]) -> int | None:
-        """The newest load the build includes: the gate records it (which data its verdict covers)."""
+    def build_month_end_models(months: list[str], params: dict | None = None) -> int | None:
+        """The newest load the models are built over: the gate records it (which data its verdict covers). Months
+        named by hand are always built again; announced ones only when the daily build did not take them in."""
         from odwh import pipeline
 
-        return pipeline.build_month_end(pipeline.warehouse_url_from_airflow(), months)
+        named = bool((params or {}).get("months"))
+        return pipeline.build_month_end(pipeline.warehouse_url_from_airflow(), months, rebuild=named)
 
     @task(outlets=[PUBLISHED])
     def gate_and_publish(months: list[str], loads_through: int | None) -> list[dict]:

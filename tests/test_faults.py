@@ -125,12 +125,16 @@ def test_a_run_killed_at_each_stage_resumes_to_the_same_marts(
         missing = manifest_mismatches(url, reference.landing)  # loaded dates whole, the others absent
         assert {day for day, *_ in missing} == {p.name for p in reference.landing.iterdir()} - loaded
         assert all(raw_rows == 0 for *_, raw_rows in missing)
-        # killed while building the daily models: the loads are in, the models behind them
-        _run_until(tmp_path, url, reference.landing, r"^dbt build daily ")
+        # killed while building the models (the month is ready: the daily and month-end ones in one build,
+        # decision 0059): the loads are in, the models behind them
+        _run_until(tmp_path, url, reference.landing, r"^dbt build daily_and_month_end ")
         with psycopg.connect(url) as conn:
             assert pipeline.models_behind(conn, "daily") is not None
-        # killed while building the month-end models
-        _run_until(tmp_path, url, reference.landing, r"^dbt build month_end ")
+            assert pipeline.models_behind(conn, "month_end") is not None
+        # killed while closing the month: the models built over every load, the month not published
+        _run_until(tmp_path, url, reference.landing, r"^the month-end models are built over load ")
+        with psycopg.connect(url) as conn:
+            assert pipeline.models_behind(conn, "month_end") is None
         assert _published(url) == []
         _assert_complete(tmp_path, url, reference)
 
@@ -173,7 +177,9 @@ def test_postgres_crashing_mid_load_and_mid_build_loses_nothing(reference: Refer
             committed[-1][0],
         ) == [(0,)]
 
-        _run_until(home, url, landing, r"^dbt build daily ")  # loads the rest, then crashes mid-build
+        _run_until(
+            home, url, landing, r"^dbt build daily(_and_month_end)? "
+        )  # loads the rest, then crashes mid-build
         server.stop(mode="immediate")
         server.start()
         with psycopg.connect(url) as conn:

@@ -307,7 +307,7 @@ def test_a_month_end_build_creates_the_grade_views_a_failed_daily_build_left_dro
         conn.execute(
             "drop view intermediate.int_grading__term_loan_grades, intermediate.int_grading__od_grades_daily cascade"
         )
-    pipeline.build_month_end(url, [FEB.isoformat()])
+    pipeline.build_month_end(url, [FEB.isoformat()], rebuild=True)
     views = query(
         url,
         "select table_name from information_schema.views"
@@ -325,7 +325,7 @@ def test_a_month_end_build_analyzes_every_table_it_wrote(closed: tuple[str, Path
 
     url, *_ = closed
     [(started,)] = query(url, "select now()")
-    pipeline.build_month_end(url, [FEB.isoformat()])
+    pipeline.build_month_end(url, [FEB.isoformat()], rebuild=True)
     analyzed = {
         name
         for (name,) in query(

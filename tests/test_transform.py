@@ -519,6 +519,73 @@ def test_the_published_daily_fact_is_tested_for_one_row_per_account_and_date(fre
 
 
 @pytest.mark.slow
+def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_daily_ones(
+    fresh_db, tmp_path, monkeypatch
+):
+    """Decision 0059: the daily build takes the month-end models in when a month is ready to close, and the close
+    then builds nothing (unless the month is named by hand). A month-end model that fails does not fail the
+    daily build: the daily models are built alone and the close builds the month-end models, and fails there."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "extracts", date(2024, 1, 30), date(2024, 2, 29), accounts=4, seed=3, progress=False
+    )
+    landing = tmp_path / "landing"
+    built: list[tuple[str, ...]] = []
+    build_selector = pipeline._build_selector
+    monkeypatch.setattr(
+        pipeline,
+        "_build_selector",
+        lambda url, selectors, change: (built.append(selectors), build_selector(url, selectors, change)),
+    )
+
+    def load_through(last: str) -> None:
+        for delivery in sorted((tmp_path / "extracts").iterdir()):
+            if delivery.name <= last and not (landing / delivery.name).exists():
+                shutil.copytree(delivery, landing / delivery.name)
+        assert pipeline.ingest(fresh_db, str(landing), echo=False).ok
+
+    def recorded() -> dict[str, int]:
+        with psycopg.connect(fresh_db) as conn:
+            return dict(conn.execute("select selector, loads_through from meta.model_builds").fetchall())
+
+    def month_ends() -> list[date]:
+        with psycopg.connect(fresh_db) as conn:
+            sql = "select distinct month_end from marts.fct_od_month_end order by 1"
+            return [d for (d,) in conn.execute(sql).fetchall()]
+
+    load_through("2024-01-30")
+    pipeline.build_daily(fresh_db)  # January is not complete: the daily models alone
+    assert built == [("daily",)]
+    load_through("2024-01-31")
+    pipeline.build_daily(fresh_db)
+    newest = pipeline.newest_load_id(fresh_db)
+    assert built[1:] == [("daily", "month_end")]
+    assert recorded() == {"daily": newest, "month_end": newest} and month_ends() == [date(2024, 1, 31)]
+    assert pipeline.build_month_end(fresh_db, ["2024-01-31"]) == newest  # announced: nothing to build
+    assert built[2:] == []
+    assert pipeline.build_month_end(fresh_db, ["2024-01-31"], rebuild=True) == newest  # named by hand
+    assert built[2:] == [("month_end",)]
+
+    # a month-end model that cannot write February's month end: the daily models are still built and recorded
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(
+            "alter table marts.fct_od_month_end add constraint broken check (month_end < '2024-02-01') not valid"
+        )
+    load_through("2024-02-29")
+    pipeline.build_daily(fresh_db)
+    newest = pipeline.newest_load_id(fresh_db)
+    assert built[3:] == [("daily", "month_end"), ("daily",)]
+    assert recorded()["daily"] == newest and recorded()["month_end"] < newest
+    with pytest.raises(transform.TransformError, match="fct_od_month_end"):
+        pipeline.build_month_end(fresh_db, ["2024-02-29"])  # the close builds them, and fails there
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("alter table marts.fct_od_month_end drop constraint broken")
+    assert pipeline.build_month_end(fresh_db, ["2024-02-29"]) == newest
+    assert recorded()["month_end"] == newest and month_ends() == [date(2024, 1, 31), date(2024, 2, 29)]
+
+
+@pytest.mark.slow
 def test_the_term_loan_grades_are_tested_at_month_ends_the_one_date_read(fresh_db, tmp_path):
     """The term-loan grade view's test reads calendar month ends only (int_portfolio__positions_month_end reads
     nothing else): a loan no rule grades is a failure on a month end and not on another day."""

@@ -421,16 +421,40 @@ def raise_if_refused(report: IngestReport) -> None:
 def build_daily(warehouse_url: str) -> None:
     """Build the daily dbt models when a load is newer than their last build (incremental: a new day costs a
     day; a build that failed after its dates were loaded is made up by the next run, even with no new date),
-    or rebuild them fully when a policy change was recorded since their last full build."""
+    or rebuild them fully when a policy change was recorded since their last full build.
+
+    When a month is ready to close, the month-end models are built in the same invocation (decision 0059), on
+    the thread the daily models' longest chain leaves free, and recorded as built over the same load, so the
+    close does not build them again. Their failure is not the daily build's: the daily models are then built
+    alone, and the close builds the month-end models again and fails there."""
     refresh = _policy_refresh(warehouse_url, "daily")
     with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         behind = models_behind(conn, "daily")
     if behind is None and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
         return
-    _build_selector(warehouse_url, "daily", refresh)  # the selector holds the seeds: built first
+    if behind is not None and _month_end_joins(warehouse_url, refresh):
+        from odwh import transform
+
+        try:
+            _build_selector(warehouse_url, ("daily", "month_end"), refresh)
+        except transform.TransformError as exc:
+            print(f"the build with the month-end models failed ({exc}); the daily models alone", flush=True)
+        else:
+            record_build(warehouse_url, "daily", behind)
+            record_build(warehouse_url, "month_end", behind)
+            return
+    _build_selector(warehouse_url, ("daily",), refresh)  # the selector holds the seeds: built first
     if behind is not None:
         record_build(warehouse_url, "daily", behind)
+
+
+def _month_end_joins(warehouse_url: str, daily_refresh: int | None) -> bool:
+    """Whether the daily build takes the month-end models in: a month is ready to close and both selectors are
+    built the same way (incrementally, or fully for the same policy change)."""
+    return _policy_refresh(warehouse_url, "month_end") == daily_refresh and bool(
+        months_ready_to_close(warehouse_url)
+    )
 
 
 def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
@@ -441,19 +465,21 @@ def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
         return policy.full_refresh_needed(conn, selector)
 
 
-def _build_selector(warehouse_url: str, selector: str, policy_change: int | None) -> None:
-    """Build ``selector``; fully when a policy change is newer than its last full build (the incremental
-    watermarks follow loads, so they would keep rows computed with the old values)."""
+def _build_selector(warehouse_url: str, selectors: tuple[str, ...], policy_change: int | None) -> None:
+    """Build ``selectors`` in one dbt invocation; fully when a policy change is newer than their last full build
+    (the incremental watermarks follow loads, so they would keep rows computed with the old values)."""
     from odwh import policy, transform
 
+    name = "_and_".join(selectors)  # selectors.yml: daily, month_end, daily_and_month_end
     full = ["--full-refresh"] if policy_change is not None else []
     if full:
-        print(f"policy change {policy_change} recorded: rebuilding the {selector} models in full", flush=True)
-    build = [*transform.PIPELINE_BUILD, "--selector", selector, *full]
-    transform.run_dbt(build, warehouse_url, callbacks=[progress.DbtProgress(f"dbt build {selector}")])
+        print(f"policy change {policy_change} recorded: rebuilding the {name} models in full", flush=True)
+    build = [*transform.PIPELINE_BUILD, "--selector", name, *full]
+    transform.run_dbt(build, warehouse_url, callbacks=[progress.DbtProgress(f"dbt build {name}")])
     if policy_change is not None:
         with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
-            policy.record_full_refresh(conn, selector, policy_change)
+            for selector in selectors:
+                policy.record_full_refresh(conn, selector, policy_change)
 
 
 @runlock.exclusive("publish agent alerts")
@@ -543,14 +569,23 @@ def newest_load_id(warehouse_url: str) -> int:
 
 
 @runlock.exclusive("build month-end models")
-def build_month_end(warehouse_url: str, months: list[str]) -> int | None:
-    """Rebuild the month-end models (selector ``month_end``) when there is a month to close; the newest load
-    the build includes (taken before it starts), for the gate's record, or None when nothing was built."""
+def build_month_end(warehouse_url: str, months: list[str], *, rebuild: bool = False) -> int | None:
+    """Build the month-end models (selector ``month_end``) when there is a month to close and they are behind the
+    newest load (the daily build takes them in when its load makes a month ready: decision 0059), or always with
+    ``rebuild`` (a month named by hand); the newest load they are built over, for the gate's record, or None when
+    there is no month to close."""
     if not months:
         print("no month to close", flush=True)
         return None
-    loads_through = newest_load_id(warehouse_url)
-    _build_selector(warehouse_url, "month_end", _policy_refresh(warehouse_url, "month_end"))
+    refresh = _policy_refresh(warehouse_url, "month_end")
+    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
+        behind = models_behind(conn, "month_end")
+    loads_through = newest_load_id(warehouse_url)  # under the run lock: no load commits before the build ends
+    if behind is None and refresh is None and not rebuild:
+        print(f"the month-end models are built over load {loads_through} (by the daily build)", flush=True)
+        return loads_through
+    _build_selector(warehouse_url, ("month_end",), refresh)
+    record_build(warehouse_url, "month_end", loads_through)
     return loads_through
 
 
