@@ -390,6 +390,21 @@ def test_run_dbt_raises_transform_error_naming_the_failed_node(fresh_db, tmp_pat
         )
     assert raised.value.failed_nodes == ("model.odwh.int_broken__division",)
     assert "model.odwh.int_broken__division" in str(raised.value)
+    assert not raised.value.only_tagged("month_end")
+
+    # a failed test carries its model's tags (dbt gives a test none of them): a month-end model's test is month-end
+    (project / "models" / "intermediate" / "int_tagged__one.sql").write_text(
+        "{{ config(tags=['month_end']) }}\nselect 1 as one\n"
+    )
+    (project / "tests" / "assert_tagged_one_is_never_one.sql").write_text(
+        "select * from {{ ref('int_tagged__one') }} where one = 1\n"
+    )
+    with pytest.raises(transform.TransformError, match="assert_tagged_one_is_never_one") as raised:
+        transform.run_dbt(
+            ["build", "--select", "int_tagged__one+"], fresh_db, project=project, work_dir=tmp_path / "work"
+        )
+    assert raised.value.failed_nodes == ("test.odwh.assert_tagged_one_is_never_one",)
+    assert raised.value.only_tagged("month_end") and not raised.value.only_tagged("daily")
 
 
 def test_run_dbt_raises_transform_error_when_dbt_cannot_start(tmp_path: Path):
@@ -524,11 +539,12 @@ def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_da
 ):
     """Decision 0059: the daily build takes the month-end models in when a month is ready to close, and the close
     then builds nothing (unless the month is named by hand). A month-end model that fails does not fail the
-    daily build: the daily models are built alone and the close builds the month-end models, and fails there."""
+    daily build: the daily models are recorded as built, and the close builds the month-end models and fails
+    there. A close never publishes from daily models behind its loads: it brings them up to date first."""
     from odwh import pipeline, simulate
 
     simulate.simulate(
-        tmp_path / "extracts", date(2024, 1, 30), date(2024, 2, 29), accounts=4, seed=3, progress=False
+        tmp_path / "extracts", date(2024, 1, 30), date(2024, 3, 1), accounts=4, seed=3, progress=False
     )
     landing = tmp_path / "landing"
     built: list[tuple[str, ...]] = []
@@ -539,11 +555,12 @@ def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_da
         lambda url, selectors, change: (built.append(selectors), build_selector(url, selectors, change)),
     )
 
-    def load_through(last: str) -> None:
+    def load_through(last: str) -> int:
         for delivery in sorted((tmp_path / "extracts").iterdir()):
             if delivery.name <= last and not (landing / delivery.name).exists():
                 shutil.copytree(delivery, landing / delivery.name)
         assert pipeline.ingest(fresh_db, str(landing), echo=False).ok
+        return pipeline.newest_load_id(fresh_db)
 
     def recorded() -> dict[str, int]:
         with psycopg.connect(fresh_db) as conn:
@@ -557,9 +574,8 @@ def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_da
     load_through("2024-01-30")
     pipeline.build_daily(fresh_db)  # January is not complete: the daily models alone
     assert built == [("daily",)]
-    load_through("2024-01-31")
+    newest = load_through("2024-01-31")
     pipeline.build_daily(fresh_db)
-    newest = pipeline.newest_load_id(fresh_db)
     assert built[1:] == [("daily", "month_end")]
     assert recorded() == {"daily": newest, "month_end": newest} and month_ends() == [date(2024, 1, 31)]
     assert pipeline.build_month_end(fresh_db, ["2024-01-31"]) == newest  # announced: nothing to build
@@ -567,22 +583,31 @@ def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_da
     assert pipeline.build_month_end(fresh_db, ["2024-01-31"], rebuild=True) == newest  # named by hand
     assert built[2:] == [("month_end",)]
 
-    # a month-end model that cannot write February's month end: the daily models are still built and recorded
+    # a month-end model that cannot write February's month end: the daily models are built and recorded anyway,
+    # with no second build
     with psycopg.connect(fresh_db) as conn:
         conn.execute(
             "alter table marts.fct_od_month_end add constraint broken check (month_end < '2024-02-01') not valid"
         )
-    load_through("2024-02-29")
+    newest = load_through("2024-02-29")
     pipeline.build_daily(fresh_db)
-    newest = pipeline.newest_load_id(fresh_db)
-    assert built[3:] == [("daily", "month_end"), ("daily",)]
+    assert built[3:] == [("daily", "month_end")]
     assert recorded()["daily"] == newest and recorded()["month_end"] < newest
     with pytest.raises(transform.TransformError, match="fct_od_month_end"):
         pipeline.build_month_end(fresh_db, ["2024-02-29"])  # the close builds them, and fails there
+    assert built[4:] == [("month_end",)]
     with psycopg.connect(fresh_db) as conn:
         conn.execute("alter table marts.fct_od_month_end drop constraint broken")
+
+    # a date loaded and not built (its daily build failed, or has not run): the close builds it first
+    newest = load_through("2024-03-01")
     assert pipeline.build_month_end(fresh_db, ["2024-02-29"]) == newest
-    assert recorded()["month_end"] == newest and month_ends() == [date(2024, 1, 31), date(2024, 2, 29)]
+    assert built[5:] == [("daily", "month_end")]
+    assert recorded() == {"daily": newest, "month_end": newest}
+    assert month_ends() == [date(2024, 1, 31), date(2024, 2, 29)]
+    with psycopg.connect(fresh_db) as conn:
+        [(last_day,)] = conn.execute("select max(business_date) from marts.fct_od_daily").fetchall()
+    assert last_day == date(2024, 3, 1)
 
 
 @pytest.mark.slow

@@ -5,8 +5,9 @@ unless ``WAREHOUSE_URL``) it measures:
 
 - the **floor**: ``COPY`` of every CSV file of the landing into unlogged all-text tables, plus one 60-day window
   pass (``min(principal) over 61 rows``) over the balances: what any warehouse must at least spend on the files;
-- the pipeline through the functions the DAG tasks call, as ``odwh run`` does: check + load, the daily models
-  (seeds, every model but the month-end ones), every month close (the month-end models, gate, reports);
+- the pipeline through the functions the DAG tasks call, as ``odwh run`` does: check + load, the daily build
+  (seeds, the daily models, and the month-end ones with them when a month is ready: decision 0059), every month
+  close (the month-end models only if still behind, then gate and reports);
 - an idle ``odwh run`` (a real subprocess) over the same landing, with nothing new; then one more business
   date through a real ``odwh run`` (Airflow start-up, ``odwh_daily``: check, load, daily models);
 - peak RSS of each stage, which runs in its own process as an Airflow task does: the largest single process
@@ -278,15 +279,15 @@ def _ingest_stage(url: str, landing: Path) -> int:
 
 
 def _build_stage(url: str) -> int:
-    # what odwh_daily builds after loading, as `odwh run` does: the seeds, every model but the month-end ones
-    # (the closes build those, as odwh_month_end does) and their data tests
+    # what odwh_daily builds after loading, as `odwh run` does: the seeds, the daily models and, a month being
+    # ready, the month-end ones in the same invocation (decision 0059), with their data tests
     pipeline.build_daily(url)
     # the account-days built: fct_od_daily is a view of these rows (decision 0041), counted without its joins
     return _count(url, "intermediate.int_od__positions_daily")
 
 
 def _close_stage(url: str, months: list[str], reports: Path) -> int:
-    pipeline.build_month_end(url, months)  # what odwh_month_end builds, then gates and publishes
+    pipeline.build_month_end(url, months)  # as odwh_month_end: nothing to build after the daily build; gate, publish
     for month_end in months:
         outcome = publication.close_month(url, date.fromisoformat(month_end), out_root=reports)
         if not outcome.published:

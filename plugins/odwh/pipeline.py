@@ -137,13 +137,12 @@ def models_behind(conn: psycopg.Connection, selector: str) -> int | None:
     return newest if newest is not None and (built is None or newest > built) else None
 
 
-def record_build(warehouse_url: str, selector: str, loads_through: int) -> None:
-    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
-        conn.execute(
-            "insert into meta.model_builds (selector, loads_through) values (%s, %s) on conflict (selector)"
-            " do update set loads_through = excluded.loads_through, built_at = now()",
-            (selector, loads_through),
-        )
+def record_build(conn: psycopg.Connection, selector: str, loads_through: int) -> None:
+    conn.execute(
+        "insert into meta.model_builds (selector, loads_through) values (%s, %s) on conflict (selector)"
+        " do update set loads_through = excluded.loads_through, built_at = now()",
+        (selector, loads_through),
+    )
 
 
 # The door stages, checks and promotes pending dates in batches of this many: a backfill's quarantine (every
@@ -425,28 +424,32 @@ def build_daily(warehouse_url: str) -> None:
 
     When a month is ready to close, the month-end models are built in the same invocation (decision 0059), on
     the thread the daily models' longest chain leaves free, and recorded as built over the same load, so the
-    close does not build them again. Their failure is not the daily build's: the daily models are then built
-    alone, and the close builds the month-end models again and fails there."""
+    close does not build them again. Their failure is not the daily build's: when only month-end nodes failed,
+    the daily models are recorded as built and the close builds the month-end models again, and fails there."""
+    _bring_daily_models_up_to_date(warehouse_url)
+
+
+def _bring_daily_models_up_to_date(warehouse_url: str) -> bool:
+    """:func:`build_daily` without the run lock; whether the month-end models were built with the daily ones."""
+    from odwh import transform
+
     refresh = _policy_refresh(warehouse_url, "daily")
     with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         behind = models_behind(conn, "daily")
     if behind is None and refresh is None:
         print("no new business date: daily models are up to date", flush=True)
-        return
-    if behind is not None and _month_end_joins(warehouse_url, refresh):
-        from odwh import transform
-
-        try:
-            _build_selector(warehouse_url, ("daily", "month_end"), refresh)
-        except transform.TransformError as exc:
-            print(f"the build with the month-end models failed ({exc}); the daily models alone", flush=True)
-        else:
-            record_build(warehouse_url, "daily", behind)
-            record_build(warehouse_url, "month_end", behind)
-            return
-    _build_selector(warehouse_url, ("daily",), refresh)  # the selector holds the seeds: built first
-    if behind is not None:
-        record_build(warehouse_url, "daily", behind)
+        return False
+    joined = behind is not None and _month_end_joins(warehouse_url, refresh)
+    selectors = ("daily", "month_end") if joined else ("daily",)  # daily holds the seeds: built first
+    try:
+        _build_selector(warehouse_url, selectors, refresh)
+    except transform.TransformError as exc:
+        if not joined or not exc.only_tagged("month_end"):  # a daily node failed: the daily build has
+            raise
+        print(f"{exc}\nthe daily models are built; the close builds the month-end models again", flush=True)
+        selectors = ("daily",)  # dbt stops no node for another's failure: every daily node ran and passed
+    _record_built(warehouse_url, selectors, behind, refresh)
+    return "month_end" in selectors
 
 
 def _month_end_joins(warehouse_url: str, daily_refresh: int | None) -> bool:
@@ -468,7 +471,7 @@ def _policy_refresh(warehouse_url: str, selector: str) -> int | None:
 def _build_selector(warehouse_url: str, selectors: tuple[str, ...], policy_change: int | None) -> None:
     """Build ``selectors`` in one dbt invocation; fully when a policy change is newer than their last full build
     (the incremental watermarks follow loads, so they would keep rows computed with the old values)."""
-    from odwh import policy, transform
+    from odwh import transform
 
     name = "_and_".join(selectors)  # selectors.yml: daily, month_end, daily_and_month_end
     full = ["--full-refresh"] if policy_change is not None else []
@@ -476,10 +479,20 @@ def _build_selector(warehouse_url: str, selectors: tuple[str, ...], policy_chang
         print(f"policy change {policy_change} recorded: rebuilding the {name} models in full", flush=True)
     build = [*transform.PIPELINE_BUILD, "--selector", name, *full]
     transform.run_dbt(build, warehouse_url, callbacks=[progress.DbtProgress(f"dbt build {name}")])
-    if policy_change is not None:
-        with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
-            for selector in selectors:
+
+
+def _record_built(
+    warehouse_url: str, selectors: tuple[str, ...], loads_through: int | None, policy_change: int | None
+) -> None:
+    """Record ``selectors`` as built over ``loads_through`` and, after a full build, over ``policy_change``."""
+    from odwh import policy
+
+    with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
+        for selector in selectors:
+            if policy_change is not None:
                 policy.record_full_refresh(conn, selector, policy_change)
+            if loads_through is not None:
+                record_build(conn, selector, loads_through)
 
 
 @runlock.exclusive("publish agent alerts")
@@ -570,22 +583,27 @@ def newest_load_id(warehouse_url: str) -> int:
 
 @runlock.exclusive("build month-end models")
 def build_month_end(warehouse_url: str, months: list[str], *, rebuild: bool = False) -> int | None:
-    """Build the month-end models (selector ``month_end``) when there is a month to close and they are behind the
-    newest load (the daily build takes them in when its load makes a month ready: decision 0059), or always with
-    ``rebuild`` (a month named by hand); the newest load they are built over, for the gate's record, or None when
-    there is no month to close."""
+    """Build the month-end models (selector ``month_end``) when there is a month to close; the newest load they
+    are built over, for the gate's record, or None when there is no month to close.
+
+    The daily models they read are brought up to date first (a close must not publish from daily tables behind
+    its loads, e.g. after a failed daily build); that build takes the month-end models in (decision 0059), as
+    the daily build did when its load made the month ready. They are built here only when still behind or
+    under a policy change, or with ``rebuild`` (a month named by hand) when the daily build did not just build
+    them."""
     if not months:
         print("no month to close", flush=True)
         return None
+    built_with_daily = _bring_daily_models_up_to_date(warehouse_url)
     refresh = _policy_refresh(warehouse_url, "month_end")
     with psycopg.connect(warehouse.stage_url(warehouse.TRANSFORMER, warehouse_url)) as conn:
         behind = models_behind(conn, "month_end")
     loads_through = newest_load_id(warehouse_url)  # under the run lock: no load commits before the build ends
-    if behind is None and refresh is None and not rebuild:
+    if behind is None and refresh is None and (built_with_daily or not rebuild):
         print(f"the month-end models are built over load {loads_through} (by the daily build)", flush=True)
         return loads_through
     _build_selector(warehouse_url, ("month_end",), refresh)
-    record_build(warehouse_url, "month_end", loads_through)
+    _record_built(warehouse_url, ("month_end",), loads_through, refresh)
     return loads_through
 
 

@@ -90,9 +90,10 @@ def _run_dags(url: str, landing: str, verbose: bool) -> RunSummary:
     dag_run = daily.test(run_conf={"landing_url": str(landing)})
     summary.dag_states["odwh_daily"] = str(dag_run.state)
     summary.ingest = pipeline.IngestReport.from_json(_xcom(dag_run, "check_and_load") or {"outcomes": []})
-    # Under a scheduler the MONTH_LOADED asset triggers odwh_month_end; in-process we run it ourselves, over every
-    # ready month, as announced months (not named by hand: the month-end models the daily build took in stand).
-    if pipeline.months_ready_to_close(url):
+    # Under a scheduler the MONTH_LOADED asset triggers odwh_month_end; in-process we run it ourselves when the
+    # daily run announced months (its build succeeded), over every ready month, as announced months (not named by
+    # hand: the month-end models the daily build took in stand).
+    if _xcom(dag_run, "announce_loaded_months"):
         month_run = load_dag("odwh_month_end").test(run_conf={})
         summary.dag_states["odwh_month_end"] = str(month_run.state)
         summary.months = _xcom(month_run, "gate_and_publish") or []

@@ -55,11 +55,22 @@ HISTORY_METADATA_COLUMNS = (
 
 
 class TransformError(RuntimeError):
-    """A dbt invocation failed; ``failed_nodes`` names the nodes that errored or failed."""
+    """A dbt invocation failed; ``failed_nodes`` names the nodes that errored or failed, ``failed_tags`` the tags
+    of each (a test's own and its models': dbt does not pass a model's tags on to its tests)."""
 
-    def __init__(self, message: str, failed_nodes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        failed_nodes: tuple[str, ...] = (),
+        failed_tags: tuple[frozenset[str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.failed_nodes = failed_nodes
+        self.failed_tags = failed_tags
+
+    def only_tagged(self, tag: str) -> bool:
+        """Whether nodes failed and every one of them carries ``tag`` (e.g. only month-end models failed)."""
+        return bool(self.failed_nodes) and all(tag in tags for tags in self.failed_tags)
 
 
 def dbt_project_dir() -> Path:
@@ -248,17 +259,23 @@ def _record_node_seconds(path: Path, result: dbtRunnerResult) -> None:
 
 def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
     command = " ".join(args[:1]) or "dbt"
-    failed = tuple(
-        (r.node.unique_id, str(r.status), (r.message or "").strip())
-        for r in getattr(result.result, "results", None) or ()
-        if str(r.status) in FAILED_STATUSES
-    )
+    results = getattr(result.result, "results", None) or ()
+    tags = {r.node.unique_id: frozenset(r.node.tags) for r in results}
+    failed = [r for r in results if str(r.status) in FAILED_STATUSES]
     if failed:
-        lines = "\n".join(f"  {node} ({status}): {message}" for node, status, message in failed)
+        lines = "\n".join(f"  {r.node.unique_id} ({r.status}): {(r.message or '').strip()}" for r in failed)
         return TransformError(
-            f"dbt {command} failed for {len(failed)} node(s):\n{lines}", tuple(n for n, _, _ in failed)
+            f"dbt {command} failed for {len(failed)} node(s):\n{lines}",
+            tuple(r.node.unique_id for r in failed),
+            tuple(_tags_with_parents(r.node, tags) for r in failed),
         )
     return TransformError(f"dbt {command} failed: {result.exception or 'no result (see the dbt log)'}")
+
+
+def _tags_with_parents(node: Any, tags: dict[str, frozenset[str]]) -> frozenset[str]:
+    """A node's tags, a test's with those of the nodes it reads (of this invocation)."""
+    parents = node.depends_on.nodes if node.resource_type == "test" else ()
+    return frozenset(node.tags).union(*(tags.get(parent, frozenset()) for parent in parents))
 
 
 # What the DAGs build: models and their data tests, not dbt's unit tests. Unit tests check the SQL against fixed
