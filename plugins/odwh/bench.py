@@ -287,7 +287,7 @@ def _build_stage(url: str) -> int:
 
 
 def _close_stage(url: str, months: list[str], reports: Path) -> int:
-    pipeline.build_month_end(url, months)  # as odwh_month_end: nothing to build after the daily build; gate, publish
+    pipeline.build_month_end(url, months)  # as odwh_month_end: built by the daily build, so gate and publish
     for month_end in months:
         outcome = publication.close_month(url, date.fromisoformat(month_end), out_root=reports)
         if not outcome.published:
