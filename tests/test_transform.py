@@ -406,6 +406,34 @@ def test_run_dbt_raises_transform_error_naming_the_failed_node(fresh_db, tmp_pat
     assert raised.value.failed_nodes == ("test.odwh.assert_tagged_one_is_never_one",)
     assert raised.value.only_tagged("month_end") and not raised.value.only_tagged("daily")
 
+    # a month-end model's failure that leaves an untagged model unbuilt (skipped) is not a month-end failure only
+    (project / "models" / "intermediate" / "int_tagged__two.sql").write_text(
+        "{{ config(tags=['month_end']) }}\nselect 1 / 0 as two\n"
+    )
+    (project / "models" / "intermediate" / "int_untagged__after_two.sql").write_text(
+        "select two from {{ ref('int_tagged__two') }}\n"
+    )
+    with pytest.raises(transform.TransformError, match="division by zero") as raised:
+        transform.run_dbt(
+            ["build", "--select", "int_tagged__two+"], fresh_db, project=project, work_dir=tmp_path / "work"
+        )
+    assert raised.value.failed_nodes == ("model.odwh.int_tagged__two",)
+    assert not raised.value.only_tagged("month_end")
+
+
+def test_no_daily_model_reads_a_month_end_model(tmp_path):
+    """What lets a month-end failure leave the daily models built (decision 0059): dbt skips only the failed
+    node's descendants, and no model of the daily selector descends from a month-end one."""
+    manifest = transform.run_dbt(["parse"], NO_SERVER_URL, work_dir=tmp_path).result
+    month_end = {uid for uid, node in manifest.nodes.items() if "month_end" in node.tags}
+    assert month_end, "no node tagged month_end: the selectors select nothing"
+    daily_reading_month_end = {
+        uid: sorted(set(node.depends_on.nodes) & month_end)
+        for uid, node in manifest.nodes.items()
+        if node.resource_type == "model" and uid not in month_end and set(node.depends_on.nodes) & month_end
+    }
+    assert daily_reading_month_end == {}
+
 
 def test_run_dbt_raises_transform_error_when_dbt_cannot_start(tmp_path: Path):
     project = _copy_project(tmp_path)
@@ -540,7 +568,8 @@ def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_da
     """Decision 0059: the daily build takes the month-end models in when a month is ready to close, and the close
     then builds nothing (unless the month is named by hand). A month-end model that fails does not fail the
     daily build: the daily models are recorded as built, and the close builds the month-end models and fails
-    there. A close never publishes from daily models behind its loads: it brings them up to date first."""
+    there. A close never publishes from daily models behind its loads: it brings them up to date first, and
+    fails when only the month-end models taken in then fail (building them again would fail the same way)."""
     from odwh import pipeline, simulate
 
     simulate.simulate(
@@ -596,13 +625,18 @@ def test_a_load_that_makes_a_month_ready_builds_its_month_end_models_with_the_da
     with pytest.raises(transform.TransformError, match="fct_od_month_end"):
         pipeline.build_month_end(fresh_db, ["2024-02-29"])  # the close builds them, and fails there
     assert built[4:] == [("month_end",)]
+
+    # a date loaded and not built (its daily build failed, or has not run): the close builds it first, with the
+    # month-end models; when only they fail, the daily models are recorded and the close fails, building once
+    newest = load_through("2024-03-01")
+    with pytest.raises(transform.TransformError, match="fct_od_month_end"):
+        pipeline.build_month_end(fresh_db, ["2024-02-29"])
+    assert built[5:] == [("daily", "month_end")]
+    assert recorded()["daily"] == newest and recorded()["month_end"] < newest
     with psycopg.connect(fresh_db) as conn:
         conn.execute("alter table marts.fct_od_month_end drop constraint broken")
-
-    # a date loaded and not built (its daily build failed, or has not run): the close builds it first
-    newest = load_through("2024-03-01")
     assert pipeline.build_month_end(fresh_db, ["2024-02-29"]) == newest
-    assert built[5:] == [("daily", "month_end")]
+    assert built[6:] == [("month_end",)]
     assert recorded() == {"daily": newest, "month_end": newest}
     assert month_ends() == [date(2024, 1, 31), date(2024, 2, 29)]
     with psycopg.connect(fresh_db) as conn:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SOURCE_NAME = "core_banking"
 SOURCES_FILE = Path("models/staging/_core_banking__sources.yml")
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+DONE_STATUSES = frozenset({"success", "pass", "warn", "no-op"})  # any other result left its node unfinished
 RAW_METADATA_COLUMNS = (
     (
         "_business_date",
@@ -55,22 +56,24 @@ HISTORY_METADATA_COLUMNS = (
 
 
 class TransformError(RuntimeError):
-    """A dbt invocation failed; ``failed_nodes`` names the nodes that errored or failed, ``failed_tags`` the tags
-    of each (a test's own and its models': dbt does not pass a model's tags on to its tests)."""
+    """A dbt invocation failed; ``failed_nodes`` names the nodes that errored or failed, ``unfinished_tags`` holds
+    the tags of every node left unfinished, failed or skipped for a failure (a test's own and its models': dbt
+    does not pass a model's tags on to its tests)."""
 
     def __init__(
         self,
         message: str,
         failed_nodes: tuple[str, ...] = (),
-        failed_tags: tuple[frozenset[str], ...] = (),
+        unfinished_tags: tuple[frozenset[str], ...] = (),
     ) -> None:
         super().__init__(message)
         self.failed_nodes = failed_nodes
-        self.failed_tags = failed_tags
+        self.unfinished_tags = unfinished_tags
 
     def only_tagged(self, tag: str) -> bool:
-        """Whether nodes failed and every one of them carries ``tag`` (e.g. only month-end models failed)."""
-        return bool(self.failed_nodes) and all(tag in tags for tags in self.failed_tags)
+        """Whether nodes failed and every node left unfinished carries ``tag`` (e.g. only month-end models failed,
+        and only month-end nodes were skipped for it): every other node of the invocation ran and passed."""
+        return bool(self.failed_nodes) and all(tag in tags for tags in self.unfinished_tags)
 
 
 def dbt_project_dir() -> Path:
@@ -267,7 +270,7 @@ def _failure(args: list[str], result: dbtRunnerResult) -> TransformError:
         return TransformError(
             f"dbt {command} failed for {len(failed)} node(s):\n{lines}",
             tuple(r.node.unique_id for r in failed),
-            tuple(_tags_with_parents(r.node, tags) for r in failed),
+            tuple(_tags_with_parents(r.node, tags) for r in results if str(r.status) not in DONE_STATUSES),
         )
     return TransformError(f"dbt {command} failed: {result.exception or 'no result (see the dbt log)'}")
 
@@ -280,8 +283,9 @@ def _tags_with_parents(node: Any, tags: dict[str, frozenset[str]]) -> frozenset[
 
 # What the DAGs build: models and their data tests, not dbt's unit tests. Unit tests check the SQL against fixed
 # inputs, so they belong to `make test` (tests/test_transform.py runs them all); in every daily run they cost
-# ~20 s of the build and test nothing that changed.
-PIPELINE_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+# ~20 s of the build and test nothing that changed. Never fail fast (DBT_FAIL_FAST): every node not downstream of
+# a failure still runs, so a month-end failure leaves the daily models built (TransformError.only_tagged).
+PIPELINE_BUILD = ["build", "--exclude-resource-type", "unit_test", "--no-fail-fast"]
 
 
 def seed_and_build(
