@@ -43,8 +43,8 @@ def odwh_month_end() -> None:
     @task
     def build_month_end_models(months: list[str], params: dict | None = None) -> int | None:
         """The newest load the models are built over: the gate records it (which data its verdict covers). Months
-        named by hand are built again, announced ones only when the daily build did not take them in (unless
-        this close's own catch-up of the daily models just did)."""
+        named by hand are built again unless this close's own catch-up of the daily models just built them;
+        announced ones only when the daily build did not take them in."""
         from odwh import pipeline
 
         named = bool((params or {}).get("months"))

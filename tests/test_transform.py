@@ -430,7 +430,9 @@ def test_no_daily_model_reads_a_month_end_model(tmp_path):
     daily_reading_month_end = {
         uid: sorted(set(node.depends_on.nodes) & month_end)
         for uid, node in manifest.nodes.items()
-        if node.resource_type == "model" and uid not in month_end and set(node.depends_on.nodes) & month_end
+        if node.resource_type in ("model", "snapshot")
+        and uid not in month_end
+        and set(node.depends_on.nodes) & month_end
     }
     assert daily_reading_month_end == {}
 
