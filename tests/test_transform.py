@@ -495,13 +495,17 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
         load(delivery)
     pipeline.build_daily(fresh_db)
     # on a date already built and tested: a currency no rule accepts (lower case: still a currency with a
-    # rounding unit, so the builds run), and days past due no rule grades
+    # rounding unit, so the builds run), and positions without days past due, which no rule grades: their
+    # accounts' runs start a day later (the load ids stay, so the next build rebuilds only its new date)
     execute(
         "update intermediate.int_od__positions_daily set currency = lower(currency) where business_date = '2024-01-01'"
     )
+    runs = "intermediate.int_od__days_past_due_runs"
     execute(
-        "update intermediate.int_od__days_past_due_daily set days_past_due = -1 where business_date = '2024-01-01'"
+        f"delete from {runs} as r where valid_from = '2024-01-01' and exists"  # noqa: S608
+        f" (select from {runs} as n where n.od_account_id = r.od_account_id and n.valid_from = '2024-01-02')"
     )
+    execute(f"update {runs} set valid_from = '2024-01-02' where valid_from = '2024-01-01'")  # noqa: S608
     load(deliveries[2])
     pipeline.build_daily(
         fresh_db

@@ -5,8 +5,8 @@
     of this one). The columns say which rule a failing key breaks.
 
     keys_from_unique_index: the view's rows are a table's rows one to one, and that table's unique index holds
-    the key (the OD grades: the days past due's (account, date) index, each row given one rule by the lateral
-    join's `limit 1`). The key cannot repeat, so the rows are checked one by one, without the group by over
+    the key (the OD grades: the positions' (account, date) index, each row given one run and one rule by the
+    lateral joins' `limit 1`, decision 0060). The key cannot repeat, so the rows are checked one by one, without the group by over
     every key: over the OD grades' 6.1 million account-days at 100,000 x 61 it spilled 478 MB and took 11.4 s
     of the full build's critical path, against 1.5 s. That `limit 1` never chooses between two rules is
     tests/assert_nbc_grading_bands_never_overlap.sql.

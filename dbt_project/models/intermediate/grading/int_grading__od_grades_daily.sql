@@ -2,17 +2,20 @@
 -- from its days past due with the nbc_grading_rules version in force on the day. One row per account and
 -- business date: the grade history is kept, never overwritten (migrations compare two dates' rows).
 -- A view (decision 0038): a row's grade is a function of that row's days past due and the rule versions, so a
--- reader's date condition reaches the days-past-due table's index and only those dates are graded.
+-- reader's date condition reaches the positions' index and only those dates are graded. The days past due are
+-- joined here as int_od__days_past_due_daily joins them (macros/days_past_due.sql, decision 0060): a view
+-- reading that view would be dropped whenever dbt recreates it.
 
--- the columns grading reads, with the term class every OD has (a narrower read than the DPD model's rows)
+-- the columns grading reads
 with days_past_due as (
     select
-        od_account_id,
-        business_date,
-        days_past_due,
-        'SHORT' as term_class,
-        load_id
-    from {{ ref('int_od__days_past_due_daily') }}
+        p.od_account_id,
+        p.business_date,
+        dpd.days_past_due,
+        dpd.term_class,
+        p.load_id
+    from {{ ref('int_od__positions_daily') }} as p
+    {{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd') }}
 )
 
 select

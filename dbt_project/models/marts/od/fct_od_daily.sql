@@ -24,15 +24,6 @@ with positions as (
     ) as w on p.business_date = w.business_date
 ),
 
--- graded here as int_grading__od_grades_daily grades (every OD is short-term): a view reading that view would be
--- dropped whenever dbt recreates it, in every build
-days_past_due as (
-    select
-        *,
-        'SHORT' as term_class
-    from {{ ref('int_od__days_past_due_daily') }}
-),
-
 stagnation as (
     select * from {{ ref('int_od__stagnation_daily') }}
 ),
@@ -85,11 +76,11 @@ select
     p.load_id::bigint as load_id
 from positions as p
 -- an OD that left the book (converted, written off; macros/lifecycle.sql) keeps its balance row but no longer
--- runs days past due, a grade or stagnation from that date (nulls), and provisions 0 (rulebook J; decision 0028)
-left join days_past_due as dpd
-    on
-        p.od_account_id = dpd.od_account_id and p.business_date = dpd.business_date
-        and not {{ left_the_od_book('p') }}
+-- runs days past due, a grade or stagnation from that date (nulls), and provisions 0 (rulebook J; decision 0028).
+-- The days past due as int_od__days_past_due_daily joins them (decision 0060), graded here as
+-- int_grading__od_grades_daily grades (every OD is short-term): a view reading either view would be dropped
+-- whenever dbt recreates it, in every build
+{{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd', 'not ' ~ left_the_od_book('p')) }}
 {{ nbc_grade_rule_join('dpd', 'g') }}
 left join stagnation as s
     on p.od_account_id = s.od_account_id and p.business_date = s.business_date and not {{ left_the_od_book('p') }}
