@@ -45,3 +45,21 @@
         end if;
     end $$
 {%- endmacro %}
+
+{#-
+    Multi-column n-distinct statistics on `columns` (dbt's config has none): a post-hook creates them when the
+    table has no extended statistics yet, and analyzes the table once then (later builds analyze it as before).
+    Unnamed, as partial_index is. The positions need them (decision 0060): a reader of a run per position joins
+    laterally on (od_account_id, business_date), every pair once, but the planner guessed few distinct pairs from
+    the columns' own statistics and put a Memoize in front of each probe, which missed every time: a view's
+    whole history took minutes instead of seconds.
+-#}
+{% macro ndistinct_statistics(columns) -%}
+    do $$ begin
+        if not exists (select from pg_statistic_ext where stxrelid = '{{ this }}'::regclass) then
+            create statistics (ndistinct) on {{ columns | join(', ') }} from {{ this }};
+            analyze {{ this }};
+        end if;
+    end $$
+{%- endmacro %}
+
