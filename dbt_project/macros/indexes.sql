@@ -52,4 +52,3 @@
         end if;
     end $$
 {%- endmacro %}
-
