@@ -145,7 +145,6 @@ def test_month_end_charges_are_the_rounded_sums_of_the_daily_accruals(built_db):
 
 PARTITIONED = [  # meta partitioned_by_month (docs/decisions/0046), those MARTS builds
     "intermediate.int_od__positions_daily",
-    "intermediate.int_od__stagnation_daily",
 ]
 
 
@@ -178,7 +177,8 @@ def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     tables = {
         "intermediate.int_od__positions_daily": "od_account_id, business_date",
         "intermediate.int_od__charges_monthly": "od_account_id, month_end",
-        "intermediate.int_od__stagnation_daily": "od_account_id, business_date",
+        "intermediate.int_od__days_past_due_runs": "od_account_id, valid_from",
+        "intermediate.int_od__stagnation_runs": "od_account_id, valid_from",
         "marts.fct_od_daily": "od_account_id, business_date",
         "marts.fct_od_month_end": "od_account_id, month_end",
     }
@@ -290,23 +290,23 @@ def test_a_reversal_of_a_charge_of_the_month_before_reopens_that_month_for_its_a
 
 
 def test_a_table_built_before_partitioning_works_until_built_whole(fresh_db: str, tmp_path: Path):
-    """A warehouse built before decision 0046 keeps its unpartitioned stagnation table: a new date is added
-    to it as before, and a full refresh rebuilds it partitioned, with the same rows."""
-    table = "intermediate.int_od__stagnation_daily"
+    """A warehouse built before decision 0046 keeps its unpartitioned positions table: a new date is added to it
+    as before, and a full refresh rebuilds it partitioned, with the same rows."""
+    table = "intermediate.int_od__positions_daily"
     raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal, TRANSACTIONS)
     raw.load(days(FIRST, date(2024, 2, 3)))
-    build(fresh_db, "+int_od__stagnation_daily", tmp_path)
+    build(fresh_db, "+int_od__positions_daily", tmp_path)
     with psycopg.connect(fresh_db) as conn:  # as built before: one table, the same rows and unique index
         conn.execute("set role odwh_transformer")  # dbt's role, which owns what it builds
         conn.execute(f"create table {table}_plain as select * from {table}")  # noqa: S608
         conn.execute(f"drop table {table} cascade")
-        conn.execute(f"alter table {table}_plain rename to int_od__stagnation_daily")
+        conn.execute(f"alter table {table}_plain rename to int_od__positions_daily")
         conn.execute(f"create unique index on {table} (od_account_id, business_date)")
         conn.execute(f"analyze {table}")  # the statistics its last build left
     last_analyze = f"select last_analyze from pg_stat_user_tables where relid = '{table}'::regclass"  # noqa: S608
     analyzed = one(fresh_db, last_analyze)
     raw.load([date(2024, 2, 4)])
-    build(fresh_db, "+int_od__stagnation_daily", tmp_path)
+    build(fresh_db, "+int_od__positions_daily", tmp_path)
     kind = f"select relkind::text from pg_class where oid = '{table}'::regclass"  # noqa: S608
     rows = f"select * from {table} order by od_account_id, business_date"  # noqa: S608
     assert one(fresh_db, kind) == "r"
@@ -314,7 +314,7 @@ def test_a_table_built_before_partitioning_works_until_built_whole(fresh_db: str
     incremental = query(fresh_db, rows)
     assert max(r[1] for r in incremental) == date(2024, 2, 4)
 
-    build(fresh_db, "+int_od__stagnation_daily", tmp_path, "--full-refresh")
+    build(fresh_db, "+int_od__positions_daily", tmp_path, "--full-refresh")
     assert one(fresh_db, kind) == "p"
     assert query(fresh_db, rows) == incremental
 
@@ -339,7 +339,7 @@ def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_
     one probe per date (decision 0058). One built before, with an index on each column, rebuilds the same dates
     through them until a full refresh gives it the new one: a re-delivered old date and a new date give the rows
     of a full refresh."""
-    tables = ["intermediate.int_od__positions_daily", "intermediate.int_od__stagnation_daily"]
+    tables = ["intermediate.int_od__positions_daily"]
     overrides: dict[tuple[str, date], Decimal | None] = {}
 
     def principal_now(account: str, day: date) -> Decimal | None:
@@ -347,7 +347,7 @@ def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_
 
     raw = ScriptedAccounts(fresh_db, ACCOUNTS, principal_now, TRANSACTIONS)
     raw.load(days(FIRST, date(2024, 2, 3)))
-    build(fresh_db, "+int_od__stagnation_daily", tmp_path)
+    build(fresh_db, "+int_od__positions_daily", tmp_path)
     assert {t: _date_and_load_indexes(fresh_db, t) for t in tables} == {
         t: ["business_date, load_id"] for t in tables
     }
@@ -366,7 +366,7 @@ def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_
 
     overrides[("U1", date(2024, 1, 10))] = D("250.00")  # a correction of an old date, with a new date
     raw.load([date(2024, 1, 10), date(2024, 2, 4)])
-    build(fresh_db, "+int_od__stagnation_daily", tmp_path)
+    build(fresh_db, "+int_od__positions_daily", tmp_path)
     assert {t: _date_and_load_indexes(fresh_db, t) for t in tables} == {
         t: ["business_date", "load_id"] for t in tables
     }
@@ -378,7 +378,7 @@ def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_
     )
     assert one(fresh_db, corrected) == D("250.00")
 
-    build(fresh_db, "+int_od__stagnation_daily", tmp_path, "--full-refresh")
+    build(fresh_db, "+int_od__positions_daily", tmp_path, "--full-refresh")
     assert {t: _date_and_load_indexes(fresh_db, t) for t in tables} == {
         t: ["business_date, load_id"] for t in tables
     }

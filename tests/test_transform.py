@@ -518,7 +518,7 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
 
     # a model built whole (here: its table lost, and the views reading it) is tested whole, beside models built
     # incrementally; so is a view reading it (fct_od_daily, decision 0041), whose other inputs are old
-    execute("drop table intermediate.int_od__stagnation_daily cascade")
+    execute("drop table intermediate.int_od__stagnation_runs cascade")
     load(deliveries[3])
     failed = build_fails()
     assert "accepted_values_fct_od_daily_currency" in failed

@@ -11,6 +11,16 @@
     ]) }}
 {%- endmacro %}
 
+{#- a model stored as runs (decision 0060): the runs' key, their first day (the rebuild's delete) and load id (the
+    watermark) -#}
+{% macro run_indexes() -%}
+    {{ return([
+        {'columns': ['od_account_id', 'valid_from'], 'unique': true},
+        {'columns': ['valid_from']},
+        {'columns': ['load_id']},
+    ]) }}
+{%- endmacro %}
+
 {% macro account_month_end_indexes(with_load_id=false) -%}
     {%- set indexes = [
         {'columns': ['od_account_id', 'month_end'], 'unique': true},

@@ -3,8 +3,11 @@
 -- business date: the grade history is kept, never overwritten (migrations compare two dates' rows).
 -- A view (decision 0038): a row's grade is a function of that row's days past due and the rule versions, so a
 -- reader's date condition reaches the positions' index and only those dates are graded. The days past due are
--- joined here as int_od__days_past_due_daily joins them (macros/days_past_due.sql, decision 0060): a view
+-- joined here as int_od__days_past_due_daily joins them (macros/runs.sql, decision 0060): a view
 -- reading that view would be dropped whenever dbt recreates it.
+-- Built after that view all the same: it replaced the table this view read before, and replacing a table drops
+-- the views reading it, so on an upgrade's first build the two would race.
+-- depends_on: {{ ref('int_od__days_past_due_daily') }}
 
 -- the columns grading reads
 with days_past_due as (

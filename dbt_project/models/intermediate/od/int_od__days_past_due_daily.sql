@@ -1,6 +1,6 @@
 -- Days past due of every OD position (rulebook D; docs/policy-engine.md D): one row per position, its account's
 -- charges state from its run (int_od__days_past_due_runs, decision 0060) and the day counts from the date
--- (macros/days_past_due.sql). A view: each account-day's state is stored once, as a run.
+-- (macros/runs.sql). A view: each account-day's state is stored once, as a run.
 {{ config(materialized='view', meta={'rebuilt_by_date': true}) }}
 
 select

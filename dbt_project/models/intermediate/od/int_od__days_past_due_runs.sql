@@ -32,11 +32,7 @@
 {{ config(
     unique_key=['od_account_id', 'valid_from'],
     incremental_strategy='append',
-    indexes=[
-        {'columns': ['od_account_id', 'valid_from'], 'unique': true},
-        {'columns': ['valid_from']},
-        {'columns': ['load_id']},
-    ],
+    indexes=run_indexes(),
     pre_hook="{{ delete_runs_rebuilt(ref('int_od__positions_daily')) }}",
 ) }}
 
@@ -53,7 +49,6 @@
     t.excess_since, t.cumulative_credits, t.cumulative_fees_due, t.cumulative_interest_due, t.credits_beyond_fees,
     t.credits_beyond_charges, t.oldest_unpaid_due_date, t.unpaid_charges
 {%- endset %}
-
 
 -- only the columns read below, not *: `days` is read twice, so PostgreSQL materializes it (narrow rows)
 with days as (
@@ -656,41 +651,10 @@ day_states as (
         coalesce(latest_state[8], 0) as credits_beyond_charges
     from excess_runs
     where is_day
-),
-
--- the state each day compared with the account's previous day: the batch's first day with the account's latest
--- run before the batch (previous_rows; a row of nulls, which no day's state equals, when it has none), so that a
--- run goes on across the batch's first date. Compared as text: a numeric's scale is part of the value a reader
--- sees (0 and 0.00 start different runs)
-{%- set state_columns = ['oldest_unpaid_due_date', 'unpaid_charges', 'excess_since', 'cumulative_credits',
-    'cumulative_fees_due', 'cumulative_interest_due', 'credits_beyond_fees', 'credits_beyond_charges'] %}
-{%- set day_state = 'row(d.' ~ state_columns | join(', d.') ~ ')::text' %}
-{%- set previous_state_row = 'row(p.' ~ state_columns | join(', p.') ~ ')::text' if from_date else 'null' %}
-run_starts as (
-    select
-        d.*,
-        -- (in brackets: sqlfluff ends a select list at its first "from")
-        ({{ day_state }} is distinct from coalesce(lag({{ day_state }}) over account_days, {{ previous_state_row }}))
-            as starts_run
-    from day_states as d
-    {% if from_date -%}
-        -- (previous_rows is read above when from_date is set: the linter sees the join without it)
-        left join previous_rows as p on d.od_account_id = p.od_account_id  -- noqa: ST11
-    {%- endif %}
-    window account_days as (partition by d.od_account_id order by d.business_date)
 )
 
-select
-    od_account_id,
-    business_date as valid_from,
-    oldest_unpaid_due_date,
-    unpaid_charges,
-    excess_since,
-    cumulative_credits,
-    cumulative_fees_due,
-    cumulative_interest_due,
-    credits_beyond_fees,
-    credits_beyond_charges,
-    load_id
-from run_starts
-where starts_run
+-- a run starts on each day whose state differs from the account's previous day's (macros/runs.sql); the batch's
+-- first day is compared with the account's latest run before the batch (previous_rows)
+{{ run_starts('day_states', 'previous_rows' if from_date else none, ['oldest_unpaid_due_date', 'unpaid_charges',
+    'excess_since', 'cumulative_credits', 'cumulative_fees_due', 'cumulative_interest_due', 'credits_beyond_fees',
+    'credits_beyond_charges']) }}

@@ -9,6 +9,9 @@
 -- (meta.secure_relation). A reader's condition is applied inside the view only when it is
 -- leakproof: compare business_date with a date (=, <, in a list), not through a function of it.
 {{ config(materialized='view', meta={'rebuilt_by_date': true}) }}
+-- built after the views that replaced the tables it read before decision 0060: replacing a table drops the views
+-- reading it, so on an upgrade's first build the two would race
+-- depends_on: {{ ref('int_od__days_past_due_daily') }} {{ ref('int_od__stagnation_daily') }}
 
 {%- set provision_rate = "(case when " ~ left_the_od_book('p') ~ " then 0 else g.provision_rate end)" %}
 
@@ -22,10 +25,6 @@ with positions as (
     inner join (
         {{ day_count_weights(ref('int_od__positions_daily'), ref('int_policy__parameter_versions')) }}
     ) as w on p.business_date = w.business_date
-),
-
-stagnation as (
-    select * from {{ ref('int_od__stagnation_daily') }}
 ),
 
 rounding_units as (
@@ -77,12 +76,11 @@ select
 from positions as p
 -- an OD that left the book (converted, written off; macros/lifecycle.sql) keeps its balance row but no longer
 -- runs days past due, a grade or stagnation from that date (nulls), and provisions 0 (rulebook J; decision 0028).
--- The days past due as int_od__days_past_due_daily joins them (decision 0060), graded here as
--- int_grading__od_grades_daily grades (every OD is short-term): a view reading either view would be dropped
--- whenever dbt recreates it, in every build
+-- The days past due and stagnation as int_od__days_past_due_daily and int_od__stagnation_daily join their runs
+-- (decision 0060), graded here as int_grading__od_grades_daily grades (every OD is short-term): a view reading
+-- any of those views would be dropped whenever dbt recreates it, in every build
 {{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd', 'not ' ~ left_the_od_book('p')) }}
 {{ nbc_grade_rule_join('dpd', 'g') }}
-left join stagnation as s
-    on p.od_account_id = s.od_account_id and p.business_date = s.business_date and not {{ left_the_od_book('p') }}
+{{ stagnation_join('p', ref('int_od__stagnation_runs'), 's', 'not ' ~ left_the_od_book('p')) }}
 left join rounding_units as u on {{ join_rounding_unit('u', 'p.currency', 'p.business_date') }}
 where {{ visible_branch_rows('p.branch_code') }}
