@@ -513,8 +513,12 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
 
     # with nothing loaded since the last build, a test run reads every date
     with pytest.raises(transform.TransformError, match="accepted_values_fct_od_daily_currency") as failed_run:
-        transform.run_dbt(["test", "--select", "fct_od_daily", "int_grading__od_grades_daily"], fresh_db)
+        transform.run_dbt(
+            ["test", "--select", "fct_od_daily", "int_grading__od_grades_daily", "int_od__days_past_due_runs"],
+            fresh_db,
+        )
     assert "graded_once_int_grading__od_grades_daily" in str(failed_run.value)
+    assert "days_past_due_runs_cover_every_position" in str(failed_run.value)
 
     # a model built whole (here: its table lost, and the views reading it) is tested whole, beside models built
     # incrementally; so is a view reading it (fct_od_daily, decision 0041), whose other inputs are old
