@@ -512,11 +512,9 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     )  # 2024-01-03 alone is rewritten and tested, in the tables and the grade view
 
     # with nothing loaded since the last build, a test run reads every date
+    tested = ["fct_od_daily", "int_grading__od_grades_daily", "int_od__days_past_due_runs"]
     with pytest.raises(transform.TransformError, match="accepted_values_fct_od_daily_currency") as failed_run:
-        transform.run_dbt(
-            ["test", "--select", "fct_od_daily", "int_grading__od_grades_daily", "int_od__days_past_due_runs"],
-            fresh_db,
-        )
+        transform.run_dbt(["test", "--select", *tested], fresh_db)
     assert "graded_once_int_grading__od_grades_daily" in str(failed_run.value)
     assert "days_past_due_runs_cover_every_position" in str(failed_run.value)
 
