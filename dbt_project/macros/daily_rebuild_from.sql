@@ -49,10 +49,11 @@
     {{ return(none if run_query(loaded_before_sql).columns[0].values()[0] else from_date) }}
 {%- endmacro %}
 
-{#- Pre-hook of a model stored as runs (decision 0060: int_od__days_past_due_runs): the runs starting on a date the
-    build rebuilds are deleted before it inserts the batch's; a run starting earlier stays, and goes on into the
-    batch when the batch's first day has its state. The model reads only the runs before `from_date`, and the
-    watermark is read before anything is written, so both compute the same `from_date`. -#}
+{#- Pre-hook of a model stored as runs (decision 0060: int_od__days_past_due_runs, int_od__stagnation_runs): the
+    runs starting on a date the build rebuilds are deleted before it inserts the batch's; a run starting earlier
+    stays, and goes on into the batch when the batch's first day has its state. The model reads only the runs
+    before `from_date`, and the watermark is read before anything is written, so both compute the same
+    `from_date`. -#}
 {% macro delete_runs_rebuilt(upstream) -%}
     {%- set from_date = daily_rebuild_from(upstream) -%}
     {%- if from_date and from_date != 'infinity' -%}
