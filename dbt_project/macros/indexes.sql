@@ -47,6 +47,19 @@
 {%- endmacro %}
 
 {#-
+    A unique index on `columns` of a model that is rebuilt in place (the policy versions): dbt's `indexes` config
+    creates indexes only with the table, so a warehouse built before the index was added would never get it. A
+    post-hook creates it when the table has no unique index yet; unnamed, as partial_index is.
+-#}
+{% macro unique_index(columns) -%}
+    do $$ begin
+        if not exists (select from pg_index where indrelid = '{{ this }}'::regclass and indisunique) then
+            create unique index on {{ this }} ({{ columns | join(', ') }});
+        end if;
+    end $$
+{%- endmacro %}
+
+{#-
     Multi-column n-distinct statistics on `columns` (dbt's config has none): a post-hook creates them when the
     table has no extended statistics yet, and analyzes the table once then (later builds analyze it as before).
     Unnamed, as partial_index is. The positions need them (decision 0060): a reader of a run per position joins

@@ -1,13 +1,15 @@
 {#-
     Reading the state stored as runs (decision 0060): a position takes its account's latest run starting on or
-    before its date, one probe of the runs' unique (od_account_id, valid_from) index. One way for every reader:
-    the views over the runs (int_od__days_past_due_daily, int_od__stagnation_daily), the grade view and
-    fct_od_daily, which join the runs themselves (a view reading a view is dropped whenever dbt recreates the
-    view it reads).
+    before its date. `latest_run` is that run as one `limit 1` probe of the runs' unique (od_account_id,
+    valid_from) index (the runs models' carry reads it so). The joins below find the run in two steps instead
+    (decision 0061): a lateral aggregate, the latest `valid_from` (the same one-probe index scan), then the run
+    itself on the unique index. The planner proves each step returns at most one row, so a reader that uses none
+    of the run's columns (a control total of fct_od_daily, a count of a view's rows) does not probe at all: a
+    `limit 1` probe it cannot prove so, and ran it once per row.
     The probe reads only the position's account and date: any other column of the position it read would become
     a parameter of the probe, and the planner then puts a Memoize in front of it that misses on every row
     (docs/performance.md). So `condition` (SQL over the position; the columns are null where it does not hold)
-    goes in the join's `on`, and the day counts are computed outside the probe.
+    goes in the join's `on`, and the day counts are computed outside it.
 -#}
 {% macro latest_run(position, runs) -%}
     select *
@@ -19,43 +21,65 @@
     limit 1
 {%- endmacro %}
 
-{#- the stagnation of a position: its run's columns as they are (docs/policy-engine.md E) -#}
-{% macro stagnation_join(position, runs, alias, condition='true') -%}
-    left join lateral ({{ latest_run(position, runs) }}) as {{ alias }} on {{ condition }}
+{#- the latest run of a position's account, joined as `alias` (its columns null where `condition` does not hold or
+    there is no run) -#}
+{% macro run_join(position, runs, alias, condition='true') -%}
+    left join lateral (
+        select max(r.valid_from) as valid_from
+        from {{ runs }} as r
+        where
+            r.od_account_id = {{ position }}.od_account_id
+            and r.valid_from <= {{ position }}.business_date
+    ) as {{ alias }}_start on {{ condition }}
+    left join {{ runs }} as {{ alias }}
+        on
+            {{ position }}.od_account_id = {{ alias }}.od_account_id
+            and {{ alias }}_start.valid_from = {{ alias }}.valid_from
 {%- endmacro %}
 
-{#- the days past due of a position: its run's charges state and the three day counts from the date
-    (docs/policy-engine.md D); `business_date` and `term_class` are there for nbc_grade_rule_join -#}
-{% macro days_past_due_join(position, runs, alias, condition='true') -%}
+{#- the stagnation of a position: its run's columns as they are (docs/policy-engine.md E) -#}
+{% macro stagnation_join(position, runs, alias, condition='true') -%}
+    {{ run_join(position, runs, alias, condition) }}
+{%- endmacro %}
+
+{#- The days past due of a position: its run's charges state and the three day counts from the date
+    (docs/policy-engine.md D). With `grade_alias`, also the NBC grade of those days past due (every OD is
+    short-term, OD policy §4). The counts are written as expressions over the position and the run, each null
+    where there is no run, and the grade reads the expressions, not the joined columns: a column of a joined
+    query is a placeholder the planner keeps while any later join reads it, even a join it removes (the
+    grade's), and with it the run's join. `business_date` and `term_class` are the graded row's. -#}
+{% macro days_past_due_join(position, runs, alias, condition='true', grade_alias=none) -%}
     {%- set p = position -%}
     {%- set run = alias ~ '_run' -%}
-    left join lateral ({{ latest_run(p, runs) }}) as {{ run }} on {{ condition }}
+    {%- set has_run = run ~ '.od_account_id is not null' -%}
+    {%- set on_run = 'case when ' ~ has_run ~ ' then ' -%}
+    {%- set charges = on_run ~ 'coalesce(' ~ p ~ '.business_date - ' ~ run ~ '.oldest_unpaid_due_date, 0) end' -%}
+    {%- set excess = on_run ~ 'coalesce(' ~ p ~ '.business_date - ' ~ run ~ '.excess_since, 0) end' -%}
+    {%- set past_maturity = p ~ '.principal_outstanding > 0 and ' ~ p ~ '.business_date > ' ~ p ~ '.maturity_date' -%}
+    {%- set maturity = on_run ~ '(case when ' ~ past_maturity ~ ' then ' ~ p ~ '.business_date - ' ~ p
+        ~ '.maturity_date else 0 end) end' -%}
+    {%- set days_past_due = 'greatest(' ~ charges ~ ', ' ~ excess ~ ', ' ~ maturity ~ ')' -%}
+    {%- set business_date = on_run ~ p ~ '.business_date end' -%}
+    {%- set term_class = on_run ~ "'SHORT' end" -%}
+    {{ run_join(p, runs, run, condition) }}
     left join lateral (
         select
-            *,
-            greatest(dpd_charges, dpd_excess, dpd_maturity) as days_past_due
-        from (
-            select
-                {{ p }}.business_date,
-                'SHORT' as term_class,  -- every OD is short-term (OD policy §4): the grading rules' class
-                coalesce({{ p }}.business_date - {{ run }}.oldest_unpaid_due_date, 0) as dpd_charges,
-                coalesce({{ p }}.business_date - {{ run }}.excess_since, 0) as dpd_excess,
-                case
-                    when {{ p }}.principal_outstanding > 0 and {{ p }}.business_date > {{ p }}.maturity_date
-                        then {{ p }}.business_date - {{ p }}.maturity_date
-                    else 0
-                end as dpd_maturity,
-                {{ run }}.oldest_unpaid_due_date,
-                {{ run }}.unpaid_charges,
-                {{ run }}.excess_since,
-                {{ run }}.cumulative_credits,
-                {{ run }}.cumulative_fees_due,
-                {{ run }}.cumulative_interest_due,
-                {{ run }}.credits_beyond_fees,
-                {{ run }}.credits_beyond_charges
-            where {{ run }}.od_account_id is not null
-        ) as counted
+            {{ business_date }} as business_date,
+            {{ term_class }} as term_class,
+            {{ charges }} as dpd_charges,
+            {{ excess }} as dpd_excess,
+            {{ maturity }} as dpd_maturity,
+            {{ days_past_due }} as days_past_due,
+            {{ run }}.oldest_unpaid_due_date,
+            {{ run }}.unpaid_charges,
+            {{ run }}.excess_since,
+            {{ run }}.cumulative_credits,
+            {{ run }}.cumulative_fees_due,
+            {{ run }}.cumulative_interest_due,
+            {{ run }}.credits_beyond_fees,
+            {{ run }}.credits_beyond_charges
     ) as {{ alias }} on true
+    {{ nbc_grade_rule_join(term_class, days_past_due, business_date, grade_alias) if grade_alias }}
 {%- endmacro %}
 
 {#- The runs of a model stored as runs (decision 0060): the days of `days` (od_account_id, business_date, the

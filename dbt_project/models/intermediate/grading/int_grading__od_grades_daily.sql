@@ -9,28 +9,16 @@
 -- the views reading it, so on an upgrade's first build the two would race.
 -- depends_on: {{ ref('int_od__days_past_due_daily') }}
 
--- the columns grading reads
-with days_past_due as (
-    select
-        p.od_account_id,
-        p.business_date,
-        dpd.days_past_due,
-        dpd.term_class,
-        p.load_id
-    from {{ ref('int_od__positions_daily') }} as p
-    {{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd') }}
-)
-
 select
-    d.od_account_id,
-    d.business_date,
-    d.days_past_due,
-    d.term_class,
+    p.od_account_id,
+    p.business_date,
+    dpd.days_past_due,
+    dpd.term_class,
     r.grade as nbc_grade,
     r.grade_order,
     r.provision_rate,
     r.is_non_performing,
     r.grading_version,
-    d.load_id
-from days_past_due as d
-{{ nbc_grade_rule_join('d') }}
+    p.load_id
+from {{ ref('int_od__positions_daily') }} as p
+{{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd', grade_alias='r') }}

@@ -57,4 +57,4 @@ select
     r.grading_version,
     c._load_id as load_id
 from classified as c
-{{ nbc_grade_rule_join('c') }}
+{{ nbc_grade_rule_join('c.term_class', 'c.days_past_due', 'c.business_date') }}

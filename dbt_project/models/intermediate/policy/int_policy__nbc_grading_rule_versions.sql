@@ -1,8 +1,11 @@
 -- NBC grading rules with their validity [effective_from, effective_to) and a version id per rule row.
 -- Grade on a date:  join ... on r.term_class = x.term_class and x.dpd >= r.min_dpd
 --   and (r.max_dpd is null or x.dpd <= r.max_dpd) and x.d >= r.effective_from and x.d < r.effective_to
+-- Unique on (term_class, grade, effective_from): a graded row joins its rule on that index (macros/nbc_grade.sql).
 -- A provision rate recorded by `odwh policy set provision_rate_<term_class>_<grade>` (rulebook L) is a new
 -- rule row from its date: the seed rule in force then, with the recorded rate.
+{{ config(post_hook="{{ unique_index(['term_class', 'grade', 'effective_from']) }}") }}
+
 with defaults as (
     -- listed, not *: `recorded` below gives the same columns in this order (union all pairs by position)
     select

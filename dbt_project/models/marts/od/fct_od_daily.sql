@@ -79,8 +79,7 @@ from positions as p
 -- The days past due and stagnation as int_od__days_past_due_daily and int_od__stagnation_daily join their runs
 -- (decision 0060), graded here as int_grading__od_grades_daily grades (every OD is short-term): a view reading
 -- any of those views would be dropped whenever dbt recreates it, in every build
-{{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd', 'not ' ~ left_the_od_book('p')) }}
-{{ nbc_grade_rule_join('dpd', 'g') }}
+{{ days_past_due_join('p', ref('int_od__days_past_due_runs'), 'dpd', 'not ' ~ left_the_od_book('p'), grade_alias='g') }}
 {{ stagnation_join('p', ref('int_od__stagnation_runs'), 's', 'not ' ~ left_the_od_book('p')) }}
 left join rounding_units as u on {{ join_rounding_unit('u', 'p.currency', 'p.business_date') }}
 where {{ visible_branch_rows('p.branch_code') }}
