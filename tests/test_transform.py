@@ -539,7 +539,9 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
 @pytest.mark.slow
 def test_the_published_daily_fact_is_tested_for_one_row_per_account_and_date(fresh_db, tmp_path):
     """fct_od_daily's grain is checked in the same pass as its control total (matches_file_control_total with a
-    key): an account's row given another account's key keeps the date's rows and total, and still fails."""
+    key): an account's row given another account's key keeps the date's rows and total, and still fails. The
+    control total reads the positions alone: the planner drops the run and grade joins whose columns a query
+    does not read (decision 0061), and keeps them for a query that does."""
     from odwh import pipeline, simulate
 
     simulate.simulate(
@@ -548,7 +550,21 @@ def test_the_published_daily_fact_is_tested_for_one_row_per_account_and_date(fre
     assert pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False).loaded_dates == ["2024-01-01"]
     pipeline.build_daily(fresh_db)
     totals = "select count(*), sum(principal_outstanding) from marts.fct_od_daily"
+    state_tables = [
+        "int_od__days_past_due_runs",
+        "int_od__stagnation_runs",
+        "int_policy__nbc_grading_rule_versions",
+    ]
     with psycopg.connect(fresh_db) as conn:
+
+        def tables_read(query: str) -> list[str]:
+            plan = "\n".join(row[0] for row in conn.execute(f"explain (costs off) {query}").fetchall())
+            return [table for table in state_tables if table in plan]
+
+        assert tables_read(totals) == []
+        assert tables_read("select count(*) from intermediate.int_grading__od_grades_daily") == []
+        graded = "select count(nbc_grade), count(conversion_candidate) from marts.fct_od_daily"
+        assert tables_read(graded) == state_tables
         before = conn.execute(totals).fetchone()
         unique_index = conn.execute(
             "select indexrelid::regclass::text from pg_index"
