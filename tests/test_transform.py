@@ -236,8 +236,9 @@ def test_recorded_seconds_that_are_not_finite_numbers_are_ignored(tmp_path):
 
 
 def test_overlapping_grading_bands_fail_the_build(fresh_db, tmp_path):
-    """Special Mention widened to 31 days past due overlaps Substandard: the grade join takes the first rule it
-    meets (`limit 1`), so the build must stop on the rules, not grade by scan order."""
+    """Special Mention widened to 31 days past due overlaps Substandard: the grade join takes the key of the one
+    rule in force (`max()` of the rules it meets, decision 0061), so the build must stop on the rules, not grade
+    by a mix of two."""
     project = _copy_project(tmp_path)
     seed = project / "seeds" / "nbc_grading_rules.csv"
     seed.write_text(
@@ -246,6 +247,26 @@ def test_overlapping_grading_bands_fail_the_build(fresh_db, tmp_path):
     selection = ["build", "-s", "+assert_nbc_grading_bands_never_overlap"]
     with pytest.raises(transform.TransformError, match="assert_nbc_grading_bands_never_overlap"):
         transform.run_dbt(selection, fresh_db, project=project, work_dir=tmp_path / "work")
+
+
+def test_the_grading_rules_get_their_unique_index_in_a_warehouse_built_before_it(fresh_db, tmp_path):
+    """A graded row joins its rule on the rule versions' unique index (decision 0061). The policy models are
+    rebuilt in place, never replaced, so the index comes from a post-hook, which a warehouse built without it
+    gets on its next build."""
+    model = "int_policy__nbc_grading_rule_versions"
+    unique_indexes = (
+        "select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index"
+        " where indrelid = 'intermediate.int_policy__nbc_grading_rule_versions'::regclass and indisunique"
+    )
+    transform.run_dbt(["build", "-s", f"+{model}"], fresh_db, work_dir=tmp_path)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        [(index, definition)] = conn.execute(unique_indexes).fetchall()
+        assert definition.endswith("(term_class, grade, effective_from)")
+        conn.execute(f"drop index {index}")
+    transform.run_dbt(["run", "-s", model], fresh_db, work_dir=tmp_path)
+    with psycopg.connect(fresh_db) as conn:
+        [(_, rebuilt)] = conn.execute(unique_indexes).fetchall()
+        assert rebuilt.endswith("(term_class, grade, effective_from)")
 
 
 def test_parse_has_no_deprecation_warnings(tmp_path):
