@@ -5,11 +5,11 @@
     of this one). The columns say which rule a failing key breaks.
 
     keys_from_unique_index: the view's rows are a table's rows one to one, and that table's unique index holds
-    the key (the OD grades: the positions' (account, date) index, each row given one run and one rule by the
-    lateral joins' `limit 1`, decision 0060). The key cannot repeat, so the rows are checked one by one, without the group by over
-    every key: over the OD grades' 6.1 million account-days at 100,000 x 61 it spilled 478 MB and took 11.4 s
-    of the full build's critical path, against 1.5 s. That `limit 1` never chooses between two rules is
-    tests/assert_nbc_grading_bands_never_overlap.sql.
+    the key (the OD grades: the positions' (account, date) index, each row given at most one run and one rule by
+    joins on their unique keys, decisions 0060 and 0061). The key cannot repeat, so the rows are checked one by
+    one, without the group by over every key: over the OD grades' 6.1 million account-days at 100,000 x 61 it
+    spilled 478 MB and took 11.4 s of the full build's critical path, against 1.5 s. That no two rules hold at
+    once (the grade's key would mix them) is tests/assert_nbc_grading_bands_never_overlap.sql.
 -#}
 {% test graded_once(model, combination_of_columns, term_classes, keys_from_unique_index=false) %}
     {%- set columns = combination_of_columns | join(', ') %}
