@@ -420,6 +420,53 @@ def test_two_connections_stage_each_file_numbered_from_one_in_file_order(fresh_d
     assert threads == {"MainThread", "odwh-stage"}  # both connections staged files
 
 
+def test_the_loader_stages_each_file_with_its_dates_summarized_for_the_reads_of_one_date(fresh_db, tmp_path):
+    """Quarantine tables find a date's rows through a BRIN index on the date (decision 0062), which skips only
+    the block ranges it has summarized: staging, as the loader (not the tables' owner), summarizes each file's
+    new ranges after its COPY, so nothing is left to summarize, and a read of one date uses the index. (A range
+    of one page here: PostgreSQL leaves a table's last, partial range unsummarized, and these files are small.)"""
+
+    def pages_of_balances(rows: dict[str, list[dict[str, str]]]) -> None:  # staged, not checked: repeats do
+        rows["od_balances.csv"] *= 200
+
+    landing = tmp_path / "landing"
+    folders = [write_delivery(landing, d, mutate=pages_of_balances) for d in (D1, D2)]
+    loader = warehouse.stage_url(warehouse.LOADER, fresh_db)
+    with psycopg.connect(fresh_db, autocommit=True) as owner:
+        indexes = owner.execute(
+            "select i.indexrelid::regclass::text, i.indrelid::regclass::text from pg_index as i"
+            " join pg_class as c on c.oid = i.indexrelid join pg_am as am on am.oid = c.relam"
+            " where am.amname = 'brin' and c.relnamespace = 'quarantine'::regnamespace order by 1"
+        ).fetchall()
+        assert [name for name, _ in indexes] == sorted(f"quarantine.{f.table}_dates" for f in contract.FILES)
+        for name, table in indexes:
+            owner.execute(f"drop index {name}")
+            owner.execute(
+                f"create index {name.split('.')[1]} on {table} using brin (_business_date)"
+                " with (pages_per_range = 1)"
+            )
+        with (
+            psycopg.connect(loader, autocommit=True) as conn,
+            quarantine.quarantined(conn, folders),
+        ):
+            pages = owner.execute("select pg_relation_size('quarantine.od_balances') / 8192").fetchone()
+            assert pages is not None and pages[0] > 2
+            left = owner.execute(
+                "select brin_summarize_new_values(%s::regclass)", ("quarantine.od_balances_dates",)
+            ).fetchone()
+            assert left == (0,)
+            owner.execute("set enable_seqscan = off")  # a few rows: the planner would rather scan them all
+            plan = owner.execute(
+                "explain select * from quarantine.od_balances where _business_date = %s", (D2,)
+            ).fetchall()
+            assert any("od_balances_dates" in line for (line,) in plan), plan
+            # the function summarizes the quarantine's tables alone: raw's are VACUUM's (and have no BRIN)
+            raw = conn.execute("select quarantine.summarize_staged('raw.od_balances'::regclass)").fetchone()
+            assert raw == (0,)
+        staged = owner.execute("select count(*) from quarantine.od_balances").fetchone()
+        assert staged == (0,)
+
+
 def test_a_snapshot_row_unchanged_since_the_previous_staged_date_is_not_checked_again(fresh_db, tmp_path):
     landing, od_accounts = tmp_path / "landing", contract.FILES_BY_NAME["od_accounts.csv"]
     folders = [

@@ -258,6 +258,8 @@ def _stage_file(conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFi
         ):  # a savepoint: a refused COPY undoes itself
             conn.execute(sql.SQL("select setval({}, 1, false)").format(sql.Literal(_row_numbers(f))))
             day.rows[f.name] = _copy(conn, f, fh, header)
+            # the date's block ranges, still in memory: a read of one date skips the others (decision 0062)
+            conn.execute("select quarantine.summarize_staged(%s::regclass)", (f"quarantine.{f.table}",))
     except psycopg.Error as exc:
         day.problems.append(Problem(label, None, None, RULE_UNREADABLE, _first_lines(exc)))
 
