@@ -488,6 +488,52 @@ def test_a_snapshot_row_unchanged_since_the_previous_staged_date_is_not_checked_
     assert checked == [(D1, n) for n in range(1, d1_rows + 1)] + [(D2, 2)]  # D2: only the changed row
 
 
+def test_a_referenced_key_missing_one_date_fails_the_rows_of_that_date_alone(fresh_db, tmp_path):
+    """A key's staged dates are bits of one row (decision 0063): a customer delivered on D1 and D3 but not D2
+    fails its unchanged accounts on D2 alone (vanished overnight), while D1's rows (the first date: probed) and
+    D3's (changed on D3: probed) find it."""
+    landing = tmp_path / "landing"
+
+    def without_first_customer(rows) -> None:
+        rows["customers.csv"].pop(0)
+
+    def its_accounts_changed(rows) -> None:
+        for account in rows["od_accounts.csv"]:
+            if account["customer_id"] == rows["customers.csv"][0]["customer_id"]:
+                account.update(limit_amount="999")
+
+    folders = [
+        write_delivery(landing, D1),
+        write_delivery(landing, D2, mutate=without_first_customer),
+        write_delivery(landing, D3, mutate=its_accounts_changed),
+    ]
+    with (
+        psycopg.connect(fresh_db, autocommit=True) as conn,
+        quarantine.quarantined(conn, folders) as staged,
+    ):
+        customer = conn.execute(
+            "select customer_id from quarantine.customers where _business_date = %s and _row_number = 1",
+            (D1,),
+        ).fetchone()
+        accounts = conn.execute(
+            "select count(*) from quarantine.od_accounts where _business_date = %s and customer_id = %s",
+            (D2, customer[0] if customer else None),
+        ).fetchone()
+        assert accounts is not None and accounts[0] > 0  # D2's accounts still name the missing customer
+        changed = conn.execute(
+            "select count(*) from quarantine.od_accounts where _business_date = %s and limit_amount = '999'",
+            (D3,),
+        ).fetchone()
+        assert changed == accounts
+        reports = validate.check_staged(conn, fresh_db, staged, ["od_accounts.csv", "customers.csv"])
+    foreign_key = "foreign key to customers.csv"
+    assert [any(foreign_key in str(p) for p in reports[d].problems) for d in (D1, D2, D3)] == [
+        False,
+        True,
+        False,
+    ], {d: [str(p) for p in r.problems] for d, r in reports.items()}
+
+
 def test_a_backfill_is_staged_checked_and_promoted_a_batch_of_dates_at_a_time(
     fresh_db, tmp_path, archive, monkeypatch
 ):

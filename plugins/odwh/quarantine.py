@@ -100,8 +100,8 @@ REFERENCED_KEYS: list[ReferencedKey] = sorted(
 
 
 def keys_table(key: ReferencedKey) -> str:
-    """The table (in quarantine, built for one check) of a referenced key's staged values with their dates,
-    indexed: the foreign keys probe it (``odwh.validate``)."""
+    """The table (in quarantine, built for one check) of a referenced key's staged values with the staged dates
+    they were delivered on (as bits), indexed: the foreign keys probe it (``odwh.validate``)."""
     return f"keys_{key[0].table}__{'_'.join(key[1])}"
 
 

@@ -104,9 +104,21 @@ def _common_columns(spec: contract.ExtractFile) -> list[sql.Composable]:
     return found
 
 
+# The first staged date: bit i of a keys table's ``dates`` is that date + i (``_write_keys``).
+_FIRST_STAGED = sql.SQL("(select min(business_date) from quarantine.staged_dates)")
+
+
+def _staged_on(alias: str) -> sql.Composable:
+    """Whether the key row ``r`` of a keys table was staged on the date of the row ``alias``."""
+    return sql.SQL("get_bit(r.dates, {}._business_date - {}) = 1").format(
+        sql.Identifier(alias), _FIRST_STAGED
+    )
+
+
 def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], list[sql.Composable]]:
     """(columns, joins): per foreign key, is the row's key among the referenced file's keys of the same date
-    (the referenced key's indexed table, ``_write_keys``)? A file's rows missing a key are found by one anti-join
+    (the bit of that date in the referenced key's row of the indexed keys table, ``_write_keys``)? A file's rows
+    missing a key are found by one anti-join
     (``fk<i>``: the planner probes the key index for a file of a few rows, and hashes the keys for a large one:
     4.3 s for 6 million balances, where a probe per row took 14.3 s), then joined to the rows by date and row
     number. A snapshot checked for its changes only (``_changes_only``) probes for its changed rows alone, one
@@ -121,7 +133,7 @@ def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], lis
             joins.append(
                 sql.SQL(
                     "left join (select m._business_date, m._row_number from {t} as m where {present}"
-                    " and not exists (select from {k} as r where r._business_date = m._business_date and {same}))"
+                    " and not exists (select from {k} as r where {same} and {staged_on}))"
                     " as {a} on {a}._business_date = q._business_date and {a}._row_number = q._row_number"
                 ).format(
                     t=quarantine.table(spec),
@@ -129,6 +141,7 @@ def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], lis
                         sql.SQL("m.{} <> ''").format(sql.Identifier(c)) for c in fk.columns
                     ),
                     k=keys_table,
+                    staged_on=_staged_on("m"),
                     same=sql.SQL(" and ").join(
                         sql.SQL("r.{} = m.{}").format(sql.Identifier(r), sql.Identifier(c))
                         for r, c in zip(fk.ref_columns, fk.columns, strict=True)
@@ -139,10 +152,11 @@ def _foreign_keys(spec: contract.ExtractFile) -> tuple[list[sql.Composable], lis
             continue
         joins.append(
             sql.SQL(
-                "left join lateral (select true as found from {} as r"
-                " where r._business_date = q._business_date and {} and not q._unchanged limit 1) as {} on true"
+                "left join lateral (select true as found from {} as r where {} and {} and not q._unchanged"
+                " limit 1) as {} on true"
             ).format(
                 keys_table,
+                _staged_on("q"),
                 sql.SQL(" and ").join(
                     sql.SQL("r.{} = q.{}").format(sql.Identifier(r), sql.Identifier(c))
                     for r, c in zip(fk.ref_columns, fk.columns, strict=True)
@@ -402,18 +416,35 @@ def write_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile
 
 
 def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey) -> None:
-    """A referenced key's staged values (none empty) with their dates, indexed: the foreign keys' probes. A
-    table of the loader's own: it may not index the quarantine's."""
+    """A referenced key's staged values (none empty), one row per value with the staged dates it was delivered on
+    as bits (bit i: the first staged date + i), indexed: the foreign keys' probes. One hash aggregate, no sort
+    (at 100,000 x 61 the customers' 9.2 million staged rows make 150,717 rows; decision 0063). A table of the
+    loader's own: it may not index the quarantine's."""
     columns = sql.SQL(", ").join(map(sql.Identifier, key[1]))
-    present = sql.SQL(" and ").join(sql.SQL("{} <> ''").format(sql.Identifier(c)) for c in key[1])
+    present = sql.SQL(" and ").join(sql.SQL("s.{} <> ''").format(sql.Identifier(c)) for c in key[1])
     table = sql.Identifier("quarantine", quarantine.keys_table(key))
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     conn.execute(
-        sql.SQL("create unlogged table {} as select {}, _business_date from {} where {}").format(
-            table, columns, quarantine.table(key[0]), present
+        sql.SQL("""create unlogged table {t} as
+select {keys}, bit_or(d.bit) as dates
+from {staged} as s
+join (
+    select business_date, set_bit(repeat('0', span.days)::varbit, business_date - span.first, 1) as bit
+    from quarantine.staged_dates, {span} as span
+) as d on d.business_date = s._business_date
+where {present}
+group by {keys}""").format(
+            t=table, keys=columns, staged=quarantine.table(key[0]), span=_SPAN, present=present
         )
     )
-    conn.execute(sql.SQL("create index on {} ({}, _business_date)").format(table, columns))
+    conn.execute(sql.SQL("create unique index on {} ({})").format(table, columns))
+
+
+# the staged dates' first date and span in days (dates are staged consecutively: the days staged)
+_SPAN = sql.SQL(
+    "(select min(business_date) as first, max(business_date) - min(business_date) + 1 as days"
+    " from quarantine.staged_dates)"
+)
 
 
 def _finish_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey, vanished: bool) -> None:
@@ -426,15 +457,16 @@ def _finish_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey, vanish
         return
     target = sql.Identifier("quarantine", quarantine.vanished_table(key))
     conn.execute(sql.SQL("drop table if exists {}").format(target))
-    conn.execute(  # read in the index's order: no sort; one row per key and date it vanished on
+    # bit i of ``ends``: staged on date i and not on date i + 1, the last date's bit cleared (no next date); a
+    # key's dates are expanded only when it has such a bit (usually none)
+    conn.execute(
         sql.SQL("""create unlogged table {v} as
-select {keys}, _business_date + 1 as _business_date from (
-    select {keys}, _business_date, lead(_business_date) over (partition by {keys} order by _business_date) as next
-    from {t}
-) as k
-where (next is null or next > _business_date + 1)
-  and _business_date < (select max(business_date) from quarantine.staged_dates)""").format(
-            v=target, keys=columns, t=table
+select {keys}, span.first + i + 1 as _business_date
+from (select {keys}, set_bit(dates & ~(dates << 1), length(dates) - 1, 0) as ends from {t}) as k
+cross join {span} as span
+cross join generate_series(0, span.days - 2) as i
+where position(B'1' in k.ends) > 0 and get_bit(k.ends, i) = 1""").format(
+            v=target, keys=columns, t=table, span=_SPAN
         )
     )
     conn.execute(sql.SQL("analyze {}").format(target))  # usually empty; the check joins it to every row
