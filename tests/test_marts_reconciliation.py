@@ -7,13 +7,14 @@ with the same principal, one fct_od_month_end row per account with a balance on 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from odwh import policy
 from support.database import query
 from support.dbt import build
 from support.raw import Account, ScriptedAccounts, days, transaction
@@ -383,3 +384,27 @@ def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_
         t: ["business_date, load_id"] for t in tables
     }
     assert {t: query(fresh_db, sql) for t, sql in rows.items()} == incremental
+
+
+def test_a_window_without_flows_reads_the_same_in_a_batch_and_a_full_build(fresh_db: str, dbt_work: Path):
+    """A repayment before a window and none inside it: a full build subtracts two cumulative sums (10.00 -
+    10.00), a batch whose first day is the first evaluable one sums no flow at all (0). Both store one net
+    inflow, with one scale, and the same runs (compared as text, as the runs themselves are)."""
+    window = 3
+    policy.record_change(fresh_db, "stagnation_window_days", str(window), FIRST, "a short window", "test")
+    flows = {FIRST: [transaction("P1", "U1", "REPAYMENT", "10.00")]}
+    raw = ScriptedAccounts(fresh_db, ACCOUNTS[:1], lambda account, day: D("100.00"), flows)
+    runs = "select r::text from intermediate.int_od__stagnation_runs as r order by od_account_id, valid_from"
+    first_evaluable = FIRST + timedelta(window)
+    raw.load(days(FIRST, first_evaluable - timedelta(1)))
+    build(fresh_db, "+int_od__stagnation_runs", dbt_work)
+    raw.load(days(first_evaluable, first_evaluable + timedelta(4)))
+    build(fresh_db, "+int_od__stagnation_runs", dbt_work)
+    batches = query(fresh_db, runs)
+    build(fresh_db, "+int_od__stagnation_runs", dbt_work, "--full-refresh")
+    assert query(fresh_db, runs) == batches
+    net_inflows = query(
+        fresh_db,
+        "select valid_from, net_inflow_60d::text from intermediate.int_od__stagnation_runs order by 1",
+    )
+    assert net_inflows == [(FIRST, None), (first_evaluable, "0")]

@@ -558,6 +558,39 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
 
 
 @pytest.mark.slow
+def test_a_runs_models_coverage_test_reads_every_date_its_build_rewrote(fresh_db, tmp_path):
+    """A date that starts no run leaves its load id out of the runs, so the next build rewrites the runs from that
+    date on, earlier than the dates loaded since the last daily build: the coverage test reads those too."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "extracts", date(2024, 1, 1), date(2024, 1, 3), accounts=5, seed=2, progress=False
+    )
+    landing = tmp_path / "landing"
+    for delivery in sorted((tmp_path / "extracts").iterdir()):
+        shutil.copytree(delivery, landing / delivery.name)
+        assert pipeline.ingest(fresh_db, str(landing), echo=False).loaded_dates == [delivery.name]
+        if delivery.name == "2024-01-02":
+            pipeline.build_daily(fresh_db)  # the last daily build: the dates loaded since are 3 January's
+    runs = "intermediate.int_od__stagnation_runs"
+    transform.run_dbt(["run", "--select", f"+{runs.split('.')[1]}"], fresh_db)  # its models alone
+    with psycopg.connect(fresh_db) as conn:
+        # nothing is evaluable in three days of a 60-day window: every run started on 1 January, so the build
+        # rewrote the runs from 2 January on
+        rewritten = conn.execute(
+            "select from_date from meta.runs_rebuilt_from where relation_name like '%int_od__stagnation_runs%'"
+        ).fetchall()
+        assert rewritten == [(date(2024, 1, 2),)]
+        # a run that build wrote on 2 January, without its state
+        conn.execute(
+            f"insert into {runs} (od_account_id, valid_from, load_id)"  # noqa: S608
+            f" select od_account_id, '2024-01-02', load_id from {runs} limit 1"
+        )
+    with pytest.raises(transform.TransformError, match="stagnation_runs_cover_every_position"):
+        transform.run_dbt(["test", "--select", runs.split(".")[1]], fresh_db)
+
+
+@pytest.mark.slow
 def test_the_published_daily_fact_is_tested_for_one_row_per_account_and_date(fresh_db, tmp_path):
     """fct_od_daily's grain is checked in the same pass as its control total (matches_file_control_total with a
     key): an account's row given another account's key keeps the date's rows and total, and still fails. The

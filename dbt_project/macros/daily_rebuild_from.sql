@@ -53,10 +53,15 @@
     runs starting on a date the build rebuilds are deleted before it inserts the batch's; a run starting earlier
     stays, and goes on into the batch when the batch's first day has its state. The model reads only the runs
     before `from_date`, and the watermark is read before anything is written, so both compute the same
-    `from_date`. -#}
+    `from_date`. The date is recorded for the model's coverage test (runs_rebuilt_dates_condition), which then
+    reads every run this build rewrote. -#}
 {% macro delete_runs_rebuilt(upstream) -%}
     {%- set from_date = daily_rebuild_from(upstream) -%}
     {%- if from_date and from_date != 'infinity' -%}
-        delete from {{ this }} where valid_from >= '{{ from_date }}'::date
+        delete from {{ this }} where valid_from >= '{{ from_date }}'::date;
+        insert into meta.runs_rebuilt_from (relation_name, from_date, invocation_id)
+        values ('{{ this }}', '{{ from_date }}'::date, '{{ invocation_id }}')
+        on conflict (relation_name) do update
+        set from_date = excluded.from_date, invocation_id = excluded.invocation_id, built_at = now()
     {%- endif -%}
 {%- endmacro %}

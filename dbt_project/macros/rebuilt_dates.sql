@@ -92,3 +92,19 @@
     {%- set first_date, newest = run_query(first_date_sql).rows[0] -%}
     {{ return(date_column ~ (" = '" if newest else " >= '") ~ first_date ~ "'::date" if first_date else '') }}
 {%- endmacro %}
+
+{#- rebuilt_dates_condition for a model stored as runs (decision 0060): also every date from the one its latest
+    incremental build rewrote its runs from (meta.runs_rebuilt_from), which is earlier when the model's newest
+    load id lags the loads (a date that started no run) -#}
+{% macro runs_rebuilt_dates_condition(runs, date_column) -%}
+    {%- set condition = rebuilt_dates_condition(date_column) -%}
+    {%- if not condition -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set from_sql -%}
+        select from_date::text from meta.runs_rebuilt_from where relation_name = '{{ runs }}'
+    {%- endset -%}
+    {%- set recorded = run_query(from_sql).rows -%}
+    {{ return('(' ~ condition ~ ' or ' ~ date_column ~ " >= '" ~ recorded[0][0] ~ "'::date)" if recorded
+        else condition) }}
+{%- endmacro %}

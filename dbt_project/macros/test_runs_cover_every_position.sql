@@ -6,13 +6,14 @@
     a run means all of them do. A full build's test of the views probed every account-day (at 100,000 x 61: 15 s
     for days past due, 10 s for stagnation); this one probes once per account.
 
-    The dates tested are the positions' rebuilt dates (macros/rebuilt_dates.sql), or all of them when the
-    positions or the runs were built whole in this invocation.
+    The dates tested are the positions' rebuilt dates (macros/rebuilt_dates.sql) and every date from the one the
+    runs' latest build rewrote them from, or all of them when the positions or the runs were built whole in this
+    invocation.
 -#}
 {% test runs_cover_every_position(model, positions, not_null_columns=[]) %}
     {%- set every_date = not rebuilt_by_date(positions) or built_whole_now(positions) or built_whole_now(model) %}
-    {%- set position_dates = '' if every_date else rebuilt_dates_condition('business_date') %}
-    {%- set run_dates = '' if every_date else rebuilt_dates_condition('valid_from') %}
+    {%- set position_dates = '' if every_date else runs_rebuilt_dates_condition(model, 'business_date') %}
+    {%- set run_dates = '' if every_date else runs_rebuilt_dates_condition(model, 'valid_from') %}
     {%- set any_null = (not_null_columns | join(' is null or ') ~ ' is null') if not_null_columns else 'false' %}
 with first_positions as (
     select

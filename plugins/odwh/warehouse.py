@@ -673,6 +673,19 @@ grant select, insert, update on meta.whole_builds to odwh_transformer;
 """
 
 
+# A model stored as runs (decision 0060) rewrites its runs from the earliest date loaded after its own newest load
+# id, which can be earlier than the dates loaded since the last daily build (a date that started no run leaves its
+# load id out of the runs); its coverage test reads from the date recorded here by its pre-hook.
+RUNS_REBUILT_FROM_DDL = """
+create table if not exists meta.runs_rebuilt_from (
+    relation_name text        primary key,
+    from_date     date        not null,
+    invocation_id text        not null,
+    built_at      timestamptz not null default now()
+);
+grant select, insert, update on meta.runs_rebuilt_from to odwh_transformer;
+"""
+
 # A mart can be a view (decision 0041: fct_od_daily, each account-day stored once), and row-level security does
 # not apply to a view: its rows are read with the rights of its owner, the transformer. Such a view filters its
 # own rows by branch (macros/branch_security.sql: every branch for a reader, the publisher and the transformer,
@@ -928,6 +941,11 @@ MIGRATIONS = (
     ),
     Migration(
         11, "quarantine: each table's rows found by date through a BRIN index", _quarantine_rows_by_date_ddl()
+    ),
+    Migration(
+        12,
+        "meta.runs_rebuilt_from: a runs model's coverage test reads every date it rewrote",
+        RUNS_REBUILT_FROM_DDL,
     ),
 )
 

@@ -325,7 +325,9 @@ flags as (
     from {{ 'windows_in_force' if carries else 'picked' }}
 ),
 
--- the stagnation of each day of the batch
+-- the stagnation of each day of the batch. The net inflow's scale is trimmed (0.00 -> 0, 12.50 -> 12.5): summed
+-- from the account's whole history (a full build) or from the batch and the rows before it (a batch), the same
+-- value had a different scale, and the runs, compared as text, could start on different days
 stagnation_days as (
     select
         od_account_id,
@@ -333,7 +335,7 @@ stagnation_days as (
         window_days,
         window_evaluable,
         case when window_evaluable then start_principal end as principal_at_window_start,
-        case when window_evaluable then net_inflow end as net_inflow_60d,
+        case when window_evaluable then trim_scale(net_inflow) end as net_inflow_60d,
         coalesce(window_evaluable and net_inflow <= 0 and start_principal > 0, false) as no_net_inflow_60d,
         case when window_evaluable then min_principal end as stagnant_amount_60d,
         coalesce(
