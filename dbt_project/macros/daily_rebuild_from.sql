@@ -54,7 +54,8 @@
     stays, and goes on into the batch when the batch's first day has its state. The model reads only the runs
     before `from_date`, and the watermark is read before anything is written, so both compute the same
     `from_date`. The date is recorded for the model's coverage test (runs_rebuilt_dates_condition), which then
-    reads every run this build rewrote. -#}
+    reads every run this build rewrote; a date recorded since the last daily build that passed (a failed build's)
+    is kept when earlier, as the loads since then stay in the next build's window (decision 0037). -#}
 {% macro delete_runs_rebuilt(upstream) -%}
     {%- set from_date = daily_rebuild_from(upstream) -%}
     {%- if from_date and from_date != 'infinity' -%}
@@ -62,6 +63,14 @@
         insert into meta.runs_rebuilt_from (relation_name, from_date, invocation_id)
         values ('{{ this }}', '{{ from_date }}'::date, '{{ invocation_id }}')
         on conflict (relation_name) do update
-        set from_date = excluded.from_date, invocation_id = excluded.invocation_id, built_at = now()
+        set
+            from_date = case
+                when runs_rebuilt_from.built_at
+                    > coalesce((select b.built_at from meta.model_builds as b where b.selector = 'daily'), '-infinity')
+                    then least(runs_rebuilt_from.from_date, excluded.from_date)
+                else excluded.from_date
+            end,
+            invocation_id = excluded.invocation_id,
+            built_at = now()
     {%- endif -%}
 {%- endmacro %}

@@ -93,9 +93,9 @@
     {{ return(date_column ~ (" = '" if newest else " >= '") ~ first_date ~ "'::date" if first_date else '') }}
 {%- endmacro %}
 
-{#- rebuilt_dates_condition for a model stored as runs (decision 0060): also every date from the one its latest
-    incremental build rewrote its runs from (meta.runs_rebuilt_from), which is earlier when the model's newest
-    load id lags the loads (a date that started no run) -#}
+{#- rebuilt_dates_condition for a model stored as runs (decision 0060): from the date its latest incremental
+    build rewrote its runs from (meta.runs_rebuilt_from) when that is earlier than the first date loaded since the
+    last daily build (the model's newest load id lags the loads: a date that started no run) -#}
 {% macro runs_rebuilt_dates_condition(runs, date_column) -%}
     {%- set condition = rebuilt_dates_condition(date_column) -%}
     {%- if not condition -%}
@@ -105,6 +105,8 @@
         select from_date::text from meta.runs_rebuilt_from where relation_name = '{{ runs }}'
     {%- endset -%}
     {%- set recorded = run_query(from_sql).rows -%}
-    {{ return('(' ~ condition ~ ' or ' ~ date_column ~ " >= '" ~ recorded[0][0] ~ "'::date)" if recorded
+    {%- set first_date = condition.split("'")[1] -%}
+    {#- ISO dates compare as text -#}
+    {{ return(date_column ~ " >= '" ~ recorded[0][0] ~ "'::date" if recorded and recorded[0][0] < first_date
         else condition) }}
 {%- endmacro %}
