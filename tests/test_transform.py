@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from odwh import contract, history, policy, transform
+from odwh import contract, history, policy, transform, warehouse
 
 STAGING = transform.dbt_project_dir() / "models" / "staging"
 NO_SERVER_URL = "postgresql://nobody:secret@127.0.0.1:9/none"  # parse and compile never connect
@@ -552,9 +552,19 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
         "delete from raw.od_balances where ctid = (select min(ctid) from raw.od_balances"
         " where business_date = '2024-01-05')"
     )
+    target = warehouse.odwh_home() / "dbt" / "target"
+    (target / "manifest.json").unlink(missing_ok=True)
     failed = build_fails()
     assert "matches_file_control_total_fct_od_daily" in failed
     assert "accepted_values_fct_od_daily" not in failed  # the bad currencies are on 2024-01-01, not rewritten
+    # the failed build's run results stay for the operator, without dbt's manifest (transform.NO_MANIFEST)
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    statuses = {r["unique_id"].split(".")[2]: r["status"] for r in results}
+    balances_total = [
+        node for node in statuses if node.startswith("matches_file_control_total_fct_od_daily_principal")
+    ]
+    assert [statuses[node] for node in balances_total] == ["fail"]
+    assert statuses["int_od__positions_daily"] == "success" and not (target / "manifest.json").exists()
 
 
 @pytest.mark.slow

@@ -144,9 +144,26 @@ def run_dbt(
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
     _record_node_seconds(seconds_file, result)
+    if NO_MANIFEST in args:
+        _write_run_results(work_dir / "target" / "run_results.json", result)
     if not result.success:
         raise _failure(args, result)
     return result
+
+
+# dbt writes manifest.json (2.3 MB) after parsing and again after running: 0.3-0.5 s of a small build (a tenth of it
+# at 1,000 accounts, docs/performance.md) that nothing reads: the pipeline's builds pass this, and keep run_results.json
+NO_MANIFEST = "--no-write-json"
+
+
+def _write_run_results(path: Path, result: dbtRunnerResult) -> None:
+    """``run_results.json`` as dbt writes it (what an operator reads after a failed build), for an invocation run
+    with :data:`NO_MANIFEST`; nothing when dbt stopped before running any node."""
+    from dbt.artifacts.schemas.run import RunExecutionResult
+
+    if isinstance(result.result, RunExecutionResult):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result.result.write(str(path))
 
 
 # each node's seconds in the last invocation that ran it, under the work dir: how dbt's queue weighs the work left
@@ -285,7 +302,7 @@ def _tags_with_parents(node: Any, tags: dict[str, frozenset[str]]) -> frozenset[
 # inputs, so they belong to `make test` (tests/test_transform.py runs them all); in every daily run they cost
 # ~20 s of the build and test nothing that changed. Never fail fast (DBT_FAIL_FAST): every node not downstream of
 # a failure still runs, so a month-end failure leaves the daily models built (TransformError.only_tagged).
-PIPELINE_BUILD = ["build", "--exclude-resource-type", "unit_test", "--no-fail-fast"]
+PIPELINE_BUILD = ["build", "--exclude-resource-type", "unit_test", "--no-fail-fast", NO_MANIFEST]
 
 
 def seed_and_build(
