@@ -152,7 +152,7 @@ def run_dbt(
 
 
 # dbt writes manifest.json (2.3 MB) after parsing and again after running: 0.3-0.5 s of a small build (a tenth of it
-# at 1,000 accounts, docs/performance.md) that nothing reads: the pipeline's builds pass this, and keep run_results.json
+# at 1,000 accounts) that nothing reads: the pipeline's builds pass this and keep run_results.json (decision 0064)
 NO_MANIFEST = "--no-write-json"
 
 
