@@ -40,6 +40,26 @@ def test_migrate_creates_raw_tables_from_the_contract_and_is_idempotent(fresh_db
             assert cols == expected, f.table
 
 
+def test_the_histories_keep_only_the_indexes_their_readers_use(fresh_db):
+    """Every reader finds "the versions as of D" by two date comparisons (history.as_of, dbt's valid_on): no range
+    index, which each version the door opens or closes would pay for (decision 0065, migration 13)."""
+    with psycopg.connect(fresh_db) as conn:
+        for f in filter(history.stored_as_history, contract.FILES):
+            found = conn.execute(
+                "select indexdef from pg_indexes where schemaname = 'raw' and tablename = %s order by indexname",
+                (f.table,),
+            ).fetchall()
+            key = ", ".join(f.key)
+            assert [d.split(" USING ")[1] for (d,) in found] == [
+                "btree (valid_from)",
+                "btree (valid_to)",
+                f"btree ({key}, valid_from)",
+            ], f.table
+        assert conn.execute(
+            "select count(*) from pg_indexes where indexdef like '%% USING gist %%'"
+        ).fetchone() == (0,)
+
+
 def test_client_identifiers_are_kept_out_of_raw_and_pii_is_closed_to_public(fresh_db):
     with psycopg.connect(fresh_db) as conn:
         columns = conn.execute(

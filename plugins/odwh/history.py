@@ -49,7 +49,8 @@ def as_of(d: sql.Composable) -> sql.Composable:
 # a history's versions, one row per current load's business date they cover (dbt: macro history_as_of)
 _BY_BUSINESS_DATE = (
     "(select h.*, l.business_date as _business_date from meta.loads as l join {table} as h"
-    " on daterange(h.valid_from, h.valid_to) @> l.business_date where l.superseded_at is null)"
+    " on h.valid_from <= l.business_date and (h.valid_to > l.business_date or h.valid_to is null)"
+    " where l.superseded_at is null)"
 )
 
 

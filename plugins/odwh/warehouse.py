@@ -912,6 +912,18 @@ grant execute on function quarantine.summarize_staged(regclass) to odwh_loader;
 """
 
 
+def _history_without_range_index_ddl() -> str:
+    """The histories' GiST index on ``daterange(valid_from, valid_to)`` (migration 4) dropped: every reader writes
+    "as of D" as two btree comparisons (``history.as_of``, the dbt macro ``valid_on``), which it cannot serve, and
+    each version the door opens or closes paid its insertion (docs/decisions/0065-histories-without-range-index.md)."""
+    return "".join(
+        f"drop index if exists {schema}.{f.table}_as_of;\n"
+        for f in contract.FILES
+        if history.stored_as_history(f)
+        for schema in ("raw", *(("pii",) if has_pii(f) else ()))
+    )
+
+
 MIGRATIONS = (
     Migration(
         1, "schemas raw, meta, pii; load records, policy changes, raw and pii tables", _base_schema_ddl()
@@ -946,6 +958,11 @@ MIGRATIONS = (
         12,
         "meta.runs_rebuilt_from: a runs model's coverage test reads every date it rewrote",
         RUNS_REBUILT_FROM_DDL,
+    ),
+    Migration(
+        13,
+        "customers, od_accounts, loans, fixed_deposits: no range index (every reader compares dates)",
+        _history_without_range_index_ddl(),
     ),
 )
 
