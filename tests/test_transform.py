@@ -565,6 +565,14 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     ]
     assert [statuses[node] for node in balances_total] == ["fail"]
     assert statuses["int_od__positions_daily"] == "success" and not (target / "manifest.json").exists()
+    # a retry starts from them, carries the setting over, and leaves its own
+    with pytest.raises(transform.TransformError, match="matches_file_control_total_fct_od_daily"):
+        transform.run_dbt(["retry"], fresh_db)
+    retried = {
+        r["unique_id"].split(".")[2]: r["status"]
+        for r in json.loads((target / "run_results.json").read_text())["results"]
+    }
+    assert "int_od__positions_daily" not in retried and [retried[node] for node in balances_total] == ["fail"]
 
 
 @pytest.mark.slow

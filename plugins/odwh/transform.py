@@ -144,26 +144,35 @@ def run_dbt(
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
     _record_node_seconds(seconds_file, result)
-    if NO_MANIFEST in args:
-        _write_run_results(work_dir / "target" / "run_results.json", result)
+    _keep_run_results(work_dir / "target" / "run_results.json", args, result)
     if not result.success:
         raise _failure(args, result)
     return result
 
 
-# dbt writes manifest.json (2.3 MB) after parsing and again after running: 0.3-0.5 s of a small build (a tenth of it
+# dbt writes manifest.json (2.3 MB) after parsing and again after running: 0.3-0.6 s of a small build (a tenth of it
 # at 1,000 accounts) that nothing reads: the pipeline's builds pass this and keep run_results.json (decision 0064)
 NO_MANIFEST = "--no-write-json"
 
 
-def _write_run_results(path: Path, result: dbtRunnerResult) -> None:
-    """``run_results.json`` as dbt writes it (what an operator reads after a failed build), for an invocation run
-    with :data:`NO_MANIFEST`; nothing when dbt stopped before running any node."""
+def _keep_run_results(path: Path, args: list[str], result: dbtRunnerResult) -> None:
+    """``run_results.json`` as dbt writes it (what an operator reads after a failed build, what ``dbt retry`` starts
+    from) for an invocation dbt wrote no JSON for: one run with :data:`NO_MANIFEST`, or a retry of one (dbt carries
+    the setting over). When no node ran (dbt stopped before), the previous file goes: it must not pass for this
+    invocation's. A file that cannot be written is logged: the invocation's own outcome is what the caller gets."""
     from dbt.artifacts.schemas.run import RunExecutionResult
 
-    if isinstance(result.result, RunExecutionResult):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        result.result.write(str(path))
+    ran = result.result if isinstance(result.result, RunExecutionResult) else None
+    if NO_MANIFEST not in args and (ran is None or ran.args.get("write_json") is not False):
+        return  # dbt wrote its own
+    try:
+        if ran is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ran.write(str(path))
+    except OSError as error:
+        log.warning("dbt's run results not written to %s (%s)", path, error)
 
 
 # each node's seconds in the last invocation that ran it, under the work dir: how dbt's queue weighs the work left
