@@ -336,6 +336,12 @@ CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
         lambda rows: rows["od_accounts.csv"].append(dict(rows["od_accounts.csv"][0])),
         "2026-10-02/od_accounts.csv row 3, column od_account_id: key unique within the file (value 'OD01')",
     ),
+    # an event file's key is delivered every date: only its repeat within a date is refused
+    "key repeated within one date of an event file": (
+        lambda rows: None,
+        lambda rows: rows["od_balances.csv"].append(dict(rows["od_balances.csv"][0])),
+        "2026-10-02/od_balances.csv row 1, column od_account_id: key unique within the file (value 'OD01')",
+    ),
     "an unchanged row loses its customer": (
         lambda rows: None,
         lambda rows: rows["customers.csv"].pop(0),
