@@ -336,11 +336,17 @@ CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
         lambda rows: rows["od_accounts.csv"].append(dict(rows["od_accounts.csv"][0])),
         "2026-10-02/od_accounts.csv row 3, column od_account_id: key unique within the file (value 'OD01')",
     ),
-    # an event file's key is delivered every date: only its repeat within a date is refused
-    "key repeated within one date of an event file": (
+    # a balance's key is delivered every date: only its repeat within a date is refused
+    "key repeated within one date of a file checked whole": (
         lambda rows: None,
         lambda rows: rows["od_balances.csv"].append(dict(rows["od_balances.csv"][0])),
         "2026-10-02/od_balances.csv row 1, column od_account_id: key unique within the file (value 'OD01')",
+    ),
+    # a key delivered on one of the dates checked together, twice: more rows than its dates, not than theirs
+    "key repeated on the only date it is delivered": (
+        lambda rows: None,
+        lambda rows: rows["complaints.csv"].append(dict(rows["complaints.csv"][0])),
+        "2026-10-02/complaints.csv row 1, column complaint_id: key unique within the file (value 'KT20261002-1')",
     ),
     "an unchanged row loses its customer": (
         lambda rows: None,

@@ -9,7 +9,7 @@ from datetime import date
 
 import psycopg
 import pytest
-from odwh import contract, gx, landing, validate
+from odwh import contract, gx, landing, quarantine, validate
 from odwh.suites import extract_contract
 from support.extract import Rows, write_delivery
 
@@ -205,6 +205,53 @@ def test_each_contract_rule_names_file_row_and_rule(tmp_path, case, module_db):
     assert _found(report) == sorted(((f"{D}/{f}", r, c, rule) for f, r, c, rule in expected), key=str)
     if case in DETAILS:
         assert DETAILS[case] in report.problems[0].detail
+
+
+def test_dates_past_the_first_64_are_judged_like_the_first(module_db):
+    """A check of more than 64 staged dates (a batch holds up to ``pipeline.DOOR_BATCH_DATES``) keeps its dates'
+    bits in a second 64-bit word (``validate._date_words``): a referenced key's bit string has every date in its
+    place, a foreign key missing on the 66th date alone fails there alone, a key repeated on the 67th alone is
+    refused there alone."""
+    first, days = date(2026, 1, 1), 70
+    accounts, balances = contract.FILES_BY_NAME["od_accounts.csv"], contract.FILES_BY_NAME["od_balances.csv"]
+    numbered = "row_number() over (partition by i order by a)"
+    with psycopg.connect(module_db, autocommit=True) as conn:
+        try:
+            conn.execute(
+                "insert into quarantine.staged_dates select %s::date + i from generate_series(0, %s - 1) as i",
+                (first, days),
+            )
+            conn.execute(  # A1 every date but the 66th (offset 65), A2 every date
+                "insert into quarantine.od_accounts (od_account_id, _business_date, _row_number)"  # noqa: S608
+                f" select a, %s::date + i, {numbered} from generate_series(0, %s - 1) as i,"
+                " unnest(array['A1', 'A2']) as a where not (a = 'A1' and i = 65)",
+                (first, days),
+            )
+            conn.execute(  # A2 every date and again on the 67th; A1 on the 65th and the 66th
+                "insert into quarantine.od_balances (od_account_id, _business_date, _row_number)"  # noqa: S608
+                f" select a, %s::date + i, {numbered} from (select 'A2' as a, i from generate_series(0, %s - 1)"
+                " as i union all values ('A2', 66), ('A1', 64), ('A1', 65)) as r (a, i)",
+                (first, days),
+            )
+            validate.write_checked(conn, [accounts, balances])
+            bits = conn.execute(
+                "select od_account_id, dates::text from quarantine.keys_od_accounts__od_account_id order by 1"
+            ).fetchall()
+            judged = conn.execute(
+                'select _business_date - %s, od_account_id, "od_account_id::unique_on_date",'
+                ' "od_account_id::in_od_accounts" from quarantine.checked_od_balances'
+                " where od_account_id = 'A1' or not \"od_account_id::unique_on_date\" order by 1, 2",
+                (first,),
+            ).fetchall()
+        finally:
+            quarantine.clear(conn)
+    assert bits == [("A1", "1" * 65 + "0" + "1" * 4), ("A2", "1" * days)]
+    assert judged == [
+        (64, "A1", True, True),
+        (65, "A1", True, False),
+        (66, "A2", False, True),
+        (66, "A2", False, True),
+    ]
 
 
 def test_files_are_reported_in_contract_order_whatever_finishes_first(tmp_path, module_db, monkeypatch):

@@ -100,42 +100,45 @@ def _common_columns(spec: contract.ExtractFile) -> list[sql.Composable]:
     return found
 
 
-def _key_unique(spec: contract.ExtractFile, span_days: int) -> tuple[sql.Composable, sql.Composable | None]:
-    """(column, common table expressions): whether no other row of the row's date has its key (null: a key
-    column empty). A snapshot checked for its changes only has the verdict from its change flags
+def _key_unique(
+    conn: psycopg.Connection, spec: contract.ExtractFile
+) -> tuple[list[sql.Composable], list[sql.Composable]]:
+    """(columns, joins): ``<key>::unique_on_date``, whether no other row of the row's date has its key (null: a
+    key column empty). A snapshot checked for its changes only has the verdict from its change flags
     (``_repeated``). Another file's rows are not sorted by key and date (GX's uniqueness was a window over every
     row: 5.5 s of a core for 6 million balances): one hash aggregate per key, the folder's date column left out,
-    counts its rows against its dates (a bit per staged date in 64-bit words, ``span_days`` wide: 1.6 s), and
-    only a key with more rows than dates (usually none) has its rows grouped by date. When no key has, the rows
-    are not probed: the verdict is true from one look at an empty table (decision 0066)."""
+    counts its rows against its staged dates (a bit per date in 64-bit words: 1.6 s), in a query of its own.
+    Only when a key has more rows than dates (a bad delivery) are its rows counted by date, and the file's rows
+    joined to the repeated ones by row, as to a foreign key's misses (decision 0066)."""
     if checks_changes_only(spec):
-        return _when_present(spec.key, sql.SQL("not q._repeated")), None
+        return [_as(_when_present(spec.key, sql.SQL("not q._repeated")), key_column(spec))], []
     keys = [sql.SQL("s.{}").format(sql.Identifier(c)) for c in spec.key]
-    by_key = [k for c, k in zip(spec.key, keys, strict=True) if c != spec.folder_date_column] or keys
-    ctes = sql.SQL("""key_candidates as materialized (
-    select {by_key} from {t} as s cross join {first} as span
-    where {present} group by {by_key} having count(*) > {dates}
-), key_repeated as materialized (
-    select {keys}, s._business_date from {t} as s
-    where exists (select from key_candidates) and {present} and ({by_key}) in (select * from key_candidates)
-    group by {keys}, s._business_date having count(*) > 1
-)""").format(
-        by_key=sql.SQL(", ").join(by_key),
-        keys=sql.SQL(", ").join(keys),
-        t=quarantine.table(spec),
+    by_key = sql.SQL(", ").join(
+        [k for c, k in zip(spec.key, keys, strict=True) if c != spec.folder_date_column] or keys
+    )
+    staged = quarantine.table(spec)
+    present = sql.SQL(" and ").join(sql.SQL("{} <> ''").format(k) for k in keys)
+    candidates = sql.SQL("""select {by_key} from {t} as s cross join {first} as span
+where {present} group by {by_key} having count(*) > {dates}""").format(
+        by_key=by_key,
+        t=staged,
         first=_FIRST_SPAN,
-        present=sql.SQL(" and ").join(sql.SQL("{} <> ''").format(k) for k in keys),
+        present=present,
         dates=sql.SQL(" + ").join(
-            sql.SQL("bit_count({}::bit(64))").format(w) for w in _date_words(span_days)
+            sql.SQL("bit_count({}::bit(64))").format(w) for w in _date_words(_span_days(conn))
         ),
     )
-    row_key = sql.SQL(", ").join(
-        [*(sql.SQL("q.{}").format(sql.Identifier(c)) for c in spec.key), sql.SQL("q._business_date")]
+    if conn.execute(sql.SQL("select exists ({})").format(candidates)).fetchone() == (False,):
+        return [_as(_when_present(spec.key, sql.SQL("true")), key_column(spec))], []
+    join = sql.SQL("""left join (
+    select r._business_date, r._row_number from (
+        select s._business_date, s._row_number, count(*) over (partition by {keys}, s._business_date) as n
+        from {t} as s where {present} and ({by_key}) in ({candidates})
+    ) as r where r.n > 1
+) as repeated on repeated._business_date = q._business_date and repeated._row_number = q._row_number""").format(
+        keys=sql.SQL(", ").join(keys), t=staged, present=present, by_key=by_key, candidates=candidates
     )
-    verdict = sql.SQL(
-        "not exists (select from key_repeated) or ({}) not in (select * from key_repeated)"
-    ).format(row_key)
-    return _when_present(spec.key, verdict), ctes
+    return [_as(_when_present(spec.key, sql.SQL("repeated._row_number is null")), key_column(spec))], [join]
 
 
 # The first staged date: bit i of a keys table's ``dates`` is that date + i (``_write_keys``).
@@ -397,9 +400,7 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
     as change history, only the rows its rules could judge differently from the day before (staged too).
     It reads the referenced keys' tables (``_write_keys``)."""
     columns, joins = _common_columns(spec), []
-    unique, ctes = _key_unique(spec, _span_days(conn))
-    columns.append(_as(unique, key_column(spec)))
-    extra = [_foreign_keys(spec)]
+    extra = [_key_unique(conn, spec), _foreign_keys(spec)]
     rows: sql.Composable = quarantine.table(spec)
     if checks_changes_only(spec):
         rows = _changes_only(spec)
@@ -413,11 +414,8 @@ def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Comp
     for more_columns, more_joins in extra:
         columns += more_columns
         joins += more_joins
-    return sql.SQL("{}select {} from {} as q {}").format(
-        sql.SQL("with {} ").format(ctes) if ctes else sql.SQL(""),
-        sql.SQL(", ").join(columns),
-        rows,
-        sql.SQL(" ").join(joins),
+    return sql.SQL("select {} from {} as q {}").format(
+        sql.SQL(", ").join(columns), rows, sql.SQL(" ").join(joins)
     )
 
 
