@@ -576,6 +576,40 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
 
 
 @pytest.mark.slow
+def test_a_daily_build_tests_the_monthly_charges_of_the_months_it_rewrote(fresh_db, tmp_path):
+    """The monthly charges' relationships test (every charge's account has a position) reads the months from the
+    first date loaded since the last daily build, not every charge against every position of the history; a test
+    run with nothing new to build reads every month."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "extracts", date(2024, 1, 30), date(2024, 2, 1), accounts=5, seed=2, progress=False
+    )
+    landing = tmp_path / "landing"
+
+    def load(delivery: Path) -> None:
+        shutil.copytree(delivery, landing / delivery.name)
+        assert pipeline.ingest(fresh_db, str(landing), echo=False).loaded_dates == [delivery.name]
+
+    deliveries = sorted((tmp_path / "extracts").iterdir())
+    for delivery in deliveries[:2]:
+        load(delivery)
+    pipeline.build_daily(fresh_db)  # January, through its month end
+    charges = "intermediate.int_od__charges_monthly"
+    with psycopg.connect(fresh_db) as conn:  # a January charge of an account with no position
+        january = f"select * from {charges} where month_end = '2024-01-31' limit 1"  # noqa: S608
+        conn.execute(f"create temp table orphan as {january}")
+        conn.execute("update orphan set od_account_id = 'OD-WITHOUT-POSITION'")
+        conn.execute(f"insert into {charges} select * from orphan")  # noqa: S608
+    load(deliveries[2])
+    pipeline.build_daily(fresh_db)  # February rewritten and tested: January's charges are not read again
+
+    relationships = "relationships_int_od__charges_monthly_od_account_id"
+    with pytest.raises(transform.TransformError, match=relationships):
+        transform.run_dbt(["test", "--select", "int_od__charges_monthly"], fresh_db)
+
+
+@pytest.mark.slow
 def test_a_runs_models_coverage_test_reads_every_date_its_build_rewrote(fresh_db, tmp_path):
     """A date that starts no run leaves its load id out of the runs, so the next build rewrites the runs from that
     date on, earlier than the dates loaded since the last daily build: the coverage test reads those too."""

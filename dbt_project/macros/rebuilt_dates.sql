@@ -10,6 +10,8 @@
     build: meta.whole_builds; for a view, a model it reads), by a run with nothing loaded since the last build,
     and by a test on any other model. A `dbt test` after a failed build reads that build's window. A test may
     narrow it further with where: "__rebuilt_dates__ and <condition>" (the term-loan grades: month ends only).
+    A test on a daily model keyed by month_end says where: '__rebuilt_months__' for the same window by months
+    (the monthly charges' relationships test: over a year's positions it read all 33 million every day, 16.9 s).
 -#}
 
 {#- dbt's own macro, which generic tests call with the tested relation, taught the placeholder -#}
@@ -21,6 +23,13 @@
         {#- "__rebuilt_dates__ and <more>": a test narrowed further keeps the rebuilt dates' window -#}
         {%- set where = '' if where == '__rebuilt_dates__' and not condition
             else where | replace('__rebuilt_dates__', '(' ~ (condition or 'true') ~ ')') -%}
+    {%- endif -%}
+    {%- if '__rebuilt_months__' in where -%}
+        {#- a daily model keyed by month_end (the monthly charges): the months from the first date loaded since the
+            last daily build, whose month end is on or after that date (an earlier month's is before it) -#}
+        {%- set condition = '' if built_whole_now(relation) else rebuilt_dates_condition('month_end') -%}
+        {%- set condition = condition | replace("month_end = '", "month_end >= '") -%}
+        {%- set where = where | replace('__rebuilt_months__', '(' ~ (condition or 'true') ~ ')') -%}
     {%- endif -%}
     {%- if where -%}
         {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
