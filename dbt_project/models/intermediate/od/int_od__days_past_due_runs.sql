@@ -75,63 +75,23 @@ closures as (
 
 {% if from_date -%}
 -- each account's state on the last date before this batch (its latest run by then): its excess run and its
--- charges state. The positions of that date are one index range scan, each with one probe for its run; an
--- account missing on that date (few) takes its latest earlier run, its date probed alone.
--- Materialized: the planner underestimates the accounts and re-ran the probes once per row of the batch.
-    last_date_rows as materialized (
-        select
-            p.od_account_id,
-            p.business_date as state_date,
-            t.*
-        from {{ ref('int_od__positions_daily') }} as p
-        cross join
-            lateral (
-                select {{ previous_state }}
-                from {{ this }} as t
-                where t.od_account_id = p.od_account_id and t.valid_from <= p.business_date
-                order by t.valid_from desc
-                limit 1
-            ) as t
-        where p.business_date = {{ last_date }}
-    ),
+-- charges state, as of its last computed date (state_date: the last date for nearly every account; an account
+-- missing on that date, few, has its date probed alone)
+    {{ latest_runs_before('previous_runs', this, from_date, 'select od_account_id from closures') }},
 
     previous_rows as materialized (
         select
             a.od_account_id,
-            l.state_date,
-            l.excess_since,
-            l.cumulative_credits,
-            l.cumulative_fees_due,
-            l.cumulative_interest_due,
-            l.credits_beyond_fees,
-            l.credits_beyond_charges,
-            l.oldest_unpaid_due_date,
-            l.unpaid_charges
+            coalesce(l.business_date, (
+                select max(h.business_date)
+                from {{ ref('int_od__positions_daily') }} as h
+                where h.od_account_id = a.od_account_id and h.business_date < '{{ from_date }}'::date
+            )) as state_date,
+            {{ previous_state }}
         from closures as a
-        inner join last_date_rows as l on a.od_account_id = l.od_account_id
-        union all
-        select
-            a.od_account_id,
-            prev.*
-        from closures as a
-        left join lateral (
-            select
-                (
-                    select max(h.business_date)
-                    from {{ ref('int_od__positions_daily') }} as h
-                    where h.od_account_id = a.od_account_id and h.business_date < '{{ from_date }}'::date
-                ) as state_date,
-                {{ previous_state }}
-            from {{ this }} as t
-            where t.od_account_id = a.od_account_id and t.valid_from < '{{ from_date }}'::date
-            order by t.valid_from desc
-            limit 1
-        ) as prev on true
-        where not exists (
-            select
-            from last_date_rows as l
-            where l.od_account_id = a.od_account_id
-        )
+        left join {{ ref('int_od__positions_daily') }} as l
+            on a.od_account_id = l.od_account_id and l.business_date = {{ last_date }}
+        left join previous_runs as t on a.od_account_id = t.od_account_id
     ),
 
     -- accounts whose credit history a reversal of this batch rewrites (a new version from the reversal's date)

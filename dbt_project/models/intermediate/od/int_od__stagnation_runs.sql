@@ -176,8 +176,11 @@ picked as (
 -- noqa: enable=LT02,LT09
 
 {% if carries -%}
--- each account's evaluable window on the last date before the batch (its run by then, one probe per position of
--- that date): min P and net inflow over its window
+-- each account's latest run before the batch: the batch's first day goes on with it when it has its stagnation
+{{ latest_runs_before('previous_runs', this, from_date, 'select distinct od_account_id from positions') }},
+
+-- each account's evaluable window on the last date before the batch (its latest run by then): min P and net
+-- inflow over its window
 previous_windows as materialized (
     select
         p.od_account_id,
@@ -186,7 +189,7 @@ previous_windows as materialized (
         t.net_inflow_60d as net_inflow,
         p.principal_outstanding
     from {{ ref('int_od__positions_daily') }} as p
-    cross join lateral ({{ latest_run('p', this) }}) as t
+    inner join previous_runs as t on p.od_account_id = t.od_account_id
     where p.business_date = {{ previous_date }} and t.window_evaluable
 ),
 
@@ -300,22 +303,6 @@ windows_in_force as (
     union all
     select * from joined
 ),
-{%- endif %}
-
-{% if carries -%}
--- each account's latest run before the batch, which the batch's first day goes on when it has its stagnation
-    previous_runs as materialized (
-        select t.*
-        from (select distinct od_account_id from positions) as a
-        cross join
-            lateral (
-                select *
-                from {{ this }} as t
-                where t.od_account_id = a.od_account_id and t.valid_from < '{{ from_date }}'::date
-                order by t.valid_from desc
-                limit 1
-            ) as t
-    ),
 {%- endif %}
 
 flags as (
