@@ -648,7 +648,7 @@ def test_raw_statistics_after_loads_know_the_new_date_and_are_taken_whole_past_a
         assert _expected_rows(conn, D2) < 20  # the statistics before: D1 only
         load.analyze_raw(conn)
         assert _analyzed(conn)[0] == analyzed + 1 and _analyzed(conn)[1] > 0  # not whole
-        assert 200 / 3 < _expected_rows(conn, D2) < 200 * 3
+        assert 200 / 5 < _expected_rows(conn, D2) < 200 * 5  # a random sample of 300 rows: about 14 of D2
 
         conn.execute("insert into raw.od_balances select * from raw.od_balances")  # twice the rows: whole
         _counted(conn)

@@ -15,7 +15,7 @@
     (of 100,000 accounts after a year, 73 % of the stagnation's and 77 % of the days past due's within 7 days):
     those runs are one range scan of the runs' valid_from index and one sort; only the other accounts probe the
     unique index, one each. 100,000 probes cost 19.2 s with a cold cache after a year, this 3.4 s
-    (docs/performance.md, "The latest runs in one pass"). `name`_recent also holds accounts outside `accounts`
+    (docs/performance.md, "One more day after a year, day by day"). `name`_recent also holds accounts outside `accounts`
     (closed since): a reader joins it by account. -#}
 {% macro latest_runs_before(name, runs, from_date, accounts, recent_days=7) -%}
     {%- set recent_from = "'" ~ from_date ~ "'::date - " ~ recent_days -%}

@@ -54,8 +54,11 @@ def analyze_raw(conn: psycopg.Connection) -> None:
     0.05 s at 2,000 accounts; minutes at 100,000 x 61, where every loaded date is a most common value and the
     new one none). A table changed by more than a tenth (or never analyzed) is analyzed whole. Every other has
     its date columns analyzed from a hundredth of the sample (300 rows, so 300 random pages): the dates hold
-    about as many rows each, so the estimate of any one date is the rows over the distinct dates, which 300 rows
-    estimate as well as 30,000 (a date that is no most common value gets its share of the rest). After a year,
+    about as many rows each, so one date is estimated at the rows over the distinct dates, and a range by the
+    column's index (two histogram bounds are replaced by the actual minimum and maximum). A page holds one
+    date, so the sample repeats dates and underestimates their number: a date's rows are overestimated, about
+    2 x after a year and more with the years, the safe side (hash joins; the failure above was expecting none,
+    and nested loops). After a year,
     when a date is 0.3 % of a table and the rest of its statistics barely move, the 3,000 pages of a tenth of
     the sample cost 1 to 12 s per table in the morning's run (the disk's random reads vary from 300 to 2,000 a
     second): up to 28 s of a 71 s day. Their modified rows keep counting (a partial ANALYZE does not reset

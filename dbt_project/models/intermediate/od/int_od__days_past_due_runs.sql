@@ -76,17 +76,18 @@ closures as (
 {% if from_date -%}
 -- each account's state on the last date before this batch (its latest run by then): its excess run and its
 -- charges state, as of its last computed date (state_date: the last date for nearly every account; an account
--- missing on that date, few, has its date probed alone)
+-- missing on that date, few, has its date probed alone; none without a run, so that it is computed from its
+-- whole history)
     {{ latest_runs_before('previous_runs', this, from_date, 'select od_account_id from closures') }},
 
     previous_rows as materialized (
         select
             a.od_account_id,
-            coalesce(l.business_date, (
+            case when t.od_account_id is not null then coalesce(l.business_date, (
                 select max(h.business_date)
                 from {{ ref('int_od__positions_daily') }} as h
                 where h.od_account_id = a.od_account_id and h.business_date < '{{ from_date }}'::date
-            )) as state_date,
+            )) end as state_date,
             {{ previous_state }}
         from closures as a
         left join {{ ref('int_od__positions_daily') }} as l
