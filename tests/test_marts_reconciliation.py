@@ -389,7 +389,7 @@ def test_an_account_day_table_indexed_before_0058_works_until_built_whole(fresh_
 def test_a_window_without_flows_reads_the_same_in_a_batch_and_a_full_build(fresh_db: str, dbt_work: Path):
     """A repayment before a window and none inside it: a full build subtracts two cumulative sums (10.00 -
     10.00), a batch whose first day is the first evaluable one sums no flow at all (0). Both store one net
-    inflow, with one scale, and the same runs (compared as text, as the runs themselves are)."""
+    inflow, with one scale, and the same runs (compared as text: with their scale, as the runs are)."""
     window = 3
     policy.record_change(fresh_db, "stagnation_window_days", str(window), FIRST, "a short window", "test")
     flows = {FIRST: [transaction("P1", "U1", "REPAYMENT", "10.00")]}

@@ -115,11 +115,12 @@
 {#- The runs of a model stored as runs (decision 0060): the days of `days` (od_account_id, business_date, the
     `state_columns`, load_id) whose state differs from the account's previous day's, each the first day of a run.
     An account's first day is compared with its row in `previous` (its latest run before the batch; none on a full
-    build), so that a run goes on across a batch's first date. Compared as text: a numeric's scale is part of the
-    value a reader sees (0 and 0.00 start different runs). -#}
+    build), so that a run goes on across a batch's first date. Compared by their stored bytes (`*<>`, record image
+    inequality): a numeric's scale is part of the value a reader sees (0 and 0.00 start different runs), as when
+    the states were compared as text, which cost 2 to 3 x as much (a year's full build: 23 s of stagnation's). -#}
 {% macro run_starts(days, previous, state_columns) -%}
-    {%- set day_state = 'row(d.' ~ state_columns | join(', d.') ~ ')::text' -%}
-    {%- set previous_state = 'row(r.' ~ state_columns | join(', r.') ~ ')::text' if previous else 'null' -%}
+    {%- set day_state = 'row(d.' ~ state_columns | join(', d.') ~ ')' -%}
+    {%- set previous_state = 'row(r.' ~ state_columns | join(', r.') ~ ')' if previous else 'null' -%}
     select
         od_account_id,
         business_date as valid_from,
@@ -128,7 +129,9 @@
     from (
         select
             d.*,
-            ({{ day_state }} is distinct from coalesce(lag({{ day_state }}) over account_days, {{ previous_state }}))
+            -- *<> is strict: no earlier state (null) starts a run. (Its right side is not a row constructor, so the
+            -- rows are compared whole, not column by column with each type's own <>.)
+            coalesce({{ day_state }} *<> coalesce(lag({{ day_state }}) over account_days, {{ previous_state }}), true)
                 as starts_run
         from {{ days }} as d
         -- (no previous runs: a relation without rows, so that the statement has one shape)

@@ -314,7 +314,8 @@ flags as (
 
 -- the stagnation of each day of the batch. The net inflow's scale is trimmed (0.00 -> 0, 12.50 -> 12.5): summed
 -- from the account's whole history (a full build) or from the batch and the rows before it (a batch), the same
--- value had a different scale, and the runs, compared as text, could start on different days
+-- value had a different scale, and the runs, compared with their scale (macros/runs.sql), could start on
+-- different days
 stagnation_days as (
     select
         od_account_id,
