@@ -575,6 +575,77 @@ def test_a_daily_build_tests_the_dates_it_rewrote_and_a_test_run_every_date(fres
     assert "int_od__positions_daily" not in retried and [retried[node] for node in balances_total] == ["fail"]
 
 
+def test_a_daily_build_analyzes_a_table_whole_past_a_tenth_and_else_its_dates_from_a_sample(
+    fresh_db, tmp_path
+):
+    """Decision 0067: a model's post-hook analyzes its table whole when a tenth of it changed since, else only its
+    date columns and load_id from 300 rows: the planner expects the new date's rows, the rest stands."""
+    from odwh import pipeline, simulate
+
+    simulate.simulate(
+        tmp_path / "extracts", date(2024, 1, 1), date(2024, 1, 4), accounts=40, seed=2, progress=False
+    )
+    deliveries = sorted((tmp_path / "extracts").iterdir())
+    landing = tmp_path / "landing"
+    table = "intermediate.int_od__transactions_classified"
+
+    def build(delivery: Path) -> None:
+        shutil.copytree(delivery, landing / delivery.name)
+        assert pipeline.ingest(fresh_db, str(landing), echo=False).loaded_dates == [delivery.name]
+        pipeline.build_daily(fresh_db)
+
+    def statistics(conn: psycopg.Connection, column: str) -> tuple[int, str]:
+        """(how many most common values, their frequencies as text) of ``column`` in the table's statistics."""
+        row = conn.execute(
+            "select coalesce(cardinality(most_common_vals::text::text[]), 0), most_common_freqs::text"
+            " from pg_stats where schemaname = 'intermediate' and tablename = %s and attname = %s",
+            (table.split(".")[1], column),
+        ).fetchone()
+        assert row is not None
+        return row
+
+    def expected_rows(conn: psycopg.Connection, business_date: str) -> float:
+        (plan,) = conn.execute(
+            f"explain (format json) select * from {table} where business_date = %s",  # noqa: S608
+            (business_date,),
+        ).fetchone()
+        return float(plan[0]["Plan"]["Plan Rows"])
+
+    def grow(conn: psycopg.Connection, copies: int, batch: str) -> None:
+        """``copies`` of the built rows, dated long before any build reads (load id 0), counted at once."""
+        conn.execute(
+            f"insert into {table} select %s || g || '-' || t.txn_id, t.od_account_id, '2000-01-01',"  # noqa: S608
+            " t.txn_type, t.direction, t.amount, t.flow_class, t.signed_amount, t.is_reversal,"
+            " t.reversed_txn_id, t.original_txn_id, '2000-01-01', 0"
+            f" from {table} as t, generate_series(1, %s) as g where t.load_id > 0",
+            (batch, copies),
+        )
+        conn.execute("select pg_stat_force_next_flush()")
+
+    for delivery in deliveries[:2]:
+        build(delivery)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert statistics(conn, "flow_class")[0] > 0  # a table just built: every column analyzed
+        conn.execute(f"alter table {table} set (autovacuum_enabled = false)")  # analyzed by the builds alone
+        grow(conn, 30, "a")
+        conn.execute(f"analyze {table}")
+        assert statistics(conn, "business_date")[0] == 3  # 2000-01-01 and the two dates: all of them
+        assert expected_rows(conn, "2024-01-03") == 1  # a date the statistics do not know: none expected
+        flow_classes = statistics(conn, "flow_class")
+
+    build(deliveries[2])  # a new date, about a seventieth of the table
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert statistics(conn, "business_date")[0] <= 1  # from a sample of 300 rows
+        assert expected_rows(conn, "2024-01-03") > 1
+        assert statistics(conn, "flow_class") == flow_classes  # not analyzed again
+        grow(conn, 30, "b")  # more than doubled
+
+    build(deliveries[3])
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        assert statistics(conn, "business_date")[0] == 5  # whole again: every date
+        assert statistics(conn, "flow_class") != flow_classes
+
+
 @pytest.mark.slow
 def test_a_daily_build_tests_the_monthly_charges_of_the_months_it_rewrote(fresh_db, tmp_path):
     """The monthly charges' relationships test (every charge's account has a position) reads the months from the

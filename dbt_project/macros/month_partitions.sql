@@ -49,8 +49,8 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- A partition of `relation` for every month of the dates `dates_sql` selects that has none; the months written,
-    and whether one was created, noted for analyze_after_build (settings of this session: dbt runs a model's
+{#- A partition of `relation` for every month of the dates `dates_sql` selects that has none; the months written
+    noted for analyze_after_build (settings of this session: dbt runs a model's
     hooks on its connection).
     Named <table>_p<yyyymm>. A full refresh builds the new table as <table>__dbt_tmp beside the old one, so its
     partitions are named after that until analyze_after_build names them after the table, once the old one is
@@ -68,7 +68,6 @@
     begin
         perform set_config('datestyle', 'ISO, YMD', true);  -- how pg_get_expr writes the bounds compared below
         perform set_config('odwh.months_written', '', false);
-        perform set_config('odwh.months_created', '', false);
         for month in
             select distinct date_trunc('month', dates.d)::date from ({{ dates_sql }}) as dates (d)
             where dates.d is not null
@@ -91,41 +90,42 @@
                 'alter table %s attach partition %I.%I for values from (%L) to (%L)',
                 parent, '{{ relation.schema }}', partition_name, month, (month + interval '1 month')::date
             );
-            perform set_config('odwh.months_created', to_char(month, 'YYYY-MM-DD'), false);
         end loop;
         perform set_config('datestyle', datestyle, true);
     end $$
 {%- endmacro %}
 
-{#- The daily models' post-hook, after the commit (dbt_project.yml): ANALYZE what the build wrote, so the next
-    model's planner knows the new dates (docs/performance.md, "Models at 10,000 x 61"). A partitioned table built
-    whole gets its partitions named after it, then is analyzed whole; built incrementally, the partitions of
-    the months written, and the table's own statistics when a month was added or it has none (ANALYZE ONLY,
-    PostgreSQL 18; before it, ANALYZE reads every partition again). Those sample the whole table, a second a
-    day after a year, and a day barely moves them: a query of a day is planned from its partition's statistics,
-    fresh; the table's serve joins over many months, whose keys and sizes a day does not change. A table built
-    before it was partitioned (decision 0046) is analyzed after every build, as before. Nothing on a view. -#}
+{#- The models' post-hook, after the commit (dbt_project.yml): the statistics of what the build wrote, so the next
+    model's planner knows the new dates (docs/performance.md, "Models at 10,000 x 61"), each relation by
+    analyze_what_changed: a table and each month's partition written, then a partitioned table's own statistics
+    (they serve plans over many months, which a day barely moves) when its partitions have grown by a tenth since
+    they were taken (decision 0067). A partitioned table built whole gets its partitions named after it, then is
+    analyzed whole. Nothing on a view. -#}
 {% macro analyze_after_build() -%}
     {%- set partitioned = config.meta_get('partitioned_by_month') -%}
     {%- if model.config.materialized == 'view' -%}
     {%- elif not partitioned -%}
-        analyze {{ this }}
+        do $$
+        declare
+            {{ analyze_what_changed_declarations() }}
+        begin
+            {{ analyze_what_changed("'" ~ this ~ "'::regclass") }}
+        end $$
     {%- else -%}
         {%- set whole = built_whole_now(this) -%}
         do $$
         declare
             parent regclass := '{{ this }}'::regclass;
             written text[] := array_remove(string_to_array(current_setting('odwh.months_written', true), ','), '');
-            month_added boolean := coalesce(current_setting('odwh.months_created', true), '') <> '';
             built_whole boolean := {{ whole }};
             part record;
             canonical text;
             datestyle text := current_setting('datestyle');
+            {{ analyze_what_changed_declarations() }}
         begin
             perform set_config('datestyle', 'ISO, YMD', true);  -- how pg_get_expr writes the bounds read below
             perform set_config('odwh.months_written', '', false);
-            perform set_config('odwh.months_created', '', false);
-            for part in
+                for part in
                 select
                     c.oid::regclass as rel,
                     c.relname,
@@ -139,22 +139,76 @@
                     execute format('alter table %s rename to %I', part.rel, canonical);
                 end if;
                 if not built_whole and part.month = any(written) then
-                    execute format('analyze %s', part.rel);
+                    {{ analyze_what_changed('part.rel') }}
                 end if;
             end loop;
-            -- a table built before it was partitioned is analyzed whole, as before
-            if not built_whole and cardinality(written) > 0 and (month_added or (
-                select relkind <> 'p' or reltuples < 0 from pg_class where oid = parent
-            )) then
-                execute format(
-                    case when current_setting('server_version_num')::int >= 180000 then 'analyze only %s'
-                    else 'analyze %s' end, parent
-                );
-            end if;
             perform set_config('datestyle', datestyle, true);
+            -- a table built before it was partitioned is analyzed as any table
+            if not built_whole and cardinality(written) > 0 then
+                if (select relkind <> 'p' from pg_class where oid = parent) then
+                    {{ analyze_what_changed('parent') }}
+                elsif (
+                    select p.reltuples < 0 or sum(c.reltuples) filter (where c.reltuples > 0) > 1.1 * p.reltuples
+                    from pg_class as p, pg_inherits as i inner join pg_class as c on i.inhrelid = c.oid
+                    where p.oid = parent and i.inhparent = parent
+                    group by p.reltuples
+                ) then
+                    execute format(
+                        case when current_setting('server_version_num')::int >= 180000 then 'analyze only %s'
+                        else 'analyze %s' end, parent
+                    );
+                end if;
+            end if;
         end $$
         {%- if whole %};
         analyze {{ this }}
         {%- endif %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The variables analyze_what_changed uses, in a DO block's declarations. -#}
+{% macro analyze_what_changed_declarations() -%}
+    analyze_whole boolean;
+    analyze_columns text[];
+    statistics_target text := current_setting('default_statistics_target');
+{%- endmacro %}
+
+{#- PL/pgSQL statements: ANALYZE the relation `rel` (a regclass expression) whole when a column has no statistics
+    (never analyzed whole: a table just built has its row count from its indexes' builds, and the count of its
+    inserted rows may not have reached the statistics system yet), grew
+    by a tenth in pages since, or a tenth of its rows were modified since its last whole ANALYZE (the
+    statistics system's count, which may lag by a second); else only its date columns and load_id, from a
+    sample of 300 rows (decision 0067, as odwh.load.analyze_raw does for raw). After a year a day is 0.3 % of a
+    table and a whole ANALYZE samples 30,000 random pages of it (13 s cold for the classified transactions); the
+    planner still needs the new date: past the histogram's last bound, it would expect no row and choose nested
+    loops over every account. A partial ANALYZE keeps the rows modified counting, so the whole one comes past
+    the same tenth as autovacuum's. -#}
+{% macro analyze_what_changed(rel) -%}
+    select
+        c.reltuples < 0
+        or exists (
+            select from pg_attribute as a
+            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and not exists (
+                select from pg_stats as s
+                where
+                    s.schemaname = c.relnamespace::regnamespace::text and s.tablename = c.relname
+                    and s.attname = a.attname and not s.inherited
+            )
+        )
+        or pg_relation_size(c.oid) / current_setting('block_size')::int > 1.1 * c.relpages
+        or coalesce(pg_stat_get_mod_since_analyze(c.oid), 0) > 0.1 * c.reltuples,
+        array(
+            select quote_ident(a.attname) from pg_attribute as a
+            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                and (a.atttypid = 'date'::regtype or a.attname = 'load_id')
+        )
+    into analyze_whole, analyze_columns
+    from pg_class as c where c.oid = {{ rel }};
+    if analyze_whole or cardinality(analyze_columns) = 0 then
+        execute format('analyze %s', {{ rel }});
+    else
+        perform set_config('default_statistics_target', '1', true);
+        execute format('analyze %s (%s)', {{ rel }}, array_to_string(analyze_columns, ', '));
+        perform set_config('default_statistics_target', statistics_target, true);
+    end if;
 {%- endmacro %}
