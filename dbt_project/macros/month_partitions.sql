@@ -98,8 +98,8 @@
 {#- The models' post-hook, after the commit (dbt_project.yml): the statistics of what the build wrote, so the next
     model's planner knows the new dates (docs/performance.md, "Models at 10,000 x 61"), each relation by
     analyze_what_changed: a table and each month's partition written, then a partitioned table's own statistics
-    (they serve plans over many months, which a day barely moves) when its partitions have grown by a tenth since
-    they were taken (decision 0067). A partitioned table built whole gets its partitions named after it, then is
+    (they serve plans over many months, which a day barely moves) when its partitions' rows have grown or shrunk
+    by a tenth since they were taken (decision 0067). A partitioned table built whole gets its partitions named after it, then is
     analyzed whole. Nothing on a view. -#}
 {% macro analyze_after_build() -%}
     {%- set partitioned = config.meta_get('partitioned_by_month') -%}
@@ -125,7 +125,7 @@
         begin
             perform set_config('datestyle', 'ISO, YMD', true);  -- how pg_get_expr writes the bounds read below
             perform set_config('odwh.months_written', '', false);
-                for part in
+            for part in
                 select
                     c.oid::regclass as rel,
                     c.relname,
@@ -148,7 +148,9 @@
                 if (select relkind <> 'p' from pg_class where oid = parent) then
                     {{ analyze_what_changed('parent') }}
                 elsif (
-                    select p.reltuples < 0 or sum(c.reltuples) filter (where c.reltuples > 0) > 1.1 * p.reltuples
+                    select
+                        p.reltuples < 0
+                        or abs(sum(c.reltuples) filter (where c.reltuples > 0) - p.reltuples) > 0.1 * p.reltuples
                     from pg_class as p, pg_inherits as i inner join pg_class as c on i.inhrelid = c.oid
                     where p.oid = parent and i.inhparent = parent
                     group by p.reltuples
@@ -175,8 +177,8 @@
 
 {#- PL/pgSQL statements: ANALYZE the relation `rel` (a regclass expression) whole when a column has no statistics
     (never analyzed whole: a table just built has its row count from its indexes' builds, and the count of its
-    inserted rows may not have reached the statistics system yet), grew
-    by a tenth in pages since, or a tenth of its rows were modified since its last whole ANALYZE (the
+    inserted rows may not have reached the statistics system yet), grew by a tenth in pages since its last
+    ANALYZE (a large build), or a tenth of its rows were modified since its last whole ANALYZE (the
     statistics system's count, which may lag by a second); else only its date columns and load_id, from a
     sample of 300 rows (decision 0067, as odwh.load.analyze_raw does for raw). After a year a day is 0.3 % of a
     table and a whole ANALYZE samples 30,000 random pages of it (13 s cold for the classified transactions); the
@@ -188,12 +190,15 @@
         c.reltuples < 0
         or exists (
             select from pg_attribute as a
-            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and not exists (
-                select from pg_stats as s
-                where
-                    s.schemaname = c.relnamespace::regnamespace::text and s.tablename = c.relname
-                    and s.attname = a.attname and not s.inherited
-            )
+            where
+                a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated <> 'v'
+                and coalesce(a.attstattarget, -1) <> 0
+                and not exists (
+                    select from pg_stats as s
+                    where
+                        s.schemaname = n.nspname and s.tablename = c.relname and s.attname = a.attname
+                        and not s.inherited
+                )
         )
         or pg_relation_size(c.oid) / current_setting('block_size')::int > 1.1 * c.relpages
         or coalesce(pg_stat_get_mod_since_analyze(c.oid), 0) > 0.1 * c.reltuples,
@@ -203,7 +208,8 @@
                 and (a.atttypid = 'date'::regtype or a.attname = 'load_id')
         )
     into analyze_whole, analyze_columns
-    from pg_class as c where c.oid = {{ rel }};
+    from pg_class as c inner join pg_namespace as n on c.relnamespace = n.oid
+    where c.oid = {{ rel }};
     if analyze_whole or cardinality(analyze_columns) = 0 then
         execute format('analyze %s', {{ rel }});
     else
