@@ -146,6 +146,15 @@ def test_agent_alerts_open_escalate_and_close(fresh_db, dbt_work):
         "drawdown_threshold": D("300"),
     }
     assert threshold == [expected]
+    # an agent's quiet day is no row (decision 0068): the agent-days are those with excess or a flow
+    agent_days = query_dicts(
+        fresh_db,
+        "select od_account_id, business_date, is_excess, cash_withdrawals, drawdowns"
+        " from intermediate.int_monitoring__agent_days",
+    )
+    assert agent_days, "no agent-day at all"
+    assert all(d["is_excess"] or d["cash_withdrawals"] or d["drawdowns"] for d in agent_days)
+    assert ("A1", JAN[7]) not in {(d["od_account_id"], d["business_date"]) for d in agent_days}
 
 
 @pytest.mark.slow
@@ -158,7 +167,8 @@ def test_incremental_days_and_a_redelivery_equal_a_full_refresh(fresh_db, dbt_wo
     assert alerts(fresh_db) == expected_alerts()
 
     # the 6th and the 12th are delivered again: A1 back under its limit on the 6th splits G1's alert in two;
-    # the 12th loses G3's cash withdrawal, its only abnormal account-day (the stale row must go)
+    # the 12th loses G3's cash withdrawal, its only abnormal account-day and the date's only active agent-day
+    # (the stale rows must go, though the date now has no agent-day at all)
     portfolio.balances("A1", [JAN[5]], "1000.00")
     events = portfolio.events["od_transactions", JAN[11]]
     events[:] = [e for e in events if e["txn_id"] != "W2"]
@@ -167,12 +177,16 @@ def test_incremental_days_and_a_redelivery_equal_a_full_refresh(fresh_db, dbt_wo
     incremental = alerts(fresh_db)
     abnormal_sql = "select * from intermediate.int_monitoring__agent_abnormal_days order by 1, 2"
     abnormal_days = query_dicts(fresh_db, abnormal_sql)
+    agent_days_sql = "select * from intermediate.int_monitoring__agent_days order by 1, 2"
+    agent_days = query_dicts(fresh_db, agent_days_sql)
+    assert JAN[11] not in {d["business_date"] for d in agent_days}
     opened = {(a[0], a[7]): (a[9], a[10]) for a in incremental if a[0] in ("G1", "G3")}
     assert opened == {("G1", JAN[4]): (JAN[5], 1), ("G1", JAN[6]): (JAN[7], 1), ("G3", JAN[14]): (JAN[15], 1)}
 
     build_alerts(fresh_db, dbt_work, "--full-refresh")
     assert incremental == alerts(fresh_db)
     assert abnormal_days == query_dicts(fresh_db, abnormal_sql)
+    assert agent_days == query_dicts(fresh_db, agent_days_sql)
 
 
 def test_dims_walk_the_manager_chain(fresh_db, dbt_work):

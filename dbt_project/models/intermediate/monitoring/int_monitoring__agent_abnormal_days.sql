@@ -5,20 +5,21 @@
 --   ABNORMAL_DRAWDOWN   a drawdown of the day above agent_abnormal_drawdown_multiple x the account's average
 --                       drawdown over the agent_drawdown_trailing_days days before it ([d - N, d - 1], the
 --                       day itself excluded); no drawdown in that window = no history = not abnormal by it.
--- Parameters are read on the day. Incremental from the earliest business date touched by a newer load; the
--- trailing windows read the history in int_monitoring__agent_days, so no lookback is needed. Only abnormal
+-- Parameters are read on the day. Incremental from the earliest business date touched by a newer load (the
+-- positions' loads: the agent days keep active days only, so a re-delivered date may have none left there);
+-- the trailing windows read the history in int_monitoring__agent_days, so no lookback is needed. Only abnormal
 -- days are kept, so the pre-hook first deletes every recomputed date (a recomputed date may have none left).
 {%- set agent_days = ref('int_monitoring__agent_days') %}
 {#- The pre-hook deletes the recomputed dates at run time (daily_rebuild_from again: the body computes them at
     compile time, before the hook deletes anything). -#}
-{%- set recompute_from = "'{{ daily_rebuild_from(ref('int_monitoring__agent_days')) }}'::date" %}
+{%- set recompute_from = "'{{ daily_rebuild_from(ref('int_od__positions_daily')) }}'::date" %}
 {{ config(
     pre_hook="{% if is_incremental() %}delete from {{ this }} where business_date >= " ~ recompute_from
         ~ "{% endif %}",
     indexes=account_day_indexes() + [{'columns': ['customer_id', 'business_date']}],
 ) }}
 
-{%- set from_date = daily_rebuild_from(agent_days) %}
+{%- set from_date = daily_rebuild_from(ref('int_od__positions_daily')) %}
 
 with parameters as (
     select * from {{ ref('int_policy__parameter_versions') }}

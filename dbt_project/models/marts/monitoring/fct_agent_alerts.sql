@@ -92,8 +92,17 @@ figures as (
     group by r.customer_id, r.opened_on
 ),
 
+-- the loaded dates, each with the next one (the agent days hold active days only, so not every date is there)
+loaded_dates as (
+    select
+        business_date,
+        lead(business_date) over (order by business_date) as next_date
+    from {{ ref('stg_meta__loads') }}
+    where superseded_at is null
+),
+
 latest as (
-    select max(d.business_date) as as_of_date from {{ ref('int_monitoring__agent_days') }} as d
+    select max(business_date) as as_of_date from loaded_dates
 ),
 
 alerts as (
@@ -106,11 +115,7 @@ alerts as (
         f.cash_withdrawn,
         f.peak_excess,
         f.largest_abnormal_drawdown,
-        -- the next loaded date: an index probe on business_date per alert
-        (
-            select min(d.business_date) from {{ ref('int_monitoring__agent_days') }} as d
-            where d.business_date > r.last_abnormal_on
-        ) as closed_on,
+        n.next_date as closed_on,
         l.as_of_date,
         coalesce(
             e.value,
@@ -120,6 +125,7 @@ alerts as (
     from runs as r
     inner join opening as o on r.customer_id = o.customer_id and r.opened_on = o.business_date
     inner join figures as f on r.customer_id = f.customer_id and r.opened_on = f.opened_on
+    left join loaded_dates as n on r.last_abnormal_on = n.business_date
     cross join latest as l
     left join parameters as e on r.opened_on >= e.effective_from and r.opened_on < e.effective_to
 ),
