@@ -11,7 +11,9 @@
 -- (100,000 accounts x 61 days: 214,387 rows of 2,128,962).
 -- Incremental: whole business dates from the earliest date touched by a load newer than this table's newest
 -- load_id (a day depends only on that day's rows, so no lookback is needed). The pre-hook deletes every
--- recomputed date first: a re-delivered date may have fewer active agent-days than before, or none.
+-- recomputed date first: a re-delivered date may have fewer active agent-days than before, or none. A newest
+-- date without an active agent-day leaves no row of its load, so the next build computes that date again (the
+-- pre-hook deletes it first; at any real size every date has an active agent).
 -- Nested loops off for this transaction: the planner expects a handful of agents (trim() in staging has no
 -- statistics) and of same-day debits (two date columns compared), and re-ran the debits' aggregate once per
 -- agent-day (10,000 accounts: 9 s for one day, hash joins 0.02 s; docs/performance.md).

@@ -92,13 +92,17 @@ figures as (
     group by r.customer_id, r.opened_on
 ),
 
--- the loaded dates, each with the next one (the agent days hold active days only, so not every date is there)
+-- the loaded dates the models have built, each with the next one (the agent days hold active days only, so not
+-- every date is there; a date loaded after the positions were last built, as after a failed build, is not
+-- checked yet and must neither close an alert nor date it)
 loaded_dates as (
     select
         business_date,
         lead(business_date) over (order by business_date) as next_date
     from {{ ref('stg_meta__loads') }}
-    where superseded_at is null
+    where
+        superseded_at is null
+        and business_date <= (select max(p.business_date) from {{ ref('int_od__positions_daily') }} as p)
 ),
 
 latest as (
