@@ -9,14 +9,14 @@
     One row per calendar day from the first to the last business date of `positions` (two index probes): the
     day-count divisors and the day's weight. 30E/360 with p = interest_days_per_month: days after the p-th weigh
     0 (day 31), the last day of a month shorter than p weighs p + 1 - days_in_month (28 Feb: 3, 29 Feb: 2),
-    every other day 1. ACT/360: every day 1. A parameter missing on a date with positions fails the query,
-    never yields null. Every day of the span, not the distinct dates of `positions`: those would be a scan of
+    every other day 1. ACT/360: every day 1. A parameter missing on a day of the span fails the query, never
+    yields null. Every day of the span, not the distinct dates of `positions`: those would be a scan of
     its whole date index for any reader whose date condition is a range, which does not reach a distinct list.
-    `distinct on (business_date)`, though each date is already one row: it keeps the day's computations (the
-    convention, the month's length, the parameters' lookups) once per day, where a plain subquery was pulled up
-    into its reader and evaluated three times per position row (at 100,000 x 61 the monthly charges' full build
-    spent 10 s of one core there), and it tells the planner the date is unique, so the join is estimated at one
-    row per position (from a series of unknown length it guessed five, and hashed the positions).
+    `distinct on (business_date)`, though each date is already one row: a subquery with `distinct` is never
+    merged into its reader, so the day's computations (the convention, the month's length, the parameters)
+    run once a day, not once per accrual column of every position row (10 s of one core in the monthly
+    charges' full build at 100,000 x 61); and the planner knows the date is unique, so it estimates the join
+    at one row per position (behind `offset 0` it hashed the positions instead, on one core).
 -#}
 {% macro day_count_weights(positions, parameter_versions) -%}
     select distinct on (business_date)

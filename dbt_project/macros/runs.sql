@@ -133,11 +133,10 @@
             -- rows are compared whole, not column by column with each type's own <>.)
             coalesce({{ day_state }} *<> coalesce(lag({{ day_state }}) over account_days, {{ previous_state }}), true)
                 as starts_run
-        -- ordered, the days are a query level of their own (PostgreSQL does not merge a subquery with an
-        -- `order by` into its reader): each state column is computed once a day, where merged, its expression
-        -- (the stagnation's window picked by the parameter in force, the days past due's array subscripts) was
-        -- evaluated for the day's row and again for lag()'s, at 100,000 x 61 about 10 s of a full build's
-        -- stagnation runs; the order is the window's, which the days already have, so nothing is sorted again
+        -- ordered, the days are a query level of their own (a subquery with an `order by` is never merged into
+        -- its reader), so each state column is computed once a row, not again for lag()'s argument (about 10 s of
+        -- the stagnation runs' full build at 100,000 x 61); a full build's days already come in this order, and
+        -- an incremental build sorts its batch here
         from (select * from {{ days }} order by od_account_id, business_date) as d
         -- (no previous runs: a relation without rows, so that the statement has one shape)
         left join {{ previous or '(select null::text as od_account_id where false)' }} as r
