@@ -151,6 +151,38 @@ def test_manifest_mismatch_is_refused(fresh_db, tmp_path, archive):
     assert _counts(fresh_db, "od_transactions") == {}
 
 
+def test_a_snapshot_staged_short_of_its_manifest_is_refused_at_promotion(
+    fresh_db, tmp_path, archive, monkeypatch
+):
+    """Promotion compares each file's rows with the manifest: a snapshot merged by its changes alone (the day
+    before promoted from the same staging) is counted by its COPY, which staging records per date and file."""
+    landing = tmp_path / "landing"
+    for day in (D1, D2):
+        write_delivery(landing, day)
+    copy, recorded = quarantine._copy, []
+
+    def one_short_on_2_oct(conn, f, fh, header):  # as if COPY had read one row fewer than the manifest lists
+        staged = copy(conn, f, fh, header)
+        if f.name == "customers.csv":
+            recorded.append(staged)
+            day = conn.execute("select current_setting('odwh.quarantine_date')").fetchone()[0]
+            return staged - 1 if day == D2.isoformat() else staged
+        return staged
+
+    monkeypatch.setattr(quarantine, "_copy", one_short_on_2_oct)
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded", "rejected"]
+    listed = len((landing / D2.isoformat() / "customers.csv").read_text().splitlines()) - 1
+    assert recorded == [listed, listed]
+    assert f"customers.csv: manifest says {listed} rows, loaded {listed - 1}" in report.outcomes[1].detail
+    assert set(_counts(fresh_db, "customers")) == {D1}
+
+    monkeypatch.undo()
+    report = pipeline.ingest(fresh_db, str(landing), echo=False)
+    assert [o.status for o in report.outcomes] == ["loaded"]
+    assert set(_counts(fresh_db, "customers")) == {D1, D2}
+
+
 def test_the_next_date_is_received_by_a_helper_process_never_past_a_refused_one(tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     D4 = date(2026, 10, 4)

@@ -273,8 +273,7 @@ def _insert_typed(
         for few in (gone, changed):  # a few rows: probe the versions' key index
             conn.execute(sql.SQL("analyze {}").format(few))
         changes = history.Changes(rows=changed, gone=gone)
-        counted = conn.execute(sql.SQL("select count(*) from {}").format(stage)).fetchone()
-        delivered = counted[0] if counted else 0
+        delivered = quarantine.staged_rows(conn, f, d)
 
     def whole_day() -> sql.Composable:  # the merge's other paths compare every row of the date
         return day if checked is None else temp_table("day", _typed(cols, numbers, stage))[0]

@@ -26,6 +26,7 @@ from typing import IO
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from odwh import contract, landing
 from odwh.landing import Problem, StoragePath
@@ -57,6 +58,19 @@ class StagedDate:
         self.missing_columns |= part.missing_columns
         self.problems += part.problems
         self.warnings += part.warnings
+
+
+def staged_rows(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> int:
+    """The rows of ``f`` staged for ``d``, as its ``COPY`` counted them; counted again when not recorded."""
+    found = conn.execute(
+        "select (rows ->> %s)::integer from quarantine.staged_dates where business_date = %s", (f.name, d)
+    ).fetchone()
+    if found is not None and found[0] is not None:
+        return int(found[0])
+    counted = conn.execute(
+        sql.SQL("select count(*) from {} where _business_date = %s").format(table(f)), (d,)
+    ).fetchone()
+    return int(counted[0]) if counted else 0
 
 
 def table(f: contract.ExtractFile) -> sql.Composed:
@@ -177,7 +191,6 @@ def stage(
         with conn.transaction(), other.transaction():
             for folder in folders:
                 day = StagedDate(landing.folder_business_date(folder), folder)
-                conn.execute("insert into quarantine.staged_dates values (%s)", (day.business_date,))
                 present = [f for f in wanted if (folder / f.name).exists()]
                 before = staged[-1].rows if staged else {}
                 queue = iter(sorted(present, key=lambda f: -before.get(f.name, 0)))  # stable: contract order
@@ -190,6 +203,11 @@ def stage(
                 parts = mine | theirs.result()
                 for f in present:  # in the contract's order, whichever connection staged it
                     day.merge(parts[f.name])
+                # with what each COPY counted: promotion compares it with the manifest (odwh.load)
+                conn.execute(
+                    "insert into quarantine.staged_dates (business_date, rows) values (%s, %s)",
+                    (day.business_date, Jsonb(day.rows)),
+                )
                 staged.append(day)
                 if day.problems:
                     break

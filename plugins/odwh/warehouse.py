@@ -964,6 +964,11 @@ MIGRATIONS = (
         "customers, od_accounts, loans, fixed_deposits: no range index (every reader compares dates)",
         _history_without_range_index_ddl(),
     ),
+    Migration(
+        14,
+        "quarantine: each staged date's rows per file, as its COPY counted them",
+        "alter table quarantine.staged_dates add column if not exists rows jsonb;\n",
+    ),
 )
 
 MIGRATIONS_TABLE_DDL = """
