@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 from odwh import contract, history, load, pipeline, quarantine, receiving, validate, warehouse
 from odwh import landing as landing_module
+from support.database import throwaway_database
 from support.extract import write_delivery, write_manifest
 
 D1, D2, D3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -686,3 +688,74 @@ def test_raw_statistics_after_loads_know_the_new_date_and_are_taken_whole_past_a
         _counted(conn)
         load.analyze_raw(conn)
         assert _analyzed(conn) == (analyzed + 2, 0)
+
+
+def _histories(url: str) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of the ordered rows of every snapshot history, in raw and pii."""
+    tables = [
+        f"{schema}.{f.table}"
+        for f in contract.FILES
+        if history.stored_as_history(f)
+        for schema in ("raw", "pii")
+    ]
+    with psycopg.connect(url) as conn:
+        found = {}
+        for table in tables:
+            if conn.execute("select to_regclass(%s)", (table,)).fetchone() != (None,):
+                found[table] = conn.execute(
+                    f"select count(*), md5(coalesce(string_agg(r::text, E'\\n' order by r::text), ''))"  # noqa: S608
+                    f" from {table} r"
+                ).fetchone()
+        return found
+
+
+def test_snapshot_lines_compared_when_received_load_what_the_sort_loads(server_url, tmp_path, monkeypatch):
+    """The door finds a snapshot's unchanged rows from its lines compared by the receiving helper (decision 0069)
+    instead of sorting its staged rows: over simulated dates with a line quoted otherwise, a key gone and back, and
+    a customer gone under an unchanged account (that date refused), both ways load the same histories and report
+    the same outcomes."""
+    from odwh import simulate
+
+    monkeypatch.setenv("ODWH_ARCHIVE_DIR", str(tmp_path / "archive"))
+    landing = tmp_path / "landing"
+    simulate.simulate(landing, D1, D1 + timedelta(days=5), accounts=40, seed=3, progress=False)
+
+    def edit(day: date, name: str, change: Callable[[list[str], list[str]], list[str]]) -> None:
+        path = landing / day.isoformat() / name
+        header, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([header, *change(header.split(","), rows)]) + "\n")
+        write_manifest(path.parent, day)
+
+    def quote_first_key(header: list[str], rows: list[str]) -> list[str]:
+        fields = rows[0].split(",")
+        fields[header.index("customer_id")] = f'"{fields[header.index("customer_id")]}"'
+        return [",".join(fields), *rows[1:]]
+
+    day2, day3, day5 = (D1 + timedelta(days=n) for n in (1, 2, 4))
+    edit(day2, "customers.csv", quote_first_key)
+    edit(day3, "loans.csv", lambda header, rows: rows[1:])  # the first loan gone, back the next day
+    header, first = (landing / day5.isoformat() / "od_accounts.csv").read_text().splitlines()[:2]
+    customer = first.split(",")[header.split(",").index("customer_id")]
+    edit(
+        day5,
+        "customers.csv",
+        lambda h, rows: [r for r in rows if r.split(",")[h.index("customer_id")] != customer],
+    )
+
+    outcomes, fingerprints, compared_files = [], [], []
+    write_line_changes = validate._write_line_changes
+
+    def recorded(*args):
+        compared_files.append(write_line_changes(*args))
+        return compared_files[-1]
+
+    for compare in (True, False):
+        monkeypatch.setattr(validate, "_write_line_changes", recorded if compare else lambda *args: set())
+        with throwaway_database(server_url) as url:
+            report = pipeline.ingest(url, str(landing), echo=False)
+            outcomes.append([(o.business_date, o.status, o.detail) for o in report.outcomes])
+            fingerprints.append(_histories(url))
+    assert compared_files == [{"customers.csv", "od_accounts.csv", "loans.csv", "fixed_deposits.csv"}]
+    assert outcomes[0] == outcomes[1] and fingerprints[0] == fingerprints[1]
+    assert [status for _, status, _ in outcomes[0]] == ["loaded"] * 4 + ["rejected", "waiting"]
+    assert "od_accounts.csv" in outcomes[0][4][2]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from odwh import contract, history, landing, load, quarantine, validate, warehouse
+from odwh import contract, history, landing, load, quarantine, receiving, validate, warehouse
+from odwh.snapshot_lines import LineChanges, SnapshotLines
 from psycopg import sql
 from support.extract import write_delivery
 
@@ -30,8 +31,12 @@ class Deliveries:
     """Random snapshot deliveries over a small pool of keys with few possible values, so rows stay, change, come
     back to an earlier value, vanish and reappear; staged and promoted as the door does (``odwh.load.promote``)."""
 
-    def __init__(self, url: str, root: Path, seed: int) -> None:
+    def __init__(self, url: str, root: Path, seed: int, *, compare_lines: bool = False) -> None:
         self.url, self.root, self.rng = url, root, random.Random(seed)
+        # with compare_lines, each date's lines are compared with the date before's as the receiving helper does
+        # (every date written, in order: odwh.receiving.compare_lines), and the check uses them (decision 0069)
+        self.compare_lines, self.snapshots = compare_lines, dict[str, SnapshotLines]()
+        self.lines: dict[Path, dict[str, LineChanges | None]] = {}
         self.last: Delivered = {f.name: [] for f in HISTORY_FILES}
         self.expected: dict[date, Delivered] = {}  # what was last delivered for each date
         self.steps = 0
@@ -69,6 +74,7 @@ class Deliveries:
             files.update({name: [dict(r) for r in delivered] for name, delivered in rows.items()})
 
         folder = write_delivery(self.root / f"step{self.steps}", day, mutate=replace)
+        self.lines[folder] = receiving.compare_lines(receiving.Received(folder, []), self.snapshots)
         self.expected[day] = rows
         if day == max(self.expected):
             self.last = rows
@@ -85,7 +91,8 @@ class Deliveries:
             quarantine.quarantined(conn, folders) as staged,
         ):
             if day_before_loaded:
-                validate.write_checked(conn, HISTORY_FILES)
+                lines = {d.business_date: self.lines[f] for d, f in zip(staged, folders, strict=True)}
+                validate.write_checked(conn, HISTORY_FILES, staged, lines if self.compare_lines else None)
             for folder, day in zip(folders, staged, strict=True):
                 lineage = {"manifest_sha256": str(folder), "source_folder": "test", "archive_folder": "test"}
                 manifest = landing.read_manifest(folder)
@@ -167,12 +174,16 @@ def test_every_loaded_date_reads_back_as_last_delivered(fresh_db, tmp_path, seed
     deliveries.check()
 
 
+@pytest.mark.parametrize("compare_lines", [False, True], ids=["sorted", "lines compared"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_dates_staged_together_merge_only_the_rows_that_changed(fresh_db, tmp_path, seed) -> None:
+def test_dates_staged_together_merge_only_the_rows_that_changed(
+    fresh_db, tmp_path, seed, compare_lines
+) -> None:
     """The door's path for consecutive dates (odwh.load ``day_before_loaded``): a date's merge reads only the
     contract check's changed rows and the keys gone since the day before, and every date reads back as delivered.
-    Each batch's first date says so too, its day before loaded but not checked with it: it is merged whole."""
-    deliveries = Deliveries(fresh_db, tmp_path, seed)
+    Each batch's first date says so too, its day before loaded but not checked with it: it is merged whole. The
+    changed rows are found by the check's sort, or from the lines compared when received (decision 0069)."""
+    deliveries = Deliveries(fresh_db, tmp_path, seed, compare_lines=compare_lines)
     days = [FIRST + timedelta(n) for n in range(6)]
     deliveries.load(days[0], deliveries.next_day())
     deliveries.promote(

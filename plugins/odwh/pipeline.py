@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from odwh import contract, landing, load, progress, quarantine, receiving, runlock, validate, warehouse
+from odwh.snapshot_lines import LineChanges
 
 WAREHOUSE_CONN_ID = "odwh_warehouse"
 
@@ -159,6 +160,7 @@ class _Received:
     delivery: landing.Delivery
     archived: Path
     manifest: contract.Manifest
+    lines: dict[str, LineChanges | None]  # its snapshots' lines against the date before's (odwh.receiving)
 
 
 @runlock.exclusive("load")
@@ -207,7 +209,8 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                     ) as staged:
                         if not staged:
                             break
-                        checked = validate.check_staged(conn, loader, staged)
+                        lines = {r.delivery.business_date: r.lines for r in received[batch_start:]}
+                        checked = validate.check_staged(conn, loader, staged, lines=lines)
                         _admit_in_order(conn, loader, received[batch_start:], checked, record, blocker)
                     if len(received) < len(pending):  # the next batch's checks plan with these dates counted
                         load.analyze_raw(conn)
@@ -248,7 +251,7 @@ def _receive(
             if received.problems:
                 refusal.append(received.problems)
                 return
-            yield _Received(delivery, received.archived, received.manifest())
+            yield _Received(delivery, received.archived, received.manifest(), received.lines)
 
 
 class _Behind(Exception):

@@ -130,10 +130,12 @@ def clear(conn: psycopg.Connection) -> None:
     tables = [sql.SQL("quarantine.staged_dates"), *map(table, contract.FILES)]
     conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(tables)))
     drop_checked(conn)
-    conn.execute(sql.SQL("drop table if exists {}").format(CHECKED_DATES))
+    conn.execute(sql.SQL("drop table if exists {}, {}").format(CHECKED_DATES, LINE_CHANGES))
 
 
 CHECKED_DATES = sql.Identifier("quarantine", "checked_dates")
+# a check's snapshot lines compared when received (odwh.validate, decision 0069): their new rows and gone keys
+LINE_CHANGES = sql.Identifier("quarantine", "line_changes")
 
 
 def record_checked_dates(conn: psycopg.Connection) -> None:

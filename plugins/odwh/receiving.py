@@ -5,6 +5,7 @@ The verification reads every byte in Python (sha256, rows, field counts, control
 the door COPYs one date into quarantine (PostgreSQL, the other core), :func:`one_ahead` has the next date received
 in a helper process (``python -m odwh.receiving``, one JSON line per date each way): a thread would share the
 interpreter's lock with the COPY and gain little, and ``multiprocessing`` would import the caller's main module.
+The helper also compares each snapshot's lines with the date before's (``odwh.snapshot_lines``, decision 0069).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO
 
 from odwh import contract, landing, module_command
+from odwh.snapshot_lines import COMPARED_FILES, LineChanges, SnapshotLines
 
 ARCHIVE_FAILED = (
     "could not archive the delivery, so nothing of it was loaded: free space or fix the folder and run again"
@@ -37,6 +39,8 @@ class Received:
 
     archived: Path
     problems: list[str]
+    # per snapshot file, its lines against the date before's (received by the helper only; None: not comparable)
+    lines: dict[str, LineChanges | None] = field(default_factory=dict)
 
     def manifest(self) -> contract.Manifest:
         return landing.read_manifest(self.archived)
@@ -113,10 +117,32 @@ class _Helper:
         reply = json.loads(line)
         if "error" in reply:
             raise RuntimeError(f"the receiving helper process failed:\n{reply['error']}")
-        return Received(Path(reply["archived"]), reply["problems"])
+        lines = {
+            name: None if changes is None else LineChanges.from_json(changes)
+            for name, changes in reply["lines"].items()
+        }
+        return Received(Path(reply["archived"]), reply["problems"], lines)
+
+
+def compare_lines(received: Received, snapshots: dict[str, SnapshotLines]) -> dict[str, LineChanges | None]:
+    """Each delivered snapshot of a received date against its lines of the date before (``snapshots``, one per
+    file, advanced date after date); the archive copy's bytes, which matched the manifest."""
+    manifest = received.manifest()
+    business_date = date.fromisoformat(manifest.business_date)
+    compared: dict[str, LineChanges | None] = {}
+    for f in COMPARED_FILES:
+        entry = manifest.files.get(f.name)
+        path = received.archived / f.name
+        tracker = snapshots.setdefault(f.name, SnapshotLines(f))
+        if entry is None or not path.exists():
+            tracker.advance(business_date, b"", -1)  # not comparable: the next date starts again
+            continue
+        compared[f.name] = tracker.advance(business_date, path.read_bytes(), entry.rows)
+    return compared
 
 
 def _serve(requests: IO[str], replies: IO[str]) -> None:
+    snapshots: dict[str, SnapshotLines] = {}
     for line in requests:
         request = json.loads(line)
         delivery = landing.Delivery(
@@ -124,7 +150,12 @@ def _serve(requests: IO[str], replies: IO[str]) -> None:
         )
         try:
             received = receive(delivery, Path(request["archive_root"]))
-            reply: dict[str, object] = {"archived": str(received.archived), "problems": received.problems}
+            lines = {} if received.problems else compare_lines(received, snapshots)
+            reply: dict[str, object] = {
+                "archived": str(received.archived),
+                "problems": received.problems,
+                "lines": {name: None if c is None else c.to_json() for name, c in lines.items()},
+            }
         except Exception:  # reported to the door, which raises it
             reply = {"error": traceback.format_exc()}
         replies.write(json.dumps(reply) + "\n")

@@ -17,7 +17,7 @@ import functools
 import os
 import queue
 from collections import defaultdict
-from collections.abc import Callable, Collection, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,6 +37,7 @@ from odwh.landing import (
     overflow_problem,
 )
 from odwh.quarantine import RULE_UNREADABLE, StagedDate
+from odwh.snapshot_lines import LineChanges
 from odwh.suites.extract_contract import (
     FX_KHR_IS_ONE,
     FX_MISSING,
@@ -314,6 +315,33 @@ def known_provinces(conn: psycopg.Connection) -> list[str]:
 GONE_NEXT = "_gone_next"
 
 
+def _with_compared_lines(spec: contract.ExtractFile) -> sql.Composable:
+    """The flags of :func:`_with_change_flags` from the lines compared when received (decision 0069,
+    :data:`quarantine.LINE_CHANGES`): a row is unchanged unless its line is new on a date after the first staged,
+    no key repeats (such a date is never compared), and a row's key is gone when its row is listed as gone on the
+    next staged date. Two hash joins of a few rows each, where the flags' sort read every staged row in order."""
+    return sql.SQL("""(
+    select
+        s.*,
+        s._business_date > {first} and c._row_number is null as _unchanged,
+        false as _repeated,
+        g._row_number is not null as {gone}
+    from {t} as s
+    left join {lines} as c
+        on c.file_name = {f} and not c.gone and c.business_date = s._business_date
+        and c._row_number = s._row_number
+    left join {lines} as g
+        on g.file_name = {f} and g.gone and g.business_date = s._business_date + 1
+        and g._row_number = s._row_number
+)""").format(
+        first=_FIRST_STAGED,
+        gone=sql.Identifier(GONE_NEXT),
+        t=quarantine.table(spec),
+        lines=quarantine.LINE_CHANGES,
+        f=sql.Literal(spec.name),
+    )
+
+
 def _with_change_flags(spec: contract.ExtractFile) -> sql.Composable:
     """The staged rows with ``_unchanged`` (equal, column for column, to the key's last row of the day before,
     staged too), ``_repeated`` (the key has another row on its date) and :data:`GONE_NEXT` (the key's last row
@@ -339,7 +367,7 @@ def _with_change_flags(spec: contract.ExtractFile) -> sql.Composable:
 )""").format(row=row, keys=keys, t=quarantine.table(spec), gone=sql.Identifier(GONE_NEXT))
 
 
-def _changes_only(spec: contract.ExtractFile) -> sql.Composable:
+def _changes_only(spec: contract.ExtractFile, compared: bool = False) -> sql.Composable:
     """A snapshot's staged rows where a rule could judge them differently from the day before, so a year of
     unchanged accounts is checked once, not 365 times. Its row rules look at its own values alone, so a row
     equal to its key's row on the day before (staged too) gets that row's verdicts (which were checked, or were
@@ -379,7 +407,7 @@ def _changes_only(spec: contract.ExtractFile) -> sql.Composable:
         kept.append(sql.SQL("{}._business_date is not null").format(v))
     return sql.SQL("(select {} from {} as c {} where {})").format(
         sql.SQL(", ").join([sql.SQL("c.*"), *flags]),
-        _with_change_flags(spec),
+        _with_compared_lines(spec) if compared else _with_change_flags(spec),
         sql.SQL(" ").join(joins),
         sql.SQL(" or ").join(kept),
     )
@@ -395,15 +423,16 @@ def checks_changes_only(spec: contract.ExtractFile) -> bool:
     return history.stored_as_history(spec) and spec.name not in WARNING_RULE_FILES
 
 
-def file_query(conn: psycopg.Connection, spec: contract.ExtractFile) -> sql.Composed:
+def file_query(conn: psycopg.Connection, spec: contract.ExtractFile, compared: bool = False) -> sql.Composed:
     """The rows of ``spec`` on every staged date, with the derived columns its suite checks; of a snapshot kept
-    as change history, only the rows its rules could judge differently from the day before (staged too).
+    as change history, only the rows its rules could judge differently from the day before (staged too), found
+    from its lines compared when received where ``compared`` (:func:`_write_line_changes`).
     It reads the referenced keys' tables (``_write_keys``)."""
     columns, joins = _common_columns(spec), []
     extra = [_key_unique(conn, spec), _foreign_keys(spec)]
     rows: sql.Composable = quarantine.table(spec)
     if checks_changes_only(spec):
-        rows = _changes_only(spec)
+        rows = _changes_only(spec, compared)
         columns.append(sql.SQL("q.{}").format(sql.Identifier(GONE_NEXT)))
     if spec.name == "od_transactions.csv":
         extra.append(_reversals())
@@ -464,15 +493,22 @@ def _key_jobs(files: Sequence[contract.ExtractFile]) -> tuple[list[Work], list[W
     return first, then
 
 
-def write_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]) -> None:
+def write_checked(
+    conn: psycopg.Connection,
+    files: Sequence[contract.ExtractFile],
+    staged: Sequence[StagedDate] = (),
+    lines: Mapping[date, Mapping[str, LineChanges | None]] | None = None,
+) -> None:
     """Write the checked rows of ``files`` on ``conn`` alone, what :func:`check_staged` does in parallel, into
-    ``quarantine.checked_<file>`` (``quarantine.clear`` drops them)."""
+    ``quarantine.checked_<file>`` (``quarantine.clear`` drops them); with the ``staged`` dates' ``lines``, as
+    :func:`check_staged` does with them."""
     quarantine.record_checked_dates(conn)
+    compared = _write_line_changes(conn, staged, lines or {})
     first, then = _key_jobs(files)
     for work in [*first, *then]:
         work(conn)
     for f in files:
-        _write_checked_rows(conn, f)
+        _write_checked_rows(conn, f, compared=f.name in compared)
 
 
 def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey) -> None:
@@ -540,20 +576,25 @@ where position(B'1' in k.ends) > 0 and get_bit(k.ends, i) = 1""").format(
     conn.execute(sql.SQL("analyze {}").format(target))  # usually empty; the check joins it to every row
 
 
-def _write_checked_rows(conn: psycopg.Connection, spec: contract.ExtractFile) -> None:
+def _write_checked_rows(conn: psycopg.Connection, spec: contract.ExtractFile, compared: bool) -> None:
     """Write the file's query once to an unlogged table of quarantine (dropped after the check, and by the
     quarantine's clearing after a killed run): GX's metrics then scan it instead of each re-running the query."""
     target = sql.Identifier("quarantine", quarantine.checked_table(spec))
     conn.execute(sql.SQL("drop table if exists {}").format(target))
     with conn.transaction():  # a cache of each probe's result only costs: the keys are rarely repeated
         conn.execute("set local enable_memoize = off")
-        conn.execute(sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec)))
+        conn.execute(
+            sql.SQL("create unlogged table {} as {}").format(target, file_query(conn, spec, compared))
+        )
     if checks_changes_only(spec):  # its rows are read date by date again when promoted
         conn.execute(sql.SQL("create index on {} (_business_date)").format(target))
 
 
 def _checked_batches(
-    conn: psycopg.Connection, checker_url: str, delivered: Sequence[contract.ExtractFile]
+    conn: psycopg.Connection,
+    checker_url: str,
+    delivered: Sequence[contract.ExtractFile],
+    compared: Collection[str] = (),
 ) -> Generator[gx.TableBatch]:
     """Every delivered file's checked rows written, CHECK_CONNECTIONS statements at a time (``conn`` and more
     connections to ``checker_url``), started in the order given, after the keys their foreign keys reference,
@@ -573,7 +614,10 @@ def _checked_batches(
 
             keys = [submit(work) for work in first]
             keys = [submit(work, keys) for work in then]
-            written = {submit(functools.partial(_write_checked_rows, spec=f), keys): f for f in delivered}
+            written = {
+                submit(functools.partial(_write_checked_rows, spec=f, compared=f.name in compared), keys): f
+                for f in delivered
+            }
             suites = by_file()  # seconds of Python (GX's import), while PostgreSQL writes the tables
             for done in as_completed(written):
                 done.result()
@@ -586,6 +630,7 @@ def check_staged(
     checker_url: str,
     staged: Sequence[StagedDate],
     files: Collection[str] | None = None,
+    lines: Mapping[date, Mapping[str, LineChanges | None]] | None = None,
 ) -> dict[date, ValidationReport]:
     """Every rule of the extract contract on the staged dates: one GX validation per file over all of them.
 
@@ -596,6 +641,8 @@ def check_staged(
     Each date is judged as if the staged dates before it passed: a snapshot row unchanged since the day before
     is not checked again (``_changes_only``). The reports of the dates after the first refused one may so miss
     problems; the door never shows them (those dates wait behind it, and are checked again when they load).
+    ``lines``: per staged date, its snapshots' lines compared with the date before's when received
+    (``odwh.snapshot_lines``), which spare the sort that finds their unchanged rows.
     """
     checked = [f for f in contract.FILES if files is None or f.name in files]
     problems = {d.business_date: list(d.problems) for d in staged}
@@ -611,20 +658,66 @@ def check_staged(
             # contract's order, the loans started last and ran alone for 20 s at 100,000 x 61)
             staged_rows = {f.name: sum(d.rows.get(f.name, 0) for d in staged) for f in delivered}
             largest_first = sorted(delivered, key=lambda f: -staged_rows[f.name])
-            with contextlib.closing(_checked_batches(conn, checker_url, largest_first)) as batches:
+            compared = _write_line_changes(conn, staged, lines or {})
+            with contextlib.closing(_checked_batches(conn, checker_url, largest_first, compared)) as batches:
                 results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS)
     finally:  # a snapshot's changed rows stay for its promotion (odwh.load); quarantined() drops them after
         quarantine.drop_keys(conn)
+        conn.execute(sql.SQL("drop table if exists {}").format(quarantine.LINE_CHANGES))
         quarantine.drop_checked(conn, [f for f in delivered if not checks_changes_only(f)])
     for spec in delivered:  # in the contract's order, whichever was validated first
         found, warned = _to_problems(conn, spec, staged, gx.outcomes(results[spec.name]))
         for day, listed in found.items():
             problems[day] += listed
-        for day, lines in warned.items():
-            warnings[day] += lines
+        for day, noted in warned.items():
+            warnings[day] += noted
     return {
         d: ValidationReport(ok=not problems[d], problems=problems[d], warnings=warnings[d]) for d in problems
     }
+
+
+def _write_line_changes(
+    conn: psycopg.Connection,
+    staged: Sequence[StagedDate],
+    lines: Mapping[date, Mapping[str, LineChanges | None]],
+) -> set[str]:
+    """The snapshots whose lines were compared on every staged date (each date after the first against the day
+    before), their new rows and the day before's rows of keys gone written to :data:`quarantine.LINE_CHANGES`
+    (one ``COPY``, tens of thousands of rows a day at 100,000 accounts); the others are compared by their sort."""
+    dates = [d.business_date for d in staged]
+    compared: set[str] = set()
+    for f in contract.FILES:
+        found = [lines.get(d, {}).get(f.name) for d in dates]
+        # every date compared, each after the first against the day before
+        if (
+            checks_changes_only(f)
+            and len(dates) > 1
+            and found[0] is not None
+            and all(c is not None and c.changed is not None for c in found[1:])
+        ):
+            compared.add(f.name)
+    conn.execute(sql.SQL("drop table if exists {}").format(quarantine.LINE_CHANGES))
+    if not compared:
+        return compared
+    conn.execute(
+        sql.SQL(
+            "create unlogged table {} (file_name text, business_date date, gone boolean, _row_number integer)"
+        ).format(quarantine.LINE_CHANGES)
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("copy {} from stdin").format(quarantine.LINE_CHANGES)) as copy,
+    ):
+        for d in dates[1:]:  # the first date's rows are all checked, and its day before is not staged
+            for name in sorted(compared):
+                changes = lines[d][name]
+                assert changes is not None and changes.changed is not None
+                for gone, rows in ((False, changes.changed), (True, changes.gone_before)):
+                    if rows:
+                        prefix = f"{name}\t{d.isoformat()}\t{'t' if gone else 'f'}\t"
+                        copy.write("".join(f"{prefix}{r}\n" for r in rows))
+    conn.execute(sql.SQL("analyze {}").format(quarantine.LINE_CHANGES))
+    return compared
 
 
 def _absent(day: StagedDate, checked: Sequence[contract.ExtractFile]) -> list[Problem]:
