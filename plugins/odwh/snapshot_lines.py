@@ -9,9 +9,9 @@ that changed and the keys that went, parsing the keys of those lines only. The c
 to the staged ones instead of sorting them.
 
 A date's comparison is given only where it means what the sort would find; otherwise (``None``) the check sorts
-as before: a line whose quotes do not pair (a quoted field may span lines, so lines would not be rows), the same
-line twice or a key twice on the date (refused, and the check names both rows), or a file whose row count
-differs from its manifest's.
+as before: a line whose quotes do not pair (a quoted field may span lines, so lines would not be rows), a key
+with a quote left in it (COPY could read it as another key), the same line twice or a key twice on the date
+(refused, and the check names both rows), or a file whose row count differs from its manifest's.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ class SnapshotLines:
         """Compare the file's ``data`` delivered for ``business_date`` with the date before's; ``None`` when the
         check must compare the rows itself (the state restarts from the next date)."""
         before, self._day = self._day, None
+        try:
+            return self._compare(before, business_date, data, manifest_rows)
+        except _NotComparable:
+            self._day = None
+            return None
+
+    def _compare(
+        self, before: _Day | None, business_date: date, data: bytes, manifest_rows: int
+    ) -> LineChanges | None:
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
@@ -119,9 +128,18 @@ class SnapshotLines:
         positions = [names.index(k) for k in self.file.key]
 
         def keys_of(lines: Iterable[bytes]) -> list[Key]:
-            return [tuple(r[p] if p < len(r) else "" for p in positions) for r in _rows(lines)]
+            keys = [tuple(r[p] if p < len(r) else "" for p in positions) for r in _rows(lines)]
+            # a quote left in a key: one inside a field, which Python's csv keeps and PostgreSQL's COPY reads as
+            # quoting (C"00"1 is C001 to COPY), or an escaped one; the keys would not be COPY's
+            if any('"' in value for key in keys for value in key):
+                raise _NotComparable
+            return keys
 
         return keys_of
+
+
+class _NotComparable(Exception):
+    """A date whose keys Python could read otherwise than PostgreSQL's COPY: the check sorts it."""
 
 
 def _rows(lines: Iterable[bytes]) -> Iterator[list[str]]:
