@@ -211,6 +211,37 @@ def test_the_next_date_is_received_by_a_helper_process_never_past_a_refused_one(
     assert sorted(p.name for p in archive.iterdir()) == [D1.isoformat(), D2.isoformat()]  # D3, D4 untouched
 
 
+def test_the_helper_and_its_second_process_read_what_one_process_reads(tmp_path):
+    """The receiving helper shares each date's files with a second process of its own (decision 0071): the scans
+    and the lines compared are those of one process reading every file, a broken row in each one's share too."""
+    from odwh import simulate
+
+    landing = tmp_path / "landing"
+    simulate.simulate(landing, D1, D1 + timedelta(days=3), accounts=30, seed=5, progress=False)
+    broken = {"customers.csv", "od_balances.csv"}  # one file of each process's share
+    assert len(broken - receiving.SECOND_PROCESS_FILES) == 1
+    for name in broken:  # a row with a field too many on the third date
+        path = landing / (D1 + timedelta(days=2)).isoformat() / name
+        header, first, *rest = path.read_text().splitlines()
+        path.write_text("\n".join([header, first + ",x", *rest]) + "\n")
+    archive, alone = tmp_path / "archive", {}
+    with receiving._TwoProcesses() as two:
+        for folder in sorted(landing.iterdir()):
+            archived = landing_module.archive_delivery(folder, archive)
+            shared = two.examine(archived)
+            assert shared == receiving.examine(archived, contract.FILES_BY_NAME, alone)
+            assert set(shared.facts) == {p.name for p in folder.iterdir()} - {contract.MANIFEST_NAME}
+            assert set(shared.lines) == {
+                "customers.csv",
+                "od_accounts.csv",
+                "loans.csv",
+                "fixed_deposits.csv",
+            }
+            refused = {name for name, facts in shared.facts.items() if facts.problems}
+            assert refused == (broken if folder.name == (D1 + timedelta(days=2)).isoformat() else set())
+    assert not two.process.is_alive()  # it ends with the helper
+
+
 def test_client_identifiers_go_to_the_pii_schema_only(fresh_db, tmp_path, archive):
     landing = tmp_path / "landing"
     write_delivery(landing, D1)

@@ -29,7 +29,7 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
@@ -670,11 +670,15 @@ def overflow_problem(label: str, column: str | None, rule: str, count: int) -> l
     return [Problem(label, None, column, rule, f"{count - MAX_ROWS_LISTED} more rows, {count} in all")]
 
 
-def verify_manifest(folder: str | os.PathLike[str] | StoragePath) -> list[Problem]:
+def verify_manifest(
+    folder: str | os.PathLike[str] | StoragePath, scanned: Mapping[str, FileFacts] | None = None
+) -> list[Problem]:
     """Compare a complete delivery folder with its manifest; an empty list means it matches.
 
     Every snapshot file must be present (a missing event file means no events that day), every listed file
     present, every present file listed, and per file the data rows, sha256 and control total must match.
+    ``scanned``: files of the folder already scanned (:func:`scan_csv`, by the receiving helper's two
+    processes); the others are scanned here.
     """
     folder = location(folder)
     day = folder_business_date(folder).isoformat()
@@ -702,15 +706,16 @@ def verify_manifest(folder: str | os.PathLike[str] | StoragePath) -> list[Proble
                     Problem(label, None, None, RULE_LISTED_FILE_PRESENT, "listed but not delivered")
                 )
         else:
-            problems += _compare(folder / name, label, contract.FILES_BY_NAME[name], manifest.files[name])
+            spec = contract.FILES_BY_NAME[name]
+            facts = (scanned or {}).get(name) or scan_csv(folder / name, label, spec)
+            problems += _compare(facts, label, spec, manifest.files[name])
     return problems
 
 
 def _compare(
-    path: StoragePath, label: str, spec: contract.ExtractFile, entry: contract.ManifestEntry
+    facts: FileFacts, label: str, spec: contract.ExtractFile, entry: contract.ManifestEntry
 ) -> list[Problem]:
-    facts = scan_csv(path, label, spec)
-    problems = facts.problems
+    problems = list(facts.problems)
     if any(p.rule == RULE_REGULAR_FILE for p in problems):  # not read at all: nothing to compare
         return problems
     if facts.rows != entry.rows:
