@@ -452,7 +452,8 @@ def test_rules_across_files_hold_per_date_when_dates_are_checked_together(fresh_
 
 def test_two_connections_stage_each_file_numbered_from_one_in_file_order(fresh_db, tmp_path, monkeypatch):
     """A date's files are shared between two connections (decision 0054): each file's rows still carry its own
-    1-based row numbers in file order, and the date's problems come in the contract's order."""
+    1-based row numbers in file order, their sequence's numbers cached by each connection (migration 15), and the
+    date's problems come in the contract's order."""
     stagers: list[tuple[str, list[str]]] = []
     stage_files = quarantine._stage_files
 
@@ -472,6 +473,10 @@ def test_two_connections_stage_each_file_numbered_from_one_in_file_order(fresh_d
 
     landing = tmp_path / "landing"
     folders = [write_delivery(landing, D1), write_delivery(landing, D2, edit_folder=without_columns)]
+    # each sequence's numbers cached two at a time: a file's rows take several caches
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for f in contract.FILES:
+            conn.execute(f"alter sequence quarantine.{f.table}_row_numbers cache 2")
     with (
         psycopg.connect(fresh_db, autocommit=True) as conn,
         quarantine.quarantined(conn, folders) as staged,
