@@ -111,6 +111,8 @@ class _Helper:
     def __exit__(self, *exc: object) -> None:
         assert self.process.stdin is not None
         self.process.stdin.close()  # the helper finishes the date it is on (an archive is never half written)
+        if self.process.stdout is not None:  # its answer read, however long: it must not wait to write it
+            self.process.stdout.read()
         self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
@@ -151,21 +153,29 @@ def examine(
     archived: Path, names: Collection[str], snapshots: dict[str, SnapshotLines], *, scan: bool = True
 ) -> Examined:
     """The files ``names`` of an archived date: each delivered and listed scanned (``landing.scan_csv``, when
-    ``scan``), and each snapshot kept as history compared with its lines of the date before (``snapshots``)."""
+    ``scan``), and each snapshot kept as history compared with its lines of the date before (``snapshots``) once
+    its scan matched its manifest entry (without ``scan``, the caller verified the copy)."""
     manifest = landing.read_manifest(archived)
     business_date = date.fromisoformat(manifest.business_date)
     found = Examined({}, {})
     for name in sorted(names):
         spec, entry, path = contract.FILES_BY_NAME[name], manifest.files.get(name), archived / name
-        delivered = entry is not None and path.exists()
-        if delivered and scan:
-            found.facts[name] = landing.scan_csv(path, f"{business_date.isoformat()}/{name}", spec)
-        if spec in COMPARED_FILES:
-            tracker = snapshots.setdefault(name, SnapshotLines(spec))
-            if entry is None or not delivered:
-                tracker.advance(business_date, b"", -1)  # not comparable: the next date starts again
-                continue
-            found.lines[name] = tracker.advance(business_date, path.read_bytes(), entry.rows)
+        label = f"{business_date.isoformat()}/{name}"
+        if entry is None or not path.exists():
+            sound = False
+        elif scan:
+            facts = found.facts[name] = landing.scan_csv(path, label, spec)
+            sound = not facts.problems and (facts.rows, facts.sha256) == (entry.rows, entry.sha256)
+        else:
+            sound = True
+        if spec not in COMPARED_FILES:
+            continue
+        tracker = snapshots.setdefault(name, SnapshotLines(spec))
+        if not sound or entry is None:  # not comparable: the next date starts again
+            tracker.advance(business_date, b"", -1)
+            continue
+        with landing.open_regular(path, label) as fh:
+            found.lines[name] = tracker.advance(business_date, fh.read(), entry.rows)
     return found
 
 
@@ -197,17 +207,32 @@ class _TwoProcesses:
 
     def examine(self, archived: Path) -> Examined:
         self.connection.send(archived)
-        mine = examine(archived, set(contract.FILES_BY_NAME) - SECOND_PROCESS_FILES, self.snapshots)
-        theirs = self.connection.recv()
+        try:
+            mine = examine(archived, set(contract.FILES_BY_NAME) - SECOND_PROCESS_FILES, self.snapshots)
+        finally:  # its reply read whatever happened here: the next date's must not be taken for this one's
+            theirs = self._reply()
+        return Examined(mine.facts | theirs.facts, mine.lines | theirs.lines)
+
+    def _reply(self) -> Examined:
+        try:
+            theirs = self.connection.recv()
+        except EOFError:
+            self.process.join()
+            raise RuntimeError(
+                f"the receiving helper's second process ended (exit code {self.process.exitcode})"
+            ) from None
         if isinstance(theirs, str):
             raise RuntimeError(f"the receiving helper's second process failed:\n{theirs}")
-        return Examined(mine.facts | theirs.facts, mine.lines | theirs.lines)
+        assert isinstance(theirs, Examined)
+        return theirs
 
 
 def _second_process(connection: Connection, helpers: Connection) -> None:
     helpers.close()  # its copy of the helper's end: the helper's closing must end this process's requests
     # the helper's stdout is the door's reply channel and its stdin the door's requests: not this process's
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     os.dup2(2, 1)
     snapshots: dict[str, SnapshotLines] = {}
     while True:
@@ -216,9 +241,13 @@ def _second_process(connection: Connection, helpers: Connection) -> None:
         except EOFError:  # the helper ended (or died): so does this process
             return
         try:
-            connection.send(examine(archived, SECOND_PROCESS_FILES, snapshots))
+            reply: Examined | str = examine(archived, SECOND_PROCESS_FILES, snapshots)
         except Exception:  # reported by the helper to the door, which raises it
-            connection.send(traceback.format_exc())
+            reply = traceback.format_exc()
+        try:
+            connection.send(reply)
+        except OSError:  # the helper died meanwhile
+            return
 
 
 def _serve(requests: IO[str], replies: IO[str]) -> None:
