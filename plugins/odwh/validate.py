@@ -321,8 +321,9 @@ def _with_compared_lines(conn: psycopg.Connection, spec: contract.ExtractFile) -
     date, the new rows of the dates after it, the rows whose key is gone the next staged date, and the rows whose
     foreign key vanished overnight (only where some did). A row is unchanged unless it is new or of the first date;
     no key repeats (such a date is never compared). The candidates (a few hundred thousand of 9 million staged
-    rows) are found by their date and row, then hashed, and the staged rows scanned once against them: left joins
-    of every staged row to the lines' rows hashed the staged rows, every column, spilling (decision 0072)."""
+    rows) are found by their date and row (the first date's through the quarantine's BRIN index), then hashed, and
+    the staged rows scanned once against them: left joins of every staged row to the lines' rows hashed the staged
+    rows, every column, spilling (decision 0072)."""
     staged = quarantine.table(spec)
     f = sql.Literal(spec.name)
     candidates: list[sql.Composable] = [
