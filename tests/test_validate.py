@@ -82,6 +82,16 @@ CASES = {
         _set("loans.csv", 1, "original_term_months", "2.5"),
         [("loans.csv", 1, "original_term_months", extract_contract.RULE_INTEGER)],
     ),
+    # a bounded number is matched with its type once (the query's ``::mistyped``), and one that is not of its
+    # type has no number to compare with its bounds: the type rule alone
+    "integer not an integer, below its bound": (
+        _set("loans.csv", 1, "original_term_months", "0.5"),
+        [("loans.csv", 1, "original_term_months", extract_contract.RULE_INTEGER)],
+    ),
+    "negative amount in an exponent": (
+        _set("od_balances.csv", 2, "principal_outstanding", "-1e3"),
+        [("od_balances.csv", 2, "principal_outstanding", extract_contract.RULE_DECIMAL)],
+    ),
     "bad boolean": (
         _set("fixed_deposits.csv", 2, "frozen", "FALSE"),
         [("fixed_deposits.csv", 2, "frozen", extract_contract.RULE_BOOLEAN)],
@@ -465,6 +475,14 @@ def test_date_pattern_is_the_gregorian_calendar():
     ):
         assert not pattern.match(bad), bad
     assert pattern.match("2024-02-29") and pattern.match("2000-02-29")
+
+
+def test_only_a_number_has_bounds():
+    """Bounds are compared as ``<col>::decimal``, the value matched with a number's type (odwh.validate)."""
+    assert contract.Column("rate", "numeric", min_value=0).min_value == 0
+    for type_ in ("text", "date", "boolean"):
+        with pytest.raises(ValueError, match="bounds apply to numeric and integer columns"):
+            contract.Column("x", type_, max_value=1)
 
 
 def test_committed_suites_equal_what_the_contract_builds():

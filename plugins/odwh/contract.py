@@ -71,6 +71,11 @@ class Column:
     strict_min: bool = False  # min is exclusive (amount > 0)
     pii: bool = False  # client identifier: loaded into the restricted ``pii`` schema, never into ``raw``
 
+    def __post_init__(self) -> None:
+        bounded = self.min_value is not None or self.max_value is not None
+        if bounded and self.type not in ("numeric", "integer"):
+            raise ValueError(f"{self.name}: bounds apply to numeric and integer columns, not {self.type}")
+
     @property
     def pg_type(self) -> str:
         return self.type  # the contract's type names are PostgreSQL's
