@@ -27,6 +27,8 @@ from psycopg import sql
 from odwh import provinces, pseudonym
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from odwh.publish.quality import QualityData
     from odwh.publish.social import SocialData
 
@@ -462,6 +464,6 @@ def pseudonymised(table: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={name: ref for name, (_, ref) in IDENTIFIERS.items()})
 
 
-def total(values: pd.Series) -> Decimal:
+def total(values: Iterable[Any]) -> Decimal:
     """Sum of a Decimal column (nulls skipped), exact."""
     return sum((Decimal(v) for v in values if v is not None and not pd.isna(v)), Decimal(0))

@@ -219,15 +219,15 @@ def _distinct_accounts(rows: pd.DataFrame, **who: Any) -> dict[str, Any]:
 
 
 def _by_reason(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per reason, in the reasons' order: its rows and their USD. Grouped in Python: a pandas group-by for each
+    of the 3,110 officers' and managers' tables cost about 1 s of a month's 18 s of lists at 100,000 accounts."""
+    amounts: dict[str, list[Any]] = {}
+    for code, amount in zip(rows["reason_code"], rows["amount_usd"], strict=True):
+        if isinstance(code, str):  # a group-by leaves out a row without a reason
+            amounts.setdefault(code, []).append(amount)
     return [
-        {
-            "reason": labels.reason_label(str(code)),
-            "accounts": len(group),
-            "amount_usd": total(group["amount_usd"]),
-        }
-        for code, group in sorted(
-            rows.groupby("reason_code"), key=lambda item: labels.reason_rank(str(item[0]))
-        )
+        {"reason": labels.reason_label(code), "accounts": len(found), "amount_usd": total(found)}
+        for code, found in sorted(amounts.items(), key=lambda item: (labels.reason_rank(item[0]), item[0]))
     ]
 
 
