@@ -60,18 +60,45 @@
 {%- endmacro %}
 
 {#-
-    Multi-column n-distinct statistics on `columns` (dbt's config has none): a post-hook creates them when the
-    table has no extended statistics yet, and analyzes the table once then (later builds analyze it as before).
+    Multi-column n-distinct statistics on `columns` (dbt's config has none; an expression in parentheses is
+    allowed): a post-hook creates them when the table has none on those columns and expressions (replacing
+    statistics of an earlier definition), and analyzes the table once then (later builds analyze it as before).
     Unnamed, as partial_index is. The positions need them (decision 0060): a reader of a run per position joins
     laterally on (od_account_id, business_date), every pair once, but the planner guessed few distinct pairs from
     the columns' own statistics and put a Memoize in front of each probe, which missed every time: a view's
-    whole history took minutes instead of seconds.
+    whole history took minutes instead of seconds. On (od_account_id, month_end_of(business_date)) they tell the
+    monthly charges' full build that an account's days make a few groups, so it sums them in parallel workers.
 -#}
 {% macro ndistinct_statistics(columns) -%}
-    do $$ begin
-        if not exists (select from pg_statistic_ext where stxrelid = '{{ this }}'::regclass) then
+    {%- set expressions = [] -%}
+    {%- for column in columns if column.startswith('(') %}{% do expressions.append(column) %}{% endfor -%}
+    do $$
+    declare
+        earlier record;
+    begin
+        if not exists (
+            select from pg_statistic_ext as s
+            where
+                s.stxrelid = '{{ this }}'::regclass
+                and cardinality(s.stxkeys) = {{ columns | length - expressions | length }}
+                and coalesce(cardinality(pg_get_statisticsobjdef_expressions(s.oid)), 0) = {{ expressions | length }}
+        ) then
+            for earlier in
+                select n.nspname, s.stxname
+                from pg_statistic_ext as s inner join pg_namespace as n on s.stxnamespace = n.oid
+                where s.stxrelid = '{{ this }}'::regclass
+            loop
+                execute format('drop statistics %I.%I', earlier.nspname, earlier.stxname);
+            end loop;
             create statistics (ndistinct) on {{ columns | join(', ') }} from {{ this }};
             analyze {{ this }};
         end if;
     end $$
+{%- endmacro %}
+
+{#- The last day of the month of `day` (a date), as the positions' statistics name it: on a timestamp without time
+    zone, immutable (date_trunc of a timestamp with time zone depends on the session's zone), so that a query
+    grouping by it matches the statistics (ndistinct_statistics) -#}
+{% macro month_end_of(day) -%}
+    (date_trunc('month', {{ day }}::timestamp) + interval '1 month - 1 day')::date
 {%- endmacro %}

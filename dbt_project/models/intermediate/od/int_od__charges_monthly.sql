@@ -51,7 +51,9 @@ with
     ),
 {%- endif %}
 
-accruals as (
+-- read twice (the month sums, and the rows of a month whose day-count convention changed after its first day):
+-- each reader's conditions reach the positions' partitions and indexes
+accruals as not materialized (
     {% if from_month -%}
         {{ rows_from_month_or_reopened(ref('int_od__accruals_daily'), 'business_date', carry_from or from_month) }}
     {%- else -%}
@@ -119,6 +121,13 @@ loaded as (  -- the newest loaded date, read from the business_date index
     ),
 {%- endif %}
 
+-- The month sums are aggregated in the parallel workers (each sums its share, the leader adds the shares up: at
+-- 100,000 x 61 the full build 11.3 -> 8.4 s), so every aggregate has a combining step: string_agg(distinct) has
+-- none, so an account's day-count versions are its min() and max(), one version in nearly every month; a month
+-- where some account's differ (changed_months, a convention changed after its first day) gets its accounts'
+-- versions listed by a second aggregation of its rows alone (multi_versions). The month end is written on a
+-- timestamp without time zone (immutable): the positions' statistics on (od_account_id, that month end) tell
+-- the planner how few groups there are.
 accrued as (
     select
         od_account_id,
@@ -127,12 +136,13 @@ accrued as (
         sum(interest_accrued) as interest_accrued,
         sum(unutilized_fee_accrued) as unutilized_fee_accrued,
         sum(excess_fee_accrued) as excess_fee_accrued,
-        string_agg(distinct parameter_version, ',') as day_count_versions,
+        min(parameter_version) as first_day_count_version,
+        max(parameter_version) as last_day_count_version,
         max(load_id) as load_id
     from (
         select
             od_account_id,
-            (date_trunc('month', business_date) + interval '1 month - 1 day')::date as month_end,
+            {{ month_end_of('business_date') }} as month_end,
             currency,
             interest_accrued,
             unutilized_fee_accrued,
@@ -146,6 +156,50 @@ accrued as (
         {%- endif %}
     ) as day_values
     group by 1, 2
+),
+
+-- the months in which an account's days have more than one day-count version (usually none)
+changed_months as (
+    select distinct month_end
+    from accrued
+    where first_day_count_version <> last_day_count_version
+),
+
+-- each account's day-count versions in those months, listed as the month's rows give them
+multi_versions as (
+    select
+        od_account_id,
+        month_end,
+        string_agg(distinct parameter_version, ',') as day_count_versions
+    from (
+        select
+            od_account_id,
+            {{ month_end_of('business_date') }} as month_end,
+            parameter_version
+        from accruals
+        -- none usually: the bounds are null, and the positions' partitions are pruned as the query starts
+        where
+            business_date >= (select min(date_trunc('month', month_end::timestamp))::date from changed_months)
+            and business_date <= (select max(month_end) from changed_months)
+        {% if carry_from -%}
+            union all
+            select
+                od_account_id,
+                month_end,
+                parameter_version
+            from month_to_date
+        {%- endif %}
+    ) as month_rows
+    where month_end in (select c.month_end from changed_months as c)
+    group by 1, 2
+),
+
+accrued_versions as (
+    select
+        a.*,
+        coalesce(m.day_count_versions, a.first_day_count_version) as day_count_versions
+    from accrued as a
+    left join multi_versions as m on a.od_account_id = m.od_account_id and a.month_end = m.month_end
 ),
 
 -- net per charge: a reversal chain counts in the month of its original (signed amounts: the original +a, a
@@ -189,7 +243,7 @@ months as (
         coalesce(c.core_fees_charged, 0) as core_fees_charged,
         a.day_count_versions,
         greatest(a.load_id, c.load_id) as load_id
-    from accrued as a
+    from accrued_versions as a
     full outer join posted as c on a.od_account_id = c.od_account_id and a.month_end = c.month_end
 ),
 

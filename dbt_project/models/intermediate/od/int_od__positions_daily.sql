@@ -14,7 +14,7 @@
     indexes=account_day_indexes(),
     meta={"partitioned_by_month": "business_date"},
     pre_hook="set local enable_mergejoin = off",
-    post_hook="{{ ndistinct_statistics(['od_account_id', 'business_date']) }}",
+    post_hook="{{ ndistinct_statistics(['od_account_id', 'business_date', '(' ~ month_end_of('business_date') ~ ')']) }}",
 ) }}
 
 {%- set from_date = daily_rebuild_from(ref('stg_core_banking__branches'), load_id_column='_load_id') %}
