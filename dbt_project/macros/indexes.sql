@@ -62,7 +62,8 @@
 {#-
     Multi-column n-distinct statistics on `columns` (dbt's config has none; an expression in parentheses is
     allowed): a post-hook creates them when the table has none on those columns and expressions (replacing
-    statistics of an earlier definition), and analyzes the table once then (later builds analyze it as before).
+    statistics of an earlier definition), and analyzes the table once then, unless it was built whole, which
+    analyze_after_build analyzes anyway (later builds analyze it as before).
     Unnamed, as partial_index is. The positions need them (decision 0060): a reader of a run per position joins
     laterally on (od_account_id, business_date), every pair once, but the planner guessed few distinct pairs from
     the columns' own statistics and put a Memoize in front of each probe, which missed every time: a view's
@@ -91,7 +92,9 @@
                 execute format('drop statistics %I.%I', earlier.nspname, earlier.stxname);
             end loop;
             create statistics (ndistinct) on {{ columns | join(', ') }} from {{ this }};
-            analyze {{ this }};
+            {% if execute and not built_whole_now(this) -%}
+                analyze {{ this }};  -- a table built whole is analyzed after its build (analyze_after_build)
+            {%- endif %}
         end if;
     end $$
 {%- endmacro %}
