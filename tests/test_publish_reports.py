@@ -219,9 +219,12 @@ def test_review_officer_sheet_content_and_formats(rendered: tuple[Path, list[Pat
     assert sheet.freeze_panes == "A3"
     assert sheet.print_title_rows == "$1:$2"
     assert sheet.page_setup.orientation == "landscape"
-    assert sheet.page_setup.scale == 100 and not sheet.sheet_properties.pageSetUpPr.fitToPage
-    widths = [sheet.column_dimensions[chr(65 + i)].width for i in range(7)]
-    assert sum(widths) <= workbook.PRINTABLE_WIDTH  # A4 landscape at 100%: no shrinking to fit
+    # 100 %, never shrunk to fit: a scale left out is 100, and a sheet without page set-up properties does not fit
+    assert sheet.page_setup.scale in (None, 100)
+    assert sheet.sheet_properties.pageSetUpPr is None or not sheet.sheet_properties.pageSetUpPr.fitToPage
+    # a width applies to its columns min to max (columns of one width are written as one range)
+    widths = [d.width * (d.max - d.min + 1) for d in sheet.column_dimensions.values()]
+    assert 100 < sum(widths) <= workbook.PRINTABLE_WIDTH  # A4 landscape at 100%: no shrinking to fit
     assert "Sok Dara" in sheet.oddFooter.left.text and "&P / &N" in sheet.oddFooter.right.text
     rows = [[c.value for c in r] for r in sheet.iter_rows(min_row=3)]
     # reason order of the rulebook, then the largest amount; subtotals per reason, then distinct accounts
@@ -251,10 +254,10 @@ def test_review_officer_sheet_content_and_formats(rendered: tuple[Path, list[Pat
     assert (thb.value, thb.number_format) == (200000.5, "#,##0.00")
 
 
-def test_a_cells_style_follows_its_own_value_and_format() -> None:
-    """write_table sets a style once per (format, wrap, bold, date type) and copies it to the next cells: a date
-    in a column without a format keeps openpyxl's date format, text beside it stays General, the total row is
-    bold on its fill, and a currency column's decimals follow each row's currency."""
+def test_a_cells_style_follows_its_own_value_and_format(tmp_path: Path) -> None:
+    """write_table shares one format among the cells alike (number format, wrap, bold): a date in a column without
+    a format is shown as a date (a time of day as one too), text beside it stays General, the total row is bold on
+    its fill, and a currency column's decimals follow each row's currency."""
     book = workbook.new_workbook("t")
     columns = [
         workbook.Column("note", 10),
@@ -266,8 +269,15 @@ def test_a_cells_style_follows_its_own_value_and_format() -> None:
         {"note": "b", "opened": datetime(2026, 2, 1, 8, 30), "amount": D("1500"), "currency": "KHR"},
         {"note": "c", "opened": date(2026, 3, 1), "amount": D("2.25"), "currency": "USD"},
     ]
-    sheet = workbook.write_table(book, "s", "t", columns, records, total_rows=[{"note": "total"}])
+    workbook.write_table(book, "s", "t", columns, records, total_rows=[{"note": "total"}])
+    saved = workbook.save(book, tmp_path / "t.xlsx", datetime(2026, 3, 31))
+    sheet = openpyxl.load_workbook(saved)["s"]
     first = workbook.HEADER_ROW + 1
+    assert [sheet.cell(first + i, 2).value for i in range(3)] == [
+        datetime(2026, 1, 31),
+        datetime(2026, 2, 1, 8, 30),
+        datetime(2026, 3, 1),
+    ]
     assert [sheet.cell(first + i, 1).number_format for i in range(3)] == ["General"] * 3
     assert [sheet.cell(first + i, 2).number_format for i in range(3)] == [
         "yyyy-mm-dd",

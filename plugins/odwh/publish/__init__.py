@@ -32,7 +32,7 @@ def render_month(data: MonthData, out_dir: Path, *, generated_at: datetime | Non
     The board pack and the dashboard are rendered by a second process (``python -m odwh.publish.pack``) while
     this one writes the review lists, largest branch first; once the pack is done, that process writes the
     branches not yet taken (each claims a branch by creating its file in a shared folder). Each is one core's
-    Python (WeasyPrint, openpyxl), and nothing else runs while a month is published. A command, not
+    Python (WeasyPrint, XlsxWriter), and nothing else runs while a month is published. A command, not
     ``multiprocessing``: that would import the caller's main module again, or fork the locks of its threads
     (Airflow's, Great Expectations').
     """

@@ -20,7 +20,7 @@ from odwh import i18n
 from odwh.i18n import N_
 from odwh.publish import details, labels
 from odwh.publish.data import MARTS, columns_of, frame, records, require
-from odwh.publish.workbook import Column, new_workbook, save, sheet_name, write_table
+from odwh.publish.workbook import Book, Column, new_workbook, save, sheet_name, write_table
 
 TITLE = N_("Daily agent alert list")
 ALERT_COLUMNS = (
@@ -121,7 +121,7 @@ def _optional(has: set[str], name: str, pg_type: str) -> sql.Composable:
     return sql.SQL("null::{}").format(sql.SQL(pg_type))
 
 
-def _workbook(rows: pd.DataFrame, branch_code: str, business_date: date) -> object:
+def _workbook(rows: pd.DataFrame, branch_code: str, business_date: date) -> Book:
     title = f"{labels.bilingual(TITLE)} — {i18n.in_both(business_date)} — {branch_code}"
     book = new_workbook(title)
     name = sheet_name(f"{branch_code} {business_date.isoformat()}", set())

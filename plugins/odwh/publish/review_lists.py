@@ -22,7 +22,7 @@ from odwh import i18n
 from odwh.i18n import N_
 from odwh.publish import details, labels
 from odwh.publish.data import MonthData, column, records, total
-from odwh.publish.workbook import Column, new_workbook, save, sheet_name, write_table
+from odwh.publish.workbook import Book, Column, new_workbook, save, sheet_name, write_table
 
 TITLE = N_("Monthly review list")
 SUMMARY_TITLE = N_("Summary")
@@ -146,7 +146,7 @@ def _sortable(value: Any) -> Decimal:
     return Decimal(value) if isinstance(value, Decimal | int) else Decimal("-Infinity")
 
 
-def _branch_workbook(rows: pd.DataFrame, heading: str) -> Any:
+def _branch_workbook(rows: pd.DataFrame, heading: str) -> Book:
     book = new_workbook(f"{labels.bilingual(TITLE)} — {heading}")
     used: set[str] = set()
     if rows.empty:

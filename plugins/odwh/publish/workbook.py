@@ -1,9 +1,13 @@
-"""Printable, bilingual XLSX tables (openpyxl) and their byte-for-byte reproducible saving.
+"""Printable, bilingual XLSX tables (XlsxWriter) and their byte-for-byte reproducible saving.
 
 Printing is designed, not left to the office suite: every table fits A4 landscape at 100% (its column widths
 add up to at most ``PRINTABLE_WIDTH``; the wrapped columns absorb what is too wide), wrapped text gets row
-heights that fit its lines (office suites do not grow a row that openpyxl wrote), and the title, header row,
+heights that fit its lines (office suites do not grow a row a writer set), and the title, header row,
 page numbers and a footer naming the list repeat on every page.
+
+Written with XlsxWriter, which streams each cell's XML from its value and a format shared by the cells alike;
+openpyxl, which built an object per cell and validated each attribute, spent most of a month's review lists
+(docs/decisions/0073-workbooks-written-by-xlsxwriter.md).
 """
 
 from __future__ import annotations
@@ -13,30 +17,25 @@ import io
 import math
 import re
 import unicodedata
-import zipfile
 from collections.abc import Iterable, Sequence
-from copy import copy
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.styles.cell_style import StyleArray
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from odwh.publish import labels
 
-HEADER_ROW = 2  # row 1 is the sheet's title; data starts below the header
-HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
-TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
-THIN = Side(style="thin", color="A6A6A6")
-BOLD = Font(bold=True)
-WRAP_TOP = Alignment(wrap_text=True, vertical="top")  # shared style objects: a style per cell is slow
-TOP = Alignment(vertical="top")  # a row's short values beside the first line of its wrapped detail
+HEADER_ROW = 2  # 1-based, as office suites number rows: row 1 is the title; data starts below the header
+HEADER_FILL = "#DDE4EE"
+TOTAL_FILL = "#F2F2F2"
+BORDER_COLOR = "#A6A6A6"
+# a date without a number format of its column is shown as office suites show a date typed in
+DATE_FORMAT, DATETIME_FORMAT = "yyyy-mm-dd", "yyyy-mm-dd h:mm:ss"
 INVALID_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 #: Sum of column widths (Excel character units of Calibri 11, ~7.4 px each plus cell padding) that fits A4
 #: landscape at 100% between 0.4" margins, with room to spare (LibreOffice measured with Carlito).
@@ -68,12 +67,26 @@ class Column:
         return labels.header(self.field)
 
 
-def new_workbook(title: str) -> Workbook:
-    book = Workbook()
-    book.remove(book.active)
-    book.properties.title = title
-    book.properties.creator = "odwh"
-    return book
+@dataclass
+class Book:
+    """A workbook being written (in memory until :func:`save`), with its cell formats, one per kind of cell."""
+
+    title: str
+    buffer: io.BytesIO = field(default_factory=io.BytesIO)
+    formats: dict[tuple[Any, ...], Format] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.book = xlsxwriter.Workbook(self.buffer, {"in_memory": True, "remove_timezone": True})
+
+    def format(self, *key: Any, **properties: Any) -> Format:
+        """The workbook's format for ``key`` (made from ``properties`` the first time)."""
+        if key not in self.formats:
+            self.formats[key] = self.book.add_format(properties)
+        return self.formats[key]
+
+
+def new_workbook(title: str) -> Book:
+    return Book(title)
 
 
 def sheet_name(base: str, used: set[str]) -> str:
@@ -88,7 +101,7 @@ def sheet_name(base: str, used: set[str]) -> str:
 
 
 def write_table(
-    book: Workbook,
+    book: Book,
     name: str,
     title: str,
     columns: Sequence[Column],
@@ -102,47 +115,66 @@ def write_table(
     ``total_rows`` follow the records in bold on a grey fill (subtotals and totals); ``footer`` is printed
     at the foot of every page beside the page number.
     """
-    sheet: Worksheet = book.create_sheet(name)
-    sheet.cell(row=1, column=1, value=title).font = Font(bold=True, size=13)
+    sheet: Worksheet = book.book.add_worksheet(name)
+    sheet.write_string(0, 0, title, book.format("title", bold=True, font_size=13))
     widths = fit_widths(columns)
-    for index, (column, width) in enumerate(zip(columns, widths, strict=True), start=1):
-        cell = sheet.cell(row=HEADER_ROW, column=index, value=column.header)
-        cell.font = Font(bold=True)
-        cell.fill = HEADER_FILL
-        cell.border = Border(bottom=THIN, top=THIN)
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.row_dimensions[HEADER_ROW].height = row_height([c.header for c in columns], widths)
-    row = HEADER_ROW
-    # a cell's style is set once per (format, wrap, bold) and copied to the next cells that share it: setting
-    # it through openpyxl's style attributes hashes the style objects per cell (a third of a large list's time)
-    styles: dict[tuple[str | None, bool, bool, type | None], StyleArray] = {}
+    header = book.format(
+        "header",
+        bold=True,
+        bg_color=HEADER_FILL,
+        top=1,
+        bottom=1,
+        top_color=BORDER_COLOR,
+        bottom_color=BORDER_COLOR,
+        text_wrap=True,
+        valign="vcenter",
+    )
+    for index, (column, width) in enumerate(zip(columns, widths, strict=True)):
+        sheet.write_string(HEADER_ROW - 1, index, column.header, header)
+        # XlsxWriter adds the cell padding (5 pixels of 7 a character) to a width: stored as fit_widths says
+        sheet.set_column(index, index, width - 5 / 7)
+    sheet.set_row(HEADER_ROW - 1, row_height([c.header for c in columns], widths))
+    row = HEADER_ROW - 1
     for bold, record in [(False, r) for r in records] + [(True, r) for r in total_rows]:
         row += 1
         values = [_cell_value(record, column) for column in columns]
-        for index, (column, value) in enumerate(zip(columns, values, strict=True), start=1):
-            cell = sheet.cell(row=row, column=index, value=value)
-            # a date without a format gets openpyxl's date format as its value is set: its type is in the key
-            key = (
-                _number_format(record, column),
-                column.wrap,
-                bold,
-                type(value) if cell.data_type == "d" else None,
-            )
-            if key in styles:
-                cell._style = copy(styles[key])
-                continue
-            if key[0]:
-                cell.number_format = key[0]
-            cell.alignment = WRAP_TOP if column.wrap else TOP
-            if bold:
-                cell.font = BOLD
-                cell.fill = TOTAL_FILL
-            styles[key] = copy(cell._style)
         wrapped = [v if c.wrap else None for c, v in zip(columns, values, strict=True)]
-        sheet.row_dimensions[row].height = row_height(wrapped, widths)
-    _print_setup(sheet, len(columns), row, footer or title)
+        sheet.set_row(row, row_height(wrapped, widths))  # before the row's cells: rows are written in order
+        for index, (column, value) in enumerate(zip(columns, values, strict=True)):
+            _write_cell(sheet, row, index, value, _cell_format(book, record, column, value, bold))
+    _print_setup(sheet, len(columns), row + 1, footer or title)
     return sheet
+
+
+def _cell_format(book: Book, record: dict[str, Any], column: Column, value: Any, bold: bool) -> Format:
+    number_format = _number_format(record, column)
+    if number_format is None and isinstance(value, date):
+        number_format = DATETIME_FORMAT if isinstance(value, datetime) else DATE_FORMAT
+    found = book.formats.get(("cell", number_format, column.wrap, bold))
+    if found is not None:  # nearly always: the properties are spelled once per kind of cell
+        return found
+    properties: dict[str, Any] = {"valign": "top"}
+    if column.wrap:
+        properties["text_wrap"] = True
+    if number_format:
+        properties["num_format"] = number_format
+    if bold:
+        properties |= {"bold": True, "bg_color": TOTAL_FILL}
+    return book.format("cell", number_format, column.wrap, bold, **properties)
+
+
+def _write_cell(sheet: Worksheet, row: int, column: int, value: Any, cell_format: Format) -> None:
+    """``value`` as its own type: a number, a date, a boolean, text (never read as a formula or a link)."""
+    if value is None:
+        sheet.write_blank(row, column, None, cell_format)
+    elif isinstance(value, bool):
+        sheet.write_boolean(row, column, value, cell_format)
+    elif isinstance(value, int | float | Decimal):
+        sheet.write_number(row, column, float(value), cell_format)
+    elif isinstance(value, date):
+        sheet.write_datetime(row, column, value, cell_format)
+    else:
+        sheet.write_string(row, column, str(value), cell_format)
 
 
 def fit_widths(columns: Sequence[Column]) -> list[int]:
@@ -240,39 +272,24 @@ def _places(number_format: str) -> int:
 
 def _print_setup(sheet: Worksheet, width: int, last_row: int, footer: str) -> None:
     """Landscape A4 at 100% (the widths fit it), title and header rows repeated, footer and page numbers."""
-    sheet.freeze_panes = sheet.cell(row=HEADER_ROW + 1, column=1)
-    sheet.print_title_rows = f"1:{HEADER_ROW}"
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-    sheet.page_setup.scale = 100
-    sheet.sheet_properties.pageSetUpPr.fitToPage = False
-    sheet.print_options.gridLines = False
-    sheet.page_margins.left = sheet.page_margins.right = 0.4
-    sheet.oddFooter.left.text = footer.replace("&", "&&")  # '&' starts a header/footer code
-    sheet.oddFooter.left.size = 8
-    sheet.oddFooter.right.text = "&P / &N"
+    sheet.freeze_panes(HEADER_ROW, 0)
+    sheet.repeat_rows(0, HEADER_ROW - 1)
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.set_print_scale(100)
+    sheet.set_margins(left=0.4, right=0.4, top=1, bottom=1)
+    sheet.set_header("", {"margin": 0.5})
+    # '&' starts a header/footer code; &8: the left part in 8 points
+    sheet.set_footer(f"&L&8{footer.replace('&', '&&')}&R&P / &N", {"margin": 0.5})
     if last_row > HEADER_ROW:
-        sheet.auto_filter.ref = f"A{HEADER_ROW}:{get_column_letter(width)}{last_row}"
+        sheet.autofilter(HEADER_ROW - 1, 0, last_row - 1, width - 1)
 
 
-def save(book: Workbook, path: Path, when: datetime) -> Path:
-    """Save with ``when`` as the document and zip-entry timestamps, so equal content gives equal bytes."""
-    book.properties.created = when
-    buffer = io.BytesIO()
-    book.save(buffer)  # openpyxl stamps "modified" with the current time: rewritten below
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    date_time = (max(when.year, 1980), when.month, when.day, when.hour, when.minute, when.second)
+def save(book: Book, path: Path, when: datetime) -> Path:
+    """Save with ``when`` as the document's creation time (its "modified" too), so equal content gives equal
+    bytes: XlsxWriter dates every part of the file 1 January 1980."""
+    book.book.set_properties({"title": book.title, "author": "odwh", "created": when})
+    book.book.close()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            content = source.read(item.filename)
-            if item.filename == "docProps/core.xml":
-                content = re.sub(
-                    rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
-                    rb"\g<1>" + stamp.encode() + rb"\g<2>",
-                    content,
-                )
-            info = zipfile.ZipInfo(item.filename, date_time=date_time)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(info, content)
+    path.write_bytes(book.buffer.getvalue())
     return path
