@@ -73,6 +73,7 @@
 {% macro ndistinct_statistics(columns) -%}
     {%- set expressions = [] -%}
     {%- for column in columns if column.startswith('(') %}{% do expressions.append(column) %}{% endfor -%}
+    {%- set analyze = 'analyze ' ~ this ~ ';' if execute and not built_whole_now(this) else '' -%}
     do $$
     declare
         earlier record;
@@ -92,9 +93,8 @@
                 execute format('drop statistics %I.%I', earlier.nspname, earlier.stxname);
             end loop;
             create statistics (ndistinct) on {{ columns | join(', ') }} from {{ this }};
-            {% if execute and not built_whole_now(this) -%}
-                analyze {{ this }};  -- a table built whole is analyzed after its build (analyze_after_build)
-            {%- endif %}
+            -- not a table built whole: analyze_after_build analyzes that whole after its build
+            {{ analyze }}
         end if;
     end $$
 {%- endmacro %}
