@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -403,7 +404,7 @@ CROSS_DATE = {  # (D1's change, D2's change, the problem D2 is refused with)
         lambda rows: rows["od_balances.csv"][1].update(od_account_id="OD09"),
         "2026-10-02/od_balances.csv row 2, column od_account_id: foreign key to od_accounts.csv",
     ),
-    # a snapshot row equal to its previous date's row is not checked again (validate.checks_changes_only),
+    # a snapshot row equal to its previous date's row is not checked again (quarantine.checks_changes_only),
     # except where a rule looks at the rest of its date
     "key repeated by an unchanged row": (
         lambda rows: None,
@@ -466,8 +467,8 @@ def test_two_connections_stage_each_file_numbered_from_one_in_file_order(fresh_d
     stagers: list[tuple[str, list[str]]] = []
     stage_files = quarantine._stage_files
 
-    def spy(conn, business_date, folder, queue, take):
-        parts = stage_files(conn, business_date, folder, queue, take)
+    def spy(conn, business_date, folder, queue, take, plans):
+        parts = stage_files(conn, business_date, folder, queue, take, plans)
         stagers.append((threading.current_thread().name, sorted(parts)))
         return parts
 
@@ -754,6 +755,48 @@ def _histories(url: str) -> dict[str, tuple[int, str]]:
         return found
 
 
+_RECEIVED_LINES = pipeline._lines  # a received date's lines compared (the tests load without them too)
+Change = Callable[
+    [list[str], list[str]], list[str]
+]  # (header's names, data lines) -> the data lines delivered
+
+
+def _edit(landing: Path, day: date, name: str, change: Change) -> None:
+    path = landing / day.isoformat() / name
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *change(header.split(","), rows)]) + "\n")
+    write_manifest(path.parent, day)
+
+
+def _loaded_both_ways(
+    server_url: str, landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[list[tuple[bool, int, int]]], list[dict[str, tuple[int, str]]]]:
+    """``landing`` loaded with its snapshots' lines compared when received, then without (the check sorts every
+    staged row): per date, as the check found the loans (staged by their changed lines, rows staged that date,
+    rows delivered), and the histories loaded."""
+    loans: list[list[tuple[bool, int, int]]] = []
+    fingerprints = []
+    check_staged = validate.check_staged
+
+    def recorded(conn, checker_url, staged, *args, **kwargs):
+        for day in staged:
+            found = conn.execute(
+                "select count(*) from quarantine.loans where _business_date = %s", (day.business_date,)
+            ).fetchone()
+            loans[-1].append(("loans.csv" in day.by_changes, found[0], day.rows["loans.csv"]))
+        return check_staged(conn, checker_url, staged, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "check_staged", recorded)
+    for compare in (True, False):
+        monkeypatch.setattr(pipeline, "_lines", _RECEIVED_LINES if compare else lambda item: {})
+        loans.append([])
+        with throwaway_database(server_url) as url:
+            report = pipeline.ingest(url, str(landing), echo=False)
+            assert [o.status for o in report.outcomes] == ["loaded"] * len(report.outcomes), report.outcomes
+            fingerprints.append(_histories(url))
+    return loans, fingerprints
+
+
 def test_snapshot_lines_compared_when_received_load_what_the_sort_loads(server_url, tmp_path, monkeypatch):
     """The door finds a snapshot's unchanged rows from its lines compared by the receiving helper (decision 0069)
     instead of sorting its staged rows: over simulated dates with a line quoted otherwise, a key gone and back, and
@@ -765,11 +808,8 @@ def test_snapshot_lines_compared_when_received_load_what_the_sort_loads(server_u
     landing = tmp_path / "landing"
     simulate.simulate(landing, D1, D1 + timedelta(days=5), accounts=40, seed=3, progress=False)
 
-    def edit(day: date, name: str, change: Callable[[list[str], list[str]], list[str]]) -> None:
-        path = landing / day.isoformat() / name
-        header, *rows = path.read_text().splitlines()
-        path.write_text("\n".join([header, *change(header.split(","), rows)]) + "\n")
-        write_manifest(path.parent, day)
+    def edit(day: date, name: str, change: Change) -> None:
+        _edit(landing, day, name, change)
 
     def quote_first_key(header: list[str], rows: list[str]) -> list[str]:
         fields = rows[0].split(",")
@@ -794,13 +834,62 @@ def test_snapshot_lines_compared_when_received_load_what_the_sort_loads(server_u
         compared_files.append(write_line_changes(*args))
         return compared_files[-1]
 
+    monkeypatch.setattr(validate, "_write_line_changes", recorded)
     for compare in (True, False):
-        monkeypatch.setattr(validate, "_write_line_changes", recorded if compare else lambda *args: set())
+        monkeypatch.setattr(pipeline, "_lines", _RECEIVED_LINES if compare else lambda item: {})
         with throwaway_database(server_url) as url:
             report = pipeline.ingest(url, str(landing), echo=False)
             outcomes.append([(o.business_date, o.status, o.detail) for o in report.outcomes])
             fingerprints.append(_histories(url))
-    assert compared_files == [{"customers.csv", "od_accounts.csv", "loans.csv", "fixed_deposits.csv"}]
+    assert compared_files == [{"customers.csv", "od_accounts.csv", "loans.csv", "fixed_deposits.csv"}, set()]
     assert outcomes[0] == outcomes[1] and fingerprints[0] == fingerprints[1]
     assert [status for _, status, _ in outcomes[0]] == ["loaded"] * 4 + ["rejected", "waiting"]
     assert "od_accounts.csv" in outcomes[0][4][2]
+
+
+def test_a_snapshot_no_key_references_is_staged_by_its_changed_lines(server_url, tmp_path, monkeypatch):
+    """The loans (no foreign key references them) are staged by their changed lines on a date compared with the
+    day before staged with it, with the day before's rows of keys gone: whole on the first date and where a
+    customer vanished overnight; all of them whole again once a later date is not compared (its header
+    reordered). Both ways load the same histories as the sort of every staged row (decision 0069)."""
+    from odwh import simulate
+
+    monkeypatch.setenv("ODWH_ARCHIVE_DIR", str(tmp_path / "archive"))
+    days = [D1 + timedelta(days=n) for n in range(6)]
+    landing = tmp_path / "landing"
+    simulate.simulate(landing, days[0], days[-1], accounts=40, seed=5, progress=False)
+    first_loans = [
+        line.split(",")[0] for line in (landing / D1.isoformat() / "loans.csv").read_text().splitlines()[1:4]
+    ]
+
+    def without(loan: str) -> Change:
+        return lambda header, rows: [r for r in rows if r.split(",")[header.index("loan_id")] != loan]
+
+    for day, loan in zip(days[1:4], first_loans, strict=True):  # one gone each date, back the next
+        _edit(landing, day, "loans.csv", without(loan))
+    for day in days[:3]:  # a customer of nothing, gone on the fourth date
+        _edit(
+            landing,
+            day,
+            "customers.csv",
+            lambda header, rows: [*rows, "CX999" + rows[0][rows[0].index(",") :]],
+        )
+    four = tmp_path / "four"
+    for day in days[:4]:
+        shutil.copytree(landing / day.isoformat(), four / day.isoformat())
+
+    loans, fingerprints = _loaded_both_ways(server_url, four, monkeypatch)
+    assert fingerprints[0] == fingerprints[1]
+    # the first date whole, so the fourth (a customer vanished); the second and third by their changes, and the
+    # rows of the loans gone the next date
+    assert [by_changes for by_changes, _, _ in loans[0]] == [False, True, True, False]
+    assert all((staged < delivered) == by_changes for by_changes, staged, delivered in loans[0])
+    assert all(staged == delivered for _, staged, delivered in loans[1])
+
+    path = landing / days[4].isoformat() / "loans.csv"  # the fifth date's columns in another order
+    rotated = [",".join([*line.split(",")[1:], line.split(",")[0]]) for line in path.read_text().splitlines()]
+    path.write_text("\n".join(rotated) + "\n")
+    write_manifest(path.parent, days[4])
+    loans, fingerprints = _loaded_both_ways(server_url, landing, monkeypatch)
+    assert fingerprints[0] == fingerprints[1]
+    assert all(not by_changes and staged == delivered for by_changes, staged, delivered in loans[0])

@@ -39,6 +39,10 @@ class Deliveries:
         self.lines: dict[Path, dict[str, LineChanges | None]] = {}
         self.last: Delivered = {f.name: [] for f in HISTORY_FILES}
         self.expected: dict[date, Delivered] = {}  # what was last delivered for each date
+        self.loaded_through: date | None = None
+        self.staged_by_changes = (
+            0  # the dates a snapshot of was staged by its changed lines (quarantine._Plan)
+        )
         self.steps = 0
 
     def _value(self, column: contract.Column) -> str:
@@ -86,17 +90,29 @@ class Deliveries:
     def promote(self, folders: list[Path], *, day_before_loaded: bool = False) -> None:
         """Stage ``folders`` together and promote them in order; with ``day_before_loaded``, as the door does
         for consecutive dates: the contract check's changed rows first, then only those merged."""
+        folder_of = {landing.folder_business_date(f): f for f in folders}
+
+        def lines_to_stage(
+            day: date,
+        ) -> dict[str, LineChanges | None]:  # as the door: after every loaded date
+            after_loads = self.loaded_through is None or day > self.loaded_through
+            return self.lines[folder_of[day]] if after_loads and day_before_loaded else {}
+
         with (
             psycopg.connect(self.url, autocommit=True) as conn,
-            quarantine.quarantined(conn, folders) as staged,
+            quarantine.quarantined(
+                conn, folders, lines=lines_to_stage if self.compare_lines else None
+            ) as staged,
         ):
             if day_before_loaded:
                 lines = {d.business_date: self.lines[f] for d, f in zip(staged, folders, strict=True)}
                 validate.write_checked(conn, HISTORY_FILES, staged, lines if self.compare_lines else None)
+            self.staged_by_changes += sum(bool(d.by_changes) for d in staged)
             for folder, day in zip(folders, staged, strict=True):
                 lineage = {"manifest_sha256": str(folder), "source_folder": "test", "archive_folder": "test"}
                 manifest = landing.read_manifest(folder)
                 load.promote(conn, manifest, list(day.rows), day_before_loaded=day_before_loaded, **lineage)
+        self.loaded_through = max(filter(None, [self.loaded_through, *folder_of]))
 
     def check(self) -> None:
         """Every loaded date as of itself equals its last delivery; no overlapping or equal adjacent versions."""
@@ -201,6 +217,7 @@ def test_dates_staged_together_merge_only_the_rows_that_changed(
     ]
     deliveries.promote(appended, day_before_loaded=True)
     deliveries.check()
+    assert (deliveries.staged_by_changes > 0) == compare_lines
 
 
 def test_a_numeric_delivered_at_another_scale_is_another_row(fresh_db, tmp_path) -> None:

@@ -31,24 +31,26 @@ def test_the_compared_files_are_the_snapshots_kept_as_history():
 
 def test_a_date_lists_its_new_rows_and_the_day_befores_rows_of_keys_gone():
     lines = SnapshotLines(CUSTOMERS)
-    assert _advance(lines, D1, _file("C1,Ann,B1", "C2,Bo,B1", "C3,Cy,B2")) == LineChanges(None, [])
+    assert _advance(lines, D1, _file("C1,Ann,B1", "C2,Bo,B1", "C3,Cy,B2")) == LineChanges(None, [], 3)
     # C2 renamed (a new line, its key kept), C3 gone, C4 new; the rows move up by one
     second = _file("C1,Ann,B1", "C2,Bob,B1", "C4,Di,B2")
-    assert _advance(lines, D1 + timedelta(days=1), second) == LineChanges(changed=[2, 3], gone_before=[3])
+    assert _advance(lines, D1 + timedelta(days=1), second) == LineChanges(
+        changed=[2, 3], gone_before=[3], rows=3
+    )
     # nothing changed, rows in another order: the rows are equal lines
     third = _file("C4,Di,B2", "C1,Ann,B1", "C2,Bob,B1")
-    assert _advance(lines, D1 + timedelta(days=2), third) == LineChanges(changed=[], gone_before=[])
+    assert _advance(lines, D1 + timedelta(days=2), third) == LineChanges(changed=[], gone_before=[], rows=3)
     # a key gone and back the next day: a new line then, whatever its content
-    assert _advance(lines, D1 + timedelta(days=3), _file("C1,Ann,B1", "C2,Bob,B1")) == LineChanges([], [1])
+    assert _advance(lines, D1 + timedelta(days=3), _file("C1,Ann,B1", "C2,Bob,B1")) == LineChanges([], [1], 2)
     fifth = _file("C1,Ann,B1", "C2,Bob,B1", "C4,Di,B2")
-    assert _advance(lines, D1 + timedelta(days=4), fifth) == LineChanges([3], [])
+    assert _advance(lines, D1 + timedelta(days=4), fifth) == LineChanges([3], [], 3)
 
 
 def test_a_line_quoted_otherwise_is_a_new_line():
     lines = SnapshotLines(CUSTOMERS)
     _advance(lines, D1, _file("C1,Ann,B1", 'C2,"Bo, Jr",B1'))
     changed = _advance(lines, D1 + timedelta(days=1), _file('"C1",Ann,B1', 'C2,"Bo, Jr",B1'))
-    assert changed == LineChanges(changed=[1], gone_before=[])  # the key C1 is the same key: not gone
+    assert changed == LineChanges(changed=[1], gone_before=[], rows=2)  # the key C1 is the same key: not gone
 
 
 def test_dates_the_check_must_compare_itself():
@@ -68,7 +70,9 @@ def test_dates_the_check_must_compare_itself():
         assert _advance(lines, D1, first) is not None, case
         assert _advance(lines, day2, second) is None, case
         # and the next date starts again: every row counts as changed
-        assert _advance(lines, day2 + timedelta(days=1), first) == LineChanges(None, []), case
+        assert _advance(lines, day2 + timedelta(days=1), first) == LineChanges(
+            None, [], first.count(b"\n") - 1
+        ), case
 
 
 def test_rows_that_do_not_match_the_manifest_are_not_compared():
@@ -81,11 +85,13 @@ def test_every_row_counts_as_changed_without_a_day_before_or_after_a_new_header(
     lines = SnapshotLines(CUSTOMERS)
     _advance(lines, D1, _file("C1,Ann,B1"))
     assert _advance(lines, D1 + timedelta(days=2), _file("C1,Ann,B1")) == LineChanges(
-        None, []
+        None, [], 1
     )  # a day skipped
     reordered = _file("B1,C1,Ann", header="branch_id,customer_id,name")
-    assert _advance(lines, D1 + timedelta(days=3), reordered) == LineChanges(None, [])
-    assert _advance(lines, D1 + timedelta(days=4), reordered) == LineChanges([], [])
+    assert _advance(lines, D1 + timedelta(days=3), reordered) == LineChanges(None, [], 1)
+    assert _advance(lines, D1 + timedelta(days=4), reordered) == LineChanges([], [], 1)
     crlf = b"branch_id,customer_id,name\r\nB1,C1,Ann\r\n"
-    assert _advance(lines, D1 + timedelta(days=5), crlf) == LineChanges(None, [])  # the header's bytes differ
-    assert _advance(lines, D1 + timedelta(days=6), crlf + b"B1,C2,Bo\r\n") == LineChanges([2], [])
+    assert _advance(lines, D1 + timedelta(days=5), crlf) == LineChanges(
+        None, [], 1
+    )  # the header's bytes differ
+    assert _advance(lines, D1 + timedelta(days=6), crlf + b"B1,C2,Bo\r\n") == LineChanges([2], [], 2)

@@ -515,7 +515,7 @@ def test_export_writes_one_suite_per_file_and_removes_stale_ones(tmp_path):
 
 def test_the_files_with_warning_rules_are_known_without_building_the_suites():
     """``WARNING_RULE_FILES`` spares the door Great Expectations' import before its first query; it must say what
-    the suites say (a file with a warning rule is checked whole every date: ``validate.checks_changes_only``)."""
+    the suites say (a file with a warning rule is checked whole every date: ``quarantine.checks_changes_only``)."""
     with_warnings = {
         name
         for name, suite in extract_contract.by_file().items()

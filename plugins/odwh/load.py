@@ -212,7 +212,7 @@ def _promote_file(
         quarantine.table(f), sql.Literal(d)
     )
     checked = None
-    if day_before_loaded and validate.checks_changes_only(f):
+    if day_before_loaded and quarantine.checks_changes_only(f):
         checked = sql.Identifier("quarantine", quarantine.checked_table(f))
     inserted = _insert_typed(
         conn, f, staged, d, load_id, schema="raw", cols=[c for c in f.columns if not c.pii], checked=checked
@@ -276,7 +276,14 @@ def _insert_typed(
         delivered = quarantine.staged_rows(conn, f, d)
 
     def whole_day() -> sql.Composable:  # the merge's other paths compare every row of the date
-        return day if checked is None else temp_table("day", _typed(cols, numbers, stage))[0]
+        if checked is None:
+            return day
+        whole, staged = temp_table("day", _typed(cols, numbers, stage))
+        if staged != delivered:  # staged by its changed lines (odwh.quarantine._Plan): never merged whole
+            raise LoadError(
+                f"{d}/{f.name}: {staged} of {delivered} rows staged, the date cannot be merged whole"
+            )
+        return whole
 
     numeric = [c.name for c in cols if c.pg_type == "numeric"]
     history.replace_date(

@@ -200,16 +200,23 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
                     received.append(item)
                     yield item.archived
 
+            def lines_to_stage(day: date) -> dict[str, LineChanges | None]:
+                # a date after every loaded one merges its changes alone: it may be staged by them (quarantine._Plan)
+                after_loads = last_loaded is None or day > last_loaded
+                return (
+                    _lines(received[-1]) if after_loads and received[-1].delivery.business_date == day else {}
+                )
+
             # closed on the way out: the helper process receiving the next date stops with it
             with contextlib.closing(folders()) as receiving_order:
                 while not blocker() and len(received) < len(pending) and not refusal:
                     batch_start = len(received)
                     with quarantine.quarantined(
-                        conn, itertools.islice(receiving_order, DOOR_BATCH_DATES)
+                        conn, itertools.islice(receiving_order, DOOR_BATCH_DATES), lines=lines_to_stage
                     ) as staged:
                         if not staged:
                             break
-                        lines = {r.delivery.business_date: r.lines for r in received[batch_start:]}
+                        lines = {r.delivery.business_date: _lines(r) for r in received[batch_start:]}
                         checked = validate.check_staged(conn, loader, staged, lines=lines)
                         _admit_in_order(conn, loader, received[batch_start:], checked, record, blocker)
                     if len(received) < len(pending):  # the next batch's checks plan with these dates counted
@@ -223,6 +230,11 @@ def ingest(warehouse_url: str, source: str | None = None, *, echo: bool = True) 
         if report.loaded_dates:
             load.analyze_raw(conn)
     return report
+
+
+def _lines(item: _Received) -> dict[str, LineChanges | None]:
+    """A received date's snapshots' lines compared with the date before's (empty: none compared)."""
+    return item.lines
 
 
 def _waiting(delivery: landing.Delivery, blocker: DateOutcome) -> DateOutcome:

@@ -6,7 +6,9 @@ defaults give every row its business date and 1-based data row (the header is ro
 in Python: a missing contract column is a problem, an extra one a warning (the column is not staged). A COPY
 PostgreSQL refuses (bad CSV, bad UTF-8) is the problem "CSV readable", naming the file and PostgreSQL's line.
 A date's files are COPYed on two connections at once, each file numbered by its table's own sequence
-(docs/decisions/0054-staging-on-two-connections.md).
+(docs/decisions/0054-staging-on-two-connections.md). A snapshot no foreign key references (the loans) is staged by
+its changed lines alone where the receiving helper compared them with the day before's (:class:`_Plan`, decision
+0069).
 
 One door at a time per warehouse: :func:`quarantined` holds a session advisory lock from staging to clearing,
 and empties the quarantine on the way in (what a killed run left) and on the way out.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,9 +30,10 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from odwh import contract, landing
+from odwh import contract, history, landing
 from odwh.landing import Problem, StoragePath
-from odwh.suites.extract_contract import RULE_COLUMN_PRESENT
+from odwh.snapshot_lines import LineChanges
+from odwh.suites.extract_contract import RULE_COLUMN_PRESENT, WARNING_RULE_FILES
 
 COPY_BLOCK = 64 * 1024
 RULE_UNREADABLE = "CSV readable"
@@ -48,6 +51,12 @@ class StagedDate:
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # a file staged by its changed lines (quarantine._Plan) -> the lines staged
+    by_changes: dict[str, int] = field(default_factory=dict)
+
+    def staged_rows(self) -> dict[str, int]:
+        """Per file, the rows staged: those delivered, but of a file staged by its changed lines those lines."""
+        return self.rows | self.by_changes
 
     def label(self, file_name: str) -> str:
         return f"{self.business_date.isoformat()}/{file_name}"
@@ -58,6 +67,7 @@ class StagedDate:
         self.missing_columns |= part.missing_columns
         self.problems += part.problems
         self.warnings += part.warnings
+        self.by_changes |= part.by_changes
 
 
 def staged_rows(conn: psycopg.Connection, f: contract.ExtractFile, d: date) -> int:
@@ -87,18 +97,22 @@ def checked_table(f: contract.ExtractFile) -> str:
 
 @contextmanager
 def quarantined(
-    conn: psycopg.Connection, folders: Iterable[StoragePath], files: Sequence[str] | None = None
+    conn: psycopg.Connection,
+    folders: Iterable[StoragePath],
+    files: Sequence[str] | None = None,
+    lines: LinesOf | None = None,
 ) -> Iterator[list[StagedDate]]:
     """Stage ``folders`` (in date order) and yield what was staged; the quarantine is empty before and after.
 
     Staging stops after the first date with a problem (later dates wait behind it, unchecked). ``files`` limits
-    what is staged (default: every contract file). ``conn`` must be in autocommit mode: the staged rows are
-    committed, so the checker's own connections read them.
+    what is staged (default: every contract file). ``lines``: a date's snapshots' lines compared when received,
+    given only for a date after every loaded one (its promotion merges its changes alone): see :class:`_Plan`.
+    ``conn`` must be in autocommit mode: the staged rows are committed, so the checker's own connections read them.
     """
     conn.execute(sql.SQL("select pg_advisory_lock({})").format(sql.SQL(_LOCK)))
     try:
         clear(conn)
-        yield stage(conn, folders, files)
+        yield stage(conn, folders, files, lines)
     finally:
         if not conn.closed:
             clear(conn)
@@ -111,6 +125,27 @@ REFERENCED_KEYS: list[ReferencedKey] = sorted(
     {(contract.FILES_BY_NAME[fk.ref_file], fk.ref_columns) for f in contract.FILES for fk in f.foreign_keys},
     key=lambda key: (key[0].name, key[1]),
 )
+
+
+def checks_changes_only(spec: contract.ExtractFile) -> bool:
+    """Snapshots kept as change history, whose rules all block (a warning would be recorded once, not daily): the
+    check judges only their rows that differ from the day before's (``odwh.validate``)."""
+    return history.stored_as_history(spec) and spec.name not in WARNING_RULE_FILES
+
+
+# The snapshots staged by their changed lines where compared (_Plan): no foreign key references them, so no other
+# file's check needs their unchanged rows (the loans, a quarter of a date's bytes at 100,000 accounts).
+STAGED_BY_CHANGES = tuple(
+    f for f in contract.FILES if checks_changes_only(f) and all(key[0] is not f for key in REFERENCED_KEYS)
+)
+
+LinesOf = Callable[[date], Mapping[str, LineChanges | None]]
+
+
+def compared_throughout(found: Sequence[LineChanges | None]) -> bool:
+    """Whether a snapshot's lines were compared on every date staged (``found``, in date order), each after the
+    first against the day before: the check then finds its unchanged rows from them (``odwh.validate``)."""
+    return bool(found) and found[0] is not None and all(c is not None and c.compared for c in found[1:])
 
 
 def keys_table(key: ReferencedKey) -> str:
@@ -178,14 +213,19 @@ def drop_checked(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]
 
 
 def stage(
-    conn: psycopg.Connection, folders: Iterable[StoragePath], files: Sequence[str] | None = None
+    conn: psycopg.Connection,
+    folders: Iterable[StoragePath],
+    files: Sequence[str] | None = None,
+    lines: LinesOf | None = None,
 ) -> list[StagedDate]:
     """COPY each folder's files into quarantine, in date order, on ``conn`` and a second connection at once
     (decision 0054): a date's files are shared out largest first (by the date before's rows), and the next date
     starts once both are done. One transaction on each, committed together; a refused file undoes itself alone.
-    Stops after the first date with a problem."""
+    Stops after the first date with a problem. With ``lines``, some snapshots are staged by their changed lines
+    (:class:`_Plan`)."""
     staged: list[StagedDate] = []
     wanted = [f for f in contract.FILES if files is None or f.name in files]
+    plan = _Plan(lines)
     with (
         _second_connection(conn) as other,
         ThreadPoolExecutor(1, thread_name_prefix="odwh-stage") as beside,
@@ -194,12 +234,16 @@ def stage(
             for folder in folders:
                 day = StagedDate(landing.folder_business_date(folder), folder)
                 present = [f for f in wanted if (folder / f.name).exists()]
-                before = staged[-1].rows if staged else {}
+                plans = plan.for_date(day.business_date, staged)
+                for f, dates in plan.staged_by_changes_not_compared(staged):
+                    _stage_again_whole([conn, other], f, dates)
+                # largest first, by the day before's rows (a file staged by its changes counts those)
+                before = staged[-1].staged_rows() if staged else {}
                 queue = iter(sorted(present, key=lambda f: -before.get(f.name, 0)))  # stable: contract order
                 take = threading.Lock()
-                theirs = beside.submit(_stage_files, other, day.business_date, folder, queue, take)
+                theirs = beside.submit(_stage_files, other, day.business_date, folder, queue, take, plans)
                 try:
-                    mine = _stage_files(conn, day.business_date, folder, queue, take)
+                    mine = _stage_files(conn, day.business_date, folder, queue, take, plans)
                 finally:  # never leave other's transaction while its thread still COPYs
                     futures.wait([theirs])
                 parts = mine | theirs.result()
@@ -221,6 +265,85 @@ def stage(
     return staged
 
 
+@dataclass(frozen=True)
+class _FileStaging:
+    """One file of a date staged otherwise than whole, from its lines compared when received: ``changed``, its data
+    rows to stage when staged by its changed lines (``None``: whole), of ``rows`` delivered; ``gone_before``, the
+    rows of the day before's file (in ``day_before``, staged by its changed lines) whose key is not delivered on
+    this date, which the check and the promotion read (``odwh.validate.GONE_NEXT``)."""
+
+    changed: list[int] | None
+    rows: int
+    gone_before: list[int]
+    day_before: StagedDate
+
+
+class _Plan:
+    """Which snapshots of the dates staged together are staged by their changed lines alone (decision 0069).
+
+    A file of :data:`STAGED_BY_CHANGES` on a date after the first staged when its lines were compared on every date
+    staged so far, each against the day before (:func:`compared_throughout`: the check then reads its unchanged rows
+    as the day before's, ``odwh.validate._with_compared_lines``), and the keys its foreign keys reference lost none
+    overnight (a row whose referenced key vanished is checked, changed or not; the file is staged whole that date).
+    The rows of the day before's file whose key is gone are staged beside it. A date not compared makes the check
+    sort the file's rows, so its dates staged by their changes are staged again whole first. ``lines`` are given
+    only for dates after every loaded one: the promotion of such a date merges its changes alone
+    (``history.replace_date``), which a date staged by its changes needs (``odwh.load`` refuses it otherwise)."""
+
+    def __init__(self, lines: LinesOf | None) -> None:
+        self.lines = lines
+        self.found: dict[str, list[LineChanges | None]] = {f.name: [] for f in STAGED_BY_CHANGES}
+
+    def for_date(self, business_date: date, staged: Sequence[StagedDate]) -> dict[str, _FileStaging]:
+        """The files of ``business_date`` staged otherwise than whole, after the dates ``staged``."""
+        if self.lines is None:
+            return {}
+        lines = self.lines(business_date)
+        plans: dict[str, _FileStaging] = {}
+        for f in STAGED_BY_CHANGES:
+            changes = lines.get(f.name)
+            self.found[f.name].append(changes)
+            if not staged or changes is None or not compared_throughout(self.found[f.name]):
+                continue
+            before, gone = staged[-1], []
+            if f.name in before.by_changes:  # less its rows staged already, those that changed
+                earlier = self.found[f.name][-2]
+                assert earlier is not None and earlier.changed is not None
+                gone = sorted(set(changes.gone_before) - set(earlier.changed))
+            referenced = [lines.get(fk.ref_file) for fk in f.foreign_keys]
+            kept = all(r is not None and r.compared and not r.gone_before for r in referenced)
+            plans[f.name] = _FileStaging(changes.changed if kept else None, changes.rows, gone, before)
+        return plans
+
+    def staged_by_changes_not_compared(
+        self, staged: Sequence[StagedDate]
+    ) -> Iterator[tuple[contract.ExtractFile, list[StagedDate]]]:
+        """The files no longer compared on every date (with the date planned last), with their dates ``staged`` by
+        their changed lines: to be staged again whole."""
+        for f in STAGED_BY_CHANGES:
+            dates = [d for d in staged if f.name in d.by_changes]
+            if dates and not compared_throughout(self.found[f.name]):
+                yield f, dates
+
+
+def _stage_again_whole(
+    connections: Sequence[psycopg.Connection], f: contract.ExtractFile, dates: Sequence[StagedDate]
+) -> None:
+    """Stage ``f`` whole on ``dates`` that staged it by its changed lines (:class:`_Plan`), on the first of the
+    staging ``connections`` once each has deleted what it staged of them (uncommitted: its own to see)."""
+    conn = connections[0]
+    delete = sql.SQL("delete from {} where _business_date = %s").format(table(f))
+    for day in dates:
+        for staging in connections:
+            staging.execute(delete, (day.business_date,))
+        conn.execute("select set_config('odwh.quarantine_date', %s, true)", (day.business_date.isoformat(),))
+        again = StagedDate(day.business_date, day.folder)
+        _stage_file(conn, again, f, None)
+        if again.problems or again.rows != {f.name: day.rows[f.name]}:
+            raise RuntimeError(f"{day.label(f.name)}: staged again whole, it was not as staged before")
+        del day.by_changes[f.name]
+
+
 def _analyze(conn: psycopg.Connection, files: Sequence[contract.ExtractFile]) -> None:
     for f in files:
         conn.execute(sql.SQL("analyze {}").format(table(f)))
@@ -239,6 +362,7 @@ def _stage_files(
     folder: StoragePath,
     queue: Iterator[contract.ExtractFile],
     take: threading.Lock,
+    plans: Mapping[str, _FileStaging],
 ) -> dict[str, StagedDate]:
     """Stage the files this connection takes from ``queue`` (shared with the other connection): each file's
     outcome apart, merged by :func:`stage` in the contract's order."""
@@ -250,10 +374,12 @@ def _stage_files(
         if f is None:
             return parts
         parts[f.name] = StagedDate(business_date, folder)
-        _stage_file(conn, parts[f.name], f)
+        _stage_file(conn, parts[f.name], f, plans.get(f.name))
 
 
-def _stage_file(conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFile) -> None:
+def _stage_file(
+    conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFile, plan: _FileStaging | None
+) -> None:
     label, path = day.label(f.name), day.folder / f.name
     try:
         header = landing.read_header(path, label)
@@ -277,7 +403,17 @@ def _stage_file(conn: psycopg.Connection, day: StagedDate, f: contract.ExtractFi
             landing.open_regular(path, label) as fh,
         ):  # a savepoint: a refused COPY undoes itself
             conn.execute(sql.SQL("select setval({}, 1, false)").format(sql.Literal(_row_numbers(f))))
-            day.rows[f.name] = _copy(conn, f, fh, header)
+            if (
+                plan is not None
+                and plan.changed is not None
+                and _copy_lines(conn, f, fh, header, plan.changed)
+            ):
+                day.rows[f.name], day.by_changes[f.name] = plan.rows, len(plan.changed)
+            else:
+                fh.seek(0)
+                day.rows[f.name] = _copy(conn, f, fh, header)
+            if plan is not None and plan.gone_before:
+                _copy_gone_before(conn, f, plan)
             # the date's block ranges, still in memory: a read of one date skips the others (decision 0062)
             conn.execute("select quarantine.summarize_staged(%s::regclass)", (f"quarantine.{f.table}",))
     except psycopg.Error as exc:
@@ -312,6 +448,63 @@ def _copy(conn: psycopg.Connection, f: contract.ExtractFile, fh: IO[bytes], head
     ).rowcount
     conn.execute("drop table pg_temp.door_file")
     return moved
+
+
+def _copy_lines(
+    conn: psycopg.Connection,
+    f: contract.ExtractFile,
+    fh: IO[bytes],
+    header: list[str],
+    rows: Collection[int],
+    business_date: date | None = None,
+) -> bool:
+    """COPY the data rows ``rows`` of a file each of whose lines is a row (the receiving helper compared its lines:
+    their quotes pair), each with its row number, and its date when ``business_date`` is given (else the
+    date being staged); ``fh`` past its header after. False, nothing staged, where the file would not be read
+    alike as a whole: a header with other columns than the contract's, a line with a carriage return (COPY
+    takes the line end from the first line), a line COPY refuses (the file COPYed whole names its line)."""
+    fh.readline()
+    if [h for h in header if h in f.column_names] != header:
+        return False
+    wanted = set(rows)
+    left = len(wanted)
+    dated = [sql.Identifier("_business_date")] if business_date else []
+    prefix = f"{business_date.isoformat()},".encode() if business_date else b""
+    statement = sql.SQL("copy {} ({}) from stdin (format csv, encoding 'UTF8')").format(
+        table(f), sql.SQL(", ").join([*dated, sql.Identifier("_row_number"), *map(sql.Identifier, header)])
+    )
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy(statement) as copy:
+                for number, line in enumerate(fh, 1):
+                    if not left:
+                        break
+                    if number in wanted:
+                        if b"\r" in line:
+                            raise _NotAlike
+                        copy.write(
+                            b"%s%d,%s" % (prefix, number, line if line.endswith(b"\n") else line + b"\n")
+                        )
+                        left -= 1
+            if cur.rowcount != len(wanted):
+                raise _NotAlike
+    except (_NotAlike, psycopg.Error):
+        return False
+    return True
+
+
+class _NotAlike(Exception):
+    """Some lines of a file COPYed alone would not be read as in the whole file (:func:`_copy_lines`)."""
+
+
+def _copy_gone_before(conn: psycopg.Connection, f: contract.ExtractFile, plan: _FileStaging) -> None:
+    """Stage the day before's rows of keys gone (``plan.gone_before``), which its staging by changes left out."""
+    day = plan.day_before
+    label, path = day.label(f.name), day.folder / f.name
+    with landing.open_regular(path, label) as fh:
+        header = landing.read_header(path, label)
+        if not _copy_lines(conn, f, fh, header, plan.gone_before, day.business_date):
+            raise RuntimeError(f"{label}: the rows of keys gone the next date could not be staged again")
 
 
 def _copy_into(

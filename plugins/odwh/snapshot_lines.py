@@ -36,20 +36,26 @@ class LineChanges:
     ``changed``: the 1-based data rows whose line was not delivered the day before (every other row equals the
     line of its key the day before, byte for byte), or ``None`` when every row counts as changed (no day before,
     or its header differs). ``gone_before``: the rows of the day before's file whose key is not delivered on
-    this date (empty without a day before)."""
+    this date (empty without a day before). ``rows``: the file's data rows (its manifest's, which it matched)."""
 
     changed: list[int] | None
     gone_before: list[int]
+    rows: int
 
     def to_json(self) -> dict[str, object]:
-        return {"changed": self.changed, "gone_before": self.gone_before}
+        return {"changed": self.changed, "gone_before": self.gone_before, "rows": self.rows}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> LineChanges:
-        changed, gone = data["changed"], data["gone_before"]
+        changed, gone, rows = data["changed"], data["gone_before"], data["rows"]
         assert changed is None or isinstance(changed, list)
-        assert isinstance(gone, list)
-        return cls(changed=changed, gone_before=gone)
+        assert isinstance(gone, list) and isinstance(rows, int)
+        return cls(changed=changed, gone_before=gone, rows=rows)
+
+    @property
+    def compared(self) -> bool:
+        """Compared with the day before's lines (not the first date, nor one after a header that differs)."""
+        return self.changed is not None
 
 
 @dataclass
@@ -103,7 +109,7 @@ class SnapshotLines:
             if len(key_lines) < len(body):
                 return None
             self._day = _Day(business_date, header, rows, key_lines)
-            return LineChanges(changed=None, gone_before=[])
+            return LineChanges(changed=None, gone_before=[], rows=len(body))
         added = rows.keys() - before.rows.keys()
         removed = before.rows.keys() - rows.keys()
         if _unpaired_quotes(added):
@@ -118,7 +124,7 @@ class SnapshotLines:
             key_lines[key] = line
         self._day = _Day(business_date, header, rows, key_lines)
         gone = sorted(before.rows[line] for key, line in removed_keys.items() if key not in key_lines)
-        return LineChanges(changed=sorted(rows[line] for line in added), gone_before=gone)
+        return LineChanges(changed=sorted(rows[line] for line in added), gone_before=gone, rows=len(body))
 
     def _key_parser(self, header: bytes) -> Callable[[Iterable[bytes]], list[Key]] | None:
         """The keys of lines (each a whole row: their quotes pair), or ``None`` when the header lacks one."""

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from odwh import contract, gx, history, provinces, quarantine, warehouse
+from odwh import contract, gx, provinces, quarantine, warehouse
 from odwh.landing import (
     MAX_ROWS_LISTED,
     RULE_SNAPSHOT_PRESENT,
@@ -35,7 +35,7 @@ from odwh.landing import (
     location,
     overflow_problem,
 )
-from odwh.quarantine import RULE_UNREADABLE, StagedDate
+from odwh.quarantine import RULE_UNREADABLE, StagedDate, checks_changes_only
 from odwh.snapshot_lines import LineChanges
 from odwh.suites.extract_contract import (
     FX_KHR_IS_ONE,
@@ -44,7 +44,6 @@ from odwh.suites.extract_contract import (
     REVERSAL_DELIVERED,
     REVERSAL_OPPOSITE,
     REVERSAL_SAME_ACCOUNT,
-    WARNING_RULE_FILES,
     by_file,
     decimal_column,
     fk_column,
@@ -472,11 +471,6 @@ def _vanished_flag(i: int) -> str:
     return f"_vanished{i}"
 
 
-def checks_changes_only(spec: contract.ExtractFile) -> bool:
-    """Snapshots kept as change history, whose rules all block (a warning would be recorded once, not daily)."""
-    return history.stored_as_history(spec) and spec.name not in WARNING_RULE_FILES
-
-
 def file_query(conn: psycopg.Connection, spec: contract.ExtractFile, compared: bool = False) -> sql.Composed:
     """The rows of ``spec`` on every staged date, with the derived columns its suite checks; of a snapshot kept
     as change history, only the rows its rules could judge differently from the day before (staged too), found
@@ -744,17 +738,17 @@ def _write_line_changes(
     before), their new rows and the day before's rows of keys gone written to :data:`quarantine.LINE_CHANGES`
     (one ``COPY``, tens of thousands of rows a day at 100,000 accounts); the others are compared by their sort."""
     dates = [d.business_date for d in staged]
-    compared: set[str] = set()
-    for f in contract.FILES:
-        found = [lines.get(d, {}).get(f.name) for d in dates]
-        # every date compared, each after the first against the day before
-        if (
-            checks_changes_only(f)
-            and len(dates) > 1
-            and found[0] is not None
-            and all(c is not None and c.changed is not None for c in found[1:])
-        ):
-            compared.add(f.name)
+    compared = {
+        f.name
+        for f in contract.FILES
+        if checks_changes_only(f)
+        and len(dates) > 1
+        and quarantine.compared_throughout([lines.get(d, {}).get(f.name) for d in dates])
+    }
+    if by_changes := {name for d in staged for name in d.by_changes} - compared:  # never: quarantine._Plan
+        raise RuntimeError(
+            f"staged by their changed lines, yet not compared: {', '.join(sorted(by_changes))}"
+        )
     conn.execute(sql.SQL("drop table if exists {}").format(quarantine.LINE_CHANGES))
     if not compared:
         return compared
