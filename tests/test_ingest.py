@@ -763,18 +763,18 @@ Change = Callable[
 
 def _edit(landing: Path, day: date, name: str, change: Change) -> None:
     path = landing / day.isoformat() / name
-    header, *rows = path.read_text().splitlines()
-    path.write_text("\n".join([header, *change(header.split(","), rows)]) + "\n")
+    header, *rows = path.read_bytes().decode().removesuffix("\n").split("\n")  # a quoted CR kept in its line
+    path.write_bytes(("\n".join([header, *change(header.split(","), rows)]) + "\n").encode())
     write_manifest(path.parent, day)
 
 
 def _loaded_both_ways(
     server_url: str, landing: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[list[tuple[bool, int, int]]], list[dict[str, tuple[int, str]]]]:
+) -> tuple[list[list[tuple[set[str], int, int]]], list[dict[str, tuple[int, str]]]]:
     """``landing`` loaded with its snapshots' lines compared when received, then without (the check sorts every
-    staged row): per date, as the check found the loans (staged by their changed lines, rows staged that date,
-    rows delivered), and the histories loaded."""
-    loans: list[list[tuple[bool, int, int]]] = []
+    staged row): per date, as the check found them, the files staged by their changed lines and the loans' rows
+    staged that date and delivered; and the histories loaded."""
+    loans: list[list[tuple[set[str], int, int]]] = []
     fingerprints = []
     check_staged = validate.check_staged
 
@@ -783,7 +783,7 @@ def _loaded_both_ways(
             found = conn.execute(
                 "select count(*) from quarantine.loans where _business_date = %s", (day.business_date,)
             ).fetchone()
-            loans[-1].append(("loans.csv" in day.by_changes, found[0], day.rows["loans.csv"]))
+            loans[-1].append((set(day.by_changes), found[0], day.rows["loans.csv"]))
         return check_staged(conn, checker_url, staged, *args, **kwargs)
 
     monkeypatch.setattr(validate, "check_staged", recorded)
@@ -847,11 +847,12 @@ def test_snapshot_lines_compared_when_received_load_what_the_sort_loads(server_u
     assert "od_accounts.csv" in outcomes[0][4][2]
 
 
-def test_a_snapshot_no_key_references_is_staged_by_its_changed_lines(server_url, tmp_path, monkeypatch):
-    """The loans (no foreign key references them) are staged by their changed lines on a date compared with the
-    day before staged with it, with the day before's rows of keys gone: whole on the first date and where a
-    customer vanished overnight; all of them whole again once a later date is not compared (its header
-    reordered). Both ways load the same histories as the sort of every staged row (decision 0069)."""
+def test_snapshots_are_staged_by_their_changed_lines(server_url, tmp_path, monkeypatch):
+    """The accounts, loans and deposits are staged by their changed lines on a date compared with the day before
+    staged with it, with the day before's rows of keys gone: whole on the first date and where a customer vanished overnight; whole again once a later date is not compared (the
+    loans' header reordered). An account gone for a day (its balances too) and back: the balances' foreign key
+    finds it on the other dates from the accounts' changes. Both ways load the same histories as the sort of
+    every staged row (decision 0069)."""
     from odwh import simulate
 
     monkeypatch.setenv("ODWH_ARCHIVE_DIR", str(tmp_path / "archive"))
@@ -867,6 +868,14 @@ def test_a_snapshot_no_key_references_is_staged_by_its_changed_lines(server_url,
 
     for day, loan in zip(days[1:4], first_loans, strict=True):  # one gone each date, back the next
         _edit(landing, day, "loans.csv", without(loan))
+    transacting = (landing / days[2].isoformat() / "od_transactions.csv").read_text()
+    account = next(
+        line.split(",")[0]
+        for line in (landing / days[2].isoformat() / "od_accounts.csv").read_text().splitlines()[1:]
+        if line.split(",")[0] not in transacting
+    )
+    for name in ("od_accounts.csv", "od_balances.csv"):  # gone on the third date, back the next
+        _edit(landing, days[2], name, lambda header, rows: [r for r in rows if account not in r.split(",")])
     for day in days[:3]:  # a customer of nothing, gone on the fourth date
         _edit(
             landing,
@@ -878,18 +887,69 @@ def test_a_snapshot_no_key_references_is_staged_by_its_changed_lines(server_url,
     for day in days[:4]:
         shutil.copytree(landing / day.isoformat(), four / day.isoformat())
 
-    loans, fingerprints = _loaded_both_ways(server_url, four, monkeypatch)
+    staged, fingerprints = _loaded_both_ways(server_url, four, monkeypatch)
     assert fingerprints[0] == fingerprints[1]
     # the first date whole, so the fourth (a customer vanished); the second and third by their changes, and the
-    # rows of the loans gone the next date
-    assert [by_changes for by_changes, _, _ in loans[0]] == [False, True, True, False]
-    assert all((staged < delivered) == by_changes for by_changes, staged, delivered in loans[0])
-    assert all(staged == delivered for _, staged, delivered in loans[1])
+    # rows of the keys gone the next date
+    everything = {"od_accounts.csv", "loans.csv", "fixed_deposits.csv"}
+    assert [by_changes for by_changes, _, _ in staged[0]] == [set(), everything, everything, set()]
+    assert all((loans < delivered) == bool(by_changes) for by_changes, loans, delivered in staged[0])
+    assert all(not by_changes and loans == delivered for by_changes, loans, delivered in staged[1])
 
     path = landing / days[4].isoformat() / "loans.csv"  # the fifth date's columns in another order
-    rotated = [",".join([*line.split(",")[1:], line.split(",")[0]]) for line in path.read_text().splitlines()]
-    path.write_text("\n".join(rotated) + "\n")
+    lines = path.read_bytes().decode().removesuffix("\n").split("\n")
+    rotated = [",".join([*line.split(",")[1:], line.split(",")[0]]) for line in lines]
+    path.write_bytes(("\n".join(rotated) + "\n").encode())
     write_manifest(path.parent, days[4])
-    loans, fingerprints = _loaded_both_ways(server_url, landing, monkeypatch)
+    staged, fingerprints = _loaded_both_ways(server_url, landing, monkeypatch)
     assert fingerprints[0] == fingerprints[1]
-    assert all(not by_changes and staged == delivered for by_changes, staged, delivered in loans[0])
+    # the loans whole on every date; the others still by their changes from the second date to the third and
+    # from the fifth (the fourth: a customer vanished)
+    assert [by_changes for by_changes, _, _ in staged[0]] == [set()] + [everything - {"loans.csv"}] * 2 + [
+        set()
+    ] + [everything - {"loans.csv"}] * 2
+    assert all(loans == delivered for _, loans, delivered in staged[0])
+
+
+def test_keys_found_from_changes_are_the_keys_of_every_staged_row(server_url, tmp_path):
+    """The referenced keys' dates of a snapshot staged by its changed lines (validate._keys_from_changes) equal
+    those of every row staged whole: an account gone a day and back, the last date's keys, a deposit gone."""
+    from odwh import simulate
+    from odwh.snapshot_lines import SnapshotLines
+
+    days = [D1 + timedelta(days=n) for n in range(5)]
+    landing = tmp_path / "landing"
+    simulate.simulate(landing, days[0], days[-1], accounts=40, seed=9, progress=False)
+    accounts = (landing / D1.isoformat() / "od_accounts.csv").read_text().splitlines()[1:3]
+    gone = [line.split(",")[0] for line in accounts]
+    _edit(landing, days[1], "od_accounts.csv", lambda header, rows: [r for r in rows if gone[0] not in r])
+    for day in days[3:]:
+        _edit(landing, day, "od_accounts.csv", lambda header, rows: [r for r in rows if gone[1] not in r])
+    folders = [landing / day.isoformat() for day in days]
+    snapshots: dict[str, SnapshotLines] = {}
+    lines = {
+        day: receiving.compare_lines(receiving.Received(folder, []), snapshots)
+        for day, folder in zip(days, folders, strict=True)
+    }
+    keys = [quarantine.keys_table(key) for key in quarantine.REFERENCED_KEYS]
+    found: list[dict[str, list[tuple[object, ...]]]] = []
+    by_changes: list[list[set[str]]] = []
+    for staged_lines in (lines.get, None):
+        with (
+            throwaway_database(server_url) as url,
+            psycopg.connect(warehouse.stage_url(warehouse.LOADER, url), autocommit=True) as conn,
+            quarantine.quarantined(conn, folders, lines=staged_lines) as staged,
+        ):
+            validate.write_checked(conn, contract.FILES, staged, lines)
+            found.append(
+                {
+                    table: conn.execute(f"select * from quarantine.{table} order by 1").fetchall()  # noqa: S608
+                    for table in keys
+                }
+            )
+            by_changes.append([set(d.by_changes) for d in staged])
+    assert by_changes == [[set()] + [{"od_accounts.csv", "loans.csv", "fixed_deposits.csv"}] * 4, [set()] * 5]
+    assert found[0] == found[1]
+    assert any(
+        row[0] == gone[0] and "0" in str(row[1]) for row in found[0]["keys_od_accounts__od_account_id"]
+    )

@@ -529,14 +529,16 @@ def _on_free_connection(
         connections.put(conn)
 
 
-def _key_jobs(files: Sequence[contract.ExtractFile]) -> tuple[list[Work], list[Work]]:
-    """(first, then): writing each referenced key's table and index, then (once they are all written, so that
-    no statement still running keeps their rows from being all-visible) vacuuming each for index-only probes
-    and writing its vanished keys."""
+def _key_jobs(
+    files: Sequence[contract.ExtractFile], by_changes: Collection[str] = ()
+) -> tuple[list[Work], list[Work]]:
+    """(first, then): writing each referenced key's table and index (from the changes of a file staged ``by_changes``
+    on some date), then (once they are all written, so that no statement still running keeps their rows from
+    being all-visible) vacuuming each for index-only probes and writing its vanished keys."""
     first: list[Work] = []
     then: list[Work] = []
     for key, vanished in _referenced(files).items():
-        first.append(functools.partial(_write_keys, key=key))
+        first.append(functools.partial(_write_keys, key=key, from_changes=key[0].name in by_changes))
         then.append(functools.partial(_finish_keys, key=key, vanished=vanished))
     return first, then
 
@@ -552,14 +554,19 @@ def write_checked(
     :func:`check_staged` does with them."""
     quarantine.record_checked_dates(conn)
     compared = _write_line_changes(conn, staged, lines or {})
-    first, then = _key_jobs(files)
+    first, then = _key_jobs(files, _staged_by_changes(staged))
     for work in [*first, *then]:
         work(conn)
     for f in files:
         _write_checked_rows(conn, f, compared=f.name in compared)
 
 
-def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey) -> None:
+def _staged_by_changes(staged: Sequence[StagedDate]) -> set[str]:
+    """The files staged by their changed lines on some of the ``staged`` dates (``quarantine._Plan``)."""
+    return {name for d in staged for name in d.by_changes}
+
+
+def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey, from_changes: bool = False) -> None:
     """A referenced key's staged values (none empty), one row per value with the staged dates it was delivered on
     as bits (bit i: the first staged date + i), indexed: the foreign keys' probes. One hash aggregate, no sort
     (at 100,000 x 61 the customers' 9.2 million staged rows make 150,717 rows; decision 0063), of 64-bit words
@@ -574,21 +581,64 @@ def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey) -> None
         sql.SQL(", ").join(sql.SQL("reverse({}::bit(64)::text)").format(w) for w in _date_words(days))
     )
     conn.execute(sql.SQL("drop table if exists {}").format(table))
-    conn.execute(
-        sql.SQL(
-            "create unlogged table {t} as select {keys}, substring({bits} for {days})::varbit as dates"
-            " from {staged} as s cross join {first} as span where {present} group by {keys}"
-        ).format(
-            t=table,
-            keys=columns,
-            bits=bits,
-            days=sql.Literal(days),
-            staged=quarantine.table(key[0]),
-            first=_FIRST_SPAN,
-            present=present,
+    if from_changes:
+        conn.execute(sql.SQL("create unlogged table {} as {}").format(table, _keys_from_changes(key, days)))
+    else:
+        conn.execute(
+            sql.SQL(
+                "create unlogged table {t} as select {keys}, substring({bits} for {days})::varbit as dates"
+                " from {staged} as s cross join {first} as span where {present} group by {keys}"
+            ).format(
+                t=table,
+                keys=columns,
+                bits=bits,
+                days=sql.Literal(days),
+                staged=quarantine.table(key[0]),
+                first=_FIRST_SPAN,
+                present=present,
+            )
         )
-    )
     conn.execute(sql.SQL("create unique index on {} ({})").format(table, columns))
+
+
+def _keys_from_changes(key: quarantine.ReferencedKey, days: int) -> sql.Composable:
+    """:func:`_write_keys`'s rows of a file staged by its changed lines on some dates (``quarantine._Plan``), whose
+    unchanged rows are not staged: a key is delivered from each date it has a staged row (the first date, a new
+    or changed line, a date staged whole) until the first date after that its key is gone (the lines compared,
+    :data:`quarantine.LINE_CHANGES`: the day before's row, staged), or the last date. One run of dates per
+    staged row, as bits, or-ed per key: the first date's rows and the changes, not every date's."""
+    f, names = key
+    keys = sql.SQL(", ").join(map(sql.Identifier, names))
+    present = sql.SQL(" and ").join(sql.SQL("s.{} <> ''").format(sql.Identifier(c)) for c in names)
+    same = sql.SQL(" and ").join(sql.SQL("g.{c} = r.{c}").format(c=sql.Identifier(c)) for c in names)
+    return sql.SQL("""with starts as (
+    select distinct {s_keys}, s._business_date - span.first as since
+    from {staged} as s cross join {first} as span where {present}
+), gone as (
+    select {s_keys}, c.business_date - span.first as until
+    from {changes} as c
+    join {staged} as s on s._business_date = c.business_date - 1 and s._row_number = c._row_number
+    cross join {first} as span
+    where c.file_name = {name} and c.gone and {present}
+), runs as (
+    select {r_keys}, r.since, coalesce(min(g.until), {days}) as until
+    from starts as r left join gone as g on {same} and g.until > r.since
+    group by {r_keys}, r.since
+)
+select {keys}, bit_or((repeat('0', since) || repeat('1', until - since) || repeat('0', {days} - until))::varbit)
+    as dates
+from runs group by {keys}""").format(
+        s_keys=sql.SQL(", ").join(sql.Identifier("s", c) for c in names),
+        r_keys=sql.SQL(", ").join(sql.Identifier("r", c) for c in names),
+        keys=keys,
+        staged=quarantine.table(f),
+        first=_FIRST_SPAN,
+        present=present,
+        changes=quarantine.LINE_CHANGES,
+        name=sql.Literal(f.name),
+        days=sql.Literal(days),
+        same=same,
+    )
 
 
 # the staged dates' first date and span in days (dates are staged consecutively: the days staged)
@@ -648,15 +698,17 @@ def _checked_batches(
     checker_url: str,
     delivered: Sequence[contract.ExtractFile],
     compared: Collection[str] = (),
+    by_changes: Collection[str] = (),
 ) -> Generator[gx.TableBatch]:
     """Every delivered file's checked rows written, CHECK_CONNECTIONS statements at a time (``conn`` and more
-    connections to ``checker_url``), started in the order given, after the keys their foreign keys reference,
+    connections to ``checker_url``), started in the order given, after the keys their foreign keys reference
+    (of the files staged ``by_changes`` on some date, from their changes),
     while this thread imports Great Expectations and builds the suites; each file's batch is yielded as soon as
     its rows are written, so that its validation runs beside the files still being written (the validations
     alone use about one core and a half: docs/performance.md)."""
     connections: queue.Queue[psycopg.Connection] = queue.Queue()
     connections.put(conn)
-    first, then = _key_jobs(delivered)
+    first, then = _key_jobs(delivered, by_changes)
     with contextlib.ExitStack() as stack:
         for _ in range(CHECK_CONNECTIONS - 1):
             connections.put(stack.enter_context(psycopg.connect(checker_url, autocommit=True)))
@@ -712,7 +764,10 @@ def check_staged(
             staged_rows = {f.name: sum(d.rows.get(f.name, 0) for d in staged) for f in delivered}
             largest_first = sorted(delivered, key=lambda f: -staged_rows[f.name])
             compared = _write_line_changes(conn, staged, lines or {})
-            with contextlib.closing(_checked_batches(conn, checker_url, largest_first, compared)) as batches:
+            by_changes = _staged_by_changes(staged)
+            with contextlib.closing(
+                _checked_batches(conn, checker_url, largest_first, compared, by_changes)
+            ) as batches:
                 results = gx.validate_tables(checker_url, batches, INDEX_COLUMNS)
     finally:  # a snapshot's changed rows stay for its promotion (odwh.load); quarantined() drops them after
         quarantine.drop_keys(conn)
@@ -745,7 +800,7 @@ def _write_line_changes(
         and len(dates) > 1
         and quarantine.compared_throughout([lines.get(d, {}).get(f.name) for d in dates])
     }
-    if by_changes := {name for d in staged for name in d.by_changes} - compared:  # never: quarantine._Plan
+    if by_changes := _staged_by_changes(staged) - compared:  # never: quarantine._Plan
         raise RuntimeError(
             f"staged by their changed lines, yet not compared: {', '.join(sorted(by_changes))}"
         )
