@@ -158,11 +158,13 @@ def test_a_snapshot_staged_short_of_its_manifest_is_refused_at_promotion(
     fresh_db, tmp_path, archive, monkeypatch
 ):
     """Promotion compares each file's rows with the manifest: a snapshot merged by its changes alone (the day
-    before promoted from the same staging) is counted by its COPY, which staging records per date and file."""
+    before promoted from the same staging) is counted by its COPY, which staging records per date and file (when
+    staged whole: its lines not compared; staged by its changed lines, by the lines the comparison counted)."""
     landing = tmp_path / "landing"
     for day in (D1, D2):
         write_delivery(landing, day)
     copy, recorded = quarantine._copy, []
+    monkeypatch.setattr(pipeline, "_lines", lambda item: {})
 
     def one_short_on_2_oct(conn, f, fh, header):  # as if COPY had read one row fewer than the manifest lists
         staged = copy(conn, f, fh, header)
@@ -889,11 +891,18 @@ def test_snapshots_are_staged_by_their_changed_lines(server_url, tmp_path, monke
 
     staged, fingerprints = _loaded_both_ways(server_url, four, monkeypatch)
     assert fingerprints[0] == fingerprints[1]
-    # the first date whole, so the fourth (a customer vanished); the second and third by their changes, and the
-    # rows of the keys gone the next date
-    everything = {"od_accounts.csv", "loans.csv", "fixed_deposits.csv"}
-    assert [by_changes for by_changes, _, _ in staged[0]] == [set(), everything, everything, set()]
-    assert all((loans < delivered) == bool(by_changes) for by_changes, loans, delivered in staged[0])
+    # the first date whole, so the fourth but for the customers (one vanished); the second and third by their
+    # changes, and the rows of the keys gone the next date
+    everything = {"customers.csv", "od_accounts.csv", "loans.csv", "fixed_deposits.csv"}
+    assert [by_changes for by_changes, _, _ in staged[0]] == [
+        set(),
+        everything,
+        everything,
+        {"customers.csv"},
+    ]
+    assert all(
+        (loans < delivered) == ("loans.csv" in by_changes) for by_changes, loans, delivered in staged[0]
+    )
     assert all(not by_changes and loans == delivered for by_changes, loans, delivered in staged[1])
 
     path = landing / days[4].isoformat() / "loans.csv"  # the fifth date's columns in another order
@@ -904,27 +913,40 @@ def test_snapshots_are_staged_by_their_changed_lines(server_url, tmp_path, monke
     staged, fingerprints = _loaded_both_ways(server_url, landing, monkeypatch)
     assert fingerprints[0] == fingerprints[1]
     # the loans whole on every date; the others still by their changes from the second date to the third and
-    # from the fifth (the fourth: a customer vanished)
-    assert [by_changes for by_changes, _, _ in staged[0]] == [set()] + [everything - {"loans.csv"}] * 2 + [
-        set()
-    ] + [everything - {"loans.csv"}] * 2
+    # from the fifth, and the customers on the fourth
+    but_loans = everything - {"loans.csv"}
+    assert [by_changes for by_changes, _, _ in staged[0]] == [
+        set(),
+        but_loans,
+        but_loans,
+        {"customers.csv"},
+    ] + [but_loans] * 2
     assert all(loans == delivered for _, loans, delivered in staged[0])
 
 
 def test_keys_found_from_changes_are_the_keys_of_every_staged_row(server_url, tmp_path):
     """The referenced keys' dates of a snapshot staged by its changed lines (validate._keys_from_changes) equal
-    those of every row staged whole: an account gone a day and back, the last date's keys, a deposit gone."""
+    those of every row staged whole: an account gone a day and back, another gone for the last two dates, a third
+    on the last date; the customers staged whole the date an officer vanished."""
     from odwh import simulate
     from odwh.snapshot_lines import SnapshotLines
 
     days = [D1 + timedelta(days=n) for n in range(5)]
     landing = tmp_path / "landing"
     simulate.simulate(landing, days[0], days[-1], accounts=40, seed=9, progress=False)
-    accounts = (landing / D1.isoformat() / "od_accounts.csv").read_text().splitlines()[1:3]
+    accounts = (landing / D1.isoformat() / "od_accounts.csv").read_text().splitlines()[1:4]
     gone = [line.split(",")[0] for line in accounts]
-    _edit(landing, days[1], "od_accounts.csv", lambda header, rows: [r for r in rows if gone[0] not in r])
-    for day in days[3:]:
-        _edit(landing, day, "od_accounts.csv", lambda header, rows: [r for r in rows if gone[1] not in r])
+    for day, account in [(days[1], gone[0]), (days[3], gone[1]), (days[4], gone[1]), (days[4], gone[2])]:
+        _edit(
+            landing, day, "od_accounts.csv", lambda header, rows, a=account: [r for r in rows if a not in r]
+        )
+    for day in days[:2]:  # an officer of nobody, gone on the third date: the customers staged whole then
+        _edit(
+            landing,
+            day,
+            "officers.csv",
+            lambda header, rows: [*rows, "OX999" + rows[0][rows[0].index(",") :]],
+        )
     folders = [landing / day.isoformat() for day in days]
     snapshots: dict[str, SnapshotLines] = {}
     lines = {
@@ -948,7 +970,9 @@ def test_keys_found_from_changes_are_the_keys_of_every_staged_row(server_url, tm
                 }
             )
             by_changes.append([set(d.by_changes) for d in staged])
-    assert by_changes == [[set()] + [{"od_accounts.csv", "loans.csv", "fixed_deposits.csv"}] * 4, [set()] * 5]
+    but_customers = {"od_accounts.csv", "loans.csv", "fixed_deposits.csv"}
+    everything = {"customers.csv", *but_customers}
+    assert by_changes == [[set(), everything, but_customers, everything, everything], [set()] * 5]
     assert found[0] == found[1]
     assert any(
         row[0] == gone[0] and "0" in str(row[1]) for row in found[0]["keys_od_accounts__od_account_id"]

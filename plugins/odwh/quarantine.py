@@ -6,8 +6,9 @@ defaults give every row its business date and 1-based data row (the header is ro
 in Python: a missing contract column is a problem, an extra one a warning (the column is not staged). A COPY
 PostgreSQL refuses (bad CSV, bad UTF-8) is the problem "CSV readable", naming the file and PostgreSQL's line.
 A date's files are COPYed on two connections at once, each file numbered by its table's own sequence
-(docs/decisions/0054-staging-on-two-connections.md). The accounts, loans and deposits are staged by their changed
-lines alone where the receiving helper compared them with the day before's (:class:`_Plan`, decision 0069).
+(docs/decisions/0054-staging-on-two-connections.md). The snapshots kept as history (customers, accounts, loans,
+deposits) are staged by their changed lines alone where the receiving helper compared them with the day before's
+(:class:`_Plan`, decision 0069).
 
 One door at a time per warehouse: :func:`quarantined` holds a session advisory lock from staging to clearing,
 and empties the quarantine on the way in (what a killed run left) and on the way out.
@@ -132,16 +133,10 @@ def checks_changes_only(spec: contract.ExtractFile) -> bool:
     return history.stored_as_history(spec) and spec.name not in WARNING_RULE_FILES
 
 
-# The snapshots staged by their changed lines where compared (_Plan): those whose foreign keys reference snapshots
-# compared too, whose keys gone overnight are then known when staging (the accounts, loans and deposits, 57 % of a
-# date's bytes at 100,000 accounts; the customers reference the branches and officers). Another file's foreign
-# key to one of them probes its keys' dates as found from its changes (odwh.validate._keys_from_changes).
-STAGED_BY_CHANGES = tuple(
-    f
-    for f in COMPARED_FILES
-    if checks_changes_only(f)
-    and all(contract.FILES_BY_NAME[fk.ref_file] in COMPARED_FILES for fk in f.foreign_keys)
-)
+# The snapshots staged by their changed lines where compared (_Plan): the customers, accounts, loans and deposits
+# (39 MB of a date's 44 MB at 100,000 accounts). Another file's foreign key to one of them probes its keys' dates
+# as found from its changes (odwh.validate._keys_from_changes).
+STAGED_BY_CHANGES = tuple(f for f in COMPARED_FILES if checks_changes_only(f))
 
 LinesOf = Callable[[date], Mapping[str, LineChanges | None]]
 
@@ -238,7 +233,7 @@ def stage(
             for folder in folders:
                 day = StagedDate(landing.folder_business_date(folder), folder)
                 present = [f for f in wanted if (folder / f.name).exists()]
-                plans = plan.for_date(day.business_date, staged)
+                plans = plan.for_date(day.business_date, folder, staged)
                 for f, dates in plan.staged_by_changes_not_compared(staged):
                     _stage_again_whole([conn, other], f, dates)
                 # largest first, by the day before's rows (a file staged by its changes counts those)
@@ -297,9 +292,13 @@ class _Plan:
     def __init__(self, lines: LinesOf | None) -> None:
         self.lines = lines
         self.found: dict[str, list[LineChanges | None]] = {f.name: [] for f in STAGED_BY_CHANGES}
+        self.keys: dict[tuple[str, tuple[str, ...]], frozenset[tuple[str, ...]] | None] = {}
 
-    def for_date(self, business_date: date, staged: Sequence[StagedDate]) -> dict[str, _FileStaging]:
-        """The files of ``business_date`` staged otherwise than whole, after the dates ``staged``."""
+    def for_date(
+        self, business_date: date, folder: StoragePath, staged: Sequence[StagedDate]
+    ) -> dict[str, _FileStaging]:
+        """The files of ``business_date`` (delivered in ``folder``) staged otherwise than whole, after the dates
+        ``staged``."""
         if self.lines is None:
             return {}
         lines = self.lines(business_date)
@@ -314,10 +313,46 @@ class _Plan:
                 earlier = self.found[f.name][-2]
                 assert earlier is not None and earlier.changed is not None
                 gone = sorted(set(changes.gone_before) - set(earlier.changed))
-            referenced = [lines.get(fk.ref_file) for fk in f.foreign_keys]
-            kept = all(r is not None and r.compared and not r.gone_before for r in referenced)
+            kept = all(self._kept_overnight(fk, lines, before.folder, folder) for fk in f.foreign_keys)
             plans[f.name] = _FileStaging(changes.changed if kept else None, changes.rows, gone, before)
         return plans
+
+    def _kept_overnight(
+        self,
+        fk: contract.ForeignKey,
+        lines: Mapping[str, LineChanges | None],
+        before: StoragePath,
+        folder: StoragePath,
+    ) -> bool:
+        """Whether the keys ``fk`` references, delivered in ``before``, are all delivered in ``folder``: from the
+        referenced snapshot's lines compared, or else (the branches, officers: a few hundred lines) its keys read
+        from both files; false where unsure (a file missing or unreadable, a quote in a key COPY could read
+        otherwise: ``odwh.snapshot_lines``)."""
+        if contract.FILES_BY_NAME[fk.ref_file] in COMPARED_FILES:
+            changes = lines.get(fk.ref_file)
+            return changes is not None and changes.compared and not changes.gone_before
+        keys = [self._keys(folder / fk.ref_file, fk.ref_columns) for folder in (before, folder)]
+        return keys[0] is not None and keys[1] is not None and keys[0] <= keys[1]
+
+    def _keys(self, path: StoragePath, columns: tuple[str, ...]) -> frozenset[tuple[str, ...]] | None:
+        """A file's keys (each file read once: a date's, then as the day before's)."""
+        if (str(path), columns) not in self.keys:
+            self.keys[str(path), columns] = self._read_keys(path, columns)
+        return self.keys[str(path), columns]
+
+    @staticmethod
+    def _read_keys(path: StoragePath, columns: tuple[str, ...]) -> frozenset[tuple[str, ...]] | None:
+        try:
+            with landing.open_regular(path, str(path)) as fh:
+                lines = [line.decode("utf-8").removesuffix("\n") for line in fh]
+            if any(line.count('"') % 2 for line in lines):  # a quoted field over two lines
+                return None
+            header, *rows = csv.reader(lines)
+            at = [header.index(c) for c in columns]
+            keys = frozenset(tuple(row[i] for i in at) for row in rows)
+        except (OSError, landing.RefusedInput, UnicodeDecodeError, csv.Error, ValueError, IndexError):
+            return None
+        return None if any('"' in value for key in keys for value in key) else keys
 
     def staged_by_changes_not_compared(
         self, staged: Sequence[StagedDate]

@@ -573,47 +573,55 @@ def _write_keys(conn: psycopg.Connection, key: quarantine.ReferencedKey, from_ch
     (:func:`_date_words`) written out as the key's bit string. A table of the loader's own: it may not index the
     quarantine's."""
     columns = sql.SQL(", ").join(map(sql.Identifier, key[1]))
-    present = sql.SQL(" and ").join(sql.SQL("s.{} <> ''").format(sql.Identifier(c)) for c in key[1])
     table = sql.Identifier("quarantine", quarantine.keys_table(key))
     days = _span_days(conn)
+    rows = _keys_from_changes(key, days) if from_changes else _keys_of_every_row(key, days)
+    conn.execute(sql.SQL("drop table if exists {}").format(table))
+    conn.execute(sql.SQL("create unlogged table {} as {}").format(table, rows))
+    conn.execute(sql.SQL("create unique index on {} ({})").format(table, columns))
+
+
+def _keys_of_every_row(key: quarantine.ReferencedKey, days: int) -> sql.Composable:
+    """:func:`_write_keys`'s rows from every staged row of the file."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, key[1]))
+    present = sql.SQL(" and ").join(sql.SQL("s.{} <> ''").format(sql.Identifier(c)) for c in key[1])
     # bit i of the text: reverse() puts a word's bit i (its text's position 64 - i) at position i + 1
     bits = sql.SQL("concat({})").format(
         sql.SQL(", ").join(sql.SQL("reverse({}::bit(64)::text)").format(w) for w in _date_words(days))
     )
-    conn.execute(sql.SQL("drop table if exists {}").format(table))
-    if from_changes:
-        conn.execute(sql.SQL("create unlogged table {} as {}").format(table, _keys_from_changes(key, days)))
-    else:
-        conn.execute(
-            sql.SQL(
-                "create unlogged table {t} as select {keys}, substring({bits} for {days})::varbit as dates"
-                " from {staged} as s cross join {first} as span where {present} group by {keys}"
-            ).format(
-                t=table,
-                keys=columns,
-                bits=bits,
-                days=sql.Literal(days),
-                staged=quarantine.table(key[0]),
-                first=_FIRST_SPAN,
-                present=present,
-            )
-        )
-    conn.execute(sql.SQL("create unique index on {} ({})").format(table, columns))
+    return sql.SQL(
+        "select {keys}, substring({bits} for {days})::varbit as dates"
+        " from {staged} as s cross join {first} as span where {present} group by {keys}"
+    ).format(
+        keys=columns,
+        bits=bits,
+        days=sql.Literal(days),
+        staged=quarantine.table(key[0]),
+        first=_FIRST_SPAN,
+        present=present,
+    )
 
 
 def _keys_from_changes(key: quarantine.ReferencedKey, days: int) -> sql.Composable:
     """:func:`_write_keys`'s rows of a file staged by its changed lines on some dates (``quarantine._Plan``), whose
-    unchanged rows are not staged: a key is delivered from each date it has a staged row (the first date, a new
-    or changed line, a date staged whole) until the first date after that its key is gone (the lines compared,
-    :data:`quarantine.LINE_CHANGES`: the day before's row, staged), or the last date. One run of dates per
-    staged row, as bits, or-ed per key: the first date's rows and the changes, not every date's."""
+    unchanged rows are not staged: a key is delivered from the first date or a date its line is new or changed
+    (the lines compared, :data:`quarantine.LINE_CHANGES`) until the first date after that its key is gone (the
+    day before's row, staged), or the last date. One run of dates per such row, as bits, or-ed per key: the first
+    date's rows and the changes, not the rows of a date staged whole (an unchanged row continues a run)."""
     f, names = key
     keys = sql.SQL(", ").join(map(sql.Identifier, names))
     present = sql.SQL(" and ").join(sql.SQL("s.{} <> ''").format(sql.Identifier(c)) for c in names)
     same = sql.SQL(" and ").join(sql.SQL("g.{c} = r.{c}").format(c=sql.Identifier(c)) for c in names)
     return sql.SQL("""with starts as (
-    select distinct {s_keys}, s._business_date - span.first as since
-    from {staged} as s cross join {first} as span where {present}
+    select {s_keys}, s._business_date - span.first as since
+    from {staged} as s cross join {first} as span
+    where s._business_date = span.first and {present}
+    union all
+    select {s_keys}, c.business_date - span.first
+    from {changes} as c
+    join {staged} as s on s._business_date = c.business_date and s._row_number = c._row_number
+    cross join {first} as span
+    where c.file_name = {name} and not c.gone and {present}
 ), gone as (
     select {s_keys}, c.business_date - span.first as until
     from {changes} as c
@@ -625,7 +633,8 @@ def _keys_from_changes(key: quarantine.ReferencedKey, days: int) -> sql.Composab
     from starts as r left join gone as g on {same} and g.until > r.since
     group by {r_keys}, r.since
 )
-select {keys}, bit_or((repeat('0', since) || repeat('1', until - since) || repeat('0', {days} - until))::varbit)
+select {keys},
+    bit_or((repeat('0', since) || repeat('1', until - since) || repeat('0', {days} - until))::varbit)::varbit
     as dates
 from runs group by {keys}""").format(
         s_keys=sql.SQL(", ").join(sql.Identifier("s", c) for c in names),
