@@ -158,8 +158,8 @@ def test_a_snapshot_staged_short_of_its_manifest_is_refused_at_promotion(
     fresh_db, tmp_path, archive, monkeypatch
 ):
     """Promotion compares each file's rows with the manifest: a snapshot merged by its changes alone (the day
-    before promoted from the same staging) is counted by its COPY, which staging records per date and file (when
-    staged whole: its lines not compared; staged by its changed lines, by the lines the comparison counted)."""
+    before promoted from the same staging) is counted as staging recorded it per date and file, here by its COPY
+    (staged whole: its lines not compared; staged by its changed lines, the count is the comparison's)."""
     landing = tmp_path / "landing"
     for day in (D1, D2):
         write_delivery(landing, day)
@@ -927,7 +927,7 @@ def test_snapshots_are_staged_by_their_changed_lines(server_url, tmp_path, monke
 def test_keys_found_from_changes_are_the_keys_of_every_staged_row(server_url, tmp_path):
     """The referenced keys' dates of a snapshot staged by its changed lines (validate._keys_from_changes) equal
     those of every row staged whole: an account gone a day and back, another gone for the last two dates, a third
-    on the last date; the customers staged whole the date an officer vanished."""
+    on the last date; the customers staged whole the date an officer vanished, one of them new that date."""
     from odwh import simulate
     from odwh.snapshot_lines import SnapshotLines
 
@@ -946,6 +946,13 @@ def test_keys_found_from_changes_are_the_keys_of_every_staged_row(server_url, tm
             day,
             "officers.csv",
             lambda header, rows: [*rows, "OX999" + rows[0][rows[0].index(",") :]],
+        )
+    for day in days[2:]:  # a customer new that date, staged whole
+        _edit(
+            landing,
+            day,
+            "customers.csv",
+            lambda header, rows: [*rows, "CX888" + rows[0][rows[0].index(",") :]],
         )
     folders = [landing / day.isoformat() for day in days]
     snapshots: dict[str, SnapshotLines] = {}

@@ -348,6 +348,8 @@ class _Plan:
             if any(line.count('"') % 2 for line in lines):  # a quoted field over two lines
                 return None
             header, *rows = csv.reader(lines)
+            if len(rows) != len(lines) - 1:  # two lines read as one row: COPY could read them otherwise
+                return None
             at = [header.index(c) for c in columns]
             keys = frozenset(tuple(row[i] for i in at) for row in rows)
         except (OSError, landing.RefusedInput, UnicodeDecodeError, csv.Error, ValueError, IndexError):
