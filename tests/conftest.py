@@ -18,7 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from odwh import pseudonym, publish, warehouse
-from support.database import throwaway_database
+from psycopg import sql
+from support.database import drop_templates, reused_name, throwaway_database
 from support.marts import MONTH_END, ScriptedMarts
 
 # published reports pseudonymise clients with a keyed HMAC; tests (and the `odwh` they start) share a fixed key
@@ -76,11 +77,19 @@ def server_url() -> Iterator[str]:
     """
     if external := os.environ.get("WAREHOUSE_URL"):
         yield external
+        drop_templates(external)
         return
     home = Path(tempfile.mkdtemp(prefix="odwh-test-server-"))
     server = warehouse.EmbeddedServer(home)
     server.start()
-    yield server.url("postgres")
+    url = server.url("postgres")
+    # its databases are thrown away: no flush to disk at each commit and checkpoint (the crash tests start a
+    # server of their own, tests/test_faults.py)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(sql.SQL("alter system set {} = off").format(sql.Identifier(setting)))
+        conn.execute("select pg_reload_conf()")
+    yield url
     server.stop()
     shutil.rmtree(home, ignore_errors=True)
 
@@ -88,14 +97,14 @@ def server_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_db(server_url: str) -> Iterator[str]:
     """A new, migrated database for one test; dropped afterwards."""
-    with throwaway_database(server_url) as url:
+    with throwaway_database(server_url, reused_name("fresh")) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def module_db(server_url: str) -> Iterator[str]:
     """A new, migrated database shared by the tests of one module (for expensive scripted data)."""
-    with throwaway_database(server_url) as url:
+    with throwaway_database(server_url, reused_name("module")) as url:
         yield url
 
 

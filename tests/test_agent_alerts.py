@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from odwh import transform
 from support.database import query, query_dicts
 from support.dbt import build
 from support.raw import ScriptedPortfolio
@@ -212,18 +211,3 @@ def test_dims_walk_the_manager_chain(fresh_db, dbt_work):
         {"branch_code": "B01", "province": "Phnom Penh", "region_name": "Central"},
         {"branch_code": "B02", "province": "Battambang", "region_name": "North-West"},
     ]
-
-
-def test_monitoring_unit_tests_pass(fresh_db, dbt_work):
-    """The dbt unit tests (given/expect) of the agent monitoring models, on an empty warehouse."""
-    transform.run_dbt(["seed"], fresh_db, work_dir=dbt_work)
-    transform.run_dbt(["run", "--select", "+fct_agent_alerts"], fresh_db, work_dir=dbt_work)
-    models = [
-        "int_monitoring__officer_chains",
-        "int_monitoring__agent_days",
-        "int_monitoring__agent_abnormal_days",
-        "fct_agent_alerts",
-    ]
-    selection = [f"test_type:unit,{model}" for model in models]
-    result = transform.run_dbt(["test", "--select", *selection], fresh_db, work_dir=dbt_work)
-    assert len(result.result.results) == 4

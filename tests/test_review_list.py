@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from odwh import transform
 from support.database import query_dicts
 from support.dbt import build
 from support.raw import ScriptedPortfolio
@@ -199,17 +198,6 @@ def test_review_list_has_the_expected_accounts_and_reasons(fresh_db, dbt_work):
     assert routing == {("CM1", "Officer CM1", "AM1", "SM1"), ("CM2", "Officer CM2", "AM2", "SM1")}
     assert {r["branch_code"] for r in rows.values() if r["officer_id"] == "CM2"} == {"B02"}
     assert all(r["parameter_version"] and r["load_id"] for r in rows.values())
-
-
-def test_review_list_unit_tests_pass(fresh_db, dbt_work):
-    """The dbt unit tests (given/expect) of the review-list models, on an empty warehouse."""
-    transform.run_dbt(["seed"], fresh_db, work_dir=dbt_work)
-    transform.run_dbt(["run", "--select", "+rpt_review_list"], fresh_db, work_dir=dbt_work)
-    selection = [
-        f"test_type:unit,{model}" for model in ("int_monitoring__od_activity_month_end", "rpt_review_list")
-    ]
-    result = transform.run_dbt(["test", "--select", *selection], fresh_db, work_dir=dbt_work)
-    assert len(result.result.results) >= 2
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,17 +18,61 @@ from odwh import contract, history, warehouse
 from psycopg import sql
 from psycopg.rows import dict_row
 
+# The migrated database each server's throw-away databases are copied from (server URL -> database name): a
+# copy costs a fraction of applying every migration again, a few hundred times a suite
+_templates: dict[str, str] = {}
+
+
+def _database_url(server_url: str, name: str) -> str:
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
+def _migrated_template(server_url: str) -> str:
+    if server_url not in _templates:
+        name = f"odwh_test_template_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        warehouse.migrate(_database_url(server_url, name))
+        _templates[server_url] = name
+    return _templates[server_url]
+
+
+def reused_name(kind: str) -> str:
+    """The name a fixture's database takes in every test of this process (one per pytest-xdist worker)."""
+    return f"odwh_test_{kind}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+def drop_templates(server_url: str) -> None:
+    """Drop the template :func:`throwaway_database` copied on ``server_url`` (at the end of the session)."""
+    if name := _templates.pop(server_url, None):
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
 
 @contextmanager
-def throwaway_database(server_url: str) -> Iterator[str]:
-    """A new migrated database on the server of ``server_url``, dropped on exit; yields its URL."""
-    name = f"odwh_test_{uuid.uuid4().hex[:10]}"
+def throwaway_database(server_url: str, name: str | None = None) -> Iterator[str]:
+    """A new migrated database on the server of ``server_url``, dropped on exit; yields its URL.
+
+    A copy of a database migrated once per session (``create database ... template``), with what a copy does not
+    carry: the database's own privileges, granted to the odwh roles by the migrations (warehouse.ACCESS_DDL).
+    ``name`` (default: a new one) replaces a database left by an earlier test: dbt parses a project again whole
+    for a database of another name (its connection is part of what partial parsing compares), so the fixtures'
+    databases keep theirs from test to test (``reused_name``)."""
+    template = _migrated_template(server_url)
+    name = name or f"odwh_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template))
+        )
     try:
-        url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-        warehouse.migrate(url)
-        yield url
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("grant connect on database {} to {}").format(
+                    sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, warehouse.ROLES))
+                )
+            )
+        yield _database_url(server_url, name)
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
