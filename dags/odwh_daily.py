@@ -11,6 +11,8 @@ Logic lives in the ``odwh`` package; this file only wires tasks and schedule.
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import Param, dag, task
 from odwh.assets import MONTH_LOADED, RAW_LOADED
@@ -18,7 +20,9 @@ from odwh.assets import MONTH_LOADED, RAW_LOADED
 
 @dag(
     dag_id="odwh_daily",
-    schedule="0 6 * * *",  # after the core system's end-of-day extract; reruns are harmless (idempotent)
+    # After the core system's end-of-day extract (cron, Asia/Phnom_Penh); an institution whose extract lands later
+    # sets ODWH_DAILY_SCHEDULE. Reruns are harmless (idempotent).
+    schedule=os.environ.get("ODWH_DAILY_SCHEDULE") or "0 6 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Phnom_Penh"),
     catchup=False,
     max_active_runs=1,

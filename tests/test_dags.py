@@ -16,17 +16,36 @@ from support.airflow import airflow_env, month_loaded_events, odwh_run
 from support.database import manifest_mismatches
 from support.extract import write_manifest
 
+DAGBAG_SUMMARY = """
+import json
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder={folder!r})
+daily, month_end = bag.dags.get("odwh_daily"), bag.dags.get("odwh_month_end")
+print(json.dumps({{
+    "errors": {{path: str(error) for path, error in bag.import_errors.items()}},
+    "dags": {{dag_id: sorted(t.task_id for t in dag.tasks) for dag_id, dag in bag.dags.items()}},
+    "daily_schedule": daily and [daily.timetable.expression, daily.timezone.name],
+    "month_end_assets": month_end and [asset.uri for asset in month_end.schedule],
+}}))
+"""
+
+
+def load_dagbag(tmp_path, **env_vars: str) -> dict:
+    """The DAG folder as the dag-processor parses it: import errors, each DAG's tasks, their schedules."""
+    code = DAGBAG_SUMMARY.format(folder=str(REPO / "dags"))
+    env = {
+        **airflow_env(tmp_path, "postgresql://unused/odwh"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "ODWH_DAILY_SCHEDULE": "",  # empty: the default, whatever the developer's shell holds
+        **env_vars,
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
 
 def test_dagbag_has_no_import_errors(tmp_path):
-    code = (
-        "from airflow.dag_processing.dagbag import DagBag; import json;"
-        f"b = DagBag(dag_folder={str(REPO / 'dags')!r});"
-        "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
-        " 'dags': {d: sorted(t.task_id for t in b.dags[d].tasks) for d in b.dag_ids}}))"
-    )
-    env = {**airflow_env(tmp_path, "postgresql://unused/odwh"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = load_dagbag(tmp_path)
     assert result["errors"] == {}
     assert result["dags"]["odwh_daily"] == [
         "announce_loaded_months",
@@ -41,6 +60,16 @@ def test_dagbag_has_no_import_errors(tmp_path):
         "gate_and_publish",
         "months_to_close",
     ]
+    assert result["daily_schedule"] == ["0 6 * * *", "Asia/Phnom_Penh"]
+    assert result["month_end_assets"] == ["odwh://warehouse/month-loaded"]
+
+
+def test_an_institution_sets_the_daily_schedule_and_a_wrong_one_is_an_import_error(tmp_path):
+    custom = load_dagbag(tmp_path, ODWH_DAILY_SCHEDULE="30 8 * * 1-6")
+    assert custom["errors"] == {} and custom["daily_schedule"] == ["30 8 * * 1-6", "Asia/Phnom_Penh"]
+    wrong = load_dagbag(tmp_path, ODWH_DAILY_SCHEDULE="at six")["errors"]
+    assert list(wrong) == [str(REPO / "dags" / "odwh_daily.py")]
+    assert wrong[str(REPO / "dags" / "odwh_daily.py")].startswith("AirflowTimetableInvalid")
 
 
 @pytest.mark.slow

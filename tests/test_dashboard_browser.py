@@ -2,7 +2,7 @@
 
 Opens ``dashboard.html`` from disk (file://) as a risk officer would: it must load without a console error,
 show the month's OD outstanding, and re-filter its table when a branch is chosen. Skipped, with the reason,
-where ``/usr/bin/chromium`` or ``/usr/bin/chromedriver`` is not installed (``make browser`` installs them).
+where ``/usr/bin/chromium`` or ``/usr/bin/chromedriver`` is not installed (``make os-packages`` installs them).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ OFFLINE = [
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages chromium, chromium-driver;"
-    " `make browser` installs them)",
+    " `make os-packages` installs them)",
 )
 
 
