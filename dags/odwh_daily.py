@@ -17,12 +17,15 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from odwh.assets import MONTH_LOADED, RAW_LOADED
 
+# After the core system's end-of-day extract (cron, Asia/Phnom_Penh); an institution whose extract lands later sets
+# ODWH_DAILY_SCHEDULE, or "none" when its own end-of-day job triggers the run (REST API). Reruns are harmless.
+_schedule = os.environ.get("ODWH_DAILY_SCHEDULE") or "0 6 * * *"
+DAILY_SCHEDULE = None if _schedule.strip().lower() == "none" else _schedule
+
 
 @dag(
     dag_id="odwh_daily",
-    # After the core system's end-of-day extract (cron, Asia/Phnom_Penh); an institution whose extract lands later
-    # sets ODWH_DAILY_SCHEDULE. Reruns are harmless (idempotent).
-    schedule=os.environ.get("ODWH_DAILY_SCHEDULE") or "0 6 * * *",
+    schedule=DAILY_SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Phnom_Penh"),
     catchup=False,
     max_active_runs=1,

@@ -25,7 +25,7 @@ daily, month_end = bag.dags.get("odwh_daily"), bag.dags.get("odwh_month_end")
 print(json.dumps({{
     "errors": {{path: str(error) for path, error in bag.import_errors.items()}},
     "dags": {{dag_id: sorted(t.task_id for t in dag.tasks) for dag_id, dag in bag.dags.items()}},
-    "daily_schedule": daily and [daily.timetable.expression, daily.timezone.name],
+    "daily_schedule": daily and [getattr(daily.timetable, "expression", None), daily.timezone.name],
     "month_end_assets": month_end and [asset.uri for asset in month_end.schedule],
 }}))
 """
@@ -67,6 +67,8 @@ def test_dagbag_has_no_import_errors(tmp_path):
 def test_an_institution_sets_the_daily_schedule_and_a_wrong_one_is_an_import_error(tmp_path):
     custom = load_dagbag(tmp_path, ODWH_DAILY_SCHEDULE="30 8 * * 1-6")
     assert custom["errors"] == {} and custom["daily_schedule"] == ["30 8 * * 1-6", "Asia/Phnom_Penh"]
+    triggered_only = load_dagbag(tmp_path, ODWH_DAILY_SCHEDULE="None")  # the core's own job triggers it
+    assert triggered_only["errors"] == {} and triggered_only["daily_schedule"] == [None, "Asia/Phnom_Penh"]
     wrong = load_dagbag(tmp_path, ODWH_DAILY_SCHEDULE="at six")["errors"]
     assert list(wrong) == [str(REPO / "dags" / "odwh_daily.py")]
     assert wrong[str(REPO / "dags" / "odwh_daily.py")].startswith("AirflowTimetableInvalid")

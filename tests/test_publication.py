@@ -62,6 +62,13 @@ def test_key_file_and_the_embedded_warehouse_generated_key(
 # --- the warehouse run lock ----------------------------------------------------------------------------------
 
 
+WAITING_FOR_THE_LOCK = """
+select exists (
+    select from pg_locks where locktype = 'advisory' and not granted and classid = 0 and objid = %s
+)
+"""
+
+
 def _hold_lock(url: str) -> psycopg.Connection:
     """A session holding the run lock as another odwh process would (no marker in this environment)."""
     conn = psycopg.connect(url, autocommit=True, application_name="odwh run (pid 4242 on elsewhere)")
@@ -93,12 +100,17 @@ def test_a_scheduled_task_waits_for_the_lock_then_runs(
     holder = _hold_lock(fresh_db)
     released_at: list[float] = []
 
-    def release_later() -> None:
-        time.sleep(1.5)
+    def release_once_it_waits() -> None:  # a fixed sleep could end before a starved ingest reached the lock
+        deadline = time.monotonic() + 300
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            while not conn.execute(WAITING_FOR_THE_LOCK, (runlock.LOCK_KEY,)).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    return  # nobody waited: released_at stays empty and the test fails
+                time.sleep(0.05)
         released_at.append(time.monotonic())
         holder.close()
 
-    threading.Thread(target=release_later).start()
+    threading.Thread(target=release_once_it_waits, daemon=True).start()
     report = pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False)
     finished = time.monotonic()
     assert report.outcomes == [] and released_at and finished >= released_at[0]
