@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -162,20 +162,20 @@ def test_postgres_crashing_mid_load_and_mid_build_loses_nothing(reference: Refer
         home, landing = tmp_path, reference.landing
         # a snapshot file loaded late in a date's transaction: waiting on it, the load is half done
         snapshot = [f for f in contract.FILES if f.kind == "snapshot"][-1]
+        # the third date's promotion waits for this session before it starts: the door promotes dates side by
+        # side, milliseconds apart, and nothing else would stop one at a known place
+        third = psycopg.connect(url, autocommit=True)
+        third.execute(DATE_LOAD_LOCK, (FIRST.toordinal() + 2,))
         proc = _start_run(home, landing=landing, url=url)
-        assert proc.stdout is not None
-        for line in proc.stdout:  # the first date is committed: hold the second mid-transaction
-            if line.startswith("2026-01-29  loaded"):
-                break
+        committed = [(FIRST,), (FIRST + timedelta(days=1),)]
+        wait_for_rows(url, "select business_date from meta.loads order by 1", committed)
         blocker = psycopg.connect(url)  # not a `with` block: it must not commit after the crash
         blocker.execute(
             sql.SQL("lock table raw.{} in access exclusive mode").format(sql.Identifier(snapshot.table))
         )
+        third.close()  # the third date writes its files of the date alone, then waits on the locked snapshot
         _wait_for_loader_blocked(url)
-        # the dates committed before the cut one: the door promotes dates milliseconds apart, so the lock may
-        # catch the second date or a later one
-        committed = query(url, "select business_date from meta.loads order by 1")
-        assert committed[0] == (FIRST,)
+        assert query(url, "select business_date from meta.loads order by 1") == committed
         server.stop(mode="immediate")  # a crash: the load's transaction is cut mid-way
         blocker.close()
         output = proc.communicate(timeout=300)[0]
@@ -205,6 +205,17 @@ def test_postgres_crashing_mid_load_and_mid_build_loses_nothing(reference: Refer
     finally:
         server.stop(mode="immediate")
         shutil.rmtree(server.home, ignore_errors=True)
+
+
+# the lock each date's promotion takes first (odwh.load.promote): held, it keeps that date from starting
+DATE_LOAD_LOCK = "select pg_advisory_lock(hashtext('odwh.load'), %s::int)"
+
+
+def wait_for_rows(url: str, sql_text: str, expected: list[tuple], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while (rows := query(url, sql_text)) != expected:
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {expected}, {sql_text!r} gave {rows}"
+        time.sleep(0.1)
 
 
 def _wait_for_loader_blocked(url: str, timeout: float = 120) -> None:
