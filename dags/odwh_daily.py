@@ -19,8 +19,8 @@ from odwh.assets import MONTH_LOADED, RAW_LOADED
 
 # After the core system's end-of-day extract (cron, Asia/Phnom_Penh); an institution whose extract lands later sets
 # ODWH_DAILY_SCHEDULE, or "none" when its own end-of-day job triggers the run (REST API). Reruns are harmless.
-_schedule = os.environ.get("ODWH_DAILY_SCHEDULE") or "0 6 * * *"
-DAILY_SCHEDULE = None if _schedule.strip().lower() == "none" else _schedule
+_schedule = os.environ.get("ODWH_DAILY_SCHEDULE", "").strip() or "0 6 * * *"
+DAILY_SCHEDULE = None if _schedule.lower() == "none" else _schedule
 
 
 @dag(

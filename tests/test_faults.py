@@ -66,7 +66,7 @@ def _published(url: str) -> list[tuple[date, bool]]:
 
 
 def _start_run(home: Path, url: str, landing: Path) -> subprocess.Popen[str]:
-    """`odwh run` in its own process group, its output (stdout and stderr) read line by line."""
+    """`odwh run` in its own process group, its output (stdout and stderr) in one pipe."""
     return subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "odwh"), "run", "--landing", str(landing)],
         env=airflow_env(home, url),
@@ -168,7 +168,11 @@ def test_postgres_crashing_mid_load_and_mid_build_loses_nothing(reference: Refer
         third.execute(DATE_LOAD_LOCK, (FIRST.toordinal() + 2,))
         proc = _start_run(home, landing=landing, url=url)
         committed = [(FIRST,), (FIRST + timedelta(days=1),)]
-        wait_for_rows(url, "select business_date from meta.loads order by 1", committed)
+        try:
+            wait_for_rows(url, "select business_date from meta.loads order by 1", committed)
+        except AssertionError as exc:  # with what the run said
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"{exc}\n{proc.communicate()[0][-3000:]}") from exc
         blocker = psycopg.connect(url)  # not a `with` block: it must not commit after the crash
         blocker.execute(
             sql.SQL("lock table raw.{} in access exclusive mode").format(sql.Identifier(snapshot.table))

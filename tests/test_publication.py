@@ -64,7 +64,9 @@ def test_key_file_and_the_embedded_warehouse_generated_key(
 
 WAITING_FOR_THE_LOCK = """
 select exists (
-    select from pg_locks where locktype = 'advisory' and not granted and classid = 0 and objid = %s
+    select from pg_locks
+    where locktype = 'advisory' and not granted and classid = 0 and objid = %s and objsubid = 1
+      and database = (select oid from pg_database where datname = current_database())
 )
 """
 
@@ -102,13 +104,15 @@ def test_a_scheduled_task_waits_for_the_lock_then_runs(
 
     def release_once_it_waits() -> None:  # a fixed sleep could end before a starved ingest reached the lock
         deadline = time.monotonic() + 300
-        with psycopg.connect(fresh_db, autocommit=True) as conn:
-            while not conn.execute(WAITING_FOR_THE_LOCK, (runlock.LOCK_KEY,)).fetchone()[0]:
-                if time.monotonic() > deadline:
-                    return  # nobody waited: released_at stays empty and the test fails
-                time.sleep(0.05)
-        released_at.append(time.monotonic())
-        holder.close()
+        try:
+            with psycopg.connect(fresh_db, autocommit=True) as conn:
+                while not conn.execute(WAITING_FOR_THE_LOCK, (runlock.LOCK_KEY,)).fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        return  # nobody waited: released_at stays empty and the test fails
+                    time.sleep(0.05)
+            released_at.append(time.monotonic())
+        finally:
+            holder.close()
 
     threading.Thread(target=release_once_it_waits, daemon=True).start()
     report = pipeline.ingest(fresh_db, str(tmp_path / "landing"), echo=False)
