@@ -123,6 +123,78 @@ def test_dbt_builds_with_the_threads_asked_for(fresh_db, tmp_path, monkeypatch):
     assert threads == [3]
 
 
+def _count(conn: psycopg.Connection, query: str) -> int:
+    conn.execute("select pg_stat_clear_snapshot()")
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_each_dbt_thread_keeps_one_session_and_no_temporary_table(fresh_db, dbt_work, monkeypatch):
+    """transform.keep_sessions_between_nodes: a build of many nodes opens a session per thread, not per node;
+    each node leaves its session without its temporary tables (an incremental model's batch) and with the
+    transformer's role (everything built is owned by it, after the source tests' rolled-back reads); none stays
+    open."""
+    monkeypatch.setenv(transform.DBT_THREADS, "1")
+    build = ["build", "--select", "+int_od__positions_daily", "--indirect-selection", "cautious"]
+    build += ["--exclude-resource-type", "unit_test"]
+    first = transform.run_dbt(
+        build, fresh_db, work_dir=dbt_work
+    )  # the incremental model exists: the next appends
+    # a source's test first (the longest chain by its recorded seconds): the thread's first transaction, which set
+    # the role, is a read rolled back when the node ends
+    source_test = next(
+        r.node.unique_id
+        for r in first.result.results
+        if r.node.resource_type == "test" and all(p.startswith("source.") for p in r.node.depends_on.nodes)
+    )
+    (dbt_work / transform.NODE_SECONDS_FILE).write_text(json.dumps({source_test: 1000.0}))
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        temporary_tables: list[int] = []
+
+        def after_incremental(event: Any) -> None:
+            if event.info.name == "NodeFinished" and event.data.node_info.materialized == "incremental":
+                temporary_tables.append(
+                    _count(conn, "select count(*) from pg_class where relpersistence = 't'")
+                )
+
+        sessions = "select sessions from pg_stat_database where datname = current_database()"
+        before = _count(conn, sessions)
+        result = transform.run_dbt(build, fresh_db, work_dir=dbt_work, callbacks=[after_incremental])
+        opened = _count(conn, sessions) - before
+        left_open = _count(
+            conn,
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and backend_type = 'client backend' and pid <> pg_backend_pid()",
+        )
+        owners = conn.execute(
+            "select distinct pg_get_userbyid(relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where nspname in ('policy', 'staging', 'intermediate') and relkind in ('r', 'v', 'p')"
+        ).fetchall()
+    # dbt's main thread, the threads reading the catalog at the start, the one building: never one per node (28)
+    assert len(result.result.results) >= 20 and opened <= 5 and left_open == 0
+    assert temporary_tables and set(temporary_tables) == {0}
+    assert owners == [(warehouse.TRANSFORMER,)]
+
+
+@pytest.mark.parametrize("level, statements", [(None, False), ("debug", True)])
+def test_dbt_logs_its_nodes_and_only_on_request_its_statements(
+    fresh_db, dbt_work, monkeypatch, level, statements
+):
+    if level is None:
+        monkeypatch.delenv(transform.DBT_LOG_LEVEL_FILE, raising=False)
+    else:
+        monkeypatch.setenv(transform.DBT_LOG_LEVEL_FILE, level)
+    log_file = dbt_work / "logs" / "dbt.log"
+    start = log_file.stat().st_size if log_file.exists() else 0
+    transform.run_dbt(["run", "--select", "stg_core_banking__branches"], fresh_db, work_dir=dbt_work)
+    with log_file.open() as f:
+        f.seek(start)
+        logged = f.read()
+    assert "OK created sql view model staging.stg_core_banking__branches" in logged
+    assert ('create view "' in logged) is statements
+
+
 def _deprecations_on_parse(project: Path, work_dir: Path) -> list[str]:
     events: list[str] = []
     result = transform.run_dbt(

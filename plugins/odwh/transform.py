@@ -83,6 +83,12 @@ def dbt_project_dir() -> Path:
 DBT_THREADS = "ODWH_DBT_THREADS"
 DEFAULT_DBT_THREADS = 2  # a model at a time per core of a 2-core machine; a larger warehouse takes more
 
+# dbt's log file takes every event at debug level by default, the SQL of each statement included: a tenth of a
+# small date's build (decision 0074). odwh keeps its lines (each node started, done or failed, with the error);
+# DBT_LOG_LEVEL_FILE=debug brings the statements back for a build being investigated (docs/operations.md)
+DBT_LOG_LEVEL_FILE = "DBT_LOG_LEVEL_FILE"
+DEFAULT_LOG_LEVEL_FILE = "info"
+
 
 def dbt_threads() -> str:
     """How many nodes dbt builds at once (``ODWH_DBT_THREADS``), refused unless a whole number from 1."""
@@ -98,6 +104,7 @@ def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
     env = {f"ODWH_PG_{key.upper()}": value for key, value in parts.items()}
     env[DBT_THREADS] = dbt_threads()
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"  # no network: never try to phone home
+    env[DBT_LOG_LEVEL_FILE] = os.environ.get(DBT_LOG_LEVEL_FILE, "").strip() or DEFAULT_LOG_LEVEL_FILE
     return env
 
 
@@ -141,6 +148,7 @@ def run_dbt(
     paths = [part for option, path in locations.items() for part in (option, str(path))]
     seconds_file = work_dir / NODE_SECONDS_FILE
     order_by_longest_chain(_read_node_seconds(seconds_file))
+    keep_sessions_between_nodes()
     with _environment(dbt_env(warehouse_url)):
         result = dbtRunner(callbacks=callbacks).invoke([*args, *paths])
     _record_node_seconds(seconds_file, result)
@@ -230,6 +238,45 @@ def _get_when_a_thread_is_free(queue: Any, block: bool = True, timeout: float | 
     if deadline is not None:
         timeout = max(deadline - time.monotonic(), 0.0)
     return queue.dbt_get(block, timeout)
+
+
+def keep_sessions_between_nodes() -> None:
+    """Make each of dbt's threads keep its warehouse session from one node to the next (decision 0074). dbt-core
+    1.11 closes a thread's connection after every node, so each of a build's 120-odd nodes paid a new session
+    (a backend started, the role set, the catalog read again): a tenth of a small date's build. The session is
+    now reset instead: an open transaction rolled back, as closing would, the temporary tables dropped (an
+    incremental model leaves its batch in one) and the profile's role set again (dbt sets it in the session's
+    first transaction, which a read-only node rolls back); nothing else outlives a node (odwh's SQL sets nothing
+    for the session). A session that cannot be reset is closed as dbt would. dbt closes every thread's session
+    at the end of the invocation. ``tests/test_transform.py`` fails if the method replaced goes."""
+    from dbt.adapters.postgres.connections import PostgresConnectionManager
+
+    if not hasattr(PostgresConnectionManager, "dbt_release"):
+        PostgresConnectionManager.dbt_release = PostgresConnectionManager.release  # type: ignore[attr-defined]
+    PostgresConnectionManager.release = _release_keeping_the_session  # type: ignore[method-assign, assignment]
+
+
+def _release_keeping_the_session(manager: Any) -> None:
+    """dbt's ``release`` of the current thread's connection, resetting its session instead of closing it."""
+    from dbt.adapters.contracts.connection import ConnectionState
+
+    with manager.lock:
+        connection = manager.get_if_exists()
+    if connection is not None and connection.state == ConnectionState.OPEN:
+        handle = connection.handle
+        try:
+            handle.rollback()  # what closing does to a transaction left open, dbt's or the driver's own
+            connection.transaction_open = False
+            with handle.cursor() as cursor:
+                cursor.execute("discard temp")
+                # the role dbt-postgres's open set in the session's first transaction, undone if it was rolled back
+                if role := connection.credentials.role:
+                    cursor.execute(f"set role {role}")
+            handle.commit()
+            return
+        except Exception as error:  # a broken session (the server restarted, the link dropped): closed below
+            log.debug("dbt session %s not reset (%s): closed", connection.name, error)
+    manager.dbt_release()
 
 
 def _read_node_seconds(path: Path) -> dict[str, float]:
