@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -130,11 +131,25 @@ def _count(conn: psycopg.Connection, query: str) -> int:
     return int(row[0])
 
 
+def _client_sessions_but_mine(conn: psycopg.Connection) -> int:
+    """The database's other client sessions, once those closing have gone (a backend leaves pg_stat_activity a
+    moment after its client disconnects)."""
+    query = (
+        "select count(*) from pg_stat_activity where datname = current_database()"
+        " and backend_type = 'client backend' and pid <> pg_backend_pid()"
+    )
+    for _ in range(50):
+        if (sessions := _count(conn, query)) == 0:
+            break
+        time.sleep(0.1)
+    return sessions
+
+
 def test_each_dbt_thread_keeps_one_session_and_no_temporary_table(fresh_db, dbt_work, monkeypatch):
-    """transform.keep_sessions_between_nodes: a build of many nodes opens a session per thread, not per node;
-    each node leaves its session without its temporary tables (an incremental model's batch) and with the
-    transformer's role (everything built is owned by it, after the source tests' rolled-back reads); none stays
-    open."""
+    """transform.keep_sessions_between_nodes: the building thread opens one session for all its nodes, not one per
+    node as when every session is idle too long (then closed before the next node, as dbt would); each node
+    leaves its session without its temporary tables (an incremental model's batch) and with the transformer's
+    role (everything built is owned by it, after the source tests' rolled-back reads); none stays open."""
     monkeypatch.setenv(transform.DBT_THREADS, "1")
     build = ["build", "--select", "+int_od__positions_daily", "--indirect-selection", "cautious"]
     build += ["--exclude-resource-type", "unit_test"]
@@ -158,22 +173,24 @@ def test_each_dbt_thread_keeps_one_session_and_no_temporary_table(fresh_db, dbt_
                     _count(conn, "select count(*) from pg_class where relpersistence = 't'")
                 )
 
-        sessions = "select sessions from pg_stat_database where datname = current_database()"
-        before = _count(conn, sessions)
-        result = transform.run_dbt(build, fresh_db, work_dir=dbt_work, callbacks=[after_incremental])
-        opened = _count(conn, sessions) - before
-        left_open = _count(
-            conn,
-            "select count(*) from pg_stat_activity where datname = current_database()"
-            " and backend_type = 'client backend' and pid <> pg_backend_pid()",
-        )
+        def sessions_opened(idle_seconds: float) -> tuple[int, int]:
+            """The nodes a build ran and the sessions it opened, its kept sessions closed after ``idle_seconds``."""
+            monkeypatch.setattr(transform, "SESSION_IDLE_SECONDS", idle_seconds)
+            count = "select sessions from pg_stat_database where datname = current_database()"
+            before = _count(conn, count)
+            result = transform.run_dbt(build, fresh_db, work_dir=dbt_work, callbacks=[after_incremental])
+            return len(result.result.results), _count(conn, count) - before
+
+        idle_limit = transform.SESSION_IDLE_SECONDS
+        nodes, one_per_node = sessions_opened(0.0)
+        assert sessions_opened(idle_limit) == (nodes, one_per_node - (nodes - 1))
+        left_open = _client_sessions_but_mine(conn)
         owners = conn.execute(
             "select distinct pg_get_userbyid(relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
             " where nspname in ('policy', 'staging', 'intermediate') and relkind in ('r', 'v', 'p')"
         ).fetchall()
-    # dbt's main thread, the threads reading the catalog at the start, the one building: never one per node (28)
-    assert len(result.result.results) >= 20 and opened <= 5 and left_open == 0
-    assert temporary_tables and set(temporary_tables) == {0}
+    assert nodes >= 20 and left_open == 0
+    assert len(temporary_tables) == 2 and set(temporary_tables) == {0}
     assert owners == [(warehouse.TRANSFORMER,)]
 
 
@@ -181,6 +198,11 @@ def test_each_dbt_thread_keeps_one_session_and_no_temporary_table(fresh_db, dbt_
 def test_dbt_logs_its_nodes_and_only_on_request_its_statements(
     fresh_db, dbt_work, monkeypatch, level, statements
 ):
+    for setting in (
+        "DBT_DEBUG",
+        "DBT_LOG_LEVEL",
+    ):  # either would decide the file's level (dbt's own defaults)
+        monkeypatch.delenv(setting, raising=False)
     if level is None:
         monkeypatch.delenv(transform.DBT_LOG_LEVEL_FILE, raising=False)
     else:

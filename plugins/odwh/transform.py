@@ -85,7 +85,7 @@ DEFAULT_DBT_THREADS = 2  # a model at a time per core of a 2-core machine; a lar
 
 # dbt's log file takes every event at debug level by default, the SQL of each statement included: a tenth of a
 # small date's build (decision 0074). odwh keeps its lines (each node started, done or failed, with the error);
-# DBT_LOG_LEVEL_FILE=debug brings the statements back for a build being investigated (docs/operations.md)
+# DBT_LOG_LEVEL_FILE=debug (or DBT_LOG_LEVEL=debug) brings the statements back for a build being investigated
 DBT_LOG_LEVEL_FILE = "DBT_LOG_LEVEL_FILE"
 DEFAULT_LOG_LEVEL_FILE = "info"
 
@@ -104,7 +104,10 @@ def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
     env = {f"ODWH_PG_{key.upper()}": value for key, value in parts.items()}
     env[DBT_THREADS] = dbt_threads()
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"  # no network: never try to phone home
-    env[DBT_LOG_LEVEL_FILE] = os.environ.get(DBT_LOG_LEVEL_FILE, "").strip() or DEFAULT_LOG_LEVEL_FILE
+    if not any(os.environ.get(name, "").strip() for name in (DBT_LOG_LEVEL_FILE, "DBT_LOG_LEVEL")):
+        env[DBT_LOG_LEVEL_FILE] = (
+            DEFAULT_LOG_LEVEL_FILE  # dbt's default follows DBT_LOG_LEVEL when that is set
+        )
     return env
 
 
@@ -240,43 +243,76 @@ def _get_when_a_thread_is_free(queue: Any, block: bool = True, timeout: float | 
     return queue.dbt_get(block, timeout)
 
 
+# a kept session idle longer than this is closed before its next node, as dbt would have closed it: a server's or a
+# proxy's idle timeout (idle_session_timeout, a load balancer) may have ended it while a thread waited for work
+SESSION_IDLE_SECONDS = 30.0
+_IDLE_SINCE = "_odwh_idle_since"  # set on a dbt Connection when its session is reset and kept
+
+
 def keep_sessions_between_nodes() -> None:
     """Make each of dbt's threads keep its warehouse session from one node to the next (decision 0074). dbt-core
     1.11 closes a thread's connection after every node, so each of a build's 120-odd nodes paid a new session
-    (a backend started, the role set, the catalog read again): a tenth of a small date's build. The session is
-    now reset instead: an open transaction rolled back, as closing would, the temporary tables dropped (an
-    incremental model leaves its batch in one) and the profile's role set again (dbt sets it in the session's
-    first transaction, which a read-only node rolls back); nothing else outlives a node (odwh's SQL sets nothing
-    for the session). A session that cannot be reset is closed as dbt would. dbt closes every thread's session
-    at the end of the invocation. ``tests/test_transform.py`` fails if the method replaced goes."""
+    (a backend started, the role set, the catalog read again): a tenth of a small date's build. A node's session
+    is now reset instead: any open transaction rolled back, as closing would, the session's settings reset, its
+    temporary tables dropped (an incremental model leaves its batch in one) and the profile's role set again
+    (dbt sets it in the session's first transaction, which a read-only node rolls back). Only nodes' sessions are
+    kept: dbt's own (its main thread's, the threads reading the catalog) are closed as before. A kept session idle
+    longer than :data:`SESSION_IDLE_SECONDS`, or one that cannot be reset, is closed as dbt would, and the next
+    node opens a new one; dbt closes every session at the end of the invocation. ``tests/test_transform.py``
+    fails if the methods replaced go."""
     from dbt.adapters.postgres.connections import PostgresConnectionManager
 
     if not hasattr(PostgresConnectionManager, "dbt_release"):
         PostgresConnectionManager.dbt_release = PostgresConnectionManager.release  # type: ignore[attr-defined]
+        PostgresConnectionManager.dbt_set_connection_name = (  # type: ignore[attr-defined]
+            PostgresConnectionManager.set_connection_name
+        )
     PostgresConnectionManager.release = _release_keeping_the_session  # type: ignore[method-assign, assignment]
+    PostgresConnectionManager.set_connection_name = _name_a_fresh_session  # type: ignore[method-assign, assignment]
 
 
 def _release_keeping_the_session(manager: Any) -> None:
-    """dbt's ``release`` of the current thread's connection, resetting its session instead of closing it."""
+    """dbt's ``release`` of the current thread's connection, resetting a node's session instead of closing it."""
     from dbt.adapters.contracts.connection import ConnectionState
 
     with manager.lock:
         connection = manager.get_if_exists()
-    if connection is not None and connection.state == ConnectionState.OPEN:
+    if connection is not None and connection.state == ConnectionState.OPEN and _is_a_node(connection.name):
         handle = connection.handle
         try:
             handle.rollback()  # what closing does to a transaction left open, dbt's or the driver's own
             connection.transaction_open = False
             with handle.cursor() as cursor:
+                cursor.execute("reset all")  # a set_config(..., false) of a hook that failed after its commit
                 cursor.execute("discard temp")
                 # the role dbt-postgres's open set in the session's first transaction, undone if it was rolled back
                 if role := connection.credentials.role:
                     cursor.execute(f"set role {role}")
             handle.commit()
+            setattr(connection, _IDLE_SINCE, time.monotonic())
             return
         except Exception as error:  # a broken session (the server restarted, the link dropped): closed below
             log.debug("dbt session %s not reset (%s): closed", connection.name, error)
     manager.dbt_release()
+
+
+def _name_a_fresh_session(manager: Any, name: str | None = None) -> Any:
+    """dbt's ``set_connection_name`` (a node takes the thread's connection), after closing the thread's kept
+    session when it has been idle too long; a session taken is no longer idle (a node may name it again)."""
+    connection = manager.get_if_exists()
+    idle_since = connection.__dict__.pop(_IDLE_SINCE, None) if connection is not None else None
+    if idle_since is not None and time.monotonic() - idle_since > SESSION_IDLE_SECONDS:
+        manager.dbt_release()
+    return manager.dbt_set_connection_name(name)
+
+
+def _is_a_node(connection_name: str | None) -> bool:
+    """Whether dbt named the connection after a node (``model.odwh.fct_od_daily``), not after its own work
+    (``master``, ``list_odwh_staging``)."""
+    from dbt.node_types import NodeType
+
+    kind, dot, _ = (connection_name or "").partition(".")
+    return bool(dot) and kind in {t.value for t in NodeType}
 
 
 def _read_node_seconds(path: Path) -> dict[str, float]:
